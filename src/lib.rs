@@ -1,0 +1,14 @@
+//! perfgate: a pytest-style release perf-gating harness for LLM inference.
+//!
+//! Data flows one way: test lists → [`testlist`] → [`config::PerfConfig`] → [`plan`] → steps,
+//! which use [`dataset`] and [`llm_api`]; the harness (`tests/perf.rs`) and the CLI
+//! (`src/main.rs`) are thin shells over this library.
+
+pub mod config;
+pub mod dataset;
+pub mod harness;
+pub mod llm_api;
+pub mod models;
+pub mod plan;
+pub mod testlist;
+pub mod textutil;

@@ -1,0 +1,1 @@
+//! Extra LLM API YAML from data-driven model rules.

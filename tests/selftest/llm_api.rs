@@ -1,0 +1,1 @@
+//! llm_api tests

@@ -1,0 +1,3 @@
+//! The project's own tests: `cargo test --lib --test selftest`.
+mod dataset;
+mod llm_api;
