@@ -1,1 +1,138 @@
-//! text helpers
+//! Small text helpers shared by several modules: Python-compatible float formatting, edit
+//! distance for "did you mean" suggestions, and filesystem-safe names.
+
+/// Formats a float the way Python's `repr(float)` does, because upstream writes `gwp:` and
+/// `kv_frac:` values with `str(float)` and canonical labels must match it byte for byte.
+pub fn py_float_repr(v: f64) -> String {
+    if v.is_nan() {
+        return "nan".into();
+    }
+    if v.is_infinite() {
+        return if v > 0.0 { "inf".into() } else { "-inf".into() };
+    }
+    let abs = v.abs();
+    if abs != 0.0 && !(1e-4..1e16).contains(&abs) {
+        // Python switches to exponent notation outside [1e-4, 1e16): `1e-05`, `1.5e+16`.
+        let s = format!("{v:e}");
+        let (mantissa, exp) = s.split_once('e').unwrap_or((&s, "0"));
+        let exp: i32 = exp.parse().unwrap_or(0);
+        let sign = if exp < 0 { '-' } else { '+' };
+        return format!("{mantissa}e{sign}{:02}", exp.abs());
+    }
+    let s = format!("{v}");
+    if s.contains('.') { s } else { format!("{s}.0") }
+}
+
+/// Levenshtein distance over chars; small inputs only (labels, model names).
+pub fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    let mut cur = vec![0; b.len() + 1];
+    for (i, ca) in a.chars().enumerate() {
+        cur[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != *cb);
+            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        std::mem::swap(&mut prev, &mut cur);
+    }
+    prev[b.len()]
+}
+
+/// The candidates closest to `word` (at most `max` of them), if any is reasonably close.
+pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>, max: usize) -> Vec<&'a str> {
+    let limit = (word.chars().count() / 3).max(2);
+    let mut scored: Vec<(usize, &str)> = candidates
+        .into_iter()
+        .map(|c| (edit_distance(word, c), c))
+        .filter(|(d, c)| *d <= limit || c.starts_with(word) || word.starts_with(*c))
+        .collect();
+    scored.sort();
+    scored.dedup_by(|a, b| a.1 == b.1);
+    scored.into_iter().take(max).map(|(_, c)| c).collect()
+}
+
+/// A directory or file name derived from a test id: readable, stable, and safe for shells and
+/// filesystems. Keeps `[A-Za-z0-9._-]`, maps `:`, `,`, `+` and everything else to `_`, never
+/// yields `.`/`..` or a leading dot or dash, and bounds the length (long names keep a hash
+/// suffix so two long ids never collide).
+pub fn safe_file_name(id: &str) -> String {
+    let mut out: String = id
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') { c } else { '_' })
+        .collect();
+    while out.starts_with(['.', '-']) {
+        out.replace_range(0..1, "_");
+    }
+    if out.is_empty() {
+        out.push('_');
+    }
+    const MAX: usize = 150;
+    if out.len() > MAX {
+        let digest = short_hash(id);
+        out.truncate(MAX - 17);
+        out.push('-');
+        out.push_str(&digest);
+    }
+    out
+}
+
+/// First 16 hex digits of the SHA-256 of `s`.
+pub fn short_hash(s: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let d = Sha256::digest(s.as_bytes());
+    d.iter().take(8).map(|b| format!("{b:02x}")).collect()
+}
+
+/// Quotes one argument for a POSIX shell so a printed command line can be pasted as is.
+pub fn shell_quote(arg: &str) -> String {
+    if !arg.is_empty()
+        && arg
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c))
+    {
+        return arg.to_string();
+    }
+    format!("'{}'", arg.replace('\'', r"'\''"))
+}
+
+pub fn shell_join<S: AsRef<str>>(argv: &[S]) -> String {
+    argv.iter().map(|a| shell_quote(a.as_ref())).collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn python_float_repr() {
+        assert_eq!(py_float_repr(0.9), "0.9");
+        assert_eq!(py_float_repr(0.0), "0.0");
+        assert_eq!(py_float_repr(1.0), "1.0");
+        assert_eq!(py_float_repr(0.85), "0.85");
+        assert_eq!(py_float_repr(1e-5), "1e-05");
+        assert_eq!(py_float_repr(0.0001), "0.0001");
+        assert_eq!(py_float_repr(1.5e16), "1.5e+16");
+        assert_eq!(py_float_repr(123.25), "123.25");
+    }
+
+    #[test]
+    fn suggestions() {
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        let c = closest("input_output_lens", ["input_output_len", "input_len", "tp"], 2);
+        assert_eq!(c.first(), Some(&"input_output_len"));
+    }
+
+    #[test]
+    fn safe_names() {
+        assert_eq!(safe_file_name("a-b:1,2+3"), "a-b_1_2_3");
+        assert_eq!(safe_file_name("../etc/passwd"), "_._etc_passwd");
+        assert_eq!(safe_file_name(""), "_");
+        let long = "x".repeat(400);
+        assert!(safe_file_name(&long).len() <= 150);
+        assert_ne!(safe_file_name(&long), safe_file_name(&format!("{long}y")));
+        assert_eq!(shell_quote("a b"), "'a b'");
+        assert_eq!(shell_quote("--x=1"), "--x=1");
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+    }
+}
