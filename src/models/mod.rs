@@ -1,1 +1,171 @@
-//! models
+//! The model catalog (`model_configs/models.yaml`): checkpoint paths, Hugging Face ids, LoRA
+//! adapters and the facts the checks need. Data, read at run time; a copy is compiled in so
+//! the binary also works outside a checkout.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::config::{Backend, PerfConfig, SeqLens};
+use crate::textutil::closest;
+
+const EMBEDDED: &str = include_str!("../../model_configs/models.yaml");
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelInfo {
+    /// Checkpoint directory relative to the models root.
+    pub path: Option<String>,
+    pub hf_id: Option<String>,
+    #[serde(default)]
+    pub lora: Vec<String>,
+    #[serde(default)]
+    pub trust_remote_code: bool,
+    #[serde(default)]
+    pub legacy: bool,
+    #[serde(default)]
+    pub encoder: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CatalogFile {
+    models: BTreeMap<String, ModelInfo>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Catalog {
+    pub models: BTreeMap<String, ModelInfo>,
+    /// Where it was read from, for messages.
+    pub origin: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    #[error("{path}: cannot read the model catalog: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{origin}:{line}: invalid model catalog: {message}")]
+    Parse { origin: String, line: u64, message: String },
+}
+
+/// Post-training quantizations upstream accepts for models with a checkpoint path; the
+/// legacy zoo accepts the other set.
+const QUANT_WITH_PATH: [&str; 8] = ["nvfp4", "fp8", "int8", "int4_awq", "w4a8_awq", "w4a16_awq", "int4_wo", "full_prec"];
+const QUANT_LEGACY: [&str; 9] = [
+    "fp8",
+    "fp8_gemm",
+    "fp8_kv_cache",
+    "int8_sq_per_tensor",
+    "int8_sq_per_token_channel",
+    "int8_weight_only",
+    "int4_weight_only",
+    "int4_weight_only_awq",
+    "int4_weight_only_gptq",
+];
+
+impl Catalog {
+    pub fn from_str(text: &str, origin: &str) -> Result<Catalog, CatalogError> {
+        let file: CatalogFile = serde_saphyr::from_str(text).map_err(|e| CatalogError::Parse {
+            origin: origin.to_string(),
+            line: e.location().map_or(0, |l| l.line()),
+            message: e.to_string(),
+        })?;
+        Ok(Catalog { models: file.models, origin: origin.to_string() })
+    }
+
+    pub fn load(path: &Path) -> Result<Catalog, CatalogError> {
+        let text = std::fs::read_to_string(path).map_err(|source| CatalogError::Read { path: path.to_path_buf(), source })?;
+        Catalog::from_str(&text, &path.display().to_string())
+    }
+
+    /// The catalog compiled into the binary.
+    pub fn embedded() -> Catalog {
+        // The embedded file is checked by the test suite, so this cannot fail at run time
+        // unless the build itself is broken.
+        Catalog::from_str(EMBEDDED, "<embedded model_configs/models.yaml>").unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// `<dir>/models.yaml` when a model-configs directory is given, else the embedded copy.
+    pub fn discover(model_configs: Option<&Path>) -> Result<Catalog, CatalogError> {
+        match model_configs {
+            Some(dir) => Catalog::load(&dir.join("models.yaml")),
+            None => Ok(Catalog::embedded()),
+        }
+    }
+
+    pub fn get(&self, model: &str) -> Option<&ModelInfo> {
+        self.models.get(model)
+    }
+
+    pub fn closest(&self, model: &str) -> Vec<&str> {
+        closest(model, self.models.keys().map(String::as_str), 3)
+    }
+
+    /// Checks that need the catalog (the grammar alone cannot know them). Each string is one
+    /// problem, phrased for a `file:line: error:` prefix.
+    pub fn check(&self, cfg: &PerfConfig) -> Vec<String> {
+        let mut problems = Vec::new();
+        let Some(info) = self.get(&cfg.model) else {
+            let near = self.closest(&cfg.model);
+            let hint = if near.is_empty() { String::new() } else { format!("; closest known: {}", near.join(", ")) };
+            problems.push(format!("unknown model `{}` (not in {}){hint}", cfg.model, self.origin));
+            return problems;
+        };
+        match (&cfg.seq_lens, info.encoder) {
+            (Some(SeqLens::InputOutput(_)), true) => problems.push(format!(
+                "`{}` is an encoder model: use `input_len:I` (it generates no output tokens)",
+                cfg.model
+            )),
+            (Some(SeqLens::InputOnly(_)), false) => problems.push(format!(
+                "`{}` generates tokens: use `input_output_len:I,O`, not `input_len:`",
+                cfg.model
+            )),
+            _ => {}
+        }
+        if let Some(q) = &cfg.quantization {
+            let allowed: &[&str] = if info.path.is_some() { &QUANT_WITH_PATH } else { &QUANT_LEGACY };
+            if !allowed.contains(&q.as_str()) {
+                problems.push(format!("quantization `{q}` is not available for `{}`; expected one of {}", cfg.model, allowed.join(", ")));
+            }
+        }
+        if cfg.pp_size > 1 && info.path.is_none() {
+            problems.push(format!("pipeline parallelism needs a local checkpoint, and `{}` has no path", cfg.model));
+        }
+        if cfg.num_loras > 0 && cfg.backend == Backend::Pytorch && info.lora.is_empty() {
+            problems.push(format!("`loras:{}` but the catalog has no LoRA adapters for `{}`", cfg.num_loras, cfg.model));
+        }
+        problems
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{parse, PerfName};
+
+    fn cfg(name: &str) -> PerfConfig {
+        match parse(name).unwrap() {
+            PerfName::Standard(c) => c,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn embedded_catalog_checks() {
+        let cat = Catalog::embedded();
+        assert!(cat.models.len() > 100);
+        assert!(cat.check(&cfg("llama_v3.1_8b-bench-pytorch-bfloat16-input_output_len:128,128")).is_empty());
+        let p = cat.check(&cfg("llama_v3.1_8bb-bench-pytorch-bfloat16-input_output_len:128,128"));
+        assert!(p[0].contains("closest known: llama_v3.1_8b"), "{p:?}");
+        assert_eq!(cat.check(&cfg("bert_large-bench-float16-input_output_len:128,128")).len(), 1);
+        assert_eq!(cat.check(&cfg("llama_v3.1_8b-bench-bfloat16-input_len:128")).len(), 1);
+    }
+
+    #[test]
+    fn bad_catalog_names_the_line() {
+        let err = Catalog::from_str("models:\n  a: {path: x, colour: red}\n", "m.yaml").unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.starts_with("m.yaml:2:"), "{msg}");
+    }
+}
