@@ -1,1 +1,317 @@
-//! harness
+//! The pytest-style harness behind `cargo test -- --test-list FILE`: collects the lists into
+//! libtest-mimic trials named like upstream's test ids, and runs (or, with `--dry-run`, only
+//! plans) each one. `tests/perf.rs` is a one-line shell over [`main`].
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use clap::Parser;
+use libtest_mimic::{Arguments, Completion, Failed, Trial};
+use regex::Regex;
+
+use crate::config::{self, NameError, PerfName};
+use crate::models::Catalog;
+use crate::plan::{self, PlanOptions, TestPlan};
+use crate::runner;
+use crate::testlist::{self, Diagnostic, LoadOptions, Severity, System, TestEntry};
+
+/// Options shared by the harness and the CLI. Every flag also reads an environment variable,
+/// because `cargo nextest run` cannot pass arguments to a harness.
+#[derive(Debug, Clone, clap::Args)]
+pub struct CommonArgs {
+    /// Test list(s): plain text or test-db YAML (`.yml`). Repeat or separate with commas.
+    #[arg(long = "test-list", short = 'F', env = "PERF_TEST_LIST", value_delimiter = ',')]
+    pub test_list: Vec<PathBuf>,
+    /// Prefix of every test id, usually the GPU / CI stage (e.g. `H100_80GB_HBM3`).
+    #[arg(long, short = 'P', env = "PERF_TEST_PREFIX")]
+    pub test_prefix: Option<String>,
+    /// Where results, logs and per-case work directories go.
+    #[arg(long, short = 'O', env = "PERF_OUTPUT_DIR", default_value = "perf-output")]
+    pub output_dir: PathBuf,
+    /// The machine test-db conditions are evaluated against (JSON object: gpu, chip,
+    /// system_gpu_count, gpu_memory, compute_capability, supports_fp8, ...).
+    #[arg(long, env = "PERF_SYSTEM")]
+    pub system: Option<PathBuf>,
+    /// Set or override one key of the system description, e.g. `--system-set stage=post_merge`.
+    #[arg(long = "system-set", value_name = "KEY=VALUE")]
+    pub system_set: Vec<String>,
+    /// The test-db context to read (needed when a YAML list has several).
+    #[arg(long, env = "PERF_CONTEXT")]
+    pub context: Option<String>,
+    /// Root of the model checkpoints.
+    #[arg(long, env = "LLM_MODELS_ROOT", default_value = "/models")]
+    pub models_root: PathBuf,
+    /// Directory holding models.yaml (and the other model configs); default: the copy built in.
+    #[arg(long, env = "PERF_MODEL_CONFIGS")]
+    pub model_configs: Option<PathBuf>,
+    /// The benchmark executable.
+    #[arg(long, env = "TRTLLM_BENCH", default_value = "trtllm-bench")]
+    pub bench_cmd: String,
+    /// Use this tokenizer (directory or tokenizer.json) for every dataset instead of each
+    /// model's checkpoint directory.
+    #[arg(long, env = "PERF_TOKENIZER")]
+    pub tokenizer: Option<PathBuf>,
+}
+
+#[derive(Debug, Parser)]
+#[command(name = "perf", about = "perfgate: run perf test lists as tests (`cargo test -- --test-list FILE`)")]
+pub struct HarnessArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Only tests whose id matches this regular expression (searched anywhere in the id).
+    #[arg(long = "regexp", short = 'R', env = "PERF_REGEXP")]
+    pub regexp: Option<String>,
+    /// Plan every case and write its files, but start no benchmark.
+    #[arg(long, env = "PERF_DRY_RUN")]
+    pub dry_run: bool,
+    /// Time limit per test in minutes when the list gives no TIMEOUT marker.
+    #[arg(long, env = "PERF_TIMEOUT", value_name = "MINUTES")]
+    pub timeout: Option<u64>,
+    #[command(flatten)]
+    pub libtest: Arguments,
+}
+
+/// One list entry, parsed and planned.
+#[derive(Debug, Clone)]
+pub struct Collected {
+    pub entry: TestEntry,
+    pub test_id: String,
+    pub name: Result<PerfName, NameError>,
+    pub plan: Option<TestPlan>,
+}
+
+/// What collection found: the tests, and the list problems.
+#[derive(Debug, Clone, Default)]
+pub struct Collection {
+    pub tests: Vec<Collected>,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl CommonArgs {
+    pub fn plan_options(&self) -> PlanOptions {
+        PlanOptions {
+            output_dir: self.output_dir.clone(),
+            models_root: self.models_root.clone(),
+            bench_cmd: self.bench_cmd.clone(),
+            tokenizer_override: self.tokenizer.clone(),
+            ..PlanOptions::default()
+        }
+    }
+
+    pub fn catalog(&self) -> anyhow::Result<Catalog> {
+        Ok(Catalog::discover(self.model_configs.as_deref())?)
+    }
+
+    /// The system description from `--system` and `--system-set`, if any was given.
+    pub fn system(&self) -> anyhow::Result<Option<System>> {
+        let mut system: Option<System> = match &self.system {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| anyhow::anyhow!("{}: cannot read the system description: {e}", path.display()))?;
+                let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+                    anyhow::anyhow!("{}:{}:{}: invalid system description: {e}", path.display(), e.line(), e.column())
+                })?;
+                match v {
+                    serde_json::Value::Object(m) => Some(m),
+                    _ => anyhow::bail!("{}: the system description must be a JSON object", path.display()),
+                }
+            }
+            None => None,
+        };
+        for kv in &self.system_set {
+            let (k, v) = kv
+                .split_once('=')
+                .ok_or_else(|| anyhow::anyhow!("--system-set `{kv}`: expected KEY=VALUE"))?;
+            // Numbers and booleans keep their type so ranges and terms compare by meaning.
+            let value = serde_json::from_str(v).unwrap_or_else(|_| serde_json::Value::String(v.to_string()));
+            system.get_or_insert_with(System::new).insert(k.to_string(), value);
+        }
+        Ok(system)
+    }
+
+    /// Reads the lists, parses every name and plans it.
+    pub fn collect(&self) -> anyhow::Result<Collection> {
+        let catalog = self.catalog()?;
+        let opts = LoadOptions { system: self.system()?, context: self.context.clone() };
+        let list = testlist::load(&self.test_list, &opts);
+        let plan_opts = self.plan_options();
+        let prefix = self.test_prefix.as_deref().filter(|p| !p.is_empty());
+        let mut diagnostics = list.diagnostics;
+        let mut tests = Vec::with_capacity(list.entries.len());
+        for entry in list.entries {
+            if let (Some(want), Some(pinned)) = (prefix, entry.pinned_prefix.as_deref()) {
+                if want != pinned {
+                    continue; // pinned to another GPU / stage
+                }
+            }
+            let test_id = entry.test_id(prefix);
+            let name = config::parse(&entry.raw);
+            let plan = name.as_ref().ok().map(|n| plan::plan(&entry.raw, n, &catalog, &plan_opts));
+            if let Err(e) = &name {
+                diagnostics.push(Diagnostic::error(entry.source.clone(), format!("`{}`: {e}", entry.raw)));
+            }
+            tests.push(Collected { entry, test_id, name, plan });
+        }
+        Ok(Collection { tests, diagnostics })
+    }
+}
+
+/// The harness entry point (`tests/perf.rs`).
+pub fn main() -> ! {
+    let mut args = HarnessArgs::parse();
+    // Benchmarks on one GPU must not overlap.
+    args.libtest.test_threads.get_or_insert(1);
+    match run(args) {
+        Ok(conclusion) => conclusion.exit(),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::exit(2);
+        }
+    }
+}
+
+fn run(args: HarnessArgs) -> anyhow::Result<libtest_mimic::Conclusion> {
+    if args.common.test_list.is_empty() {
+        eprintln!(
+            "perfgate: no test list given, so no perf test runs.\n  give one with `cargo test -- --test-list test_lists/perf_test.txt [--dry-run]`\n  or set PERF_TEST_LIST=test_lists/perf_test.txt (for cargo nextest)"
+        );
+        return Ok(libtest_mimic::run(&args.libtest, Vec::new()));
+    }
+    let regexp = args
+        .regexp
+        .as_deref()
+        .map(Regex::new)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("--regexp: invalid regular expression: {e}"))?;
+    let collection = args.common.collect()?;
+    let list_errors: Vec<&Diagnostic> = collection
+        .diagnostics
+        .iter()
+        .filter(|d| d.severity == Severity::Error && !is_name_error(d, &collection))
+        .collect();
+    for d in &collection.diagnostics {
+        if d.severity == Severity::Warning {
+            eprintln!("{d}");
+        }
+    }
+    if !list_errors.is_empty() {
+        for d in &list_errors {
+            eprintln!("{d}");
+        }
+        anyhow::bail!("the test list has {} error(s); nothing was run (`perfgate lint` checks lists without running)", list_errors.len());
+    }
+    let plans: Arc<Mutex<Vec<String>>> = Arc::default();
+    let ctx = Arc::new(RunContext {
+        dry_run: args.dry_run,
+        default_timeout: args.timeout.map(|m| Duration::from_secs(m * 60)),
+        force_ignored: args.libtest.ignored || args.libtest.include_ignored,
+        output_dir: args.common.output_dir.clone(),
+    });
+    let mut trials = Vec::new();
+    for t in collection.tests {
+        if regexp.as_ref().is_some_and(|re| !re.is_match(&t.test_id)) {
+            continue;
+        }
+        let (ctx, plans) = (ctx.clone(), plans.clone());
+        let id = t.test_id.clone();
+        trials.push(Trial::ignorable_test(id, move || run_test(&t, &ctx, &plans)));
+    }
+    let quiet = args.libtest.quiet || args.libtest.list || matches!(args.libtest.format, Some(libtest_mimic::FormatSetting::Json));
+    let conclusion = libtest_mimic::run(&args.libtest, trials);
+    if args.dry_run && !quiet {
+        let plans = plans.lock().map(|p| p.clone()).unwrap_or_default();
+        if !plans.is_empty() {
+            println!("planned steps (dry run; written under {}):\n", args.common.output_dir.display());
+            for p in plans {
+                println!("{p}");
+            }
+        }
+    }
+    Ok(conclusion)
+}
+
+/// Name errors fail their own test; only list-level errors stop the whole run.
+fn is_name_error(d: &Diagnostic, c: &Collection) -> bool {
+    c.tests.iter().any(|t| t.name.is_err() && t.entry.source == d.source)
+}
+
+struct RunContext {
+    dry_run: bool,
+    default_timeout: Option<Duration>,
+    force_ignored: bool,
+    output_dir: PathBuf,
+}
+
+fn run_test(t: &Collected, ctx: &RunContext, plans: &Mutex<Vec<String>>) -> Result<Completion, Failed> {
+    let m = &t.entry.markers;
+    if let Some(reason) = &m.skip {
+        if !ctx.force_ignored {
+            return Ok(Completion::ignored_with(format!("SKIP: {reason}")));
+        }
+    }
+    let outcome = execute(t, ctx, plans);
+    match (outcome, &m.xfail, &m.unstable) {
+        (Err(e), Some(reason), _) => Ok(Completion::ignored_with(format!("XFAIL ({reason}): failed as expected: {}", first_line(&e)))),
+        (Err(e), None, Some(reason)) => Ok(Completion::ignored_with(format!("UNSTABLE ({reason}): failed: {}", first_line(&e)))),
+        (Err(e), None, None) => Err(Failed::from(e)),
+        (Ok(c), _, _) => Ok(c),
+    }
+}
+
+fn first_line(s: &str) -> &str {
+    s.lines().next().unwrap_or_default()
+}
+
+fn execute(t: &Collected, ctx: &RunContext, plans: &Mutex<Vec<String>>) -> Result<Completion, String> {
+    let source = &t.entry.source;
+    let name = t.name.as_ref().map_err(|e| format!("{source}: invalid test name `{}`: {e}", t.entry.raw))?;
+    let plan = t.plan.as_ref().ok_or_else(|| format!("{source}: no plan"))?;
+    if ctx.dry_run {
+        let written = write_plan_files(plan).map_err(|e| format!("{e:#}"))?;
+        if let Ok(mut p) = plans.lock() {
+            p.push(plan.render() + &written);
+        }
+        return Ok(match name.unsupported_reason() {
+            Some(r) => Completion::ignored_with(format!("planned only: {r}")),
+            None if !plan.blocked.is_empty() => return Err(format!("{source}: cannot run: {}", plan.blocked.join("; "))),
+            None => Completion::Completed,
+        });
+    }
+    if let Some(r) = name.unsupported_reason() {
+        return Ok(Completion::ignored_with(format!("not supported yet: {r}")));
+    }
+    if !plan.blocked.is_empty() {
+        return Err(format!("{source}: cannot run: {}", plan.blocked.join("; ")));
+    }
+    write_plan_files(plan).map_err(|e| format!("{e:#}"))?;
+    let timeout = t.entry.markers.timeout_minutes.map(|m| Duration::from_secs(u64::from(m) * 60)).or(ctx.default_timeout);
+    let log = plan.dir.join("perf.log");
+    runner::run_plan(plan, &log, timeout).map_err(|e| format!("{e:#}"))?;
+    let _ = &ctx.output_dir;
+    Ok(Completion::Completed)
+}
+
+/// Writes what a case needs before anything runs (`plan.txt`, `plan.json`, `commands.sh`) and
+/// says what was written.
+fn write_plan_files(plan: &TestPlan) -> anyhow::Result<String> {
+    std::fs::create_dir_all(&plan.dir).map_err(|e| anyhow::anyhow!("{}: cannot create the work directory: {e}", plan.dir.display()))?;
+    write_atomic(&plan.dir.join("plan.txt"), plan.render().as_bytes())?;
+    write_atomic(&plan.dir.join("plan.json"), serde_json::to_string_pretty(plan)?.as_bytes())?;
+    let mut script = String::from("#!/bin/sh\n# The commands perfgate runs for this test, in order.\nset -e\n");
+    for step in plan.setup.iter().chain(plan.cases.iter().flat_map(|c| c.steps.iter())) {
+        script.push_str(&step.command_line());
+        script.push('\n');
+    }
+    write_atomic(&plan.dir.join("commands.sh"), script.as_bytes())?;
+    Ok(format!("          wrote {}/{{plan.txt,plan.json,commands.sh}}\n", plan.dir.display()))
+}
+
+/// Temp file in the same directory, then rename: readers never see a half-written file.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let tmp = dir.join(format!(".{}.tmp{}", path.file_name().and_then(|n| n.to_str()).unwrap_or("out"), std::process::id()));
+    std::fs::write(&tmp, bytes).map_err(|e| anyhow::anyhow!("{}: cannot write: {e}", tmp.display()))?;
+    std::fs::rename(&tmp, path).map_err(|e| anyhow::anyhow!("{}: cannot write: {e}", path.display()))?;
+    Ok(())
+}

@@ -10,5 +10,6 @@ pub mod harness;
 pub mod llm_api;
 pub mod models;
 pub mod plan;
+pub mod runner;
 pub mod testlist;
 pub mod textutil;

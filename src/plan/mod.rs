@@ -1,1 +1,379 @@
-//! plan
+//! Pure planning: a parsed name plus the model catalog and options in, the steps of each
+//! benchmark case out (files to write, argv to run, metrics to expect). Nothing here touches
+//! the filesystem or starts a process, so `--dry-run`, `perfgate plan` and most tests use it.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::config::{Backend, CaseSpec, PerfConfig, PerfName};
+use crate::models::Catalog;
+use crate::textutil::{py_float_repr, safe_file_name, shell_join};
+
+/// Where and how the plan's commands run.
+#[derive(Debug, Clone)]
+pub struct PlanOptions {
+    /// Root of the run's outputs; every case gets a directory below it.
+    pub output_dir: PathBuf,
+    /// Root of the model checkpoints (upstream `LLM_MODELS_ROOT`).
+    pub models_root: PathBuf,
+    /// The benchmark executable (`trtllm-bench`, or a test double).
+    pub bench_cmd: String,
+    /// How the dataset step is spelled when shown (our own generator).
+    pub perfgate_cmd: String,
+    /// A tokenizer to use for every case instead of the model's checkpoint directory.
+    pub tokenizer_override: Option<PathBuf>,
+    /// Seed of the synthetic datasets (upstream's default).
+    pub dataset_seed: u64,
+}
+
+impl Default for PlanOptions {
+    fn default() -> Self {
+        PlanOptions {
+            output_dir: PathBuf::from("perf-output"),
+            models_root: PathBuf::from("/models"),
+            bench_cmd: "trtllm-bench".into(),
+            perfgate_cmd: "perfgate".into(),
+            tokenizer_override: None,
+            dataset_seed: 420,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StepKind {
+    Dataset,
+    Build,
+    Throughput,
+    Latency,
+}
+
+/// A synthetic dataset to generate (upstream `prepare_dataset.py token-norm-dist`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DatasetRequest {
+    pub tokenizer: PathBuf,
+    pub num_requests: u32,
+    pub input_mean: u32,
+    pub input_stdev: u32,
+    pub output_mean: u32,
+    pub output_stdev: u32,
+    pub seed: u64,
+    /// `--rand-task-id MIN MAX` for LoRA cases.
+    pub rand_task_ids: Option<(u32, u32)>,
+    pub lora_dir: Option<PathBuf>,
+    /// Adapters linked as `<lora_dir>/<i>` before generating (upstream `ln -sf`).
+    pub lora_adapters: Vec<PathBuf>,
+    pub output: PathBuf,
+}
+
+/// One step of a case: a dataset to generate in-process, or a command to run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Step {
+    pub kind: StepKind,
+    /// The command line (for the dataset step, the equivalent `perfgate dataset` command).
+    pub argv: Vec<String>,
+    /// Environment variables set for the command, beyond the inherited ones.
+    pub env: Vec<(String, String)>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dataset: Option<DatasetRequest>,
+    /// Files the step produces.
+    pub outputs: Vec<PathBuf>,
+}
+
+impl Step {
+    /// The command as a line that can be pasted into a shell.
+    pub fn command_line(&self) -> String {
+        let env: Vec<String> = self.env.iter().map(|(k, v)| format!("{k}={}", crate::textutil::shell_quote(v))).collect();
+        let cmd = shell_join(&self.argv);
+        if env.is_empty() { cmd } else { format!("{} {cmd}", env.join(" ")) }
+    }
+}
+
+/// One (bs, isl, osl) case: its directory, steps and the metrics its benchmark must report.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CasePlan {
+    pub spec: CaseSpec,
+    pub dir: PathBuf,
+    pub steps: Vec<Step>,
+    pub metrics: Vec<&'static str>,
+}
+
+/// Everything one list entry will do.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TestPlan {
+    pub raw: String,
+    pub canonical: String,
+    pub dir: PathBuf,
+    /// Steps shared by every case (the engine build of the TensorRT flow).
+    pub setup: Vec<Step>,
+    pub setup_metrics: Vec<&'static str>,
+    pub cases: Vec<CasePlan>,
+    /// Why it cannot run (an unsupported runtime, a catalog problem); the plan is still shown.
+    pub blocked: Vec<String>,
+}
+
+/// Plans one name. Problems that stop it from running land in `blocked`, so a dry run still
+/// shows everything it can.
+pub fn plan(raw: &str, name: &PerfName, catalog: &Catalog, opts: &PlanOptions) -> TestPlan {
+    let dir = opts.output_dir.join(safe_file_name(raw));
+    let mut tp = TestPlan {
+        raw: raw.to_string(),
+        canonical: name.canonical(),
+        dir: dir.clone(),
+        setup: Vec::new(),
+        setup_metrics: Vec::new(),
+        cases: Vec::new(),
+        blocked: Vec::new(),
+    };
+    if let Some(reason) = name.unsupported_reason() {
+        tp.blocked.push(reason);
+    }
+    let PerfName::Standard(cfg) = name else { return tp };
+    tp.blocked.extend(catalog.check(cfg));
+    let model = Model::resolve(cfg, catalog, opts);
+    if cfg.num_loras > 0 && model.lora_paths.len() != cfg.num_loras as usize && !model.lora_paths.is_empty() {
+        tp.blocked.push(format!(
+            "loras:{} but the model catalog configures {} LoRA adapter(s) for `{}`",
+            cfg.num_loras,
+            model.lora_paths.len(),
+            cfg.model
+        ));
+    }
+    if cfg.backend == Backend::TensorRt {
+        match &model.checkpoint {
+            Some(_) => {
+                tp.setup.push(build_step(cfg, &model, &dir, opts));
+                tp.setup_metrics.push("BUILD_TIME");
+            }
+            None => tp.blocked.push(format!(
+                "the TensorRT flow builds an engine from a local checkpoint, and `{}` has no path in the model catalog",
+                cfg.model
+            )),
+        }
+    }
+    if cfg.backend != Backend::TensorRt && model.checkpoint.is_none() {
+        tp.blocked.push(format!(
+            "`{}` has no checkpoint path in the model catalog; add `path:` for it to models.yaml",
+            cfg.model
+        ));
+    }
+    if cfg.build_only {
+        return tp;
+    }
+    let cases = cfg.cases();
+    let multi = cases.len() > 1;
+    for spec in cases {
+        let case_dir = if multi { dir.join(case_dir_name(&spec)) } else { dir.clone() };
+        let dataset = dataset_step(cfg, &spec, &model, &case_dir, opts);
+        let dataset_path = dataset.outputs[0].clone();
+        let bench = throughput_step(cfg, &model, &dir, &case_dir, &dataset_path, opts);
+        let mut metrics = vec!["INFERENCE_TIME", "TOKEN_THROUGHPUT", "SEQ_THROUGHPUT", "KV_CACHE_SIZE"];
+        if cfg.streaming {
+            metrics.extend(["FIRST_TOKEN_TIME", "OUTPUT_TOKEN_TIME"]);
+        }
+        tp.cases.push(CasePlan { spec, dir: case_dir, steps: vec![dataset, bench], metrics });
+    }
+    tp
+}
+
+/// `bs_8-isl_128-osl_128`: readable and unique within a test.
+fn case_dir_name(spec: &CaseSpec) -> String {
+    let mut parts = Vec::new();
+    if let Some(bs) = spec.batch_size {
+        parts.push(format!("bs_{bs}"));
+    }
+    parts.push(format!("isl_{}", spec.input_len));
+    if let Some(o) = spec.output_len {
+        parts.push(format!("osl_{o}"));
+    }
+    parts.join("-")
+}
+
+/// Where a model's files are, as far as the catalog knows.
+struct Model {
+    /// `<models_root>/<path>`.
+    checkpoint: Option<PathBuf>,
+    /// Upstream passes `--model=<model>_hf` to throughput: a name, not an HF id.
+    bench_model_arg: String,
+    hf_id: String,
+    tokenizer: PathBuf,
+    trust_remote_code: bool,
+    lora_paths: Vec<PathBuf>,
+}
+
+impl Model {
+    fn resolve(cfg: &PerfConfig, catalog: &Catalog, opts: &PlanOptions) -> Model {
+        let info = catalog.get(&cfg.model).cloned().unwrap_or_default();
+        let checkpoint = info.path.as_ref().map(|p| opts.models_root.join(p));
+        // Upstream's tokenizer: the checkpoint, else the HF id, else a Llama-2 fallback.
+        let tokenizer = opts.tokenizer_override.clone().unwrap_or_else(|| match (&checkpoint, &info.hf_id) {
+            (Some(c), _) => c.clone(),
+            (None, Some(hf)) => PathBuf::from(hf),
+            (None, None) => opts.models_root.join("llama-models/llama-7b-hf"),
+        });
+        Model {
+            bench_model_arg: format!("{}_hf", cfg.model),
+            hf_id: info.hf_id.clone().unwrap_or_default(),
+            tokenizer,
+            trust_remote_code: info.trust_remote_code,
+            lora_paths: info.lora.iter().map(|p| opts.models_root.join(p)).collect(),
+            checkpoint,
+        }
+    }
+
+    fn checkpoint_arg(&self) -> String {
+        self.checkpoint.as_ref().map(|p| p.display().to_string()).unwrap_or_default()
+    }
+}
+
+fn engine_dir(dir: &Path, cfg: &PerfConfig) -> PathBuf {
+    dir.join(format!("tp_{}_pp_{}", cfg.tp_size, cfg.pp_size))
+}
+
+fn build_step(cfg: &PerfConfig, model: &Model, dir: &Path, opts: &PlanOptions) -> Step {
+    let seq = cfg.seq_lens.as_ref();
+    let max_isl = seq.and_then(|s| s.input_lens().into_iter().max()).unwrap_or(0);
+    let max_osl = seq.and_then(|s| s.output_lens().into_iter().max()).unwrap_or(0);
+    let mut argv = vec![
+        opts.bench_cmd.clone(),
+        "--log_level=info".into(),
+        format!("--workspace={}", dir.display()),
+        format!("--model={}", model.hf_id),
+        format!("--model_path={}", model.checkpoint_arg()),
+        "build".into(),
+        format!("--tp_size={}", cfg.tp_size),
+        format!("--pp_size={}", cfg.pp_size),
+        format!("--max_seq_len={}", max_isl + max_osl),
+        format!("--max_batch_size={}", cfg.max_batch_size),
+        format!("--max_num_tokens={}", cfg.max_num_tokens),
+    ];
+    if let Some(q) = &cfg.quantization {
+        argv.push(format!("--quantization={}", q.to_uppercase()));
+    }
+    if model.trust_remote_code {
+        argv.push("--trust_remote_code=True".into());
+    }
+    Step { kind: StepKind::Build, argv, env: bench_env(), dataset: None, outputs: vec![engine_dir(dir, cfg)] }
+}
+
+fn dataset_step(cfg: &PerfConfig, spec: &CaseSpec, model: &Model, case_dir: &Path, opts: &PlanOptions) -> Step {
+    let lora = cfg.num_loras > 0;
+    let (input_stdev, output_stdev) = if lora { (16, 24) } else { (0, 0) };
+    let output = case_dir.join("synthetic_data.json");
+    let request = DatasetRequest {
+        tokenizer: model.tokenizer.clone(),
+        num_requests: cfg.num_reqs,
+        input_mean: spec.input_len,
+        input_stdev,
+        // Encoder names have no output length; upstream passes `None` there (a bug); one
+        // output token keeps the dataset valid.
+        output_mean: spec.output_len.unwrap_or(1),
+        output_stdev,
+        seed: opts.dataset_seed,
+        rand_task_ids: lora.then(|| (0, cfg.num_loras - 1)),
+        lora_dir: lora.then(|| case_dir.join("loras")),
+        lora_adapters: if lora { model.lora_paths.clone() } else { Vec::new() },
+        output: output.clone(),
+    };
+    let mut argv = vec![opts.perfgate_cmd.clone(), "dataset".into(), format!("--tokenizer={}", request.tokenizer.display())];
+    if request.seed != 420 {
+        argv.push(format!("--random-seed={}", request.seed));
+    }
+    if let (Some((lo, hi)), Some(dir)) = (request.rand_task_ids, &request.lora_dir) {
+        argv.extend(["--rand-task-id".into(), lo.to_string(), hi.to_string(), format!("--lora-dir={}", dir.display())]);
+    }
+    argv.extend([
+        format!("--output={}", output.display()),
+        "token-norm-dist".into(),
+        format!("--num-requests={}", request.num_requests),
+        format!("--input-mean={}", request.input_mean),
+        format!("--output-mean={}", request.output_mean),
+        format!("--input-stdev={input_stdev}"),
+        format!("--output-stdev={output_stdev}"),
+    ]);
+    Step { kind: StepKind::Dataset, argv, env: Vec::new(), dataset: Some(request), outputs: vec![output] }
+}
+
+fn throughput_step(cfg: &PerfConfig, model: &Model, dir: &Path, case_dir: &Path, dataset: &Path, opts: &PlanOptions) -> Step {
+    let mut argv = vec![
+        opts.bench_cmd.clone(),
+        format!("--model={}", model.bench_model_arg),
+        format!("--model_path={}", model.checkpoint_arg()),
+        "throughput".into(),
+        format!("--dataset={}", dataset.display()),
+        format!("--max_batch_size={}", cfg.max_batch_size),
+        format!("--max_num_tokens={}", cfg.max_num_tokens),
+        format!("--report_json={}", case_dir.join("report.json").display()),
+        format!("--kv_cache_free_gpu_mem_fraction={}", py_float_repr(cfg.kv_cache_free_gpu_mem_fraction)),
+    ];
+    let engine = engine_dir(dir, cfg);
+    match cfg.backend {
+        Backend::Pytorch => argv.push("--backend=pytorch".into()),
+        Backend::AutoDeploy => argv.push("--backend=_autodeploy".into()),
+        Backend::TensorRt => {
+            argv.push("--backend=tensorrt".into());
+            argv.push(format!("--engine_dir={}", engine.display()));
+        }
+    }
+    argv.push(format!("--num_requests={}", cfg.num_reqs));
+    if let Some(c) = cfg.concurrency {
+        argv.push(format!("--concurrency={c}"));
+    }
+    if let Some(ep) = cfg.ep_size {
+        argv.push(format!("--ep={ep}"));
+    }
+    if cfg.tp_size > 1 {
+        argv.push(format!("--tp={}", cfg.tp_size));
+    }
+    if cfg.pp_size > 1 {
+        argv.push(format!("--pp={}", cfg.pp_size));
+    }
+    if cfg.streaming {
+        argv.push("--streaming".into());
+    }
+    let mut outputs = vec![case_dir.join("report.json")];
+    match cfg.backend {
+        Backend::Pytorch => {
+            let yaml = case_dir.join("extra-llm-api-config.yml");
+            argv.push(format!("--extra_llm_api_options={}", yaml.display()));
+            outputs.push(yaml);
+        }
+        Backend::AutoDeploy => {
+            let yaml = case_dir.join("extra_llm_api_options.yaml");
+            argv.push(format!("--extra_llm_api_options={}", yaml.display()));
+            outputs.push(yaml);
+        }
+        Backend::TensorRt => {}
+    }
+    Step { kind: StepKind::Throughput, argv, env: bench_env(), dataset: None, outputs }
+}
+
+/// Upstream runs benchmarks unbuffered so logs stream as they are written.
+fn bench_env() -> Vec<(String, String)> {
+    vec![("PYTHONUNBUFFERED".into(), "1".into())]
+}
+
+impl TestPlan {
+    /// A human-readable rendering: what `--dry-run` prints and writes as `plan.txt`.
+    pub fn render(&self) -> String {
+        let mut s = format!("test      {}\ncanonical {}\ndir       {}\n", self.raw, self.canonical, self.dir.display());
+        for b in &self.blocked {
+            s.push_str(&format!("blocked   {b}\n"));
+        }
+        for step in &self.setup {
+            s.push_str(&format!("setup     [{:?}] {}\n", step.kind, step.command_line()));
+        }
+        if !self.setup_metrics.is_empty() {
+            s.push_str(&format!("          metrics: {}\n", self.setup_metrics.join(", ")));
+        }
+        for (i, c) in self.cases.iter().enumerate() {
+            s.push_str(&format!("case {}    {}\n", i + 1, c.spec.label));
+            for step in &c.steps {
+                s.push_str(&format!("  {:<10} {}\n", format!("{:?}", step.kind).to_lowercase(), step.command_line()));
+            }
+            s.push_str(&format!("  metrics    {}\n", c.metrics.join(", ")));
+        }
+        s
+    }
+}
