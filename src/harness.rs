@@ -206,7 +206,6 @@ fn run(args: HarnessArgs) -> anyhow::Result<libtest_mimic::Conclusion> {
         dry_run: args.dry_run,
         default_timeout: args.timeout.map(|m| Duration::from_secs(m * 60)),
         force_ignored: args.libtest.ignored || args.libtest.include_ignored,
-        output_dir: args.common.output_dir.clone(),
     });
     let mut trials = Vec::new();
     for t in collection.tests {
@@ -240,7 +239,6 @@ struct RunContext {
     dry_run: bool,
     default_timeout: Option<Duration>,
     force_ignored: bool,
-    output_dir: PathBuf,
 }
 
 fn run_test(t: &Collected, ctx: &RunContext, plans: &Mutex<Vec<String>>) -> Result<Completion, Failed> {
@@ -265,30 +263,28 @@ fn first_line(s: &str) -> &str {
 
 fn execute(t: &Collected, ctx: &RunContext, plans: &Mutex<Vec<String>>) -> Result<Completion, String> {
     let source = &t.entry.source;
-    let name = t.name.as_ref().map_err(|e| format!("{source}: invalid test name `{}`: {e}", t.entry.raw))?;
+    t.name.as_ref().map_err(|e| format!("{source}: invalid test name `{}`: {e}", t.entry.raw))?;
     let plan = t.plan.as_ref().ok_or_else(|| format!("{source}: no plan"))?;
     if ctx.dry_run {
         let written = write_plan_files(plan).map_err(|e| format!("{e:#}"))?;
         if let Ok(mut p) = plans.lock() {
             p.push(plan.render() + &written);
         }
-        return Ok(match name.unsupported_reason() {
-            Some(r) => Completion::ignored_with(format!("planned only: {r}")),
-            None if !plan.blocked.is_empty() => return Err(format!("{source}: cannot run: {}", plan.blocked.join("; "))),
-            None => Completion::Completed,
-        });
-    }
-    if let Some(r) = name.unsupported_reason() {
-        return Ok(Completion::ignored_with(format!("not supported yet: {r}")));
     }
     if !plan.blocked.is_empty() {
         return Err(format!("{source}: cannot run: {}", plan.blocked.join("; ")));
+    }
+    if !plan.skipped.is_empty() {
+        let how = if ctx.dry_run { "planned only" } else { "skipped" };
+        return Ok(Completion::ignored_with(format!("{how}: {}", plan.skipped.join("; "))));
+    }
+    if ctx.dry_run {
+        return Ok(Completion::Completed);
     }
     write_plan_files(plan).map_err(|e| format!("{e:#}"))?;
     let timeout = t.entry.markers.timeout_minutes.map(|m| Duration::from_secs(u64::from(m) * 60)).or(ctx.default_timeout);
     let log = plan.dir.join("perf.log");
     runner::run_plan(plan, &log, timeout).map_err(|e| format!("{e:#}"))?;
-    let _ = &ctx.output_dir;
     Ok(Completion::Completed)
 }
 

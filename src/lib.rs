@@ -4,9 +4,11 @@
 //! which use [`dataset`] and [`llm_api`]; the harness (`tests/perf.rs`) and the CLI
 //! (`src/main.rs`) are thin shells over this library.
 
+pub mod bench;
 pub mod config;
 pub mod dataset;
 pub mod harness;
+pub mod lint;
 pub mod llm_api;
 pub mod models;
 pub mod plan;

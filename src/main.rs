@@ -1,1 +1,170 @@
-fn main() {}
+//! The `perfgate` command line: a thin shell over the library.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use serde::Serialize;
+
+use perfgate::config::{self, PerfName};
+use perfgate::harness::CommonArgs;
+use perfgate::lint;
+use perfgate::plan;
+
+#[derive(Parser)]
+#[command(name = "perfgate", version, about = "Release perf gating for LLM inference (trtllm-bench)")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check test lists without a GPU: names, duplicates, unknown models, impossible conditions.
+    Lint(LintArgs),
+    /// Show what each name would run: canonical label, cases and steps.
+    Plan(PlanArgs),
+    /// Time collecting, parsing and planning a large list (the harness's start-up cost).
+    BenchNames(BenchNamesArgs),
+}
+
+#[derive(clap::Args)]
+struct LintArgs {
+    /// Test lists (plain text or test-db YAML).
+    #[arg(required = true)]
+    lists: Vec<PathBuf>,
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    Text,
+    Json,
+}
+
+#[derive(clap::Args)]
+struct PlanArgs {
+    /// Test names (bare, or upstream ids `perf/test_perf.py::test_perf[...]`).
+    names: Vec<String>,
+    /// Read names from a file, one per line (`#` comments allowed).
+    #[arg(long)]
+    names_from: Option<PathBuf>,
+    #[arg(long, value_enum, default_value = "text")]
+    format: Format,
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+#[derive(clap::Args)]
+struct BenchNamesArgs {
+    /// How many names to collect, parse and plan.
+    #[arg(long, default_value_t = 10_000)]
+    count: usize,
+    /// Target wall time in milliseconds.
+    #[arg(long, default_value_t = 200.0)]
+    target_ms: f64,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Lint(a) => run_lint(a),
+        Command::Plan(a) => run_plan(a),
+        Command::BenchNames(a) => run_bench_names(a),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run_lint(a: LintArgs) -> anyhow::Result<ExitCode> {
+    let mut common = a.common;
+    common.test_list = a.lists;
+    let report = lint::lint(&common)?;
+    let mut out = std::io::stdout().lock();
+    for d in &report.diagnostics {
+        writeln!(out, "{d}")?;
+    }
+    writeln!(out, "{}", report.summary())?;
+    Ok(if report.error_count() > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+/// `perfgate plan --format json`: one object per name.
+#[derive(Serialize)]
+struct PlanJson<'a> {
+    name: &'a str,
+    ok: bool,
+    canonical: Option<String>,
+    cases: Vec<String>,
+    error: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    blocked: Vec<String>,
+}
+
+fn run_plan(a: PlanArgs) -> anyhow::Result<ExitCode> {
+    let mut names = a.names.clone();
+    if let Some(path) = &a.names_from {
+        let text = std::fs::read_to_string(path).with_context(|| format!("{}: cannot read", path.display()))?;
+        names.extend(
+            text.lines()
+                .map(|l| l.split('#').next().unwrap_or_default().trim())
+                .filter(|l| !l.is_empty())
+                .map(|l| l.split_whitespace().next().unwrap_or_default().to_string()),
+        );
+    }
+    if names.is_empty() {
+        anyhow::bail!("no names given: pass names as arguments or use --names-from FILE");
+    }
+    let catalog = a.common.catalog()?;
+    let opts = a.common.plan_options();
+    let mut out = std::io::stdout().lock();
+    let mut failed = false;
+    for id in &names {
+        let raw = strip_test_id(id);
+        let parsed = config::parse(raw);
+        let plan = parsed.as_ref().ok().map(|n| plan::plan(raw, n, &catalog, &opts));
+        failed |= parsed.is_err();
+        match a.format {
+            Format::Json => {
+                let obj = PlanJson {
+                    name: raw,
+                    ok: parsed.is_ok(),
+                    canonical: parsed.as_ref().ok().map(PerfName::canonical),
+                    cases: parsed.as_ref().map(|p| p.cases().into_iter().map(|c| c.label).collect()).unwrap_or_default(),
+                    error: parsed.as_ref().err().map(ToString::to_string),
+                    blocked: plan.as_ref().map(|p| p.blocked.clone()).unwrap_or_default(),
+                };
+                writeln!(out, "{}", serde_json::to_string(&obj)?)?;
+            }
+            Format::Text => match (&parsed, &plan) {
+                (Ok(_), Some(p)) => writeln!(out, "{}", p.render())?,
+                (Err(e), _) => writeln!(out, "test      {raw}\nerror     {e}\n")?,
+                _ => {}
+            },
+        }
+    }
+    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+/// `perf/test_perf.py::test_perf[NAME]` (with any prefix) → `NAME`; a bare name is kept.
+fn strip_test_id(id: &str) -> &str {
+    match (id.find("test_perf["), id.ends_with(']')) {
+        (Some(i), true) => &id[i + "test_perf[".len()..id.len() - 1],
+        _ => id,
+    }
+}
+
+fn run_bench_names(a: BenchNamesArgs) -> anyhow::Result<ExitCode> {
+    let report = perfgate::bench::names(a.count)?;
+    println!("{report}");
+    let verdict = if report.total_ms <= a.target_ms { "within" } else { "OVER" };
+    println!("target: {:.0} ms for {} names: {verdict} target", a.target_ms, report.count);
+    Ok(ExitCode::SUCCESS)
+}

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::config::{Backend, PerfConfig, SeqLens};
+use crate::config::{PerfConfig, SeqLens};
 use crate::textutil::closest;
 
 const EMBEDDED: &str = include_str!("../../model_configs/models.yaml");
@@ -131,9 +131,6 @@ impl Catalog {
         }
         if cfg.pp_size > 1 && info.path.is_none() {
             problems.push(format!("pipeline parallelism needs a local checkpoint, and `{}` has no path", cfg.model));
-        }
-        if cfg.num_loras > 0 && cfg.backend == Backend::Pytorch && info.lora.is_empty() {
-            problems.push(format!("`loras:{}` but the catalog has no LoRA adapters for `{}`", cfg.num_loras, cfg.model));
         }
         problems
     }

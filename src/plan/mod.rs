@@ -109,8 +109,11 @@ pub struct TestPlan {
     pub setup: Vec<Step>,
     pub setup_metrics: Vec<&'static str>,
     pub cases: Vec<CasePlan>,
-    /// Why it cannot run (an unsupported runtime, a catalog problem); the plan is still shown.
+    /// Why it cannot run (a catalog problem, a missing checkpoint): the test fails.
     pub blocked: Vec<String>,
+    /// Why it is skipped, as upstream skips it (an unsupported runtime, no LoRA adapters, no
+    /// checkpoint to build an engine from): the test is reported as ignored.
+    pub skipped: Vec<String>,
 }
 
 /// Plans one name. Problems that stop it from running land in `blocked`, so a dry run still
@@ -125,15 +128,16 @@ pub fn plan(raw: &str, name: &PerfName, catalog: &Catalog, opts: &PlanOptions) -
         setup_metrics: Vec::new(),
         cases: Vec::new(),
         blocked: Vec::new(),
+        skipped: Vec::new(),
     };
     if let Some(reason) = name.unsupported_reason() {
-        tp.blocked.push(reason);
+        tp.skipped.push(reason);
     }
     let PerfName::Standard(cfg) = name else { return tp };
     tp.blocked.extend(catalog.check(cfg));
     let model = Model::resolve(cfg, catalog, opts);
-    if cfg.num_loras > 0 && model.lora_paths.len() != cfg.num_loras as usize && !model.lora_paths.is_empty() {
-        tp.blocked.push(format!(
+    if cfg.num_loras > 0 && model.lora_paths.len() != cfg.num_loras as usize {
+        tp.skipped.push(format!(
             "loras:{} but the model catalog configures {} LoRA adapter(s) for `{}`",
             cfg.num_loras,
             model.lora_paths.len(),
@@ -146,7 +150,7 @@ pub fn plan(raw: &str, name: &PerfName, catalog: &Catalog, opts: &PlanOptions) -
                 tp.setup.push(build_step(cfg, &model, &dir, opts));
                 tp.setup_metrics.push("BUILD_TIME");
             }
-            None => tp.blocked.push(format!(
+            None => tp.skipped.push(format!(
                 "the TensorRT flow builds an engine from a local checkpoint, and `{}` has no path in the model catalog",
                 cfg.model
             )),
@@ -360,6 +364,9 @@ impl TestPlan {
         let mut s = format!("test      {}\ncanonical {}\ndir       {}\n", self.raw, self.canonical, self.dir.display());
         for b in &self.blocked {
             s.push_str(&format!("blocked   {b}\n"));
+        }
+        for r in &self.skipped {
+            s.push_str(&format!("skipped   {r}\n"));
         }
         for step in &self.setup {
             s.push_str(&format!("setup     [{:?}] {}\n", step.kind, step.command_line()));

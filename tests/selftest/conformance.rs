@@ -129,3 +129,17 @@ fn typed_fields_equal_upstreams_validated_config() {
     assert!(checked > 300, "only {checked} oracle names checked");
     assert!(failures.is_empty(), "{} differences:\n{}", failures.len(), failures.join("\n"));
 }
+
+#[test]
+fn every_sample_model_is_in_the_catalog() {
+    let catalog = perfgate::models::Catalog::embedded();
+    let mut problems = Vec::new();
+    for r in rows().iter().filter(|r| r.status == "ok") {
+        if let Ok(PerfName::Standard(cfg)) = config::parse(r.name) {
+            for p in catalog.check(&cfg) {
+                problems.push(format!("{}: {p}", r.name));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}

@@ -1,4 +1,6 @@
 //! The project's own tests: `cargo test --lib --test selftest`.
+mod cli;
+mod collect;
 mod conformance;
 mod dataset;
 mod llm_api;

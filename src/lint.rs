@@ -1,0 +1,55 @@
+//! `perfgate lint`: everything that can be checked about test lists without a GPU, reported
+//! all at once with file:line.
+
+use std::collections::HashMap;
+
+use crate::harness::CommonArgs;
+use crate::testlist::{Diagnostic, Severity, Source};
+
+pub struct LintReport {
+    pub diagnostics: Vec<Diagnostic>,
+    pub tests: usize,
+}
+
+impl LintReport {
+    pub fn error_count(&self) -> usize {
+        self.diagnostics.iter().filter(|d| d.severity == Severity::Error).count()
+    }
+
+    pub fn summary(&self) -> String {
+        let errors = self.error_count();
+        let warnings = self.diagnostics.len() - errors;
+        format!("{} test(s) checked: {errors} error(s), {warnings} warning(s)", self.tests)
+    }
+}
+
+/// Lints the lists named in `common.test_list`. With a system description, test-db conditions
+/// are evaluated; without one, every block is checked.
+pub fn lint(common: &CommonArgs) -> anyhow::Result<LintReport> {
+    let collection = common.collect()?;
+    let mut diagnostics = collection.diagnostics;
+    let mut by_canonical: HashMap<String, Source> = HashMap::new();
+    for t in &collection.tests {
+        let Ok(name) = &t.name else { continue };
+        let src = t.entry.source.clone();
+        for reason in t.plan.iter().flat_map(|p| &p.skipped) {
+            diagnostics.push(Diagnostic::warning(src.clone(), format!("`{}`: skipped when run: {reason}", t.entry.raw)));
+        }
+        for reason in t.plan.iter().flat_map(|p| &p.blocked) {
+            diagnostics.push(Diagnostic::error(src.clone(), format!("`{}`: cannot run: {reason}", t.entry.raw)));
+        }
+        let canonical = name.canonical();
+        match by_canonical.get(&canonical) {
+            Some(first) => diagnostics.push(Diagnostic::warning(
+                src.clone(),
+                format!("`{}` is the same configuration as the test at {first} (both are `{canonical}`)", t.entry.raw),
+            )),
+            None => {
+                by_canonical.insert(canonical, src);
+            }
+        }
+    }
+    diagnostics.sort_by(|a, b| (&a.source.file, a.source.line, b.severity).cmp(&(&b.source.file, b.source.line, a.severity)));
+    diagnostics.dedup();
+    Ok(LintReport { diagnostics, tests: collection.tests.len() })
+}

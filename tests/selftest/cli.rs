@@ -1,0 +1,97 @@
+//! The `perfgate` binary end to end: lint and plan as a user runs them.
+
+use std::process::Command;
+
+use serde_json::Value;
+
+fn perfgate(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_perfgate"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("perfgate runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn lint_reports_every_planted_error_with_its_line() {
+    let (code, out, _) = perfgate(&["lint", "tests/fixtures/lists/planted_errors.txt", "tests/fixtures/lists/planted_errors.yml"]);
+    assert_eq!(code, 1, "{out}");
+    let txt = "tests/fixtures/lists/planted_errors.txt";
+    let yml = "tests/fixtures/lists/planted_errors.yml";
+    for (at, needle) in [
+        (format!("{txt}:3: error:"), "did you mean `deepseek_v3_lite_fp8-bench-pytorch-streaming-float8"),
+        (format!("{txt}:4: error:"), "`tp:0`"),
+        (format!("{txt}:5: error:"), "closest known: llama_v3.1_8b"),
+        (format!("{txt}:6: warning:"), "listed again"),
+        (format!("{txt}:7: error:"), "pytorch backend"),
+        (format!("{txt}:8: error:"), "tp:2 × pp:1"),
+        (format!("{txt}:9: error:"), "no closing `]`"),
+        (format!("{txt}:10: error:"), "TIMEOUT"),
+        (format!("{txt}:11: error:"), "cannot contain `-`"),
+        (format!("{txt}:13: warning:"), "same configuration"),
+        (format!("{yml}:4: error:"), "can never hold"),
+        (format!("{yml}:11: warning:"), "did you mean `gpu`"),
+        (format!("{yml}:14: error:"), "`reqs:0`"),
+    ] {
+        assert!(out.lines().any(|l| l.starts_with(&at) && l.contains(needle)), "missing `{at} ... {needle}` in:\n{out}");
+    }
+    assert!(out.contains("10 error(s)"), "{out}");
+}
+
+#[test]
+fn lint_accepts_the_example_lists() {
+    let (code, out, err) = perfgate(&["lint", "test_lists/perf_test.txt", "test_lists/perf_db.yml"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains(" 0 error(s)"), "{out}");
+}
+
+#[test]
+fn lint_reports_missing_and_unreadable_lists() {
+    let (code, out, _) = perfgate(&["lint", "no/such/list.txt"]);
+    assert_eq!(code, 1);
+    assert!(out.contains("no/such/list.txt:0: error: cannot read the test list"), "{out}");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bad = dir.path().join("bad.yml");
+    std::fs::write(&bad, "version: 0.0.1\nctx:\n- condition: {terms: {a: 1}\n  tests: [x]\n").expect("write");
+    let (code, out, _) = perfgate(&["lint", bad.to_str().expect("utf8")]);
+    assert_eq!(code, 1);
+    assert!(out.contains("bad.yml:") && out.contains("not a valid test-db YAML list"), "{out}");
+    let (code, out, _) = perfgate(&["lint", "--context", "nope", "test_lists/perf_db.yml"]);
+    assert_eq!(code, 1);
+    assert!(out.contains("no context `nope`"), "{out}");
+}
+
+#[test]
+fn plan_json_has_one_object_per_name() {
+    let (code, out, _) = perfgate(&[
+        "plan",
+        "--format",
+        "json",
+        "perf/test_perf.py::test_perf[llama_v3.1_8b-bench-pytorch-bfloat16-input_output_len:128,128-tp:2]",
+        "bert_large-cpp-plugin-float16-bs:32+64-input_len:128+512",
+        "llama_v3.1_8b-bench-pytorch-bfloat16",
+    ]);
+    assert_eq!(code, 1, "one name is invalid");
+    let objs: Vec<Value> = out.lines().map(|l| serde_json::from_str(l).expect("JSON line")).collect();
+    assert_eq!(objs.len(), 3);
+    assert_eq!(objs[0]["ok"], true);
+    assert_eq!(objs[0]["canonical"], "llama_v3.1_8b-bench-pytorch-bfloat16-maxbs:512-maxnt:2048-input_output_len:128,128-gpus:2");
+    assert_eq!(objs[1]["cases"].as_array().map(Vec::len), Some(4));
+    assert_eq!(objs[2]["ok"], false);
+    assert!(objs[2]["error"].as_str().is_some_and(|e| e.contains("input_output_len")));
+    for key in ["name", "ok", "canonical", "cases", "error"] {
+        assert!(objs[2].get(key).is_some(), "missing {key}");
+    }
+}
+
+#[test]
+fn plan_text_shows_commands() {
+    let (code, out, _) = perfgate(&["plan", "--names-from", "test_lists/perf_test.txt", "--models-root", "/m"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("trtllm-bench --model=llama_v3.1_8b_hf --model_path=/m/llama-3.1-model/Meta-Llama-3.1-8B throughput"), "{out}");
+}
