@@ -156,7 +156,7 @@ pub fn plan(raw: &str, name: &PerfName, catalog: &Catalog, opts: &PlanOptions) -
             )),
         }
     }
-    if cfg.backend != Backend::TensorRt && model.checkpoint.is_none() {
+    if cfg.backend != Backend::TensorRt && model.checkpoint.is_none() && catalog.get(&cfg.model).is_some() {
         tp.blocked.push(format!(
             "`{}` has no checkpoint path in the model catalog; add `path:` for it to models.yaml",
             cfg.model
