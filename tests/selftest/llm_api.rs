@@ -100,6 +100,13 @@ fn oracle_sm100_every_line_matches() {
     check_oracle_file("llm_api_yaml_sm100.jsonl");
 }
 
+/// Every rule entry (most of which no upstream oracle label reaches), crossed with kv_cache_dtype,
+/// loras, SM 90/100 and TensorRT variants, against a Python transcription of upstream's function.
+#[test]
+fn extended_every_line_matches() {
+    check_oracle_file("llm_api_yaml_extended.jsonl");
+}
+
 /// The files upstream's command plan actually wrote, LoRA quirk included: written before the
 /// adapters are linked, so `lora_dir: []` (our `lora_dirs: None`).
 #[test]
