@@ -93,6 +93,19 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// Every finite float comes back exactly from its text, and the text is one PyYAML's
+        /// resolver reads as a float (so it is written plain, never quoted).
+        #[test]
+        fn round_trips_and_resolves_as_float(bits in proptest::prelude::any::<u64>()) {
+            let x = f64::from_bits(bits);
+            proptest::prop_assume!(x.is_finite());
+            let text = pyyaml_float(x);
+            proptest::prop_assert_eq!(text.parse::<f64>().ok().map(f64::to_bits), Some(x.to_bits()));
+            proptest::prop_assert!(!crate::llm_api::pyyaml::plain_resolves_to_str(&text), "{}", text);
+        }
+    }
+
     #[test]
     fn pyyaml_adds_point_before_exponent() {
         assert_eq!(pyyaml_float(0.00001), "1.0e-05");
