@@ -1,7 +1,6 @@
 //! Built-in benchmarks (`perfgate bench-*`): speed targets live here, not in timed tests.
 
 use std::fmt;
-use std::path::PathBuf;
 use std::time::Instant;
 
 use crate::config::Slot;
@@ -62,18 +61,7 @@ pub fn names(count: usize) -> anyhow::Result<NamesReport> {
         text.push_str(&format!("perf/test_perf.py::test_perf[{name}] TIMEOUT (60)\n"));
     }
     std::fs::write(&list, text)?;
-    let common = CommonArgs {
-        test_list: vec![list.clone()],
-        test_prefix: Some("H100_80GB_HBM3".into()),
-        output_dir: PathBuf::from("perf-output"),
-        system: None,
-        system_set: Vec::new(),
-        context: None,
-        models_root: PathBuf::from("/models"),
-        model_configs: None,
-        bench_cmd: "trtllm-bench".into(),
-        tokenizer: None,
-    };
+    let common = CommonArgs { test_prefix: Some("H100_80GB_HBM3".into()), ..CommonArgs::for_lists(vec![list.clone()]) };
     let t0 = Instant::now();
     let loaded = crate::testlist::load(&common.test_list, &Default::default());
     let load_ms = t0.elapsed().as_secs_f64() * 1e3;

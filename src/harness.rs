@@ -11,8 +11,8 @@ use libtest_mimic::{Arguments, Completion, Failed, Trial};
 use regex::Regex;
 
 use crate::config::{self, NameError, PerfName};
-use crate::models::Catalog;
-use crate::plan::{self, PlanOptions, TestPlan};
+use crate::models::ModelConfigs;
+use crate::plan::{self, DatasetGenerator, PlanOptions, StepKind, TestPlan};
 use crate::runner;
 use crate::testlist::{self, Diagnostic, LoadOptions, Severity, System, TestEntry};
 
@@ -52,6 +52,36 @@ pub struct CommonArgs {
     /// model's checkpoint directory.
     #[arg(long, env = "PERF_TOKENIZER")]
     pub tokenizer: Option<PathBuf>,
+    /// The GPU's compute capability (e.g. 90, 100) for GPU-dependent LLM-API rules.
+    #[arg(long, env = "PERF_SM", conflicts_with = "gpu")]
+    pub sm: Option<u32>,
+    /// The GPU type (e.g. H100_SXM, B200) whose SM selects GPU-dependent LLM-API rules.
+    #[arg(long, env = "PERF_GPU")]
+    pub gpu: Option<String>,
+    /// Who generates datasets: perfgate's bit-exact port (default) or upstream's script.
+    #[arg(long, value_enum, env = "PERF_DATASET_GENERATOR", default_value = "perfgate")]
+    pub dataset_generator: GeneratorArg,
+    /// TensorRT-LLM source root, for `--dataset-generator upstream`.
+    #[arg(long, env = "LLM_ROOT", default_value = ".")]
+    pub llm_root: PathBuf,
+    /// Also run `trtllm-bench latency` for every case.
+    #[arg(long, env = "PERF_LATENCY")]
+    pub latency: bool,
+    /// A flag appended to every benchmark command (repeatable).
+    #[arg(long = "bench-arg", value_name = "ARG", allow_hyphen_values = true)]
+    pub bench_args: Vec<String>,
+    /// TensorRT-LLM's library directory, put first on the benchmark's LD_LIBRARY_PATH.
+    #[arg(long, env = "TRTLLM_LIB_DIR")]
+    pub trtllm_lib_dir: Option<PathBuf>,
+    /// Write LoRA YAML as upstream does (`lora_dir: []`, a bug) instead of the adapter dirs.
+    #[arg(long)]
+    pub upstream_lora_yaml: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum GeneratorArg {
+    Perfgate,
+    Upstream,
 }
 
 #[derive(Debug, Parser)]
@@ -89,18 +119,47 @@ pub struct Collection {
 }
 
 impl CommonArgs {
-    pub fn plan_options(&self) -> PlanOptions {
-        PlanOptions {
+    pub fn plan_options(&self, configs: &ModelConfigs) -> anyhow::Result<PlanOptions> {
+        let mut benchmarks = vec![StepKind::Throughput];
+        if self.latency {
+            benchmarks.push(StepKind::Latency);
+        }
+        Ok(PlanOptions {
             output_dir: self.output_dir.clone(),
             models_root: self.models_root.clone(),
             bench_cmd: self.bench_cmd.clone(),
             tokenizer_override: self.tokenizer.clone(),
+            dataset_generator: match self.dataset_generator {
+                GeneratorArg::Perfgate => DatasetGenerator::Perfgate,
+                GeneratorArg::Upstream => DatasetGenerator::Upstream { python: "python3".into(), llm_root: self.llm_root.clone() },
+            },
+            benchmarks,
+            extra_bench_args: self.bench_args.clone(),
+            sm: self.resolve_sm(configs)?,
+            trtllm_lib_dir: self.trtllm_lib_dir.clone(),
+            upstream_lora_yaml: self.upstream_lora_yaml,
             ..PlanOptions::default()
-        }
+        })
     }
 
-    pub fn catalog(&self) -> anyhow::Result<Catalog> {
-        Ok(Catalog::discover(self.model_configs.as_deref())?)
+    /// `--sm`, else `--gpu`, else the system description's `compute_capability` or `gpu`.
+    fn resolve_sm(&self, configs: &ModelConfigs) -> anyhow::Result<Option<u32>> {
+        if let Some(sm) = self.sm {
+            return Ok(Some(sm));
+        }
+        if let Some(gpu) = &self.gpu {
+            return configs.gpus.sm(gpu).map(Some).map_err(|e| anyhow::anyhow!("--gpu: {e}"));
+        }
+        let Some(system) = self.system()? else { return Ok(None) };
+        if let Some(cc) = system.get("compute_capability").and_then(|v| v.as_f64().or_else(|| v.as_str()?.parse().ok())) {
+            // 9.0 → 90, 10.0 → 100; a value already in SM form stays.
+            return Ok(Some(if cc < 20.0 { (cc * 10.0).round() as u32 } else { cc as u32 }));
+        }
+        Ok(system.get("gpu").and_then(|g| g.as_str()).and_then(|g| configs.gpus.sm(g).ok()))
+    }
+
+    pub fn configs(&self) -> anyhow::Result<ModelConfigs> {
+        ModelConfigs::discover(self.model_configs.as_deref())
     }
 
     /// The system description from `--system` and `--system-set`, if any was given.
@@ -132,10 +191,10 @@ impl CommonArgs {
 
     /// Reads the lists, parses every name and plans it.
     pub fn collect(&self) -> anyhow::Result<Collection> {
-        let catalog = self.catalog()?;
+        let configs = self.configs()?;
         let opts = LoadOptions { system: self.system()?, context: self.context.clone() };
         let list = testlist::load(&self.test_list, &opts);
-        let plan_opts = self.plan_options();
+        let plan_opts = self.plan_options(&configs)?;
         let prefix = self.test_prefix.as_deref().filter(|p| !p.is_empty());
         let mut diagnostics = list.diagnostics;
         let mut tests = Vec::with_capacity(list.entries.len());
@@ -147,7 +206,15 @@ impl CommonArgs {
             }
             let test_id = entry.test_id(prefix);
             let name = config::parse(&entry.raw);
-            let plan = name.as_ref().ok().map(|n| plan::plan(&entry.raw, n, &catalog, &plan_opts));
+            let plan = name.as_ref().ok().map(|n| {
+                if entry.markers.bench_args.is_empty() {
+                    plan::plan(&entry.raw, n, &configs, &plan_opts)
+                } else {
+                    let mut o = plan_opts.clone();
+                    o.extra_bench_args.extend(entry.markers.bench_args.iter().cloned());
+                    plan::plan(&entry.raw, n, &configs, &o)
+                }
+            });
             if let Err(e) = &name {
                 diagnostics.push(Diagnostic::error(entry.source.clone(), format!("`{}`: {e}", entry.raw)));
             }
@@ -300,7 +367,14 @@ fn write_plan_files(plan: &TestPlan) -> anyhow::Result<String> {
         script.push('\n');
     }
     write_atomic(&plan.dir.join("commands.sh"), script.as_bytes())?;
-    Ok(format!("          wrote {}/{{plan.txt,plan.json,commands.sh}}\n", plan.dir.display()))
+    let mut written = format!("          wrote {}/{{plan.txt,plan.json,commands.sh}}\n", plan.dir.display());
+    for step in plan.setup.iter().chain(plan.cases.iter().flat_map(|c| c.steps.iter())) {
+        runner::write_step_files(step)?;
+        for f in &step.files {
+            written.push_str(&format!("          wrote {}\n", f.path.display()));
+        }
+    }
+    Ok(written)
 }
 
 /// Temp file in the same directory, then rename: readers never see a half-written file.
@@ -310,4 +384,22 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     std::fs::write(&tmp, bytes).map_err(|e| anyhow::anyhow!("{}: cannot write: {e}", tmp.display()))?;
     std::fs::rename(&tmp, path).map_err(|e| anyhow::anyhow!("{}: cannot write: {e}", path.display()))?;
     Ok(())
+}
+
+impl CommonArgs {
+    /// The defaults, as if only `--test-list` were given.
+    pub fn for_lists(lists: Vec<PathBuf>) -> CommonArgs {
+        let mut argv = vec!["perf".to_string()];
+        for l in &lists {
+            argv.push("--test-list".into());
+            argv.push(l.display().to_string());
+        }
+        #[derive(Parser)]
+        struct Only {
+            #[command(flatten)]
+            common: CommonArgs,
+        }
+        // Parsing our own fixed argv cannot fail; fall back to clap's defaults regardless.
+        Only::try_parse_from(&argv).map(|o| o.common).unwrap_or_else(|e| panic!("{e}"))
+    }
 }

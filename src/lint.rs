@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 
 use crate::harness::CommonArgs;
+use crate::llm_api::RuleWarningKind;
 use crate::testlist::{Diagnostic, Severity, Source};
 
 pub struct LintReport {
@@ -49,7 +50,41 @@ pub fn lint(common: &CommonArgs) -> anyhow::Result<LintReport> {
             }
         }
     }
+    // LLM-API rules: substring collisions and rules that match none of the listed tests.
+    let configs = common.configs()?;
+    let labels: Vec<String> = collection
+        .tests
+        .iter()
+        .filter_map(|t| t.name.as_ref().ok())
+        .filter(|n| matches!(n, crate::config::PerfName::Standard(c) if c.backend == crate::config::Backend::Pytorch))
+        .map(|n| n.canonical())
+        .collect();
+    if !labels.is_empty() {
+        let mut unmatched = Vec::new();
+        for w in configs.rules.lint(&labels) {
+            if matches!(w.kind, RuleWarningKind::UnmatchedRule | RuleWarningKind::UnmatchedPattern) {
+                unmatched.push(rule_location(&w.rule, &configs.rules.origin).1.to_string());
+                continue;
+            }
+            let (file, line) = rule_location(&w.rule, &configs.rules.origin);
+            diagnostics.push(Diagnostic::warning(Source { file: file.into(), line }, w.to_string()));
+        }
+        if !unmatched.is_empty() {
+            diagnostics.push(Diagnostic::warning(
+                Source { file: configs.rules.origin.clone().into(), line: 0 },
+                format!("{} LLM-API rule(s) match none of the {} pytorch test(s) listed (rules at lines {})", unmatched.len(), labels.len(), unmatched.join(", ")),
+            ));
+        }
+    }
     diagnostics.sort_by(|a, b| (&a.source.file, a.source.line, b.severity).cmp(&(&b.source.file, b.source.line, a.severity)));
     diagnostics.dedup();
     Ok(LintReport { diagnostics, tests: collection.tests.len() })
+}
+
+/// `pattern #3 [...] at model_configs/llm_api_rules.yaml:42` → (file, line).
+fn rule_location(rule: &str, origin: &str) -> (String, usize) {
+    rule.rsplit_once(" at ")
+        .and_then(|(_, at)| at.rsplit_once(':'))
+        .and_then(|(f, l)| Some((f.to_string(), l.parse().ok()?)))
+        .unwrap_or_else(|| (origin.to_string(), 0))
 }

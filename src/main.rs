@@ -26,6 +26,8 @@ enum Command {
     Lint(LintArgs),
     /// Show what each name would run: canonical label, cases and steps.
     Plan(PlanArgs),
+    /// Print the extra LLM API YAML of a name and, per key, the rule that set it.
+    Config(ConfigArgs),
     /// Time collecting, parsing and planning a large list (the harness's start-up cost).
     BenchNames(BenchNamesArgs),
 }
@@ -58,6 +60,27 @@ struct PlanArgs {
     common: CommonArgs,
 }
 
+#[derive(Clone, Copy, ValueEnum)]
+enum ConfigFormat {
+    /// The YAML with, per key, the rule that set it.
+    Annotated,
+    /// Only the YAML, exactly as written for trtllm-bench (for scripts).
+    Yaml,
+}
+
+#[derive(clap::Args)]
+struct ConfigArgs {
+    /// A test name (bare or an upstream id).
+    name: String,
+    #[arg(long, value_enum, default_value = "annotated")]
+    format: ConfigFormat,
+    /// LoRA adapter directories for `loras:N` names.
+    #[arg(long, value_delimiter = ',')]
+    lora_dirs: Vec<String>,
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
 #[derive(clap::Args)]
 struct BenchNamesArgs {
     /// How many names to collect, parse and plan.
@@ -73,6 +96,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Lint(a) => run_lint(a),
         Command::Plan(a) => run_plan(a),
+        Command::Config(a) => run_config(a),
         Command::BenchNames(a) => run_bench_names(a),
     };
     match result {
@@ -106,6 +130,16 @@ struct PlanJson<'a> {
     error: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     blocked: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    skipped: Vec<String>,
+    /// Per case, the steps in order.
+    steps: Vec<Vec<StepJson>>,
+}
+
+#[derive(Serialize)]
+struct StepJson {
+    kind: plan::StepKind,
+    argv: Vec<String>,
 }
 
 fn run_plan(a: PlanArgs) -> anyhow::Result<ExitCode> {
@@ -122,14 +156,14 @@ fn run_plan(a: PlanArgs) -> anyhow::Result<ExitCode> {
     if names.is_empty() {
         anyhow::bail!("no names given: pass names as arguments or use --names-from FILE");
     }
-    let catalog = a.common.catalog()?;
-    let opts = a.common.plan_options();
+    let configs = a.common.configs()?;
+    let opts = a.common.plan_options(&configs)?;
     let mut out = std::io::stdout().lock();
     let mut failed = false;
     for id in &names {
         let raw = strip_test_id(id);
         let parsed = config::parse(raw);
-        let plan = parsed.as_ref().ok().map(|n| plan::plan(raw, n, &catalog, &opts));
+        let plan = parsed.as_ref().ok().map(|n| plan::plan(raw, n, &configs, &opts));
         failed |= parsed.is_err();
         match a.format {
             Format::Json => {
@@ -140,6 +174,18 @@ fn run_plan(a: PlanArgs) -> anyhow::Result<ExitCode> {
                     cases: parsed.as_ref().map(|p| p.cases().into_iter().map(|c| c.label).collect()).unwrap_or_default(),
                     error: parsed.as_ref().err().map(ToString::to_string),
                     blocked: plan.as_ref().map(|p| p.blocked.clone()).unwrap_or_default(),
+                    skipped: plan.as_ref().map(|p| p.skipped.clone()).unwrap_or_default(),
+                    steps: plan
+                        .as_ref()
+                        .map(|p| {
+                            p.cases
+                                .iter()
+                                .map(|c| {
+                                    p.setup.iter().chain(&c.steps).map(|s| StepJson { kind: s.kind, argv: s.argv.clone() }).collect()
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default(),
                 };
                 writeln!(out, "{}", serde_json::to_string(&obj)?)?;
             }
@@ -167,4 +213,49 @@ fn run_bench_names(a: BenchNamesArgs) -> anyhow::Result<ExitCode> {
     let verdict = if report.total_ms <= a.target_ms { "within" } else { "OVER" };
     println!("target: {:.0} ms for {} names: {verdict} target", a.target_ms, report.count);
     Ok(ExitCode::SUCCESS)
+}
+
+fn run_config(a: ConfigArgs) -> anyhow::Result<ExitCode> {
+    let raw = strip_test_id(&a.name);
+    let name = config::parse(raw).map_err(|e| anyhow::anyhow!("`{raw}`: {e}"))?;
+    let PerfName::Standard(cfg) = &name else {
+        anyhow::bail!("`{raw}` is not a trtllm-bench test; it has no extra LLM API YAML");
+    };
+    let configs = a.common.configs()?;
+    let opts = a.common.plan_options(&configs)?;
+    let label = cfg.canonical();
+    let lora_dirs = (!a.lora_dirs.is_empty()).then(|| a.lora_dirs.clone());
+    if let Some(dirs) = &lora_dirs {
+        anyhow::ensure!(
+            dirs.len() == cfg.num_loras as usize,
+            "--lora-dirs gives {} director(ies) but the name has loras:{}",
+            dirs.len(),
+            cfg.num_loras
+        );
+    }
+    let ctx = perfgate::llm_api::RuleContext {
+        sm: opts.sm,
+        lora_dirs,
+        models_root: opts.models_root.display().to_string(),
+        backend: perfgate::llm_api::Backend::from_label(&label),
+    };
+    let effective = configs.rules.config_for(&label, &ctx);
+    let mut out = std::io::stdout().lock();
+    match a.format {
+        ConfigFormat::Yaml => write!(out, "{}", effective.to_pyyaml())?,
+        ConfigFormat::Annotated => {
+            writeln!(out, "# {label}")?;
+            writeln!(out, "# SM: {}", opts.sm.map_or("unknown (GPU-dependent rules off; use --sm or --gpu)".into(), |s| s.to_string()))?;
+            write!(out, "{}", effective.to_pyyaml())?;
+            writeln!(out, "\n# where each key comes from:")?;
+            let width = effective.provenance.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+            for (key, rule) in &effective.provenance {
+                writeln!(out, "#   {key:<width$}  {rule}")?;
+            }
+            for n in &effective.notes {
+                writeln!(out, "# note: {n}")?;
+            }
+        }
+    }
+    Ok(if effective.notes.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }

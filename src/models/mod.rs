@@ -10,7 +10,61 @@ use serde::Deserialize;
 use crate::config::{PerfConfig, SeqLens};
 use crate::textutil::closest;
 
+mod gpus;
+
+pub use gpus::{GpuInfo, GpuTable};
+
+use crate::llm_api::Rules;
+
 const EMBEDDED: &str = include_str!("../../model_configs/models.yaml");
+const EMBEDDED_RULES: &str = include_str!("../../model_configs/llm_api_rules.yaml");
+const EMBEDDED_GPUS: &str = include_str!("../../model_configs/gpus.yaml");
+
+/// Everything per model and per GPU that planning reads: the catalog, the LLM-API rules and
+/// the GPU table, from `--model-configs DIR` or the copies built in.
+#[derive(Debug, Clone)]
+pub struct ModelConfigs {
+    pub catalog: Catalog,
+    pub rules: Rules,
+    pub gpus: GpuTable,
+}
+
+impl ModelConfigs {
+    /// `--model-configs DIR`, else `./model_configs` when run from a checkout, else the copies
+    /// built in.
+    pub fn discover(dir: Option<&Path>) -> anyhow::Result<ModelConfigs> {
+        let local = Path::new("model_configs");
+        let dir = dir.or_else(|| local.join("models.yaml").is_file().then_some(local));
+        match dir {
+            Some(dir) => {
+                let gpus_path = dir.join("gpus.yaml");
+                let gpus_text = std::fs::read_to_string(&gpus_path)
+                    .map_err(|e| anyhow::anyhow!("{}: cannot read the GPU table: {e}", gpus_path.display()))?;
+                Ok(ModelConfigs {
+                    catalog: Catalog::load(&dir.join("models.yaml"))?,
+                    rules: Rules::load(&dir.join("llm_api_rules.yaml"))?,
+                    gpus: parse_gpus(&gpus_text, &gpus_path.display().to_string())?,
+                })
+            }
+            None => Ok(ModelConfigs::embedded()),
+        }
+    }
+
+    /// The copies compiled into the binary (checked by the test suite).
+    pub fn embedded() -> ModelConfigs {
+        let rules = Rules::from_str(EMBEDDED_RULES, "<embedded model_configs/llm_api_rules.yaml>");
+        let gpus = parse_gpus(EMBEDDED_GPUS, "<embedded model_configs/gpus.yaml>");
+        match (rules, gpus) {
+            (Ok(rules), Ok(gpus)) => ModelConfigs { catalog: Catalog::embedded(), rules, gpus },
+            (Err(e), _) => panic!("{e}"),
+            (_, Err(e)) => panic!("{e}"),
+        }
+    }
+}
+
+fn parse_gpus(text: &str, origin: &str) -> anyhow::Result<GpuTable> {
+    serde_saphyr::from_str(text).map_err(|e| anyhow::anyhow!("{origin}:{}: invalid GPU table: {e}", e.location().map_or(0, |l| l.line())))
+}
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -26,6 +80,9 @@ pub struct ModelInfo {
     pub legacy: bool,
     #[serde(default)]
     pub encoder: bool,
+    /// Flags appended to this model's benchmark commands.
+    #[serde(default)]
+    pub bench_args: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

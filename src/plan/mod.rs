@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::config::{Backend, CaseSpec, PerfConfig, PerfName};
-use crate::models::Catalog;
+use crate::llm_api::{self, RuleContext};
+use crate::models::ModelConfigs;
 use crate::textutil::{py_float_repr, safe_file_name, shell_join};
 
 /// Where and how the plan's commands run.
@@ -25,6 +26,26 @@ pub struct PlanOptions {
     pub tokenizer_override: Option<PathBuf>,
     /// Seed of the synthetic datasets (upstream's default).
     pub dataset_seed: u64,
+    /// Who generates datasets: perfgate itself, or upstream's prepare_dataset.py.
+    pub dataset_generator: DatasetGenerator,
+    /// Benchmarks per case, in order (upstream runs throughput only).
+    pub benchmarks: Vec<StepKind>,
+    /// Flags appended to every benchmark command.
+    pub extra_bench_args: Vec<String>,
+    /// The GPU's SM, for GPU-dependent LLM-API rules; `None` when unknown.
+    pub sm: Option<u32>,
+    /// TensorRT-LLM's library directory, put first on LD_LIBRARY_PATH (as upstream does).
+    pub trtllm_lib_dir: Option<PathBuf>,
+    /// Write upstream's LoRA YAML quirk (`lora_dir: []`) instead of the real adapter dirs.
+    pub upstream_lora_yaml: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatasetGenerator {
+    /// perfgate's bit-exact port, in-process.
+    Perfgate,
+    /// `python3 <llm_root>/benchmarks/cpp/prepare_dataset.py --stdout ... > file`.
+    Upstream { python: String, llm_root: PathBuf },
 }
 
 impl Default for PlanOptions {
@@ -36,6 +57,12 @@ impl Default for PlanOptions {
             perfgate_cmd: "perfgate".into(),
             tokenizer_override: None,
             dataset_seed: 420,
+            dataset_generator: DatasetGenerator::Perfgate,
+            benchmarks: vec![StepKind::Throughput],
+            extra_bench_args: Vec::new(),
+            sm: None,
+            trtllm_lib_dir: None,
+            upstream_lora_yaml: false,
         }
     }
 }
@@ -79,13 +106,31 @@ pub struct Step {
     pub dataset: Option<DatasetRequest>,
     /// Files the step produces.
     pub outputs: Vec<PathBuf>,
+    /// Files written before the step runs (the extra LLM API YAML), with their contents.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<PlannedFile>,
+    /// Where the command's standard output goes (upstream's `--stdout > file` generator).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stdout_to: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PlannedFile {
+    pub path: PathBuf,
+    pub contents: String,
+    /// Which rule set each key (for `perfgate config` and the plan).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub provenance: Vec<(String, String)>,
 }
 
 impl Step {
     /// The command as a line that can be pasted into a shell.
     pub fn command_line(&self) -> String {
         let env: Vec<String> = self.env.iter().map(|(k, v)| format!("{k}={}", crate::textutil::shell_quote(v))).collect();
-        let cmd = shell_join(&self.argv);
+        let mut cmd = shell_join(&self.argv);
+        if let Some(out) = &self.stdout_to {
+            cmd.push_str(&format!(" > {}", crate::textutil::shell_quote(&out.display().to_string())));
+        }
         if env.is_empty() { cmd } else { format!("{} {cmd}", env.join(" ")) }
     }
 }
@@ -116,9 +161,9 @@ pub struct TestPlan {
     pub skipped: Vec<String>,
 }
 
-/// Plans one name. Problems that stop it from running land in `blocked`, so a dry run still
-/// shows everything it can.
-pub fn plan(raw: &str, name: &PerfName, catalog: &Catalog, opts: &PlanOptions) -> TestPlan {
+/// Plans one name. Problems that stop it from running land in `blocked` (the test fails) or
+/// `skipped` (as upstream skips), so a dry run still shows everything it can.
+pub fn plan(raw: &str, name: &PerfName, configs: &ModelConfigs, opts: &PlanOptions) -> TestPlan {
     let dir = opts.output_dir.join(safe_file_name(raw));
     let mut tp = TestPlan {
         raw: raw.to_string(),
@@ -134,33 +179,35 @@ pub fn plan(raw: &str, name: &PerfName, catalog: &Catalog, opts: &PlanOptions) -
         tp.skipped.push(reason);
     }
     let PerfName::Standard(cfg) = name else { return tp };
+    let catalog = &configs.catalog;
     tp.blocked.extend(catalog.check(cfg));
-    let model = Model::resolve(cfg, catalog, opts);
-    if cfg.num_loras > 0 && model.lora_paths.len() != cfg.num_loras as usize {
-        tp.skipped.push(format!(
-            "loras:{} but the model catalog configures {} LoRA adapter(s) for `{}`",
-            cfg.num_loras,
-            model.lora_paths.len(),
-            cfg.model
-        ));
-    }
-    if cfg.backend == Backend::TensorRt {
-        match &model.checkpoint {
-            Some(_) => {
-                tp.setup.push(build_step(cfg, &model, &dir, opts));
-                tp.setup_metrics.push("BUILD_TIME");
-            }
-            None => tp.skipped.push(format!(
-                "the TensorRT flow builds an engine from a local checkpoint, and `{}` has no path in the model catalog",
+    let known = catalog.get(&cfg.model).is_some();
+    let model = Model::resolve(cfg, configs, opts);
+    if cfg.num_loras > 0 {
+        if cfg.backend != Backend::Pytorch || model.lora_paths.is_empty() {
+            // Upstream skips these: LoRA runs only on the pytorch backend with configured adapters.
+            tp.skipped.push(format!(
+                "LoRA needs the pytorch backend and adapters configured for `{}` in the model catalog",
                 cfg.model
-            )),
+            ));
+        } else if model.lora_paths.len() != cfg.num_loras as usize {
+            tp.blocked.push(format!(
+                "loras:{} but the model catalog configures {} LoRA adapter(s) for `{}`",
+                cfg.num_loras,
+                model.lora_paths.len(),
+                cfg.model
+            ));
         }
     }
-    if cfg.backend != Backend::TensorRt && model.checkpoint.is_none() && catalog.get(&cfg.model).is_some() {
+    if known && model.checkpoint.is_none() {
         tp.blocked.push(format!(
             "`{}` has no checkpoint path in the model catalog; add `path:` for it to models.yaml",
             cfg.model
         ));
+    }
+    if cfg.backend == Backend::TensorRt && model.checkpoint.is_some() {
+        tp.setup.push(build_step(cfg, &model, &dir, opts));
+        tp.setup_metrics.push("BUILD_TIME");
     }
     if cfg.build_only {
         return tp;
@@ -171,12 +218,21 @@ pub fn plan(raw: &str, name: &PerfName, catalog: &Catalog, opts: &PlanOptions) -
         let case_dir = if multi { dir.join(case_dir_name(&spec)) } else { dir.clone() };
         let dataset = dataset_step(cfg, &spec, &model, &case_dir, opts);
         let dataset_path = dataset.outputs[0].clone();
-        let bench = throughput_step(cfg, &model, &dir, &case_dir, &dataset_path, opts);
+        let (yaml, notes) = llm_api_file(cfg, &model, &case_dir, configs, opts);
+        tp.blocked.extend(notes);
+        let mut steps = vec![dataset];
+        for (i, &kind) in opts.benchmarks.iter().enumerate() {
+            let mut step = bench_step(kind, cfg, &model, &dir, &case_dir, &dataset_path, yaml.as_ref().map(|f| f.path.as_path()), opts);
+            if i == 0 {
+                step.files.extend(yaml.clone());
+            }
+            steps.push(step);
+        }
         let mut metrics = vec!["INFERENCE_TIME", "TOKEN_THROUGHPUT", "SEQ_THROUGHPUT", "KV_CACHE_SIZE"];
         if cfg.streaming {
             metrics.extend(["FIRST_TOKEN_TIME", "OUTPUT_TOKEN_TIME"]);
         }
-        tp.cases.push(CasePlan { spec, dir: case_dir, steps: vec![dataset, bench], metrics });
+        tp.cases.push(CasePlan { spec, dir: case_dir, steps, metrics });
     }
     tp
 }
@@ -204,11 +260,12 @@ struct Model {
     tokenizer: PathBuf,
     trust_remote_code: bool,
     lora_paths: Vec<PathBuf>,
+    extra_bench_args: Vec<String>,
 }
 
 impl Model {
-    fn resolve(cfg: &PerfConfig, catalog: &Catalog, opts: &PlanOptions) -> Model {
-        let info = catalog.get(&cfg.model).cloned().unwrap_or_default();
+    fn resolve(cfg: &PerfConfig, configs: &ModelConfigs, opts: &PlanOptions) -> Model {
+        let info = configs.catalog.get(&cfg.model).cloned().unwrap_or_default();
         let checkpoint = info.path.as_ref().map(|p| opts.models_root.join(p));
         // Upstream's tokenizer: the checkpoint, else the HF id, else a Llama-2 fallback.
         let tokenizer = opts.tokenizer_override.clone().unwrap_or_else(|| match (&checkpoint, &info.hf_id) {
@@ -222,6 +279,7 @@ impl Model {
             tokenizer,
             trust_remote_code: info.trust_remote_code,
             lora_paths: info.lora.iter().map(|p| opts.models_root.join(p)).collect(),
+            extra_bench_args: info.bench_args.clone(),
             checkpoint,
         }
     }
@@ -231,8 +289,41 @@ impl Model {
     }
 }
 
-fn engine_dir(dir: &Path, cfg: &PerfConfig) -> PathBuf {
-    dir.join(format!("tp_{}_pp_{}", cfg.tp_size, cfg.pp_size))
+/// Upstream's `<dir>/<hf id>/tp_<tp>_pp_<pp>`: engines and per-model files live there. Each
+/// component of the HF id is made safe, so an id can never climb out of the directory.
+fn model_dir(dir: &Path, cfg: &PerfConfig, model: &Model) -> PathBuf {
+    let mut d = dir.to_path_buf();
+    for part in model.hf_id.split('/').filter(|p| !p.is_empty()) {
+        d.push(safe_file_name(part));
+    }
+    d.join(format!("tp_{}_pp_{}", cfg.tp_size, cfg.pp_size))
+}
+
+/// The extra LLM API YAML of a case (pytorch and _autodeploy only), and any rule notes that
+/// must stop the case.
+fn llm_api_file(cfg: &PerfConfig, model: &Model, case_dir: &Path, configs: &ModelConfigs, opts: &PlanOptions) -> (Option<PlannedFile>, Vec<String>) {
+    let file_name = match cfg.backend {
+        Backend::Pytorch => "extra-llm-api-config.yml",
+        Backend::AutoDeploy => "extra_llm_api_options.yaml",
+        Backend::TensorRt => return (None, Vec::new()),
+    };
+    let label = cfg.canonical();
+    let lora_dirs = (cfg.num_loras > 0 && !opts.upstream_lora_yaml)
+        .then(|| (0..cfg.num_loras).map(|i| case_dir.join("loras").join(i.to_string()).display().to_string()).collect());
+    let ctx = RuleContext {
+        sm: opts.sm,
+        lora_dirs,
+        models_root: opts.models_root.display().to_string(),
+        backend: llm_api::Backend::from_label(&label),
+    };
+    let effective = configs.rules.config_for(&label, &ctx);
+    let file = PlannedFile {
+        path: model_dir(case_dir, cfg, model).join(file_name),
+        contents: effective.to_pyyaml(),
+        provenance: effective.provenance.clone(),
+    };
+    let notes = effective.notes.iter().map(|n| format!("LLM-API rules: {n}")).collect();
+    (Some(file), notes)
 }
 
 fn build_step(cfg: &PerfConfig, model: &Model, dir: &Path, opts: &PlanOptions) -> Step {
@@ -258,7 +349,7 @@ fn build_step(cfg: &PerfConfig, model: &Model, dir: &Path, opts: &PlanOptions) -
     if model.trust_remote_code {
         argv.push("--trust_remote_code=True".into());
     }
-    Step { kind: StepKind::Build, argv, env: bench_env(), dataset: None, outputs: vec![engine_dir(dir, cfg)] }
+    Step { kind: StepKind::Build, argv, env: bench_env(opts), dataset: None, outputs: vec![model_dir(dir, cfg, model)], files: Vec::new(), stdout_to: None }
 }
 
 fn dataset_step(cfg: &PerfConfig, spec: &CaseSpec, model: &Model, case_dir: &Path, opts: &PlanOptions) -> Step {
@@ -280,15 +371,36 @@ fn dataset_step(cfg: &PerfConfig, spec: &CaseSpec, model: &Model, case_dir: &Pat
         lora_adapters: if lora { model.lora_paths.clone() } else { Vec::new() },
         output: output.clone(),
     };
-    let mut argv = vec![opts.perfgate_cmd.clone(), "dataset".into(), format!("--tokenizer={}", request.tokenizer.display())];
-    if request.seed != 420 {
-        argv.push(format!("--random-seed={}", request.seed));
-    }
-    if let (Some((lo, hi)), Some(dir)) = (request.rand_task_ids, &request.lora_dir) {
-        argv.extend(["--rand-task-id".into(), lo.to_string(), hi.to_string(), format!("--lora-dir={}", dir.display())]);
-    }
+    let (argv, stdout_to) = match &opts.dataset_generator {
+        DatasetGenerator::Perfgate => {
+            let mut argv = vec![opts.perfgate_cmd.clone(), "dataset".into(), format!("--tokenizer={}", request.tokenizer.display())];
+            if request.seed != 420 {
+                argv.push(format!("--random-seed={}", request.seed));
+            }
+            if let (Some((lo, hi)), Some(dir)) = (request.rand_task_ids, &request.lora_dir) {
+                argv.extend(["--rand-task-id".into(), lo.to_string(), hi.to_string(), format!("--lora-dir={}", dir.display())]);
+            }
+            argv.push(format!("--output={}", output.display()));
+            (argv, None)
+        }
+        DatasetGenerator::Upstream { python, llm_root } => {
+            let script = llm_root.join("benchmarks/cpp/prepare_dataset.py");
+            let mut argv = vec![python.clone(), script.display().to_string(), "--stdout".into()];
+            if let Some((lo, hi)) = request.rand_task_ids {
+                argv.extend(["--rand-task-id".into(), lo.to_string(), hi.to_string()]);
+            }
+            argv.push(format!("--tokenizer={}", request.tokenizer.display()));
+            if let Some(dir) = &request.lora_dir {
+                argv.push(format!("--lora-dir={}", dir.display()));
+            }
+            if request.seed != 420 {
+                argv.push(format!("--random-seed={}", request.seed));
+            }
+            (argv, Some(output.clone()))
+        }
+    };
+    let mut argv = argv;
     argv.extend([
-        format!("--output={}", output.display()),
         "token-norm-dist".into(),
         format!("--num-requests={}", request.num_requests),
         format!("--input-mean={}", request.input_mean),
@@ -296,28 +408,35 @@ fn dataset_step(cfg: &PerfConfig, spec: &CaseSpec, model: &Model, case_dir: &Pat
         format!("--input-stdev={input_stdev}"),
         format!("--output-stdev={output_stdev}"),
     ]);
-    Step { kind: StepKind::Dataset, argv, env: Vec::new(), dataset: Some(request), outputs: vec![output] }
+    Step { kind: StepKind::Dataset, argv, env: Vec::new(), dataset: Some(request), outputs: vec![output], files: Vec::new(), stdout_to }
 }
 
-fn throughput_step(cfg: &PerfConfig, model: &Model, dir: &Path, case_dir: &Path, dataset: &Path, opts: &PlanOptions) -> Step {
+#[allow(clippy::too_many_arguments)]
+fn bench_step(kind: StepKind, cfg: &PerfConfig, model: &Model, dir: &Path, case_dir: &Path, dataset: &Path, yaml: Option<&Path>, opts: &PlanOptions) -> Step {
+    let (sub, report) = match kind {
+        StepKind::Latency => ("latency", case_dir.join("report_latency.json")),
+        _ => ("throughput", case_dir.join("report.json")),
+    };
     let mut argv = vec![
         opts.bench_cmd.clone(),
         format!("--model={}", model.bench_model_arg),
         format!("--model_path={}", model.checkpoint_arg()),
-        "throughput".into(),
+        sub.into(),
         format!("--dataset={}", dataset.display()),
-        format!("--max_batch_size={}", cfg.max_batch_size),
-        format!("--max_num_tokens={}", cfg.max_num_tokens),
-        format!("--report_json={}", case_dir.join("report.json").display()),
-        format!("--kv_cache_free_gpu_mem_fraction={}", py_float_repr(cfg.kv_cache_free_gpu_mem_fraction)),
     ];
-    let engine = engine_dir(dir, cfg);
+    // latency forces batch size 1 and takes no token budget.
+    if kind != StepKind::Latency {
+        argv.push(format!("--max_batch_size={}", cfg.max_batch_size));
+        argv.push(format!("--max_num_tokens={}", cfg.max_num_tokens));
+    }
+    argv.push(format!("--report_json={}", report.display()));
+    argv.push(format!("--kv_cache_free_gpu_mem_fraction={}", py_float_repr(cfg.kv_cache_free_gpu_mem_fraction)));
     match cfg.backend {
         Backend::Pytorch => argv.push("--backend=pytorch".into()),
         Backend::AutoDeploy => argv.push("--backend=_autodeploy".into()),
         Backend::TensorRt => {
             argv.push("--backend=tensorrt".into());
-            argv.push(format!("--engine_dir={}", engine.display()));
+            argv.push(format!("--engine_dir={}", model_dir(dir, cfg, model).display()));
         }
     }
     argv.push(format!("--num_requests={}", cfg.num_reqs));
@@ -333,29 +452,31 @@ fn throughput_step(cfg: &PerfConfig, model: &Model, dir: &Path, case_dir: &Path,
     if cfg.pp_size > 1 {
         argv.push(format!("--pp={}", cfg.pp_size));
     }
-    if cfg.streaming {
+    if cfg.streaming && kind != StepKind::Latency {
         argv.push("--streaming".into());
     }
-    let mut outputs = vec![case_dir.join("report.json")];
-    match cfg.backend {
-        Backend::Pytorch => {
-            let yaml = case_dir.join("extra-llm-api-config.yml");
-            argv.push(format!("--extra_llm_api_options={}", yaml.display()));
-            outputs.push(yaml);
-        }
-        Backend::AutoDeploy => {
-            let yaml = case_dir.join("extra_llm_api_options.yaml");
-            argv.push(format!("--extra_llm_api_options={}", yaml.display()));
-            outputs.push(yaml);
-        }
-        Backend::TensorRt => {}
+    if let Some(y) = yaml {
+        argv.push(format!("--extra_llm_api_options={}", y.display()));
     }
-    Step { kind: StepKind::Throughput, argv, env: bench_env(), dataset: None, outputs }
+    argv.extend(model.extra_bench_args.iter().cloned());
+    argv.extend(opts.extra_bench_args.iter().cloned());
+    Step { kind, argv, env: bench_env(opts), dataset: None, outputs: vec![report], files: Vec::new(), stdout_to: None }
 }
 
-/// Upstream runs benchmarks unbuffered so logs stream as they are written.
-fn bench_env() -> Vec<(String, String)> {
-    vec![("PYTHONUNBUFFERED".into(), "1".into())]
+/// Upstream runs benchmarks unbuffered (logs stream as they are written) with TensorRT-LLM's
+/// libraries and the benchmark's own directory first on LD_LIBRARY_PATH. `$LD_LIBRARY_PATH` is
+/// expanded from the environment when the step runs.
+fn bench_env(opts: &PlanOptions) -> Vec<(String, String)> {
+    let mut env = vec![("PYTHONUNBUFFERED".to_string(), "1".to_string())];
+    let mut dirs: Vec<String> = opts.trtllm_lib_dir.iter().map(|d| d.display().to_string()).collect();
+    if let Some(parent) = Path::new(&opts.bench_cmd).parent().filter(|p| !p.as_os_str().is_empty()) {
+        dirs.push(parent.display().to_string());
+    }
+    if !dirs.is_empty() {
+        dirs.push("$LD_LIBRARY_PATH".into());
+        env.push(("LD_LIBRARY_PATH".into(), dirs.join(":")));
+    }
+    env
 }
 
 impl TestPlan {
@@ -377,6 +498,12 @@ impl TestPlan {
         for (i, c) in self.cases.iter().enumerate() {
             s.push_str(&format!("case {}    {}\n", i + 1, c.spec.label));
             for step in &c.steps {
+                for f in &step.files {
+                    s.push_str(&format!("  {:<10} {}\n", "write", f.path.display()));
+                    for line in f.contents.lines() {
+                        s.push_str(&format!("  {:<10}   | {line}\n", ""));
+                    }
+                }
                 s.push_str(&format!("  {:<10} {}\n", format!("{:?}", step.kind).to_lowercase(), step.command_line()));
             }
             s.push_str(&format!("  metrics    {}\n", c.metrics.join(", ")));

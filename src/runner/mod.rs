@@ -22,18 +22,64 @@ pub fn run_plan(plan: &TestPlan, log_path: &Path, timeout: Option<Duration>) -> 
         .open(log_path)
         .with_context(|| format!("{}: cannot open the log", log_path.display()))?;
     for step in plan.setup.iter().chain(plan.cases.iter().flat_map(|c| c.steps.iter())) {
-        match step.kind {
-            StepKind::Dataset => {
+        write_step_files(step)?;
+        match (step.kind, step.stdout_to.is_none()) {
+            (StepKind::Dataset, true) => {
                 let req = step.dataset.as_ref().context("dataset step without a dataset request")?;
                 writeln!(log, "$ {}", step.command_line())?;
                 crate::dataset::generate_for_plan(req).with_context(|| format!("dataset for {}", req.output.display()))?;
             }
-            StepKind::Build | StepKind::Throughput | StepKind::Latency => {
-                run_command(step, &mut log, log_path, deadline)?;
-            }
+            _ => run_command(step, &mut log, log_path, deadline)?,
         }
     }
     Ok(())
+}
+
+/// What a step needs on disk before it runs: its planned files (the extra LLM API YAML) and,
+/// for LoRA datasets, `<lora_dir>/<i>` links to the adapters (upstream's `ln -sf`). Used by
+/// dry runs too, which write everything but start nothing.
+pub fn write_step_files(step: &Step) -> anyhow::Result<()> {
+    for f in &step.files {
+        if let Some(dir) = f.path.parent() {
+            std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create", dir.display()))?;
+        }
+        crate::harness::write_atomic(&f.path, f.contents.as_bytes())?;
+    }
+    if let Some(req) = &step.dataset {
+        if let Some(dir) = &req.lora_dir {
+            std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create", dir.display()))?;
+            for (i, adapter) in req.lora_adapters.iter().enumerate() {
+                let link = dir.join(i.to_string());
+                if std::fs::symlink_metadata(&link).is_ok() {
+                    std::fs::remove_file(&link).with_context(|| format!("{}: cannot replace", link.display()))?;
+                }
+                std::os::unix::fs::symlink(adapter, &link).with_context(|| format!("{}: cannot link to {}", link.display(), adapter.display()))?;
+            }
+        }
+        if let Some(dir) = req.output.parent() {
+            std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create", dir.display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// `a:b:$LD_LIBRARY_PATH` → `a:b:<inherited value>` (the trailing `:` dropped when unset).
+fn expand_env(value: &str) -> String {
+    let mut out = String::new();
+    for (i, part) in value.split(':').enumerate() {
+        let piece = match part.strip_prefix('$') {
+            Some(var) => std::env::var(var).unwrap_or_default(),
+            None => part.to_string(),
+        };
+        if piece.is_empty() {
+            continue;
+        }
+        if i > 0 && !out.is_empty() {
+            out.push(':');
+        }
+        out.push_str(&piece);
+    }
+    out
 }
 
 fn run_command(step: &Step, log: &mut File, log_path: &Path, deadline: Option<(Instant, Duration)>) -> anyhow::Result<()> {
@@ -41,11 +87,15 @@ fn run_command(step: &Step, log: &mut File, log_path: &Path, deadline: Option<(I
     writeln!(log, "$ {}", step.command_line())?;
     log.flush()?;
     let start_len = log.metadata().map(|m| m.len()).unwrap_or(0);
+    let stdout = match &step.stdout_to {
+        Some(path) => Stdio::from(File::create(path).with_context(|| format!("{}: cannot create", path.display()))?),
+        None => Stdio::from(log.try_clone()?),
+    };
     let mut cmd = Command::new(program);
     cmd.args(args)
-        .envs(step.env.iter().map(|(k, v)| (k, v)))
+        .envs(step.env.iter().map(|(k, v)| (k, expand_env(v))))
         .stdin(Stdio::null())
-        .stdout(log.try_clone()?)
+        .stdout(stdout)
         .stderr(log.try_clone()?)
         .process_group(0);
     let mut child = match cmd.spawn() {

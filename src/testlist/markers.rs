@@ -9,6 +9,9 @@ pub struct Markers {
     pub unstable: Option<String>,
     pub timeout_minutes: Option<u32>,
     pub isolation: bool,
+    /// `ARGS (--flag=value ...)`: flags appended to this test's benchmark commands (a perfgate
+    /// extension; upstream has no such marker).
+    pub bench_args: Vec<String>,
 }
 
 /// Drops a `#` comment. A `#` inside parentheses belongs to a marker's reason (bug links such
@@ -49,6 +52,7 @@ impl Markers {
                 "XFAIL" => m.xfail = Some(reason()),
                 "UNSTABLE" => m.unstable = Some(reason()),
                 "ISOLATION" if arg.is_none() => m.isolation = true,
+                "ARGS" => m.bench_args = reason().split_whitespace().map(str::to_string).collect(),
                 "TIMEOUT" => {
                     let minutes = arg
                         .as_deref()
@@ -59,7 +63,7 @@ impl Markers {
                 }
                 _ => {
                     return Err(format!(
-                        "unexpected `{word}` after the test id; expected a marker: SKIP (reason), XFAIL (reason), UNSTABLE (reason), TIMEOUT (minutes) or ISOLATION"
+                        "unexpected `{word}` after the test id; expected a marker: SKIP (reason), XFAIL (reason), UNSTABLE (reason), TIMEOUT (minutes), ISOLATION or ARGS (flags)"
                     ));
                 }
             }

@@ -1,6 +1,7 @@
 //! The project's own tests: `cargo test --lib --test selftest`.
 mod cli;
 mod collect;
+mod commands;
 mod conformance;
 mod dataset;
 mod llm_api;
