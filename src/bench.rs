@@ -61,7 +61,7 @@ pub fn names(count: usize) -> anyhow::Result<NamesReport> {
         text.push_str(&format!("perf/test_perf.py::test_perf[{name}] TIMEOUT (60)\n"));
     }
     std::fs::write(&list, text)?;
-    let common = CommonArgs { test_prefix: Some("H100_80GB_HBM3".into()), ..CommonArgs::for_lists(vec![list.clone()]) };
+    let common = CommonArgs { test_prefix: Some("H100_80GB_HBM3".into()), ..CommonArgs::for_lists(vec![list.clone()])? };
     let t0 = Instant::now();
     let loaded = crate::testlist::load(&common.test_list, &Default::default());
     let load_ms = t0.elapsed().as_secs_f64() * 1e3;

@@ -387,8 +387,8 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
 }
 
 impl CommonArgs {
-    /// The defaults, as if only `--test-list` were given.
-    pub fn for_lists(lists: Vec<PathBuf>) -> CommonArgs {
+    /// The defaults (and environment), as if only `--test-list` were given.
+    pub fn for_lists(lists: Vec<PathBuf>) -> anyhow::Result<CommonArgs> {
         let mut argv = vec!["perf".to_string()];
         for l in &lists {
             argv.push("--test-list".into());
@@ -399,7 +399,7 @@ impl CommonArgs {
             #[command(flatten)]
             common: CommonArgs,
         }
-        // Parsing our own fixed argv cannot fail; fall back to clap's defaults regardless.
-        Only::try_parse_from(&argv).map(|o| o.common).unwrap_or_else(|e| panic!("{e}"))
+        // Only a bad PERF_* environment variable can make this fail.
+        Only::try_parse_from(&argv).map(|o| o.common).map_err(|e| anyhow::anyhow!("{e}"))
     }
 }

@@ -95,3 +95,37 @@ fn plan_text_shows_commands() {
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("trtllm-bench --model=llama_v3.1_8b_hf --model_path=/m/llama-3.1-model/Meta-Llama-3.1-8B throughput"), "{out}");
 }
+
+#[test]
+fn config_prints_yaml_and_where_each_key_comes_from() {
+    let name = "deepseek_r1_0528_fp8-bench-pytorch-float8-maxbs:512-maxnt:2048-input_output_len:1000,2000-reqs:3000-ep:8-gpus:8";
+    let (code, yaml, _) = perfgate(&["config", "--format", "yaml", "--gpu", "B200", name]);
+    assert_eq!(code, 0);
+    assert_eq!(yaml, "cuda_graph_config:\n  enable_padding: true\nenable_attention_dp: true\nmoe_config:\n  backend: DEEPGEMM\nprint_iter_log: true\n");
+    let (_, yaml90, _) = perfgate(&["config", "--format", "yaml", "--sm", "90", name]);
+    assert!(!yaml90.contains("DEEPGEMM"), "the SM 100 rule must not apply on SM 90:\n{yaml90}");
+    let (code, annotated, _) = perfgate(&["config", "--gpu", "B200", name]);
+    assert_eq!(code, 0);
+    assert!(annotated.lines().any(|l| l.contains("moe_config.backend") && l.contains("gpu rule") && l.contains("llm_api_rules.yaml:")), "{annotated}");
+    let lora = "llama_v3.1_8b_instruct_fp8-bench-pytorch-float8-input_output_len:128,128-loras:1-reqs:100-con:2";
+    let (code, yaml, _) = perfgate(&["config", "--format", "yaml", "--lora-dirs", "/l/0", lora]);
+    assert_eq!(code, 0);
+    assert!(yaml.contains("lora_dir:\n  - /l/0\n"), "{yaml}");
+    let (code, _, err) = perfgate(&["config", "--lora-dirs", "/l/0,/l/1", lora]);
+    assert_eq!(code, 2);
+    assert!(err.contains("loras:1"), "{err}");
+    let (code, _, err) = perfgate(&["config", "--gpu", "H1000", name]);
+    assert_eq!(code, 2);
+    assert!(err.contains("unknown GPU `H1000`"), "{err}");
+}
+
+#[test]
+fn plan_json_carries_the_steps() {
+    let (code, out, _) = perfgate(&["plan", "--format", "json", "--models-root", "/m", "llama_v3.1_8b-bench-bfloat16-input_output_len:128,128"]);
+    assert_eq!(code, 0);
+    let v: Value = serde_json::from_str(out.trim()).expect("JSON");
+    let steps = v["steps"][0].as_array().expect("steps of case 1");
+    let kinds: Vec<&str> = steps.iter().filter_map(|s| s["kind"].as_str()).collect();
+    assert_eq!(kinds, ["build", "dataset", "throughput"]);
+    assert_eq!(steps[0]["argv"][4], "--model_path=/m/llama-3.1-model/Meta-Llama-3.1-8B");
+}
