@@ -58,10 +58,15 @@ pub fn names(count: usize) -> anyhow::Result<NamesReport> {
             name.push('-');
             name.push_str(l);
         }
-        text.push_str(&format!("perf/test_perf.py::test_perf[{name}] TIMEOUT (60)\n"));
+        text.push_str(&format!(
+            "perf/test_perf.py::test_perf[{name}] TIMEOUT (60)\n"
+        ));
     }
     std::fs::write(&list, text)?;
-    let common = CommonArgs { test_prefix: Some("H100_80GB_HBM3".into()), ..CommonArgs::for_lists(vec![list.clone()])? };
+    let common = CommonArgs {
+        test_prefix: Some("H100_80GB_HBM3".into()),
+        ..CommonArgs::for_lists(vec![list.clone()])?
+    };
     let t0 = Instant::now();
     let loaded = crate::testlist::load(&common.test_list, &Default::default());
     let load_ms = t0.elapsed().as_secs_f64() * 1e3;
@@ -71,7 +76,20 @@ pub fn names(count: usize) -> anyhow::Result<NamesReport> {
     let total_ms = t0.elapsed().as_secs_f64() * 1e3;
     let _ = std::fs::remove_dir_all(&dir);
     let parsed = collection.tests.iter().filter(|t| t.name.is_ok()).count();
-    anyhow::ensure!(parsed == count, "only {parsed} of {count} generated names parsed");
-    let cases = collection.tests.iter().filter_map(|t| t.plan.as_ref()).map(|p| p.cases.len()).sum();
-    Ok(NamesReport { count, load_ms, total_ms, cases })
+    anyhow::ensure!(
+        parsed == count,
+        "only {parsed} of {count} generated names parsed"
+    );
+    let cases = collection
+        .tests
+        .iter()
+        .filter_map(|t| t.plan.as_ref())
+        .map(|p| p.cases.len())
+        .sum();
+    Ok(NamesReport {
+        count,
+        load_ms,
+        total_ms,
+        cases,
+    })
 }

@@ -21,13 +21,23 @@ use crate::testlist::{self, Diagnostic, LoadOptions, Severity, System, TestEntry
 #[derive(Debug, Clone, clap::Args)]
 pub struct CommonArgs {
     /// Test list(s): plain text or test-db YAML (`.yml`). Repeat or separate with commas.
-    #[arg(long = "test-list", short = 'F', env = "PERF_TEST_LIST", value_delimiter = ',')]
+    #[arg(
+        long = "test-list",
+        short = 'F',
+        env = "PERF_TEST_LIST",
+        value_delimiter = ','
+    )]
     pub test_list: Vec<PathBuf>,
     /// Prefix of every test id, usually the GPU / CI stage (e.g. `H100_80GB_HBM3`).
     #[arg(long, short = 'P', env = "PERF_TEST_PREFIX")]
     pub test_prefix: Option<String>,
     /// Where results, logs and per-case work directories go.
-    #[arg(long, short = 'O', env = "PERF_OUTPUT_DIR", default_value = "perf-output")]
+    #[arg(
+        long,
+        short = 'O',
+        env = "PERF_OUTPUT_DIR",
+        default_value = "perf-output"
+    )]
     pub output_dir: PathBuf,
     /// The machine test-db conditions are evaluated against (JSON object: gpu, chip,
     /// system_gpu_count, gpu_memory, compute_capability, supports_fp8, ...).
@@ -59,7 +69,12 @@ pub struct CommonArgs {
     #[arg(long, env = "PERF_GPU")]
     pub gpu: Option<String>,
     /// Who generates datasets: perfgate's bit-exact port (default) or upstream's script.
-    #[arg(long, value_enum, env = "PERF_DATASET_GENERATOR", default_value = "perfgate")]
+    #[arg(
+        long,
+        value_enum,
+        env = "PERF_DATASET_GENERATOR",
+        default_value = "perfgate"
+    )]
     pub dataset_generator: GeneratorArg,
     /// TensorRT-LLM source root, for `--dataset-generator upstream`.
     #[arg(long, env = "LLM_ROOT", default_value = ".")]
@@ -85,7 +100,10 @@ pub enum GeneratorArg {
 }
 
 #[derive(Debug, Parser)]
-#[command(name = "perf", about = "perfgate: run perf test lists as tests (`cargo test -- --test-list FILE`)")]
+#[command(
+    name = "perf",
+    about = "perfgate: run perf test lists as tests (`cargo test -- --test-list FILE`)"
+)]
 pub struct HarnessArgs {
     #[command(flatten)]
     pub common: CommonArgs,
@@ -131,7 +149,10 @@ impl CommonArgs {
             tokenizer_override: self.tokenizer.clone(),
             dataset_generator: match self.dataset_generator {
                 GeneratorArg::Perfgate => DatasetGenerator::Perfgate,
-                GeneratorArg::Upstream => DatasetGenerator::Upstream { python: "python3".into(), llm_root: self.llm_root.clone() },
+                GeneratorArg::Upstream => DatasetGenerator::Upstream {
+                    python: "python3".into(),
+                    llm_root: self.llm_root.clone(),
+                },
             },
             benchmarks,
             extra_bench_args: self.bench_args.clone(),
@@ -148,14 +169,30 @@ impl CommonArgs {
             return Ok(Some(sm));
         }
         if let Some(gpu) = &self.gpu {
-            return configs.gpus.sm(gpu).map(Some).map_err(|e| anyhow::anyhow!("--gpu: {e}"));
+            return configs
+                .gpus
+                .sm(gpu)
+                .map(Some)
+                .map_err(|e| anyhow::anyhow!("--gpu: {e}"));
         }
-        let Some(system) = self.system()? else { return Ok(None) };
-        if let Some(cc) = system.get("compute_capability").and_then(|v| v.as_f64().or_else(|| v.as_str()?.parse().ok())) {
+        let Some(system) = self.system()? else {
+            return Ok(None);
+        };
+        if let Some(cc) = system
+            .get("compute_capability")
+            .and_then(|v| v.as_f64().or_else(|| v.as_str()?.parse().ok()))
+        {
             // 9.0 → 90, 10.0 → 100; a value already in SM form stays.
-            return Ok(Some(if cc < 20.0 { (cc * 10.0).round() as u32 } else { cc as u32 }));
+            return Ok(Some(if cc < 20.0 {
+                (cc * 10.0).round() as u32
+            } else {
+                cc as u32
+            }));
         }
-        Ok(system.get("gpu").and_then(|g| g.as_str()).and_then(|g| configs.gpus.sm(g).ok()))
+        Ok(system
+            .get("gpu")
+            .and_then(|g| g.as_str())
+            .and_then(|g| configs.gpus.sm(g).ok()))
     }
 
     pub fn configs(&self) -> anyhow::Result<ModelConfigs> {
@@ -166,14 +203,26 @@ impl CommonArgs {
     pub fn system(&self) -> anyhow::Result<Option<System>> {
         let mut system: Option<System> = match &self.system {
             Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| anyhow::anyhow!("{}: cannot read the system description: {e}", path.display()))?;
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    anyhow::anyhow!(
+                        "{}: cannot read the system description: {e}",
+                        path.display()
+                    )
+                })?;
                 let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
-                    anyhow::anyhow!("{}:{}:{}: invalid system description: {e}", path.display(), e.line(), e.column())
+                    anyhow::anyhow!(
+                        "{}:{}:{}: invalid system description: {e}",
+                        path.display(),
+                        e.line(),
+                        e.column()
+                    )
                 })?;
                 match v {
                     serde_json::Value::Object(m) => Some(m),
-                    _ => anyhow::bail!("{}: the system description must be a JSON object", path.display()),
+                    _ => anyhow::bail!(
+                        "{}: the system description must be a JSON object",
+                        path.display()
+                    ),
                 }
             }
             None => None,
@@ -183,8 +232,11 @@ impl CommonArgs {
                 .split_once('=')
                 .ok_or_else(|| anyhow::anyhow!("--system-set `{kv}`: expected KEY=VALUE"))?;
             // Numbers and booleans keep their type so ranges and terms compare by meaning.
-            let value = serde_json::from_str(v).unwrap_or_else(|_| serde_json::Value::String(v.to_string()));
-            system.get_or_insert_with(System::new).insert(k.to_string(), value);
+            let value = serde_json::from_str(v)
+                .unwrap_or_else(|_| serde_json::Value::String(v.to_string()));
+            system
+                .get_or_insert_with(System::new)
+                .insert(k.to_string(), value);
         }
         Ok(system)
     }
@@ -192,17 +244,20 @@ impl CommonArgs {
     /// Reads the lists, parses every name and plans it.
     pub fn collect(&self) -> anyhow::Result<Collection> {
         let configs = self.configs()?;
-        let opts = LoadOptions { system: self.system()?, context: self.context.clone() };
+        let opts = LoadOptions {
+            system: self.system()?,
+            context: self.context.clone(),
+        };
         let list = testlist::load(&self.test_list, &opts);
         let plan_opts = self.plan_options(&configs)?;
         let prefix = self.test_prefix.as_deref().filter(|p| !p.is_empty());
         let mut diagnostics = list.diagnostics;
         let mut tests = Vec::with_capacity(list.entries.len());
         for entry in list.entries {
-            if let (Some(want), Some(pinned)) = (prefix, entry.pinned_prefix.as_deref()) {
-                if want != pinned {
-                    continue; // pinned to another GPU / stage
-                }
+            if let (Some(want), Some(pinned)) = (prefix, entry.pinned_prefix.as_deref())
+                && want != pinned
+            {
+                continue; // pinned to another GPU / stage
             }
             let test_id = entry.test_id(prefix);
             let name = config::parse(&entry.raw);
@@ -211,14 +266,23 @@ impl CommonArgs {
                     plan::plan(&entry.raw, n, &configs, &plan_opts)
                 } else {
                     let mut o = plan_opts.clone();
-                    o.extra_bench_args.extend(entry.markers.bench_args.iter().cloned());
+                    o.extra_bench_args
+                        .extend(entry.markers.bench_args.iter().cloned());
                     plan::plan(&entry.raw, n, &configs, &o)
                 }
             });
             if let Err(e) = &name {
-                diagnostics.push(Diagnostic::error(entry.source.clone(), format!("`{}`: {e}", entry.raw)));
+                diagnostics.push(Diagnostic::error(
+                    entry.source.clone(),
+                    format!("`{}`: {e}", entry.raw),
+                ));
             }
-            tests.push(Collected { entry, test_id, name, plan });
+            tests.push(Collected {
+                entry,
+                test_id,
+                name,
+                plan,
+            });
         }
         Ok(Collection { tests, diagnostics })
     }
@@ -266,7 +330,10 @@ fn run(args: HarnessArgs) -> anyhow::Result<libtest_mimic::Conclusion> {
         for d in &list_errors {
             eprintln!("{d}");
         }
-        anyhow::bail!("the test list has {} error(s); nothing was run (`perfgate lint` checks lists without running)", list_errors.len());
+        anyhow::bail!(
+            "the test list has {} error(s); nothing was run (`perfgate lint` checks lists without running)",
+            list_errors.len()
+        );
     }
     let plans: Arc<Mutex<Vec<String>>> = Arc::default();
     let ctx = Arc::new(RunContext {
@@ -281,14 +348,24 @@ fn run(args: HarnessArgs) -> anyhow::Result<libtest_mimic::Conclusion> {
         }
         let (ctx, plans) = (ctx.clone(), plans.clone());
         let id = t.test_id.clone();
-        trials.push(Trial::ignorable_test(id, move || run_test(&t, &ctx, &plans)));
+        trials.push(Trial::ignorable_test(id, move || {
+            run_test(&t, &ctx, &plans)
+        }));
     }
-    let quiet = args.libtest.quiet || args.libtest.list || matches!(args.libtest.format, Some(libtest_mimic::FormatSetting::Json));
+    let quiet = args.libtest.quiet
+        || args.libtest.list
+        || matches!(
+            args.libtest.format,
+            Some(libtest_mimic::FormatSetting::Json)
+        );
     let conclusion = libtest_mimic::run(&args.libtest, trials);
     if args.dry_run && !quiet {
         let plans = plans.lock().map(|p| p.clone()).unwrap_or_default();
         if !plans.is_empty() {
-            println!("planned steps (dry run; written under {}):\n", args.common.output_dir.display());
+            println!(
+                "planned steps (dry run; written under {}):\n",
+                args.common.output_dir.display()
+            );
             for p in plans {
                 println!("{p}");
             }
@@ -299,7 +376,9 @@ fn run(args: HarnessArgs) -> anyhow::Result<libtest_mimic::Conclusion> {
 
 /// Name errors fail their own test; only list-level errors stop the whole run.
 fn is_name_error(d: &Diagnostic, c: &Collection) -> bool {
-    c.tests.iter().any(|t| t.name.is_err() && t.entry.source == d.source)
+    c.tests
+        .iter()
+        .any(|t| t.name.is_err() && t.entry.source == d.source)
 }
 
 struct RunContext {
@@ -308,17 +387,27 @@ struct RunContext {
     force_ignored: bool,
 }
 
-fn run_test(t: &Collected, ctx: &RunContext, plans: &Mutex<Vec<String>>) -> Result<Completion, Failed> {
+fn run_test(
+    t: &Collected,
+    ctx: &RunContext,
+    plans: &Mutex<Vec<String>>,
+) -> Result<Completion, Failed> {
     let m = &t.entry.markers;
-    if let Some(reason) = &m.skip {
-        if !ctx.force_ignored {
-            return Ok(Completion::ignored_with(format!("SKIP: {reason}")));
-        }
+    if let Some(reason) = &m.skip
+        && !ctx.force_ignored
+    {
+        return Ok(Completion::ignored_with(format!("SKIP: {reason}")));
     }
     let outcome = execute(t, ctx, plans);
     match (outcome, &m.xfail, &m.unstable) {
-        (Err(e), Some(reason), _) => Ok(Completion::ignored_with(format!("XFAIL ({reason}): failed as expected: {}", first_line(&e)))),
-        (Err(e), None, Some(reason)) => Ok(Completion::ignored_with(format!("UNSTABLE ({reason}): failed: {}", first_line(&e)))),
+        (Err(e), Some(reason), _) => Ok(Completion::ignored_with(format!(
+            "XFAIL ({reason}): failed as expected: {}",
+            first_line(&e)
+        ))),
+        (Err(e), None, Some(reason)) => Ok(Completion::ignored_with(format!(
+            "UNSTABLE ({reason}): failed: {}",
+            first_line(&e)
+        ))),
         (Err(e), None, None) => Err(Failed::from(e)),
         (Ok(c), _, _) => Ok(c),
     }
@@ -328,10 +417,19 @@ fn first_line(s: &str) -> &str {
     s.lines().next().unwrap_or_default()
 }
 
-fn execute(t: &Collected, ctx: &RunContext, plans: &Mutex<Vec<String>>) -> Result<Completion, String> {
+fn execute(
+    t: &Collected,
+    ctx: &RunContext,
+    plans: &Mutex<Vec<String>>,
+) -> Result<Completion, String> {
     let source = &t.entry.source;
-    t.name.as_ref().map_err(|e| format!("{source}: invalid test name `{}`: {e}", t.entry.raw))?;
-    let plan = t.plan.as_ref().ok_or_else(|| format!("{source}: no plan"))?;
+    t.name
+        .as_ref()
+        .map_err(|e| format!("{source}: invalid test name `{}`: {e}", t.entry.raw))?;
+    let plan = t
+        .plan
+        .as_ref()
+        .ok_or_else(|| format!("{source}: no plan"))?;
     if ctx.dry_run {
         let written = write_plan_files(plan).map_err(|e| format!("{e:#}"))?;
         if let Ok(mut p) = plans.lock() {
@@ -342,14 +440,26 @@ fn execute(t: &Collected, ctx: &RunContext, plans: &Mutex<Vec<String>>) -> Resul
         return Err(format!("{source}: cannot run: {}", plan.blocked.join("; ")));
     }
     if !plan.skipped.is_empty() {
-        let how = if ctx.dry_run { "planned only" } else { "skipped" };
-        return Ok(Completion::ignored_with(format!("{how}: {}", plan.skipped.join("; "))));
+        let how = if ctx.dry_run {
+            "planned only"
+        } else {
+            "skipped"
+        };
+        return Ok(Completion::ignored_with(format!(
+            "{how}: {}",
+            plan.skipped.join("; ")
+        )));
     }
     if ctx.dry_run {
         return Ok(Completion::Completed);
     }
     write_plan_files(plan).map_err(|e| format!("{e:#}"))?;
-    let timeout = t.entry.markers.timeout_minutes.map(|m| Duration::from_secs(u64::from(m) * 60)).or(ctx.default_timeout);
+    let timeout = t
+        .entry
+        .markers
+        .timeout_minutes
+        .map(|m| Duration::from_secs(u64::from(m) * 60))
+        .or(ctx.default_timeout);
     let log = plan.dir.join("perf.log");
     runner::run_plan(plan, &log, timeout).map_err(|e| format!("{e:#}"))?;
     Ok(Completion::Completed)
@@ -358,17 +468,37 @@ fn execute(t: &Collected, ctx: &RunContext, plans: &Mutex<Vec<String>>) -> Resul
 /// Writes what a case needs before anything runs (`plan.txt`, `plan.json`, `commands.sh`) and
 /// says what was written.
 fn write_plan_files(plan: &TestPlan) -> anyhow::Result<String> {
-    std::fs::create_dir_all(&plan.dir).map_err(|e| anyhow::anyhow!("{}: cannot create the work directory: {e}", plan.dir.display()))?;
+    std::fs::create_dir_all(&plan.dir).map_err(|e| {
+        anyhow::anyhow!(
+            "{}: cannot create the work directory: {e}",
+            plan.dir.display()
+        )
+    })?;
     write_atomic(&plan.dir.join("plan.txt"), plan.render().as_bytes())?;
-    write_atomic(&plan.dir.join("plan.json"), serde_json::to_string_pretty(plan)?.as_bytes())?;
-    let mut script = String::from("#!/bin/sh\n# The commands perfgate runs for this test, in order.\nset -e\n");
-    for step in plan.setup.iter().chain(plan.cases.iter().flat_map(|c| c.steps.iter())) {
+    write_atomic(
+        &plan.dir.join("plan.json"),
+        serde_json::to_string_pretty(plan)?.as_bytes(),
+    )?;
+    let mut script =
+        String::from("#!/bin/sh\n# The commands perfgate runs for this test, in order.\nset -e\n");
+    for step in plan
+        .setup
+        .iter()
+        .chain(plan.cases.iter().flat_map(|c| c.steps.iter()))
+    {
         script.push_str(&step.command_line());
         script.push('\n');
     }
     write_atomic(&plan.dir.join("commands.sh"), script.as_bytes())?;
-    let mut written = format!("          wrote {}/{{plan.txt,plan.json,commands.sh}}\n", plan.dir.display());
-    for step in plan.setup.iter().chain(plan.cases.iter().flat_map(|c| c.steps.iter())) {
+    let mut written = format!(
+        "          wrote {}/{{plan.txt,plan.json,commands.sh}}\n",
+        plan.dir.display()
+    );
+    for step in plan
+        .setup
+        .iter()
+        .chain(plan.cases.iter().flat_map(|c| c.steps.iter()))
+    {
         runner::write_step_files(step)?;
         for f in &step.files {
             written.push_str(&format!("          wrote {}\n", f.path.display()));
@@ -380,9 +510,15 @@ fn write_plan_files(plan: &TestPlan) -> anyhow::Result<String> {
 /// Temp file in the same directory, then rename: readers never see a half-written file.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(".{}.tmp{}", path.file_name().and_then(|n| n.to_str()).unwrap_or("out"), std::process::id()));
-    std::fs::write(&tmp, bytes).map_err(|e| anyhow::anyhow!("{}: cannot write: {e}", tmp.display()))?;
-    std::fs::rename(&tmp, path).map_err(|e| anyhow::anyhow!("{}: cannot write: {e}", path.display()))?;
+    let tmp = dir.join(format!(
+        ".{}.tmp{}",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("out"),
+        std::process::id()
+    ));
+    std::fs::write(&tmp, bytes)
+        .map_err(|e| anyhow::anyhow!("{}: cannot write: {e}", tmp.display()))?;
+    std::fs::rename(&tmp, path)
+        .map_err(|e| anyhow::anyhow!("{}: cannot write: {e}", path.display()))?;
     Ok(())
 }
 
@@ -400,6 +536,8 @@ impl CommonArgs {
             common: CommonArgs,
         }
         // Only a bad PERF_* environment variable can make this fail.
-        Only::try_parse_from(&argv).map(|o| o.common).map_err(|e| anyhow::anyhow!("{e}"))
+        Only::try_parse_from(&argv)
+            .map(|o| o.common)
+            .map_err(|e| anyhow::anyhow!("{e}"))
     }
 }

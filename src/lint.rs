@@ -14,13 +14,19 @@ pub struct LintReport {
 
 impl LintReport {
     pub fn error_count(&self) -> usize {
-        self.diagnostics.iter().filter(|d| d.severity == Severity::Error).count()
+        self.diagnostics
+            .iter()
+            .filter(|d| d.severity == Severity::Error)
+            .count()
     }
 
     pub fn summary(&self) -> String {
         let errors = self.error_count();
         let warnings = self.diagnostics.len() - errors;
-        format!("{} test(s) checked: {errors} error(s), {warnings} warning(s)", self.tests)
+        format!(
+            "{} test(s) checked: {errors} error(s), {warnings} warning(s)",
+            self.tests
+        )
     }
 }
 
@@ -34,10 +40,16 @@ pub fn lint(common: &CommonArgs) -> anyhow::Result<LintReport> {
         let Ok(name) = &t.name else { continue };
         let src = t.entry.source.clone();
         for reason in t.plan.iter().flat_map(|p| &p.skipped) {
-            diagnostics.push(Diagnostic::warning(src.clone(), format!("`{}`: skipped when run: {reason}", t.entry.raw)));
+            diagnostics.push(Diagnostic::warning(
+                src.clone(),
+                format!("`{}`: skipped when run: {reason}", t.entry.raw),
+            ));
         }
         for reason in t.plan.iter().flat_map(|p| &p.blocked) {
-            diagnostics.push(Diagnostic::error(src.clone(), format!("`{}`: cannot run: {reason}", t.entry.raw)));
+            diagnostics.push(Diagnostic::error(
+                src.clone(),
+                format!("`{}`: cannot run: {reason}", t.entry.raw),
+            ));
         }
         let canonical = name.canonical();
         match by_canonical.get(&canonical) {
@@ -62,12 +74,21 @@ pub fn lint(common: &CommonArgs) -> anyhow::Result<LintReport> {
     if !labels.is_empty() {
         let mut unmatched = Vec::new();
         for w in configs.rules.lint(&labels) {
-            if matches!(w.kind, RuleWarningKind::UnmatchedRule | RuleWarningKind::UnmatchedPattern) {
+            if matches!(
+                w.kind,
+                RuleWarningKind::UnmatchedRule | RuleWarningKind::UnmatchedPattern
+            ) {
                 unmatched.push(rule_location(&w.rule, &configs.rules.origin).1.to_string());
                 continue;
             }
             let (file, line) = rule_location(&w.rule, &configs.rules.origin);
-            diagnostics.push(Diagnostic::warning(Source { file: file.into(), line }, w.to_string()));
+            diagnostics.push(Diagnostic::warning(
+                Source {
+                    file: file.into(),
+                    line,
+                },
+                w.to_string(),
+            ));
         }
         if !unmatched.is_empty() {
             diagnostics.push(Diagnostic::warning(
@@ -76,9 +97,18 @@ pub fn lint(common: &CommonArgs) -> anyhow::Result<LintReport> {
             ));
         }
     }
-    diagnostics.sort_by(|a, b| (&a.source.file, a.source.line, b.severity).cmp(&(&b.source.file, b.source.line, a.severity)));
+    diagnostics.sort_by(|a, b| {
+        (&a.source.file, a.source.line, b.severity).cmp(&(
+            &b.source.file,
+            b.source.line,
+            a.severity,
+        ))
+    });
     diagnostics.dedup();
-    Ok(LintReport { diagnostics, tests: collection.tests.len() })
+    Ok(LintReport {
+        diagnostics,
+        tests: collection.tests.len(),
+    })
 }
 
 /// `pattern #3 [...] at model_configs/llm_api_rules.yaml:42` → (file, line).

@@ -14,7 +14,11 @@ use perfgate::lint;
 use perfgate::plan;
 
 #[derive(Parser)]
-#[command(name = "perfgate", version, about = "Release perf gating for LLM inference (trtllm-bench)")]
+#[command(
+    name = "perfgate",
+    version,
+    about = "Release perf gating for LLM inference (trtllm-bench)"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -117,7 +121,11 @@ fn run_lint(a: LintArgs) -> anyhow::Result<ExitCode> {
         writeln!(out, "{d}")?;
     }
     writeln!(out, "{}", report.summary())?;
-    Ok(if report.error_count() > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    Ok(if report.error_count() > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// `perfgate plan --format json`: one object per name.
@@ -145,7 +153,8 @@ struct StepJson {
 fn run_plan(a: PlanArgs) -> anyhow::Result<ExitCode> {
     let mut names = a.names.clone();
     if let Some(path) = &a.names_from {
-        let text = std::fs::read_to_string(path).with_context(|| format!("{}: cannot read", path.display()))?;
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("{}: cannot read", path.display()))?;
         names.extend(
             text.lines()
                 .map(|l| l.split('#').next().unwrap_or_default().trim())
@@ -163,7 +172,10 @@ fn run_plan(a: PlanArgs) -> anyhow::Result<ExitCode> {
     for id in &names {
         let raw = strip_test_id(id);
         let parsed = config::parse(raw);
-        let plan = parsed.as_ref().ok().map(|n| plan::plan(raw, n, &configs, &opts));
+        let plan = parsed
+            .as_ref()
+            .ok()
+            .map(|n| plan::plan(raw, n, &configs, &opts));
         failed |= parsed.is_err();
         match a.format {
             Format::Json => {
@@ -171,7 +183,10 @@ fn run_plan(a: PlanArgs) -> anyhow::Result<ExitCode> {
                     name: raw,
                     ok: parsed.is_ok(),
                     canonical: parsed.as_ref().ok().map(PerfName::canonical),
-                    cases: parsed.as_ref().map(|p| p.cases().into_iter().map(|c| c.label).collect()).unwrap_or_default(),
+                    cases: parsed
+                        .as_ref()
+                        .map(|p| p.cases().into_iter().map(|c| c.label).collect())
+                        .unwrap_or_default(),
                     error: parsed.as_ref().err().map(ToString::to_string),
                     blocked: plan.as_ref().map(|p| p.blocked.clone()).unwrap_or_default(),
                     skipped: plan.as_ref().map(|p| p.skipped.clone()).unwrap_or_default(),
@@ -181,7 +196,14 @@ fn run_plan(a: PlanArgs) -> anyhow::Result<ExitCode> {
                             p.cases
                                 .iter()
                                 .map(|c| {
-                                    p.setup.iter().chain(&c.steps).map(|s| StepJson { kind: s.kind, argv: s.argv.clone() }).collect()
+                                    p.setup
+                                        .iter()
+                                        .chain(&c.steps)
+                                        .map(|s| StepJson {
+                                            kind: s.kind,
+                                            argv: s.argv.clone(),
+                                        })
+                                        .collect()
                                 })
                                 .collect()
                         })
@@ -196,7 +218,11 @@ fn run_plan(a: PlanArgs) -> anyhow::Result<ExitCode> {
             },
         }
     }
-    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// `perf/test_perf.py::test_perf[NAME]` (with any prefix) → `NAME`; a bare name is kept.
@@ -210,8 +236,15 @@ fn strip_test_id(id: &str) -> &str {
 fn run_bench_names(a: BenchNamesArgs) -> anyhow::Result<ExitCode> {
     let report = perfgate::bench::names(a.count)?;
     println!("{report}");
-    let verdict = if report.total_ms <= a.target_ms { "within" } else { "OVER" };
-    println!("target: {:.0} ms for {} names: {verdict} target", a.target_ms, report.count);
+    let verdict = if report.total_ms <= a.target_ms {
+        "within"
+    } else {
+        "OVER"
+    };
+    println!(
+        "target: {:.0} ms for {} names: {verdict} target",
+        a.target_ms, report.count
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -245,10 +278,22 @@ fn run_config(a: ConfigArgs) -> anyhow::Result<ExitCode> {
         ConfigFormat::Yaml => write!(out, "{}", effective.to_pyyaml())?,
         ConfigFormat::Annotated => {
             writeln!(out, "# {label}")?;
-            writeln!(out, "# SM: {}", opts.sm.map_or("unknown (GPU-dependent rules off; use --sm or --gpu)".into(), |s| s.to_string()))?;
+            writeln!(
+                out,
+                "# SM: {}",
+                opts.sm.map_or(
+                    "unknown (GPU-dependent rules off; use --sm or --gpu)".into(),
+                    |s| s.to_string()
+                )
+            )?;
             write!(out, "{}", effective.to_pyyaml())?;
             writeln!(out, "\n# where each key comes from:")?;
-            let width = effective.provenance.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+            let width = effective
+                .provenance
+                .iter()
+                .map(|(k, _)| k.len())
+                .max()
+                .unwrap_or(0);
             for (key, rule) in &effective.provenance {
                 writeln!(out, "#   {key:<width$}  {rule}")?;
             }
@@ -257,5 +302,9 @@ fn run_config(a: ConfigArgs) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    Ok(if effective.notes.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if effective.notes.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

@@ -40,7 +40,11 @@ pub fn edit_distance(a: &str, b: &str) -> usize {
 }
 
 /// The candidates closest to `word` (at most `max` of them), if any is reasonably close.
-pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>, max: usize) -> Vec<&'a str> {
+pub fn closest<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+    max: usize,
+) -> Vec<&'a str> {
     let limit = (word.chars().count() / 3).max(2);
     let mut scored: Vec<(usize, &str)> = candidates
         .into_iter()
@@ -59,7 +63,13 @@ pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>, ma
 pub fn safe_file_name(id: &str) -> String {
     let mut out: String = id
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     while out.starts_with(['.', '-']) {
         out.replace_range(0..1, "_");
@@ -97,7 +107,10 @@ pub fn shell_quote(arg: &str) -> String {
 }
 
 pub fn shell_join<S: AsRef<str>>(argv: &[S]) -> String {
-    argv.iter().map(|a| shell_quote(a.as_ref())).collect::<Vec<_>>().join(" ")
+    argv.iter()
+        .map(|a| shell_quote(a.as_ref()))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 #[cfg(test)]
@@ -119,7 +132,11 @@ mod tests {
     #[test]
     fn suggestions() {
         assert_eq!(edit_distance("kitten", "sitting"), 3);
-        let c = closest("input_output_lens", ["input_output_len", "input_len", "tp"], 2);
+        let c = closest(
+            "input_output_lens",
+            ["input_output_len", "input_len", "tp"],
+            2,
+        );
         assert_eq!(c.first(), Some(&"input_output_len"));
     }
 

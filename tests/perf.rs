@@ -1,1 +1,3 @@
-fn main() { perfgate::harness::main() }
+fn main() {
+    perfgate::harness::main()
+}

@@ -1,6 +1,6 @@
 //! The canonical label (upstream `PerfTestConfig.to_string()`) and the case expansion.
 
-use super::{CaseSpec, PerfConfig, Runtime, SeqLens, DEFAULT_KV_FRAC, DEFAULT_NUM_REQS};
+use super::{CaseSpec, DEFAULT_KV_FRAC, DEFAULT_NUM_REQS, PerfConfig, Runtime, SeqLens};
 use crate::textutil::py_float_repr;
 
 /// One case's overrides of the label: batch size (0 = none) and a single length pair.
@@ -21,15 +21,25 @@ impl PerfConfig {
     /// The (bs, isl, osl) cases, batch sizes outer and the zipped length pairs inner, each with
     /// its per-case label (upstream `to_string(custom_bs, custom_input_len, custom_output_len)`).
     pub fn cases(&self) -> Vec<CaseSpec> {
-        let Some(seq) = &self.seq_lens else { return Vec::new() };
-        let batch_sizes: Vec<u32> = if self.batch_sizes.is_empty() { vec![0] } else { self.batch_sizes.clone() };
+        let Some(seq) = &self.seq_lens else {
+            return Vec::new();
+        };
+        let batch_sizes: Vec<u32> = if self.batch_sizes.is_empty() {
+            vec![0]
+        } else {
+            self.batch_sizes.clone()
+        };
         let inputs = seq.input_lens();
         let outputs = seq.output_lens();
         let mut cases = Vec::with_capacity(batch_sizes.len() * inputs.len());
         for &bs in &batch_sizes {
             for (i, &isl) in inputs.iter().enumerate() {
                 let osl = outputs.get(i).copied();
-                let over = CaseOverride { batch_size: bs, input_len: isl, output_len: osl };
+                let over = CaseOverride {
+                    batch_size: bs,
+                    input_len: isl,
+                    output_len: osl,
+                };
                 cases.push(CaseSpec {
                     batch_size: (bs > 0).then_some(bs),
                     input_len: isl,
@@ -51,10 +61,10 @@ impl PerfConfig {
         if cppmanager && self.api_exe {
             parts.push("exe".into());
         }
-        if self.runtime.is_llm_api() {
-            if let Some(b) = self.backend.label() {
-                parts.push(b.into());
-            }
+        if self.runtime.is_llm_api()
+            && let Some(b) = self.backend.label()
+        {
+            parts.push(b.into());
         }
         if (cppmanager || self.runtime.is_llm_api()) && self.streaming {
             parts.push("streaming".into());
@@ -75,7 +85,10 @@ impl PerfConfig {
         parts.push(format!("maxbs:{}", self.max_batch_size));
         parts.push(format!("maxnt:{}", self.max_num_tokens));
         if self.kv_cache_free_gpu_mem_fraction != DEFAULT_KV_FRAC {
-            parts.push(format!("kv_frac:{}", py_float_repr(self.kv_cache_free_gpu_mem_fraction)));
+            parts.push(format!(
+                "kv_frac:{}",
+                py_float_repr(self.kv_cache_free_gpu_mem_fraction)
+            ));
         }
         if self.build_only {
             parts.push("build_only".into());
@@ -97,7 +110,11 @@ impl PerfConfig {
                 match &self.seq_lens {
                     Some(SeqLens::InputOutput(pairs)) => parts.push(format!(
                         "input_output_len:{}",
-                        pairs.iter().map(|(i, o)| format!("{i},{o}")).collect::<Vec<_>>().join("+")
+                        pairs
+                            .iter()
+                            .map(|(i, o)| format!("{i},{o}"))
+                            .collect::<Vec<_>>()
+                            .join("+")
                     )),
                     Some(SeqLens::InputOnly(v)) => parts.push(format!("input_len:{}", join(v))),
                     None => {}

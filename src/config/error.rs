@@ -40,7 +40,13 @@ pub struct NameError {
 
 impl NameError {
     pub(crate) fn new(kind: NameErrorKind, message: impl Into<String>) -> Self {
-        NameError { kind, position: None, label: None, message: message.into(), suggestion: None }
+        NameError {
+            kind,
+            position: None,
+            label: None,
+            message: message.into(),
+            suggestion: None,
+        }
     }
 
     pub(crate) fn at(mut self, position: usize, label: &str) -> Self {

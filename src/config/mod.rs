@@ -23,7 +23,10 @@ pub enum PerfName {
     /// `<model>[-subtype:S]-disagg_server-ctx_<tp|dp|pp>:N-gen_<tp|dp|pp>:M`
     DisaggServer(DisaggConfig),
     /// `perf_sanity-<config file>[-<select pattern>]`
-    PerfSanity { config_file: String, select: Option<String> },
+    PerfSanity {
+        config_file: String,
+        select: Option<String>,
+    },
 }
 
 impl PerfName {
@@ -32,7 +35,10 @@ impl PerfName {
         match self {
             PerfName::Standard(c) => c.canonical(),
             PerfName::DisaggServer(d) => d.canonical(),
-            PerfName::PerfSanity { config_file, select } => match select {
+            PerfName::PerfSanity {
+                config_file,
+                select,
+            } => match select {
                 Some(s) => format!("perf_sanity-{config_file}-{s}"),
                 None => format!("perf_sanity-{config_file}"),
             },
@@ -89,7 +95,12 @@ pub enum Runtime {
 }
 
 impl Runtime {
-    pub const ALL: [Runtime; 4] = [Runtime::Cpp, Runtime::CppManager, Runtime::Bench, Runtime::Serve];
+    pub const ALL: [Runtime; 4] = [
+        Runtime::Cpp,
+        Runtime::CppManager,
+        Runtime::Bench,
+        Runtime::Serve,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -150,7 +161,12 @@ pub enum Mode {
 }
 
 impl Mode {
-    pub const ALL: [Mode; 4] = [Mode::Plugin, Mode::Ootb, Mode::OotbExceptMha, Mode::PluginIfb];
+    pub const ALL: [Mode; 4] = [
+        Mode::Plugin,
+        Mode::Ootb,
+        Mode::OotbExceptMha,
+        Mode::PluginIfb,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -177,8 +193,13 @@ pub enum DataType {
 }
 
 impl DataType {
-    pub const ALL: [DataType; 5] =
-        [DataType::Float32, DataType::Float16, DataType::Bfloat16, DataType::Float8, DataType::Float4];
+    pub const ALL: [DataType; 5] = [
+        DataType::Float32,
+        DataType::Float16,
+        DataType::Bfloat16,
+        DataType::Float8,
+        DataType::Float4,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -409,7 +430,11 @@ impl DisaggConfig {
     /// Upstream's `to_string` for these repeats `disagg_server` and drops size-1 workers, so it
     /// cannot be parsed back; ours is the input grammar itself, which round-trips.
     pub fn canonical(&self) -> String {
-        let subtype = self.device_subtype.as_ref().map(|s| format!("-subtype:{s}")).unwrap_or_default();
+        let subtype = self
+            .device_subtype
+            .as_ref()
+            .map(|s| format!("-subtype:{s}"))
+            .unwrap_or_default();
         format!(
             "{}{subtype}-disagg_server-ctx_{}:{}-gen_{}:{}",
             self.model,

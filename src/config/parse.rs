@@ -7,8 +7,8 @@ use std::collections::HashMap;
 use super::error::{NameError, NameErrorKind as K};
 use super::slot::{KEYED, Slot};
 use super::{
-    Backend, DataType, DisaggConfig, Mode, ParallelKind, PerfConfig, PerfName, QUANTIZATIONS,
-    Runtime, SeqLens, KV_CACHE_DTYPES,
+    Backend, DataType, DisaggConfig, KV_CACHE_DTYPES, Mode, ParallelKind, PerfConfig, PerfName,
+    QUANTIZATIONS, Runtime, SeqLens,
 };
 use crate::textutil::{closest, py_float_repr};
 
@@ -40,7 +40,12 @@ fn parse_inner(name: &str, suggest: bool) -> Result<PerfName, NameError> {
     if labels[0] == "perf_sanity" {
         return parse_perf_sanity(&labels);
     }
-    let mut p = Parser { labels, pos: 1, seen: HashMap::new(), suggest };
+    let mut p = Parser {
+        labels,
+        pos: 1,
+        seen: HashMap::new(),
+        suggest,
+    };
     p.check_model_name()?;
     let subtype = p.take_keyed(Slot::Subtype)?.map(str::to_string);
     if p.peek() == Some("disagg_server") {
@@ -100,17 +105,24 @@ fn parse_inner(name: &str, suggest: bool) -> Result<PerfName, NameError> {
     }
     if let Some(v) = p.take_keyed(Slot::Quant)? {
         if !QUANTIZATIONS.contains(&v) {
-            return Err(p.bad_value(format!(
-                "unknown quantization `{v}`; expected one of {}",
-                QUANTIZATIONS.join(", ")
-            ))
-            .suggest(closest(v, QUANTIZATIONS, 1).first().map(|s| format!("quant:{s}"))));
+            return Err(p
+                .bad_value(format!(
+                    "unknown quantization `{v}`; expected one of {}",
+                    QUANTIZATIONS.join(", ")
+                ))
+                .suggest(
+                    closest(v, QUANTIZATIONS, 1)
+                        .first()
+                        .map(|s| format!("quant:{s}")),
+                ));
         }
         cfg.quantization = Some(v.to_string());
     }
     if let Some(v) = p.take_keyed(Slot::KvCacheDtype)? {
         if !KV_CACHE_DTYPES.contains(&v) {
-            return Err(p.bad_value(format!("unknown KV cache dtype `{v}`; expected auto or fp8")));
+            return Err(p.bad_value(format!(
+                "unknown KV cache dtype `{v}`; expected auto or fp8"
+            )));
         }
         cfg.kv_cache_dtype = v.to_string();
     }
@@ -141,12 +153,18 @@ fn parse_inner(name: &str, suggest: bool) -> Result<PerfName, NameError> {
 
 fn parse_perf_sanity(labels: &[&str]) -> Result<PerfName, NameError> {
     match labels {
-        [_, cfg] => Ok(PerfName::PerfSanity { config_file: cfg.to_string(), select: None }),
+        [_, cfg] => Ok(PerfName::PerfSanity {
+            config_file: cfg.to_string(),
+            select: None,
+        }),
         [_, cfg, select] => Ok(PerfName::PerfSanity {
             config_file: cfg.to_string(),
             select: Some(select.to_string()),
         }),
-        [_] => Err(NameError::new(K::Truncated, "`perf_sanity` needs a config file name: `perf_sanity-<config>[-<select>]`")),
+        [_] => Err(NameError::new(
+            K::Truncated,
+            "`perf_sanity` needs a config file name: `perf_sanity-<config>[-<select>]`",
+        )),
         _ => Err(NameError::new(
             K::UnknownLabel,
             "`perf_sanity` names have at most two more labels: `perf_sanity-<config>[-<select>]`",
@@ -185,15 +203,22 @@ impl<'a> Parser<'a> {
 
     /// Takes `key:value` if the next label is in `slot`, returning the value.
     fn take_keyed(&mut self, slot: Slot) -> Result<Option<&'a str>, NameError> {
-        let Some(label) = self.peek() else { return Ok(None) };
+        let Some(label) = self.peek() else {
+            return Ok(None);
+        };
         if Slot::classify(label) != Some(slot) {
             return Ok(None);
         }
         let value = label.split_once(':').map_or("", |(_, v)| v);
         if value.is_empty() {
             let key = label.split(':').next().unwrap_or(label);
-            return Err(NameError::new(K::BadValue, format!("`{key}:` has no value (values cannot contain `-`, which separates labels)"))
-                .at(self.pos + 1, label));
+            return Err(NameError::new(
+                K::BadValue,
+                format!(
+                    "`{key}:` has no value (values cannot contain `-`, which separates labels)"
+                ),
+            )
+            .at(self.pos + 1, label));
         }
         self.consume(slot);
         Ok(Some(value))
@@ -212,7 +237,9 @@ impl<'a> Parser<'a> {
     fn int_value(&self, v: &str, min: u32) -> Result<u32, NameError> {
         match v.parse::<u32>() {
             Ok(n) if n >= min => Ok(n),
-            Ok(n) => Err(self.bad_value(format!("{n} is too small: expected a whole number ≥ {min}"))),
+            Ok(n) => {
+                Err(self.bad_value(format!("{n} is too small: expected a whole number ≥ {min}")))
+            }
             Err(_) => Err(self.bad_value(format!("`{v}` is not a whole number ≥ {min}"))),
         }
     }
@@ -244,7 +271,10 @@ impl<'a> Parser<'a> {
 
     fn check_model_name(&self) -> Result<(), NameError> {
         let model = self.labels[0];
-        if let Some(c) = model.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.'))) {
+        if let Some(c) = model
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.')))
+        {
             return Err(NameError::new(
                 K::BadModelName,
                 format!("model names may contain only letters, digits, `_` and `.`, not {c:?}"),
@@ -258,7 +288,10 @@ impl<'a> Parser<'a> {
         let Some(label) = self.peek() else {
             return Err(NameError::new(
                 K::Truncated,
-                format!("the name ends after the model name; expected {} next", Slot::Runtime.describe()),
+                format!(
+                    "the name ends after the model name; expected {} next",
+                    Slot::Runtime.describe()
+                ),
             ));
         };
         if let Some(r) = Runtime::from_label(label) {
@@ -266,7 +299,11 @@ impl<'a> Parser<'a> {
             return Ok(r);
         }
         // `llama-3.1-8b-bench-...`: the model name itself was split on `-`.
-        if let Some(k) = self.labels.iter().position(|l| Runtime::from_label(l).is_some() || *l == "disagg_server") {
+        if let Some(k) = self
+            .labels
+            .iter()
+            .position(|l| Runtime::from_label(l).is_some() || *l == "disagg_server")
+        {
             let model = self.labels[..k].join("_");
             let rest = self.labels[k..].join("-");
             return Err(NameError::new(
@@ -321,24 +358,31 @@ impl<'a> Parser<'a> {
             let Some(label) = self.peek() else {
                 return Err(NameError::new(
                     K::Truncated,
-                    format!("the name ends early; expected `{prefix}_tp:N`, `{prefix}_dp:N` or `{prefix}_pp:N`"),
+                    format!(
+                        "the name ends early; expected `{prefix}_tp:N`, `{prefix}_dp:N` or `{prefix}_pp:N`"
+                    ),
                 ));
             };
-            let parsed = label.strip_prefix(prefix).and_then(|r| r.strip_prefix('_')).and_then(|r| {
-                let (kind, n) = r.split_once(':')?;
-                let kind = match kind {
-                    "tp" => ParallelKind::Tp,
-                    "dp" => ParallelKind::Dp,
-                    "pp" => ParallelKind::Pp,
-                    _ => return None,
-                };
-                Some((kind, n.parse::<u32>().ok().filter(|n| *n >= 1)?))
-            });
+            let parsed = label
+                .strip_prefix(prefix)
+                .and_then(|r| r.strip_prefix('_'))
+                .and_then(|r| {
+                    let (kind, n) = r.split_once(':')?;
+                    let kind = match kind {
+                        "tp" => ParallelKind::Tp,
+                        "dp" => ParallelKind::Dp,
+                        "pp" => ParallelKind::Pp,
+                        _ => return None,
+                    };
+                    Some((kind, n.parse::<u32>().ok().filter(|n| *n >= 1)?))
+                });
             self.pos += 1;
             parsed.ok_or_else(|| {
                 NameError::new(
                     K::BadValue,
-                    format!("expected `{prefix}_tp:N`, `{prefix}_dp:N` or `{prefix}_pp:N` with N ≥ 1"),
+                    format!(
+                        "expected `{prefix}_tp:N`, `{prefix}_dp:N` or `{prefix}_pp:N` with N ≥ 1"
+                    ),
                 )
                 .at(pos + 1, label)
             })
@@ -346,10 +390,17 @@ impl<'a> Parser<'a> {
         let ctx = take("ctx")?;
         let gen_ = take("gen")?;
         if let Some(extra) = self.peek() {
-            return Err(NameError::new(K::UnknownLabel, "nothing may follow the gen worker label")
-                .at(self.pos + 1, extra));
+            return Err(
+                NameError::new(K::UnknownLabel, "nothing may follow the gen worker label")
+                    .at(self.pos + 1, extra),
+            );
         }
-        Ok(PerfName::DisaggServer(DisaggConfig { model: self.labels[0].to_string(), device_subtype: subtype, ctx, generation: gen_ }))
+        Ok(PerfName::DisaggServer(DisaggConfig {
+            model: self.labels[0].to_string(),
+            device_subtype: subtype,
+            ctx,
+            generation: gen_,
+        }))
     }
 
     /// The error for the label at the cursor when `expected` should have been there: says
@@ -359,7 +410,10 @@ impl<'a> Parser<'a> {
         let pos = self.pos;
         let Some(label) = self.peek() else {
             let after = self.labels.last().copied().unwrap_or_default();
-            return NameError::new(K::Truncated, format!("the name ends after `{after}`; expected {expected}"));
+            return NameError::new(
+                K::Truncated,
+                format!("the name ends after `{after}`; expected {expected}"),
+            );
         };
         match Slot::classify(label) {
             Some(slot) if self.seen.contains_key(&slot) => NameError::new(
@@ -410,7 +464,10 @@ impl<'a> Parser<'a> {
             rest.push((Slot::classify(l)?, l));
         }
         rest.sort_by_key(|(s, _)| *s);
-        let name = std::iter::once(self.labels[0]).chain(rest.iter().map(|(_, l)| *l)).collect::<Vec<_>>().join("-");
+        let name = std::iter::once(self.labels[0])
+            .chain(rest.iter().map(|(_, l)| *l))
+            .collect::<Vec<_>>()
+            .join("-");
         parse_inner(&name, false).ok().map(|_| name)
     }
 
@@ -423,19 +480,39 @@ impl<'a> Parser<'a> {
         };
         let rt = cfg.runtime.as_str();
         if cfg.backend != Backend::TensorRt && !cfg.runtime.is_llm_api() {
-            return Err(err(K::InvalidCombination, Slot::Backend, format!("a backend is only valid with the bench or serve runtime, not `{rt}`")));
+            return Err(err(
+                K::InvalidCombination,
+                Slot::Backend,
+                format!("a backend is only valid with the bench or serve runtime, not `{rt}`"),
+            ));
         }
         if cfg.api_exe && cfg.runtime != Runtime::CppManager {
-            return Err(err(K::InvalidCombination, Slot::Api, format!("`exe` is only valid with the cppmanager runtime, not `{rt}`")));
+            return Err(err(
+                K::InvalidCombination,
+                Slot::Api,
+                format!("`exe` is only valid with the cppmanager runtime, not `{rt}`"),
+            ));
         }
         if cfg.static_batching && cfg.runtime != Runtime::CppManager {
-            return Err(err(K::InvalidCombination, Slot::StaticBatching, format!("`static_batching` is only valid with the cppmanager runtime, not `{rt}`")));
+            return Err(err(
+                K::InvalidCombination,
+                Slot::StaticBatching,
+                format!("`static_batching` is only valid with the cppmanager runtime, not `{rt}`"),
+            ));
         }
         if cfg.mode == Mode::PluginIfb && cfg.runtime != Runtime::CppManager {
-            return Err(err(K::InvalidCombination, Slot::Mode, format!("`plugin_ifb` is only valid with the cppmanager runtime, not `{rt}`")));
+            return Err(err(
+                K::InvalidCombination,
+                Slot::Mode,
+                format!("`plugin_ifb` is only valid with the cppmanager runtime, not `{rt}`"),
+            ));
         }
         if cfg.streaming && cfg.runtime == Runtime::Cpp {
-            return Err(err(K::InvalidCombination, Slot::Streaming, "`streaming` is not valid with the cpp runtime".into()));
+            return Err(err(
+                K::InvalidCombination,
+                Slot::Streaming,
+                "`streaming` is not valid with the cpp runtime".into(),
+            ));
         }
         if cfg.backend == Backend::Pytorch && cfg.quantization.is_some() {
             return Err(err(
@@ -448,13 +525,26 @@ impl<'a> Parser<'a> {
             if cfg.batch_sizes.is_empty() {
                 return Err(err(K::InvalidCombination, Slot::Runtime, "the cpp runtime needs batch sizes: add `bs:N[+N...]` before the sequence lengths".into()));
             }
-            if let Some(&max) = cfg.batch_sizes.iter().max().filter(|&&m| m > cfg.max_batch_size) {
-                return Err(err(K::BadValue, Slot::Bs, format!("batch size {max} exceeds maxbs {}", cfg.max_batch_size)));
+            if let Some(&max) = cfg
+                .batch_sizes
+                .iter()
+                .max()
+                .filter(|&&m| m > cfg.max_batch_size)
+            {
+                return Err(err(
+                    K::BadValue,
+                    Slot::Bs,
+                    format!("batch size {max} exceeds maxbs {}", cfg.max_batch_size),
+                ));
             }
         }
         self.normalise_topology(cfg, &err)?;
         if let Some(ep) = cfg.ep_size.filter(|&ep| ep > cfg.num_gpus) {
-            return Err(err(K::Topology, Slot::Ep, format!("ep:{ep} exceeds the {} GPU(s) of this test", cfg.num_gpus)));
+            return Err(err(
+                K::Topology,
+                Slot::Ep,
+                format!("ep:{ep} exceeds the {} GPU(s) of this test", cfg.num_gpus),
+            ));
         }
         Ok(())
     }
@@ -468,12 +558,18 @@ impl<'a> Parser<'a> {
     ) -> Result<(), NameError> {
         let explicit_gpus = self.seen.contains_key(&Slot::Gpus);
         let explicit_split = self.seen.contains_key(&Slot::Tp) || self.seen.contains_key(&Slot::Pp);
-        let product = cfg.tp_size.checked_mul(cfg.pp_size).ok_or_else(|| err(K::Topology, Slot::Pp, "tp × pp overflows".into()))?;
+        let product = cfg
+            .tp_size
+            .checked_mul(cfg.pp_size)
+            .ok_or_else(|| err(K::Topology, Slot::Pp, "tp × pp overflows".into()))?;
         if explicit_gpus && explicit_split && cfg.num_gpus != product {
             return Err(err(
                 K::Topology,
                 Slot::Gpus,
-                format!("gpus:{} but tp:{} × pp:{} = {product}; the GPU count must equal tp × pp", cfg.num_gpus, cfg.tp_size, cfg.pp_size),
+                format!(
+                    "gpus:{} but tp:{} × pp:{} = {product}; the GPU count must equal tp × pp",
+                    cfg.num_gpus, cfg.tp_size, cfg.pp_size
+                ),
             )
             .suggest(None));
         }
@@ -487,7 +583,13 @@ impl<'a> Parser<'a> {
             return Err(err(
                 K::Topology,
                 Slot::Gpus,
-                format!("gpus:{} but tp:{} × pp:{} = {}", cfg.num_gpus, cfg.tp_size, cfg.pp_size, cfg.tp_size * cfg.pp_size),
+                format!(
+                    "gpus:{} but tp:{} × pp:{} = {}",
+                    cfg.num_gpus,
+                    cfg.tp_size,
+                    cfg.pp_size,
+                    cfg.tp_size * cfg.pp_size
+                ),
             ));
         }
         Ok(())

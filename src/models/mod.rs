@@ -38,8 +38,9 @@ impl ModelConfigs {
         match dir {
             Some(dir) => {
                 let gpus_path = dir.join("gpus.yaml");
-                let gpus_text = std::fs::read_to_string(&gpus_path)
-                    .map_err(|e| anyhow::anyhow!("{}: cannot read the GPU table: {e}", gpus_path.display()))?;
+                let gpus_text = std::fs::read_to_string(&gpus_path).map_err(|e| {
+                    anyhow::anyhow!("{}: cannot read the GPU table: {e}", gpus_path.display())
+                })?;
                 Ok(ModelConfigs {
                     catalog: Catalog::load(&dir.join("models.yaml"))?,
                     rules: Rules::load(&dir.join("llm_api_rules.yaml"))?,
@@ -52,10 +53,17 @@ impl ModelConfigs {
 
     /// The copies compiled into the binary (checked by the test suite).
     pub fn embedded() -> ModelConfigs {
-        let rules = Rules::from_str(EMBEDDED_RULES, "<embedded model_configs/llm_api_rules.yaml>");
+        let rules = Rules::from_str(
+            EMBEDDED_RULES,
+            "<embedded model_configs/llm_api_rules.yaml>",
+        );
         let gpus = parse_gpus(EMBEDDED_GPUS, "<embedded model_configs/gpus.yaml>");
         match (rules, gpus) {
-            (Ok(rules), Ok(gpus)) => ModelConfigs { catalog: Catalog::embedded(), rules, gpus },
+            (Ok(rules), Ok(gpus)) => ModelConfigs {
+                catalog: Catalog::embedded(),
+                rules,
+                gpus,
+            },
             (Err(e), _) => panic!("{e}"),
             (_, Err(e)) => panic!("{e}"),
         }
@@ -63,7 +71,12 @@ impl ModelConfigs {
 }
 
 fn parse_gpus(text: &str, origin: &str) -> anyhow::Result<GpuTable> {
-    serde_saphyr::from_str(text).map_err(|e| anyhow::anyhow!("{origin}:{}: invalid GPU table: {e}", e.location().map_or(0, |l| l.line())))
+    serde_saphyr::from_str(text).map_err(|e| {
+        anyhow::anyhow!(
+            "{origin}:{}: invalid GPU table: {e}",
+            e.location().map_or(0, |l| l.line())
+        )
+    })
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -101,14 +114,30 @@ pub struct Catalog {
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
     #[error("{path}: cannot read the model catalog: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{origin}:{line}: invalid model catalog: {message}")]
-    Parse { origin: String, line: u64, message: String },
+    Parse {
+        origin: String,
+        line: u64,
+        message: String,
+    },
 }
 
 /// Post-training quantizations upstream accepts for models with a checkpoint path; the
 /// legacy zoo accepts the other set.
-const QUANT_WITH_PATH: [&str; 8] = ["nvfp4", "fp8", "int8", "int4_awq", "w4a8_awq", "w4a16_awq", "int4_wo", "full_prec"];
+const QUANT_WITH_PATH: [&str; 8] = [
+    "nvfp4",
+    "fp8",
+    "int8",
+    "int4_awq",
+    "w4a8_awq",
+    "w4a16_awq",
+    "int4_wo",
+    "full_prec",
+];
 const QUANT_LEGACY: [&str; 9] = [
     "fp8",
     "fp8_gemm",
@@ -128,11 +157,17 @@ impl Catalog {
             line: e.location().map_or(0, |l| l.line()),
             message: e.to_string(),
         })?;
-        Ok(Catalog { models: file.models, origin: origin.to_string() })
+        Ok(Catalog {
+            models: file.models,
+            origin: origin.to_string(),
+        })
     }
 
     pub fn load(path: &Path) -> Result<Catalog, CatalogError> {
-        let text = std::fs::read_to_string(path).map_err(|source| CatalogError::Read { path: path.to_path_buf(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| CatalogError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
         Catalog::from_str(&text, &path.display().to_string())
     }
 
@@ -140,7 +175,8 @@ impl Catalog {
     pub fn embedded() -> Catalog {
         // The embedded file is checked by the test suite, so this cannot fail at run time
         // unless the build itself is broken.
-        Catalog::from_str(EMBEDDED, "<embedded model_configs/models.yaml>").unwrap_or_else(|e| panic!("{e}"))
+        Catalog::from_str(EMBEDDED, "<embedded model_configs/models.yaml>")
+            .unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// `<dir>/models.yaml` when a model-configs directory is given, else the embedded copy.
@@ -165,8 +201,15 @@ impl Catalog {
         let mut problems = Vec::new();
         let Some(info) = self.get(&cfg.model) else {
             let near = self.closest(&cfg.model);
-            let hint = if near.is_empty() { String::new() } else { format!("; closest known: {}", near.join(", ")) };
-            problems.push(format!("unknown model `{}` (not in {}){hint}", cfg.model, self.origin));
+            let hint = if near.is_empty() {
+                String::new()
+            } else {
+                format!("; closest known: {}", near.join(", "))
+            };
+            problems.push(format!(
+                "unknown model `{}` (not in {}){hint}",
+                cfg.model, self.origin
+            ));
             return problems;
         };
         match (&cfg.seq_lens, info.encoder) {
@@ -181,13 +224,24 @@ impl Catalog {
             _ => {}
         }
         if let Some(q) = &cfg.quantization {
-            let allowed: &[&str] = if info.path.is_some() { &QUANT_WITH_PATH } else { &QUANT_LEGACY };
+            let allowed: &[&str] = if info.path.is_some() {
+                &QUANT_WITH_PATH
+            } else {
+                &QUANT_LEGACY
+            };
             if !allowed.contains(&q.as_str()) {
-                problems.push(format!("quantization `{q}` is not available for `{}`; expected one of {}", cfg.model, allowed.join(", ")));
+                problems.push(format!(
+                    "quantization `{q}` is not available for `{}`; expected one of {}",
+                    cfg.model,
+                    allowed.join(", ")
+                ));
             }
         }
         if cfg.pp_size > 1 && info.path.is_none() {
-            problems.push(format!("pipeline parallelism needs a local checkpoint, and `{}` has no path", cfg.model));
+            problems.push(format!(
+                "pipeline parallelism needs a local checkpoint, and `{}` has no path",
+                cfg.model
+            ));
         }
         problems
     }
@@ -196,7 +250,7 @@ impl Catalog {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{parse, PerfName};
+    use crate::config::{PerfName, parse};
 
     fn cfg(name: &str) -> PerfConfig {
         match parse(name).unwrap() {
@@ -209,16 +263,32 @@ mod tests {
     fn embedded_catalog_checks() {
         let cat = Catalog::embedded();
         assert!(cat.models.len() > 100);
-        assert!(cat.check(&cfg("llama_v3.1_8b-bench-pytorch-bfloat16-input_output_len:128,128")).is_empty());
-        let p = cat.check(&cfg("llama_v3.1_8bb-bench-pytorch-bfloat16-input_output_len:128,128"));
+        assert!(
+            cat.check(&cfg(
+                "llama_v3.1_8b-bench-pytorch-bfloat16-input_output_len:128,128"
+            ))
+            .is_empty()
+        );
+        let p = cat.check(&cfg(
+            "llama_v3.1_8bb-bench-pytorch-bfloat16-input_output_len:128,128",
+        ));
         assert!(p[0].contains("closest known: llama_v3.1_8b"), "{p:?}");
-        assert_eq!(cat.check(&cfg("bert_large-bench-float16-input_output_len:128,128")).len(), 1);
-        assert_eq!(cat.check(&cfg("llama_v3.1_8b-bench-bfloat16-input_len:128")).len(), 1);
+        assert_eq!(
+            cat.check(&cfg("bert_large-bench-float16-input_output_len:128,128"))
+                .len(),
+            1
+        );
+        assert_eq!(
+            cat.check(&cfg("llama_v3.1_8b-bench-bfloat16-input_len:128"))
+                .len(),
+            1
+        );
     }
 
     #[test]
     fn bad_catalog_names_the_line() {
-        let err = Catalog::from_str("models:\n  a: {path: x, colour: red}\n", "m.yaml").unwrap_err();
+        let err =
+            Catalog::from_str("models:\n  a: {path: x, colour: red}\n", "m.yaml").unwrap_err();
         let msg = err.to_string();
         assert!(msg.starts_with("m.yaml:2:"), "{msg}");
     }

@@ -126,12 +126,23 @@ pub struct PlannedFile {
 impl Step {
     /// The command as a line that can be pasted into a shell.
     pub fn command_line(&self) -> String {
-        let env: Vec<String> = self.env.iter().map(|(k, v)| format!("{k}={}", crate::textutil::shell_quote(v))).collect();
+        let env: Vec<String> = self
+            .env
+            .iter()
+            .map(|(k, v)| format!("{k}={}", crate::textutil::shell_quote(v)))
+            .collect();
         let mut cmd = shell_join(&self.argv);
         if let Some(out) = &self.stdout_to {
-            cmd.push_str(&format!(" > {}", crate::textutil::shell_quote(&out.display().to_string())));
+            cmd.push_str(&format!(
+                " > {}",
+                crate::textutil::shell_quote(&out.display().to_string())
+            ));
         }
-        if env.is_empty() { cmd } else { format!("{} {cmd}", env.join(" ")) }
+        if env.is_empty() {
+            cmd
+        } else {
+            format!("{} {cmd}", env.join(" "))
+        }
     }
 }
 
@@ -178,7 +189,9 @@ pub fn plan(raw: &str, name: &PerfName, configs: &ModelConfigs, opts: &PlanOptio
     if let Some(reason) = name.unsupported_reason() {
         tp.skipped.push(reason);
     }
-    let PerfName::Standard(cfg) = name else { return tp };
+    let PerfName::Standard(cfg) = name else {
+        return tp;
+    };
     let catalog = &configs.catalog;
     tp.blocked.extend(catalog.check(cfg));
     let known = catalog.get(&cfg.model).is_some();
@@ -215,24 +228,47 @@ pub fn plan(raw: &str, name: &PerfName, configs: &ModelConfigs, opts: &PlanOptio
     let cases = cfg.cases();
     let multi = cases.len() > 1;
     for spec in cases {
-        let case_dir = if multi { dir.join(case_dir_name(&spec)) } else { dir.clone() };
+        let case_dir = if multi {
+            dir.join(case_dir_name(&spec))
+        } else {
+            dir.clone()
+        };
         let dataset = dataset_step(cfg, &spec, &model, &case_dir, opts);
         let dataset_path = dataset.outputs[0].clone();
         let (yaml, notes) = llm_api_file(cfg, &model, &case_dir, configs, opts);
         tp.blocked.extend(notes);
         let mut steps = vec![dataset];
         for (i, &kind) in opts.benchmarks.iter().enumerate() {
-            let mut step = bench_step(kind, cfg, &model, &dir, &case_dir, &dataset_path, yaml.as_ref().map(|f| f.path.as_path()), opts);
+            let mut step = bench_step(
+                kind,
+                cfg,
+                &model,
+                &dir,
+                &case_dir,
+                &dataset_path,
+                yaml.as_ref().map(|f| f.path.as_path()),
+                opts,
+            );
             if i == 0 {
                 step.files.extend(yaml.clone());
             }
             steps.push(step);
         }
-        let mut metrics = vec!["INFERENCE_TIME", "TOKEN_THROUGHPUT", "SEQ_THROUGHPUT", "KV_CACHE_SIZE"];
+        let mut metrics = vec![
+            "INFERENCE_TIME",
+            "TOKEN_THROUGHPUT",
+            "SEQ_THROUGHPUT",
+            "KV_CACHE_SIZE",
+        ];
         if cfg.streaming {
             metrics.extend(["FIRST_TOKEN_TIME", "OUTPUT_TOKEN_TIME"]);
         }
-        tp.cases.push(CasePlan { spec, dir: case_dir, steps, metrics });
+        tp.cases.push(CasePlan {
+            spec,
+            dir: case_dir,
+            steps,
+            metrics,
+        });
     }
     tp
 }
@@ -268,11 +304,14 @@ impl Model {
         let info = configs.catalog.get(&cfg.model).cloned().unwrap_or_default();
         let checkpoint = info.path.as_ref().map(|p| opts.models_root.join(p));
         // Upstream's tokenizer: the checkpoint, else the HF id, else a Llama-2 fallback.
-        let tokenizer = opts.tokenizer_override.clone().unwrap_or_else(|| match (&checkpoint, &info.hf_id) {
-            (Some(c), _) => c.clone(),
-            (None, Some(hf)) => PathBuf::from(hf),
-            (None, None) => opts.models_root.join("llama-models/llama-7b-hf"),
-        });
+        let tokenizer =
+            opts.tokenizer_override
+                .clone()
+                .unwrap_or_else(|| match (&checkpoint, &info.hf_id) {
+                    (Some(c), _) => c.clone(),
+                    (None, Some(hf)) => PathBuf::from(hf),
+                    (None, None) => opts.models_root.join("llama-models/llama-7b-hf"),
+                });
         Model {
             bench_model_arg: format!("{}_hf", cfg.model),
             hf_id: info.hf_id.clone().unwrap_or_default(),
@@ -285,7 +324,10 @@ impl Model {
     }
 
     fn checkpoint_arg(&self) -> String {
-        self.checkpoint.as_ref().map(|p| p.display().to_string()).unwrap_or_default()
+        self.checkpoint
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default()
     }
 }
 
@@ -301,15 +343,30 @@ fn model_dir(dir: &Path, cfg: &PerfConfig, model: &Model) -> PathBuf {
 
 /// The extra LLM API YAML of a case (pytorch and _autodeploy only), and any rule notes that
 /// must stop the case.
-fn llm_api_file(cfg: &PerfConfig, model: &Model, case_dir: &Path, configs: &ModelConfigs, opts: &PlanOptions) -> (Option<PlannedFile>, Vec<String>) {
+fn llm_api_file(
+    cfg: &PerfConfig,
+    model: &Model,
+    case_dir: &Path,
+    configs: &ModelConfigs,
+    opts: &PlanOptions,
+) -> (Option<PlannedFile>, Vec<String>) {
     let file_name = match cfg.backend {
         Backend::Pytorch => "extra-llm-api-config.yml",
         Backend::AutoDeploy => "extra_llm_api_options.yaml",
         Backend::TensorRt => return (None, Vec::new()),
     };
     let label = cfg.canonical();
-    let lora_dirs = (cfg.num_loras > 0 && !opts.upstream_lora_yaml)
-        .then(|| (0..cfg.num_loras).map(|i| case_dir.join("loras").join(i.to_string()).display().to_string()).collect());
+    let lora_dirs = (cfg.num_loras > 0 && !opts.upstream_lora_yaml).then(|| {
+        (0..cfg.num_loras)
+            .map(|i| {
+                case_dir
+                    .join("loras")
+                    .join(i.to_string())
+                    .display()
+                    .to_string()
+            })
+            .collect()
+    });
     let ctx = RuleContext {
         sm: opts.sm,
         lora_dirs,
@@ -322,14 +379,22 @@ fn llm_api_file(cfg: &PerfConfig, model: &Model, case_dir: &Path, configs: &Mode
         contents: effective.to_pyyaml(),
         provenance: effective.provenance.clone(),
     };
-    let notes = effective.notes.iter().map(|n| format!("LLM-API rules: {n}")).collect();
+    let notes = effective
+        .notes
+        .iter()
+        .map(|n| format!("LLM-API rules: {n}"))
+        .collect();
     (Some(file), notes)
 }
 
 fn build_step(cfg: &PerfConfig, model: &Model, dir: &Path, opts: &PlanOptions) -> Step {
     let seq = cfg.seq_lens.as_ref();
-    let max_isl = seq.and_then(|s| s.input_lens().into_iter().max()).unwrap_or(0);
-    let max_osl = seq.and_then(|s| s.output_lens().into_iter().max()).unwrap_or(0);
+    let max_isl = seq
+        .and_then(|s| s.input_lens().into_iter().max())
+        .unwrap_or(0);
+    let max_osl = seq
+        .and_then(|s| s.output_lens().into_iter().max())
+        .unwrap_or(0);
     let mut argv = vec![
         opts.bench_cmd.clone(),
         "--log_level=info".into(),
@@ -349,10 +414,24 @@ fn build_step(cfg: &PerfConfig, model: &Model, dir: &Path, opts: &PlanOptions) -
     if model.trust_remote_code {
         argv.push("--trust_remote_code=True".into());
     }
-    Step { kind: StepKind::Build, argv, env: bench_env(opts), dataset: None, outputs: vec![model_dir(dir, cfg, model)], files: Vec::new(), stdout_to: None }
+    Step {
+        kind: StepKind::Build,
+        argv,
+        env: bench_env(opts),
+        dataset: None,
+        outputs: vec![model_dir(dir, cfg, model)],
+        files: Vec::new(),
+        stdout_to: None,
+    }
 }
 
-fn dataset_step(cfg: &PerfConfig, spec: &CaseSpec, model: &Model, case_dir: &Path, opts: &PlanOptions) -> Step {
+fn dataset_step(
+    cfg: &PerfConfig,
+    spec: &CaseSpec,
+    model: &Model,
+    case_dir: &Path,
+    opts: &PlanOptions,
+) -> Step {
     let lora = cfg.num_loras > 0;
     let (input_stdev, output_stdev) = if lora { (16, 24) } else { (0, 0) };
     let output = case_dir.join("synthetic_data.json");
@@ -368,24 +447,41 @@ fn dataset_step(cfg: &PerfConfig, spec: &CaseSpec, model: &Model, case_dir: &Pat
         seed: opts.dataset_seed,
         rand_task_ids: lora.then(|| (0, cfg.num_loras - 1)),
         lora_dir: lora.then(|| case_dir.join("loras")),
-        lora_adapters: if lora { model.lora_paths.clone() } else { Vec::new() },
+        lora_adapters: if lora {
+            model.lora_paths.clone()
+        } else {
+            Vec::new()
+        },
         output: output.clone(),
     };
     let (argv, stdout_to) = match &opts.dataset_generator {
         DatasetGenerator::Perfgate => {
-            let mut argv = vec![opts.perfgate_cmd.clone(), "dataset".into(), format!("--tokenizer={}", request.tokenizer.display())];
+            let mut argv = vec![
+                opts.perfgate_cmd.clone(),
+                "dataset".into(),
+                format!("--tokenizer={}", request.tokenizer.display()),
+            ];
             if request.seed != 420 {
                 argv.push(format!("--random-seed={}", request.seed));
             }
             if let (Some((lo, hi)), Some(dir)) = (request.rand_task_ids, &request.lora_dir) {
-                argv.extend(["--rand-task-id".into(), lo.to_string(), hi.to_string(), format!("--lora-dir={}", dir.display())]);
+                argv.extend([
+                    "--rand-task-id".into(),
+                    lo.to_string(),
+                    hi.to_string(),
+                    format!("--lora-dir={}", dir.display()),
+                ]);
             }
             argv.push(format!("--output={}", output.display()));
             (argv, None)
         }
         DatasetGenerator::Upstream { python, llm_root } => {
             let script = llm_root.join("benchmarks/cpp/prepare_dataset.py");
-            let mut argv = vec![python.clone(), script.display().to_string(), "--stdout".into()];
+            let mut argv = vec![
+                python.clone(),
+                script.display().to_string(),
+                "--stdout".into(),
+            ];
             if let Some((lo, hi)) = request.rand_task_ids {
                 argv.extend(["--rand-task-id".into(), lo.to_string(), hi.to_string()]);
             }
@@ -408,11 +504,28 @@ fn dataset_step(cfg: &PerfConfig, spec: &CaseSpec, model: &Model, case_dir: &Pat
         format!("--input-stdev={input_stdev}"),
         format!("--output-stdev={output_stdev}"),
     ]);
-    Step { kind: StepKind::Dataset, argv, env: Vec::new(), dataset: Some(request), outputs: vec![output], files: Vec::new(), stdout_to }
+    Step {
+        kind: StepKind::Dataset,
+        argv,
+        env: Vec::new(),
+        dataset: Some(request),
+        outputs: vec![output],
+        files: Vec::new(),
+        stdout_to,
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
-fn bench_step(kind: StepKind, cfg: &PerfConfig, model: &Model, dir: &Path, case_dir: &Path, dataset: &Path, yaml: Option<&Path>, opts: &PlanOptions) -> Step {
+fn bench_step(
+    kind: StepKind,
+    cfg: &PerfConfig,
+    model: &Model,
+    dir: &Path,
+    case_dir: &Path,
+    dataset: &Path,
+    yaml: Option<&Path>,
+    opts: &PlanOptions,
+) -> Step {
     let (sub, report) = match kind {
         StepKind::Latency => ("latency", case_dir.join("report_latency.json")),
         _ => ("throughput", case_dir.join("report.json")),
@@ -430,13 +543,19 @@ fn bench_step(kind: StepKind, cfg: &PerfConfig, model: &Model, dir: &Path, case_
         argv.push(format!("--max_num_tokens={}", cfg.max_num_tokens));
     }
     argv.push(format!("--report_json={}", report.display()));
-    argv.push(format!("--kv_cache_free_gpu_mem_fraction={}", py_float_repr(cfg.kv_cache_free_gpu_mem_fraction)));
+    argv.push(format!(
+        "--kv_cache_free_gpu_mem_fraction={}",
+        py_float_repr(cfg.kv_cache_free_gpu_mem_fraction)
+    ));
     match cfg.backend {
         Backend::Pytorch => argv.push("--backend=pytorch".into()),
         Backend::AutoDeploy => argv.push("--backend=_autodeploy".into()),
         Backend::TensorRt => {
             argv.push("--backend=tensorrt".into());
-            argv.push(format!("--engine_dir={}", model_dir(dir, cfg, model).display()));
+            argv.push(format!(
+                "--engine_dir={}",
+                model_dir(dir, cfg, model).display()
+            ));
         }
     }
     argv.push(format!("--num_requests={}", cfg.num_reqs));
@@ -460,7 +579,15 @@ fn bench_step(kind: StepKind, cfg: &PerfConfig, model: &Model, dir: &Path, case_
     }
     argv.extend(model.extra_bench_args.iter().cloned());
     argv.extend(opts.extra_bench_args.iter().cloned());
-    Step { kind, argv, env: bench_env(opts), dataset: None, outputs: vec![report], files: Vec::new(), stdout_to: None }
+    Step {
+        kind,
+        argv,
+        env: bench_env(opts),
+        dataset: None,
+        outputs: vec![report],
+        files: Vec::new(),
+        stdout_to: None,
+    }
 }
 
 /// Upstream runs benchmarks unbuffered (logs stream as they are written) with TensorRT-LLM's
@@ -468,8 +595,15 @@ fn bench_step(kind: StepKind, cfg: &PerfConfig, model: &Model, dir: &Path, case_
 /// expanded from the environment when the step runs.
 fn bench_env(opts: &PlanOptions) -> Vec<(String, String)> {
     let mut env = vec![("PYTHONUNBUFFERED".to_string(), "1".to_string())];
-    let mut dirs: Vec<String> = opts.trtllm_lib_dir.iter().map(|d| d.display().to_string()).collect();
-    if let Some(parent) = Path::new(&opts.bench_cmd).parent().filter(|p| !p.as_os_str().is_empty()) {
+    let mut dirs: Vec<String> = opts
+        .trtllm_lib_dir
+        .iter()
+        .map(|d| d.display().to_string())
+        .collect();
+    if let Some(parent) = Path::new(&opts.bench_cmd)
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+    {
         dirs.push(parent.display().to_string());
     }
     if !dirs.is_empty() {
@@ -482,7 +616,12 @@ fn bench_env(opts: &PlanOptions) -> Vec<(String, String)> {
 impl TestPlan {
     /// A human-readable rendering: what `--dry-run` prints and writes as `plan.txt`.
     pub fn render(&self) -> String {
-        let mut s = format!("test      {}\ncanonical {}\ndir       {}\n", self.raw, self.canonical, self.dir.display());
+        let mut s = format!(
+            "test      {}\ncanonical {}\ndir       {}\n",
+            self.raw,
+            self.canonical,
+            self.dir.display()
+        );
         for b in &self.blocked {
             s.push_str(&format!("blocked   {b}\n"));
         }
@@ -490,10 +629,17 @@ impl TestPlan {
             s.push_str(&format!("skipped   {r}\n"));
         }
         for step in &self.setup {
-            s.push_str(&format!("setup     [{:?}] {}\n", step.kind, step.command_line()));
+            s.push_str(&format!(
+                "setup     [{:?}] {}\n",
+                step.kind,
+                step.command_line()
+            ));
         }
         if !self.setup_metrics.is_empty() {
-            s.push_str(&format!("          metrics: {}\n", self.setup_metrics.join(", ")));
+            s.push_str(&format!(
+                "          metrics: {}\n",
+                self.setup_metrics.join(", ")
+            ));
         }
         for (i, c) in self.cases.iter().enumerate() {
             s.push_str(&format!("case {}    {}\n", i + 1, c.spec.label));
@@ -504,7 +650,11 @@ impl TestPlan {
                         s.push_str(&format!("  {:<10}   | {line}\n", ""));
                     }
                 }
-                s.push_str(&format!("  {:<10} {}\n", format!("{:?}", step.kind).to_lowercase(), step.command_line()));
+                s.push_str(&format!(
+                    "  {:<10} {}\n",
+                    format!("{:?}", step.kind).to_lowercase(),
+                    step.command_line()
+                ));
             }
             s.push_str(&format!("  metrics    {}\n", c.metrics.join(", ")));
         }

@@ -21,13 +21,21 @@ pub fn run_plan(plan: &TestPlan, log_path: &Path, timeout: Option<Duration>) -> 
         .append(true)
         .open(log_path)
         .with_context(|| format!("{}: cannot open the log", log_path.display()))?;
-    for step in plan.setup.iter().chain(plan.cases.iter().flat_map(|c| c.steps.iter())) {
+    for step in plan
+        .setup
+        .iter()
+        .chain(plan.cases.iter().flat_map(|c| c.steps.iter()))
+    {
         write_step_files(step)?;
         match (step.kind, step.stdout_to.is_none()) {
             (StepKind::Dataset, true) => {
-                let req = step.dataset.as_ref().context("dataset step without a dataset request")?;
+                let req = step
+                    .dataset
+                    .as_ref()
+                    .context("dataset step without a dataset request")?;
                 writeln!(log, "$ {}", step.command_line())?;
-                crate::dataset::generate_for_plan(req).with_context(|| format!("dataset for {}", req.output.display()))?;
+                crate::dataset::generate_for_plan(req)
+                    .with_context(|| format!("dataset for {}", req.output.display()))?;
             }
             _ => run_command(step, &mut log, log_path, deadline)?,
         }
@@ -41,23 +49,29 @@ pub fn run_plan(plan: &TestPlan, log_path: &Path, timeout: Option<Duration>) -> 
 pub fn write_step_files(step: &Step) -> anyhow::Result<()> {
     for f in &step.files {
         if let Some(dir) = f.path.parent() {
-            std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create", dir.display()))?;
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("{}: cannot create", dir.display()))?;
         }
         crate::harness::write_atomic(&f.path, f.contents.as_bytes())?;
     }
     if let Some(req) = &step.dataset {
         if let Some(dir) = &req.lora_dir {
-            std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create", dir.display()))?;
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("{}: cannot create", dir.display()))?;
             for (i, adapter) in req.lora_adapters.iter().enumerate() {
                 let link = dir.join(i.to_string());
                 if std::fs::symlink_metadata(&link).is_ok() {
-                    std::fs::remove_file(&link).with_context(|| format!("{}: cannot replace", link.display()))?;
+                    std::fs::remove_file(&link)
+                        .with_context(|| format!("{}: cannot replace", link.display()))?;
                 }
-                std::os::unix::fs::symlink(adapter, &link).with_context(|| format!("{}: cannot link to {}", link.display(), adapter.display()))?;
+                std::os::unix::fs::symlink(adapter, &link).with_context(|| {
+                    format!("{}: cannot link to {}", link.display(), adapter.display())
+                })?;
             }
         }
         if let Some(dir) = req.output.parent() {
-            std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create", dir.display()))?;
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("{}: cannot create", dir.display()))?;
         }
     }
     Ok(())
@@ -82,13 +96,20 @@ fn expand_env(value: &str) -> String {
     out
 }
 
-fn run_command(step: &Step, log: &mut File, log_path: &Path, deadline: Option<(Instant, Duration)>) -> anyhow::Result<()> {
+fn run_command(
+    step: &Step,
+    log: &mut File,
+    log_path: &Path,
+    deadline: Option<(Instant, Duration)>,
+) -> anyhow::Result<()> {
     let (program, args) = step.argv.split_first().context("empty command")?;
     writeln!(log, "$ {}", step.command_line())?;
     log.flush()?;
     let start_len = log.metadata().map(|m| m.len()).unwrap_or(0);
     let stdout = match &step.stdout_to {
-        Some(path) => Stdio::from(File::create(path).with_context(|| format!("{}: cannot create", path.display()))?),
+        Some(path) => Stdio::from(
+            File::create(path).with_context(|| format!("{}: cannot create", path.display()))?,
+        ),
         None => Stdio::from(log.try_clone()?),
     };
     let mut cmd = Command::new(program);
@@ -109,22 +130,33 @@ fn run_command(step: &Step, log: &mut File, log_path: &Path, deadline: Option<(I
         if let Some(s) = child.try_wait()? {
             break s;
         }
-        if let Some((at, limit)) = deadline {
-            if Instant::now() >= at {
-                kill_group(child.id());
-                let _ = child.wait();
-                bail!("time limit of {} min reached; killed `{program}` and its process group\n{}", limit.as_secs() / 60, tail(log_path, start_len, 20));
-            }
+        if let Some((at, limit)) = deadline
+            && Instant::now() >= at
+        {
+            kill_group(child.id());
+            let _ = child.wait();
+            bail!(
+                "time limit of {} min reached; killed `{program}` and its process group\n{}",
+                limit.as_secs() / 60,
+                tail(log_path, start_len, 20)
+            );
         }
         std::thread::sleep(Duration::from_millis(50));
     };
     if !status.success() {
-        let how = match (status.code(), std::os::unix::process::ExitStatusExt::signal(&status)) {
+        let how = match (
+            status.code(),
+            std::os::unix::process::ExitStatusExt::signal(&status),
+        ) {
             (Some(c), _) => format!("exited with status {c}"),
             (None, Some(s)) => format!("was killed by signal {s}"),
             _ => "failed".into(),
         };
-        bail!("`{program}` {how} (log: {})\n{}", log_path.display(), tail(log_path, start_len, 20));
+        bail!(
+            "`{program}` {how} (log: {})\n{}",
+            log_path.display(),
+            tail(log_path, start_len, 20)
+        );
     }
     Ok(())
 }
@@ -149,5 +181,9 @@ fn tail(log_path: &Path, from: u64, n: usize) -> String {
     }
     let lines: Vec<&str> = text.lines().collect();
     let start = lines.len().saturating_sub(n);
-    lines[start..].iter().map(|l| format!("  | {l}")).collect::<Vec<_>>().join("\n")
+    lines[start..]
+        .iter()
+        .map(|l| format!("  | {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }

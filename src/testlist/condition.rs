@@ -43,8 +43,14 @@ impl RangeBounds {
 
     /// True when no number satisfies all bounds.
     pub fn is_empty(&self) -> bool {
-        let lo = [self.gt.map(|v| (v, true)), self.gte.map(|v| (v, false))].into_iter().flatten().fold(None, max_bound);
-        let hi = [self.lt.map(|v| (v, true)), self.lte.map(|v| (v, false))].into_iter().flatten().fold(None, min_bound);
+        let lo = [self.gt.map(|v| (v, true)), self.gte.map(|v| (v, false))]
+            .into_iter()
+            .flatten()
+            .fold(None, max_bound);
+        let hi = [self.lt.map(|v| (v, true)), self.lte.map(|v| (v, false))]
+            .into_iter()
+            .flatten()
+            .fold(None, min_bound);
         match (lo, hi) {
             (Some((l, lx)), Some((h, hx))) => l > h || (l == h && (lx || hx)),
             _ => false,
@@ -53,7 +59,12 @@ impl RangeBounds {
 
     pub fn describe(&self) -> String {
         let mut parts = Vec::new();
-        for (op, v) in [(">", self.gt), (">=", self.gte), ("<", self.lt), ("<=", self.lte)] {
+        for (op, v) in [
+            (">", self.gt),
+            (">=", self.gte),
+            ("<", self.lt),
+            ("<=", self.lte),
+        ] {
             if let Some(v) = v {
                 parts.push(format!("{op} {v}"));
             }
@@ -89,20 +100,26 @@ impl Condition {
     /// Whether the condition holds on `system`; `Err` says which key failed and why.
     pub fn evaluate(&self, system: &System) -> Result<(), String> {
         for (k, want) in &self.terms {
-            let got = system.get(k).ok_or_else(|| format!("the system description has no `{k}`"))?;
+            let got = system
+                .get(k)
+                .ok_or_else(|| format!("the system description has no `{k}`"))?;
             if !loosely_equal(got, want) {
                 return Err(format!("{k} is {got}, not {want}"));
             }
         }
         for (k, range) in &self.ranges {
-            let got = system.get(k).ok_or_else(|| format!("the system description has no `{k}`"))?;
+            let got = system
+                .get(k)
+                .ok_or_else(|| format!("the system description has no `{k}`"))?;
             let x = as_number(got).ok_or_else(|| format!("{k} is {got}, not a number"))?;
             if !range.contains(x) {
                 return Err(format!("{k} is {x}, not {}", range.describe()));
             }
         }
         for (k, globs) in &self.wildcards {
-            let got = system.get(k).ok_or_else(|| format!("the system description has no `{k}`"))?;
+            let got = system
+                .get(k)
+                .ok_or_else(|| format!("the system description has no `{k}`"))?;
             let text = match got {
                 Value::String(s) => s.clone(),
                 other => other.to_string(),
@@ -123,8 +140,13 @@ impl Condition {
             }
             if let Some(t) = self.terms.get(k) {
                 match as_number(t) {
-                    Some(x) if !r.contains(x) => out.push(format!("term `{k}: {t}` is outside its range ({})", r.describe())),
-                    None => out.push(format!("term `{k}: {t}` is not a number but `{k}` also has a range")),
+                    Some(x) if !r.contains(x) => out.push(format!(
+                        "term `{k}: {t}` is outside its range ({})",
+                        r.describe()
+                    )),
+                    None => out.push(format!(
+                        "term `{k}: {t}` is not a number but `{k}` also has a range"
+                    )),
                     _ => {}
                 }
             }
@@ -133,17 +155,22 @@ impl Condition {
             if globs.is_empty() {
                 out.push(format!("wildcard `{k}` has no pattern"));
             }
-            if let Some(Value::String(t)) = self.terms.get(k) {
-                if !globs.iter().any(|g| glob_match(g, t)) {
-                    out.push(format!("term `{k}: {t}` matches none of its wildcards {globs:?}"));
-                }
+            if let Some(Value::String(t)) = self.terms.get(k)
+                && !globs.iter().any(|g| glob_match(g, t))
+            {
+                out.push(format!(
+                    "term `{k}: {t}` matches none of its wildcards {globs:?}"
+                ));
             }
         }
         out
     }
 
     pub fn keys(&self) -> impl Iterator<Item = &String> {
-        self.terms.keys().chain(self.ranges.keys()).chain(self.wildcards.keys())
+        self.terms
+            .keys()
+            .chain(self.ranges.keys())
+            .chain(self.wildcards.keys())
     }
 }
 
@@ -209,18 +236,45 @@ mod tests {
     fn evaluation_and_contradictions() {
         let mut c = Condition::default();
         c.terms.insert("supports_fp8".into(), json!(true));
-        c.ranges.insert("system_gpu_count".into(), RangeBounds { gte: Some(2.0), ..Default::default() });
+        c.ranges.insert(
+            "system_gpu_count".into(),
+            RangeBounds {
+                gte: Some(2.0),
+                ..Default::default()
+            },
+        );
         c.wildcards.insert("gpu".into(), vec!["*h100*".into()]);
-        let sys: System = serde_json::from_value(json!({"supports_fp8": true, "system_gpu_count": 4, "gpu": "H100_PCIe"})).unwrap();
+        let sys: System = serde_json::from_value(
+            json!({"supports_fp8": true, "system_gpu_count": 4, "gpu": "H100_PCIe"}),
+        )
+        .unwrap();
         assert!(c.evaluate(&sys).is_ok());
-        let sys1: System = serde_json::from_value(json!({"supports_fp8": true, "system_gpu_count": 1, "gpu": "H100"})).unwrap();
+        let sys1: System = serde_json::from_value(
+            json!({"supports_fp8": true, "system_gpu_count": 1, "gpu": "H100"}),
+        )
+        .unwrap();
         assert!(c.evaluate(&sys1).unwrap_err().contains("system_gpu_count"));
         assert!(c.contradictions().is_empty());
-        c.ranges.insert("gpu_memory".into(), RangeBounds { gt: Some(80000.0), lt: Some(40000.0), ..Default::default() });
+        c.ranges.insert(
+            "gpu_memory".into(),
+            RangeBounds {
+                gt: Some(80000.0),
+                lt: Some(40000.0),
+                ..Default::default()
+            },
+        );
         assert_eq!(c.contradictions().len(), 1);
-        let r = RangeBounds { gte: Some(2.0), lte: Some(2.0), ..Default::default() };
+        let r = RangeBounds {
+            gte: Some(2.0),
+            lte: Some(2.0),
+            ..Default::default()
+        };
         assert!(!r.is_empty());
-        let r = RangeBounds { gt: Some(2.0), lte: Some(2.0), ..Default::default() };
+        let r = RangeBounds {
+            gt: Some(2.0),
+            lte: Some(2.0),
+            ..Default::default()
+        };
         assert!(r.is_empty());
     }
 }

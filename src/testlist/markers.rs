@@ -35,11 +35,14 @@ impl Markers {
         let mut m = Markers::default();
         let mut rest = text.trim_start();
         while !rest.is_empty() {
-            let word_end = rest.find(|c: char| c.is_whitespace() || c == '(').unwrap_or(rest.len());
+            let word_end = rest
+                .find(|c: char| c.is_whitespace() || c == '(')
+                .unwrap_or(rest.len());
             let word = &rest[..word_end];
             rest = rest[word_end..].trim_start();
             let arg = if rest.starts_with('(') {
-                let close = matching_paren(rest).ok_or_else(|| format!("`{word}`: the `(` is never closed"))?;
+                let close = matching_paren(rest)
+                    .ok_or_else(|| format!("`{word}`: the `(` is never closed"))?;
                 let arg = rest[1..close].trim().to_string();
                 rest = rest[close + 1..].trim_start();
                 Some(arg)

@@ -69,11 +69,19 @@ pub struct Diagnostic {
 
 impl Diagnostic {
     pub fn error(source: Source, message: impl Into<String>) -> Self {
-        Diagnostic { source, severity: Severity::Error, message: message.into() }
+        Diagnostic {
+            source,
+            severity: Severity::Error,
+            message: message.into(),
+        }
     }
 
     pub fn warning(source: Source, message: impl Into<String>) -> Self {
-        Diagnostic { source, severity: Severity::Warning, message: message.into() }
+        Diagnostic {
+            source,
+            severity: Severity::Warning,
+            message: message.into(),
+        }
     }
 }
 
@@ -107,7 +115,9 @@ pub struct TestList {
 
 impl TestList {
     pub fn errors(&self) -> impl Iterator<Item = &Diagnostic> {
-        self.diagnostics.iter().filter(|d| d.severity == Severity::Error)
+        self.diagnostics
+            .iter()
+            .filter(|d| d.severity == Severity::Error)
     }
 
     pub fn has_errors(&self) -> bool {
@@ -124,7 +134,10 @@ pub fn load(paths: &[PathBuf], opts: &LoadOptions) -> TestList {
     }
     if paths.is_empty() {
         list.diagnostics.push(Diagnostic::error(
-            Source { file: PathBuf::from("<command line>"), line: 0 },
+            Source {
+                file: PathBuf::from("<command line>"),
+                line: 0,
+            },
             "no test list given",
         ));
     }
@@ -133,23 +146,38 @@ pub fn load(paths: &[PathBuf], opts: &LoadOptions) -> TestList {
 }
 
 fn load_one(path: &Path, opts: &LoadOptions, list: &mut TestList) {
-    let source = Source { file: path.to_path_buf(), line: 0 };
+    let source = Source {
+        file: path.to_path_buf(),
+        line: 0,
+    };
     let text = match std::fs::read(path) {
         Ok(bytes) => match String::from_utf8(bytes) {
             Ok(t) => t,
             Err(e) => {
-                let line = 1 + e.as_bytes()[..e.utf8_error().valid_up_to()].iter().filter(|&&b| b == b'\n').count();
-                list.diagnostics.push(Diagnostic::error(Source { line, ..source }, "the file is not valid UTF-8 text"));
+                let line = 1 + e.as_bytes()[..e.utf8_error().valid_up_to()]
+                    .iter()
+                    .filter(|&&b| b == b'\n')
+                    .count();
+                list.diagnostics.push(Diagnostic::error(
+                    Source { line, ..source },
+                    "the file is not valid UTF-8 text",
+                ));
                 return;
             }
         },
         Err(e) => {
-            list.diagnostics.push(Diagnostic::error(source, format!("cannot read the test list: {e}")));
+            list.diagnostics.push(Diagnostic::error(
+                source,
+                format!("cannot read the test list: {e}"),
+            ));
             return;
         }
     };
     let before = list.entries.len();
-    let is_yaml = matches!(path.extension().and_then(|e| e.to_str()), Some("yml" | "yaml"));
+    let is_yaml = matches!(
+        path.extension().and_then(|e| e.to_str()),
+        Some("yml" | "yaml")
+    );
     if is_yaml {
         testdb::parse(&text, path, opts, list);
     } else {
@@ -158,7 +186,11 @@ fn load_one(path: &Path, opts: &LoadOptions, list: &mut TestList) {
     if list.entries.len() == before && !list.has_errors() {
         list.diagnostics.push(Diagnostic::warning(
             source,
-            if is_yaml { "no test of this list applies (empty, or no condition holds)" } else { "the list has no tests" },
+            if is_yaml {
+                "no test of this list applies (empty, or no condition holds)"
+            } else {
+                "the list has no tests"
+            },
         ));
     }
 }
@@ -193,8 +225,15 @@ pub(crate) fn parse_line(text: &str, source: &Source) -> Result<Option<TestEntry
         None => (text, ""),
     };
     let markers = Markers::parse(rest)?;
-    let Some((pinned_prefix, raw)) = split_test_id(id)? else { return Ok(None) };
-    Ok(Some(TestEntry { source: source.clone(), raw, pinned_prefix, markers }))
+    let Some((pinned_prefix, raw)) = split_test_id(id)? else {
+        return Ok(None);
+    };
+    Ok(Some(TestEntry {
+        source: source.clone(),
+        raw,
+        pinned_prefix,
+        markers,
+    }))
 }
 
 /// `[full:<prefix>/][llm/]perf/test_perf.py::test_perf[<name>]`, or a bare name.
@@ -203,7 +242,11 @@ fn split_test_id(id: &str) -> Result<Option<(Option<String>, String)>, String> {
     let (prefix, rest) = match id.strip_prefix("full:") {
         Some(r) => match r.split_once('/') {
             Some((p, rest)) if !p.is_empty() => (Some(p.to_string()), rest),
-            _ => return Err(format!("`{id}`: expected `full:<prefix>/perf/test_perf.py::test_perf[...]`")),
+            _ => {
+                return Err(format!(
+                    "`{id}`: expected `full:<prefix>/perf/test_perf.py::test_perf[...]`"
+                ));
+            }
         },
         None => (None, id),
     };
@@ -221,7 +264,9 @@ fn split_test_id(id: &str) -> Result<Option<(Option<String>, String)>, String> {
         return Ok(None); // another test function (accuracy, unit tests): not ours
     }
     if prefix.is_some() {
-        return Err(format!("`{id}`: a `full:` prefix must be followed by a test_perf id"));
+        return Err(format!(
+            "`{id}`: a `full:` prefix must be followed by a test_perf id"
+        ));
     }
     Ok(Some((None, rest.to_string())))
 }
@@ -231,22 +276,39 @@ mod tests {
     use super::*;
 
     fn src() -> Source {
-        Source { file: "l.txt".into(), line: 3 }
+        Source {
+            file: "l.txt".into(),
+            line: 3,
+        }
     }
 
     #[test]
     fn ids_and_markers() {
-        let e = parse_line("perf/test_perf.py::test_perf[a-bench-float16-input_output_len:1,2] TIMEOUT (90) # x", &src())
-            .unwrap()
-            .unwrap();
+        let e = parse_line(
+            "perf/test_perf.py::test_perf[a-bench-float16-input_output_len:1,2] TIMEOUT (90) # x",
+            &src(),
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!(e.raw, "a-bench-float16-input_output_len:1,2");
         assert_eq!(e.markers.timeout_minutes, Some(90));
-        let e = parse_line("full:H100_PCIe/perf/test_perf.py::test_perf[x] SKIP (nvbug 123#4)", &src()).unwrap().unwrap();
+        let e = parse_line(
+            "full:H100_PCIe/perf/test_perf.py::test_perf[x] SKIP (nvbug 123#4)",
+            &src(),
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!(e.pinned_prefix.as_deref(), Some("H100_PCIe"));
         assert_eq!(e.markers.skip.as_deref(), Some("nvbug 123#4"));
-        let e = parse_line("llm/perf/test_perf.py::test_perf[x]", &src()).unwrap().unwrap();
+        let e = parse_line("llm/perf/test_perf.py::test_perf[x]", &src())
+            .unwrap()
+            .unwrap();
         assert_eq!(e.raw, "x");
-        assert!(parse_line("accuracy/test_llm_api.py::test_x[a]", &src()).unwrap().is_none());
+        assert!(
+            parse_line("accuracy/test_llm_api.py::test_x[a]", &src())
+                .unwrap()
+                .is_none()
+        );
         assert!(parse_line("   # only a comment", &src()).unwrap().is_none());
         assert!(parse_line("perf/test_perf.py::test_perf[x", &src()).is_err());
         assert!(parse_line("x BOGUS", &src()).is_err());

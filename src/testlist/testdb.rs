@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;
 
-use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 use serde_saphyr::Spanned;
 
@@ -77,7 +77,9 @@ impl<'de> Deserialize<'de> for TopValue {
                 Ok(TopValue::Blocks(blocks))
             }
             fn visit_map<A: MapAccess<'de>>(self, _: A) -> Result<TopValue, A::Error> {
-                Err(de::Error::custom("expected a list of {condition, tests} blocks, found a mapping"))
+                Err(de::Error::custom(
+                    "expected a list of {condition, tests} blocks, found a mapping",
+                ))
             }
         }
         d.deserialize_any(V)
@@ -85,34 +87,56 @@ impl<'de> Deserialize<'de> for TopValue {
 }
 
 pub(crate) fn parse(text: &str, path: &Path, opts: &LoadOptions, list: &mut TestList) {
-    let at = |line: u64| Source { file: path.to_path_buf(), line: line as usize };
+    let at = |line: u64| Source {
+        file: path.to_path_buf(),
+        line: line as usize,
+    };
     let top: BTreeMap<String, Spanned<TopValue>> = match serde_saphyr::from_str(text) {
         Ok(t) => t,
         Err(e) => {
             let line = e.location().map_or(0, |l| l.line());
-            list.diagnostics.push(Diagnostic::error(at(line), format!("not a valid test-db YAML list: {e}")));
+            list.diagnostics.push(Diagnostic::error(
+                at(line),
+                format!("not a valid test-db YAML list: {e}"),
+            ));
             return;
         }
     };
     for (k, v) in &top {
-        if let TopValue::Scalar(s) = &v.value {
-            if k != "version" {
-                list.diagnostics.push(Diagnostic::error(
+        if let TopValue::Scalar(s) = &v.value
+            && k != "version"
+        {
+            list.diagnostics.push(Diagnostic::error(
                     at(v.referenced.line()),
                     format!("`{k}: {s}`: expected `version` or a context holding a list of {{condition, tests}} blocks"),
                 ));
-            }
         }
     }
-    let contexts: Vec<&String> = top.iter().filter(|(_, v)| matches!(v.value, TopValue::Blocks(_))).map(|(k, _)| k).collect();
+    let contexts: Vec<&String> = top
+        .iter()
+        .filter(|(_, v)| matches!(v.value, TopValue::Blocks(_)))
+        .map(|(k, _)| k)
+        .collect();
     let chosen: Vec<&String> = match &opts.context {
-        Some(c) if top.get(c).is_some_and(|v| matches!(v.value, TopValue::Blocks(_))) => vec![c],
+        Some(c)
+            if top
+                .get(c)
+                .is_some_and(|v| matches!(v.value, TopValue::Blocks(_))) =>
+        {
+            vec![c]
+        }
         Some(c) => {
             let near = closest(c, contexts.iter().map(|s| s.as_str()), 1);
-            let hint = near.first().map(|n| format!("; did you mean `{n}`?")).unwrap_or_default();
+            let hint = near
+                .first()
+                .map(|n| format!("; did you mean `{n}`?"))
+                .unwrap_or_default();
             list.diagnostics.push(Diagnostic::error(
                 at(0),
-                format!("no context `{c}` in this list (it has: {}){hint}", join(&contexts)),
+                format!(
+                    "no context `{c}` in this list (it has: {}){hint}",
+                    join(&contexts)
+                ),
             ));
             return;
         }
@@ -121,13 +145,22 @@ pub(crate) fn parse(text: &str, path: &Path, opts: &LoadOptions, list: &mut Test
         None => {
             list.diagnostics.push(Diagnostic::error(
                 at(0),
-                format!("the list has several contexts ({}); choose one with --context", join(&contexts)),
+                format!(
+                    "the list has several contexts ({}); choose one with --context",
+                    join(&contexts)
+                ),
             ));
             return;
         }
     };
     for ctx in chosen {
-        let Some(Spanned { value: TopValue::Blocks(blocks), .. }) = top.get(ctx) else { continue };
+        let Some(Spanned {
+            value: TopValue::Blocks(blocks),
+            ..
+        }) = top.get(ctx)
+        else {
+            continue;
+        };
         for block in blocks {
             let (condition, cond_line) = match &block.condition {
                 Some(c) => (to_condition(&c.value), c.referenced.line()),
@@ -135,13 +168,22 @@ pub(crate) fn parse(text: &str, path: &Path, opts: &LoadOptions, list: &mut Test
             };
             let cond_src = at(cond_line);
             for problem in condition.contradictions() {
-                list.diagnostics.push(Diagnostic::error(cond_src.clone(), format!("this condition can never hold: {problem}")));
+                list.diagnostics.push(Diagnostic::error(
+                    cond_src.clone(),
+                    format!("this condition can never hold: {problem}"),
+                ));
             }
             for key in condition.keys() {
                 if !KNOWN_KEYS.contains(&key.as_str()) {
                     let near = closest(key, KNOWN_KEYS, 1);
-                    let hint = near.first().map(|n| format!("; did you mean `{n}`?")).unwrap_or_default();
-                    list.diagnostics.push(Diagnostic::warning(cond_src.clone(), format!("condition key `{key}` is not one test-db systems describe{hint}")));
+                    let hint = near
+                        .first()
+                        .map(|n| format!("; did you mean `{n}`?"))
+                        .unwrap_or_default();
+                    list.diagnostics.push(Diagnostic::warning(
+                        cond_src.clone(),
+                        format!("condition key `{key}` is not one test-db systems describe{hint}"),
+                    ));
                 }
             }
             let holds = match &opts.system {

@@ -19,12 +19,19 @@ fn perfgate(args: &[&str]) -> (i32, String, String) {
 
 #[test]
 fn lint_reports_every_planted_error_with_its_line() {
-    let (code, out, _) = perfgate(&["lint", "tests/fixtures/lists/planted_errors.txt", "tests/fixtures/lists/planted_errors.yml"]);
+    let (code, out, _) = perfgate(&[
+        "lint",
+        "tests/fixtures/lists/planted_errors.txt",
+        "tests/fixtures/lists/planted_errors.yml",
+    ]);
     assert_eq!(code, 1, "{out}");
     let txt = "tests/fixtures/lists/planted_errors.txt";
     let yml = "tests/fixtures/lists/planted_errors.yml";
     for (at, needle) in [
-        (format!("{txt}:3: error:"), "did you mean `deepseek_v3_lite_fp8-bench-pytorch-streaming-float8"),
+        (
+            format!("{txt}:3: error:"),
+            "did you mean `deepseek_v3_lite_fp8-bench-pytorch-streaming-float8",
+        ),
         (format!("{txt}:4: error:"), "`tp:0`"),
         (format!("{txt}:5: error:"), "closest known: llama_v3.1_8b"),
         (format!("{txt}:6: warning:"), "listed again"),
@@ -38,14 +45,19 @@ fn lint_reports_every_planted_error_with_its_line() {
         (format!("{yml}:11: warning:"), "did you mean `gpu`"),
         (format!("{yml}:14: error:"), "`reqs:0`"),
     ] {
-        assert!(out.lines().any(|l| l.starts_with(&at) && l.contains(needle)), "missing `{at} ... {needle}` in:\n{out}");
+        assert!(
+            out.lines()
+                .any(|l| l.starts_with(&at) && l.contains(needle)),
+            "missing `{at} ... {needle}` in:\n{out}"
+        );
     }
     assert!(out.contains("10 error(s)"), "{out}");
 }
 
 #[test]
 fn lint_accepts_the_example_lists() {
-    let (code, out, err) = perfgate(&["lint", "test_lists/perf_test.txt", "test_lists/perf_db.yml"]);
+    let (code, out, err) =
+        perfgate(&["lint", "test_lists/perf_test.txt", "test_lists/perf_db.yml"]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains(" 0 error(s)"), "{out}");
 }
@@ -54,13 +66,23 @@ fn lint_accepts_the_example_lists() {
 fn lint_reports_missing_and_unreadable_lists() {
     let (code, out, _) = perfgate(&["lint", "no/such/list.txt"]);
     assert_eq!(code, 1);
-    assert!(out.contains("no/such/list.txt:0: error: cannot read the test list"), "{out}");
+    assert!(
+        out.contains("no/such/list.txt:0: error: cannot read the test list"),
+        "{out}"
+    );
     let dir = tempfile::tempdir().expect("tempdir");
     let bad = dir.path().join("bad.yml");
-    std::fs::write(&bad, "version: 0.0.1\nctx:\n- condition: {terms: {a: 1}\n  tests: [x]\n").expect("write");
+    std::fs::write(
+        &bad,
+        "version: 0.0.1\nctx:\n- condition: {terms: {a: 1}\n  tests: [x]\n",
+    )
+    .expect("write");
     let (code, out, _) = perfgate(&["lint", bad.to_str().expect("utf8")]);
     assert_eq!(code, 1);
-    assert!(out.contains("bad.yml:") && out.contains("not a valid test-db YAML list"), "{out}");
+    assert!(
+        out.contains("bad.yml:") && out.contains("not a valid test-db YAML list"),
+        "{out}"
+    );
     let (code, out, _) = perfgate(&["lint", "--context", "nope", "test_lists/perf_db.yml"]);
     assert_eq!(code, 1);
     assert!(out.contains("no context `nope`"), "{out}");
@@ -77,13 +99,23 @@ fn plan_json_has_one_object_per_name() {
         "llama_v3.1_8b-bench-pytorch-bfloat16",
     ]);
     assert_eq!(code, 1, "one name is invalid");
-    let objs: Vec<Value> = out.lines().map(|l| serde_json::from_str(l).expect("JSON line")).collect();
+    let objs: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
     assert_eq!(objs.len(), 3);
     assert_eq!(objs[0]["ok"], true);
-    assert_eq!(objs[0]["canonical"], "llama_v3.1_8b-bench-pytorch-bfloat16-maxbs:512-maxnt:2048-input_output_len:128,128-gpus:2");
+    assert_eq!(
+        objs[0]["canonical"],
+        "llama_v3.1_8b-bench-pytorch-bfloat16-maxbs:512-maxnt:2048-input_output_len:128,128-gpus:2"
+    );
     assert_eq!(objs[1]["cases"].as_array().map(Vec::len), Some(4));
     assert_eq!(objs[2]["ok"], false);
-    assert!(objs[2]["error"].as_str().is_some_and(|e| e.contains("input_output_len")));
+    assert!(
+        objs[2]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("input_output_len"))
+    );
     for key in ["name", "ok", "canonical", "cases", "error"] {
         assert!(objs[2].get(key).is_some(), "missing {key}");
     }
@@ -91,7 +123,13 @@ fn plan_json_has_one_object_per_name() {
 
 #[test]
 fn plan_text_shows_commands() {
-    let (code, out, _) = perfgate(&["plan", "--names-from", "test_lists/perf_test.txt", "--models-root", "/m"]);
+    let (code, out, _) = perfgate(&[
+        "plan",
+        "--names-from",
+        "test_lists/perf_test.txt",
+        "--models-root",
+        "/m",
+    ]);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("trtllm-bench --model=llama_v3.1_8b_hf --model_path=/m/llama-3.1-model/Meta-Llama-3.1-8B throughput"), "{out}");
 }
@@ -101,12 +139,23 @@ fn config_prints_yaml_and_where_each_key_comes_from() {
     let name = "deepseek_r1_0528_fp8-bench-pytorch-float8-maxbs:512-maxnt:2048-input_output_len:1000,2000-reqs:3000-ep:8-gpus:8";
     let (code, yaml, _) = perfgate(&["config", "--format", "yaml", "--gpu", "B200", name]);
     assert_eq!(code, 0);
-    assert_eq!(yaml, "cuda_graph_config:\n  enable_padding: true\nenable_attention_dp: true\nmoe_config:\n  backend: DEEPGEMM\nprint_iter_log: true\n");
+    assert_eq!(
+        yaml,
+        "cuda_graph_config:\n  enable_padding: true\nenable_attention_dp: true\nmoe_config:\n  backend: DEEPGEMM\nprint_iter_log: true\n"
+    );
     let (_, yaml90, _) = perfgate(&["config", "--format", "yaml", "--sm", "90", name]);
-    assert!(!yaml90.contains("DEEPGEMM"), "the SM 100 rule must not apply on SM 90:\n{yaml90}");
+    assert!(
+        !yaml90.contains("DEEPGEMM"),
+        "the SM 100 rule must not apply on SM 90:\n{yaml90}"
+    );
     let (code, annotated, _) = perfgate(&["config", "--gpu", "B200", name]);
     assert_eq!(code, 0);
-    assert!(annotated.lines().any(|l| l.contains("moe_config.backend") && l.contains("gpu rule") && l.contains("llm_api_rules.yaml:")), "{annotated}");
+    assert!(
+        annotated.lines().any(|l| l.contains("moe_config.backend")
+            && l.contains("gpu rule")
+            && l.contains("llm_api_rules.yaml:")),
+        "{annotated}"
+    );
     let lora = "llama_v3.1_8b_instruct_fp8-bench-pytorch-float8-input_output_len:128,128-loras:1-reqs:100-con:2";
     let (code, yaml, _) = perfgate(&["config", "--format", "yaml", "--lora-dirs", "/l/0", lora]);
     assert_eq!(code, 0);
@@ -121,11 +170,21 @@ fn config_prints_yaml_and_where_each_key_comes_from() {
 
 #[test]
 fn plan_json_carries_the_steps() {
-    let (code, out, _) = perfgate(&["plan", "--format", "json", "--models-root", "/m", "llama_v3.1_8b-bench-bfloat16-input_output_len:128,128"]);
+    let (code, out, _) = perfgate(&[
+        "plan",
+        "--format",
+        "json",
+        "--models-root",
+        "/m",
+        "llama_v3.1_8b-bench-bfloat16-input_output_len:128,128",
+    ]);
     assert_eq!(code, 0);
     let v: Value = serde_json::from_str(out.trim()).expect("JSON");
     let steps = v["steps"][0].as_array().expect("steps of case 1");
     let kinds: Vec<&str> = steps.iter().filter_map(|s| s["kind"].as_str()).collect();
     assert_eq!(kinds, ["build", "dataset", "throughput"]);
-    assert_eq!(steps[0]["argv"][4], "--model_path=/m/llama-3.1-model/Meta-Llama-3.1-8B");
+    assert_eq!(
+        steps[0]["argv"][4],
+        "--model_path=/m/llama-3.1-model/Meta-Llama-3.1-8B"
+    );
 }

@@ -13,7 +13,10 @@ fn args(extra: &[&str]) -> HarnessArgs {
 }
 
 fn root(p: &str) -> String {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(p).display().to_string()
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join(p)
+        .display()
+        .to_string()
 }
 
 #[test]
@@ -25,15 +28,36 @@ fn test_db_conditions_select_tests_for_the_machine() {
     assert!(c.diagnostics.is_empty(), "{:?}", c.diagnostics);
     let raws: Vec<&str> = c.tests.iter().map(|t| t.entry.raw.as_str()).collect();
     assert_eq!(raws.len(), 3, "{raws:?}");
-    assert!(raws.iter().all(|r| !r.contains("deepseek_r1_0528_fp4")), "the gb* block must not apply on H100");
+    assert!(
+        raws.iter().all(|r| !r.contains("deepseek_r1_0528_fp4")),
+        "the gb* block must not apply on H100"
+    );
     assert_eq!(c.tests[1].entry.markers.timeout_minutes, Some(60));
 
     // A 1-GPU pre-merge machine keeps none of them.
-    let a = args(&["--test-list", &list, "--system", &sys, "--system-set", "system_gpu_count=1", "--system-set", "stage=pre_merge"]);
+    let a = args(&[
+        "--test-list",
+        &list,
+        "--system",
+        &sys,
+        "--system-set",
+        "system_gpu_count=1",
+        "--system-set",
+        "stage=pre_merge",
+    ]);
     assert!(a.common.collect().expect("collects").tests.is_empty());
 
     // A GB200 node: only the chip block (and the FP8 block, it has 8 GPUs and enough memory).
-    let a = args(&["--test-list", &list, "--system", &sys, "--system-set", "chip=gb200", "--system-set", "gpu=GB200"]);
+    let a = args(&[
+        "--test-list",
+        &list,
+        "--system",
+        &sys,
+        "--system-set",
+        "chip=gb200",
+        "--system-set",
+        "gpu=GB200",
+    ]);
     let c = a.common.collect().expect("collects");
     let raws: Vec<&str> = c.tests.iter().map(|t| t.entry.raw.as_str()).collect();
     assert_eq!(raws.len(), 2, "{raws:?}");
@@ -51,7 +75,10 @@ fn test_ids_carry_the_prefix_and_pinned_entries_follow_it() {
     )
     .expect("write");
     let list = list.display().to_string();
-    let c = args(&["--test-list", &list, "--test-prefix", "H100_PCIe"]).common.collect().expect("collects");
+    let c = args(&["--test-list", &list, "--test-prefix", "H100_PCIe"])
+        .common
+        .collect()
+        .expect("collects");
     let ids: Vec<&str> = c.tests.iter().map(|t| t.test_id.as_str()).collect();
     assert_eq!(
         ids,
@@ -60,7 +87,10 @@ fn test_ids_carry_the_prefix_and_pinned_entries_follow_it() {
             "H100_PCIe/perf/test_perf.py::test_perf[llama_v3.1_8b-bench-pytorch-bfloat16-input_output_len:1,1]",
         ]
     );
-    let c = args(&["--test-list", &list]).common.collect().expect("collects");
+    let c = args(&["--test-list", &list])
+        .common
+        .collect()
+        .expect("collects");
     assert_eq!(c.tests.len(), 3);
     assert!(c.tests[1].test_id.starts_with("B200/perf/"));
 }
@@ -69,18 +99,36 @@ fn test_ids_carry_the_prefix_and_pinned_entries_follow_it() {
 fn multi_case_names_get_one_directory_and_dataset_per_case() {
     let dir = tempfile::tempdir().expect("tempdir");
     let list = dir.path().join("l.txt");
-    std::fs::write(&list, "llama_v3.1_8b-bench-bfloat16-bs:8+64-input_output_len:128,128+512,32\n").expect("write");
+    std::fs::write(
+        &list,
+        "llama_v3.1_8b-bench-bfloat16-bs:8+64-input_output_len:128,128+512,32\n",
+    )
+    .expect("write");
     let list = list.display().to_string();
-    let c = args(&["--test-list", &list, "--output-dir", "/o"]).common.collect().expect("collects");
+    let c = args(&["--test-list", &list, "--output-dir", "/o"])
+        .common
+        .collect()
+        .expect("collects");
     let plan = c.tests[0].plan.as_ref().expect("planned");
     assert_eq!(plan.cases.len(), 4);
-    let datasets: Vec<String> = plan.cases.iter().map(|c| c.steps[0].outputs[0].display().to_string()).collect();
+    let datasets: Vec<String> = plan
+        .cases
+        .iter()
+        .map(|c| c.steps[0].outputs[0].display().to_string())
+        .collect();
     let mut unique = datasets.clone();
     unique.dedup();
     assert_eq!(unique.len(), 4, "{datasets:?}");
-    assert!(datasets[3].ends_with("/bs_64-isl_512-osl_32/synthetic_data.json"), "{datasets:?}");
+    assert!(
+        datasets[3].ends_with("/bs_64-isl_512-osl_32/synthetic_data.json"),
+        "{datasets:?}"
+    );
     assert_eq!(plan.setup.len(), 1, "one engine build for all cases");
-    assert!(plan.setup[0].argv.contains(&"--max_seq_len=640".to_string()));
+    assert!(
+        plan.setup[0]
+            .argv
+            .contains(&"--max_seq_len=640".to_string())
+    );
 }
 
 #[test]
@@ -88,8 +136,19 @@ fn environment_variables_stand_in_for_flags() {
     // nextest cannot pass arguments, so every harness flag has an environment fallback.
     let a = HarnessArgs::try_parse_from(["perf"]).expect("parses");
     assert!(a.common.test_list.is_empty() || std::env::var_os("PERF_TEST_LIST").is_some());
-    let help = format!("{}", <HarnessArgs as clap::CommandFactory>::command().render_long_help());
-    for var in ["PERF_TEST_LIST", "PERF_TEST_PREFIX", "PERF_OUTPUT_DIR", "PERF_REGEXP", "PERF_DRY_RUN", "LLM_MODELS_ROOT", "TRTLLM_BENCH"] {
+    let help = format!(
+        "{}",
+        <HarnessArgs as clap::CommandFactory>::command().render_long_help()
+    );
+    for var in [
+        "PERF_TEST_LIST",
+        "PERF_TEST_PREFIX",
+        "PERF_OUTPUT_DIR",
+        "PERF_REGEXP",
+        "PERF_DRY_RUN",
+        "LLM_MODELS_ROOT",
+        "TRTLLM_BENCH",
+    ] {
         assert!(help.contains(var), "{var} missing from --help");
     }
 }

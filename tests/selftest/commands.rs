@@ -15,7 +15,10 @@ fn upstream_options() -> PlanOptions {
     PlanOptions {
         output_dir: PathBuf::from("/ws/perf_engines"),
         models_root: PathBuf::from("/models"),
-        dataset_generator: DatasetGenerator::Upstream { python: "python3".into(), llm_root: PathBuf::from("/llm") },
+        dataset_generator: DatasetGenerator::Upstream {
+            python: "python3".into(),
+            llm_root: PathBuf::from("/llm"),
+        },
         upstream_lora_yaml: true,
         sm: Some(90),
         ..PlanOptions::default()
@@ -50,12 +53,21 @@ fn upstream_data_cmd(step: &Step) -> Vec<String> {
             out.push(a.clone());
         }
     }
-    out.push(format!(" > {}", step.stdout_to.as_ref().expect("stdout file").display()));
+    out.push(format!(
+        " > {}",
+        step.stdout_to.as_ref().expect("stdout file").display()
+    ));
     out
 }
 
 fn strings(v: &Value) -> Vec<String> {
-    v.as_array().map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect()).unwrap_or_default()
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 #[test]
@@ -70,15 +82,25 @@ fn every_sample_command_plan_matches_upstream() {
         if o["ok"] != Value::Bool(true) {
             // Upstream skips these (LoRA on an unsupported backend, a model without a checkpoint).
             if p.skipped.is_empty() && p.blocked.is_empty() {
-                failures.push(format!("{name}: upstream skips ({}), we would run it", o["error"]["message"]));
+                failures.push(format!(
+                    "{name}: upstream skips ({}), we would run it",
+                    o["error"]["message"]
+                ));
             }
             continue;
         }
         if !p.blocked.is_empty() || !p.skipped.is_empty() {
-            failures.push(format!("{name}: upstream runs it, we block/skip: {:?} {:?}", p.blocked, p.skipped));
+            failures.push(format!(
+                "{name}: upstream runs it, we block/skip: {:?} {:?}",
+                p.blocked, p.skipped
+            ));
             continue;
         }
-        assert_eq!(p.cases.len(), 1, "{name}: every oracle bench name has one case");
+        assert_eq!(
+            p.cases.len(),
+            1,
+            "{name}: every oracle bench name has one case"
+        );
         let case = &p.cases[0];
         // data command
         let want = strings(&o["data_cmds"][0]);
@@ -88,7 +110,12 @@ fn every_sample_command_plan_matches_upstream() {
         }
         // build command
         let want = strings(&o["build_cmd"]);
-        let got = p.setup.iter().find(|s| s.kind == StepKind::Build).map(|s| s.argv.clone()).unwrap_or_default();
+        let got = p
+            .setup
+            .iter()
+            .find(|s| s.kind == StepKind::Build)
+            .map(|s| s.argv.clone())
+            .unwrap_or_default();
         if got != want {
             failures.push(format!("{name}: build\n  want {want:?}\n  got  {got:?}"));
         }
@@ -96,25 +123,47 @@ fn every_sample_command_plan_matches_upstream() {
         let want = strings(&o["benchmark_cmds"][0]);
         let got = &case.steps[1].argv;
         if *got != want {
-            failures.push(format!("{name}: benchmark\n  want {want:?}\n  got  {got:?}"));
+            failures.push(format!(
+                "{name}: benchmark\n  want {want:?}\n  got  {got:?}"
+            ));
         }
         // the YAML file: same path, same bytes
         let written: Vec<(String, String)> = o["files_written"]
             .as_object()
-            .map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string())).collect())
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+                    .collect()
+            })
             .unwrap_or_default();
-        let ours: Vec<(String, String)> = case.steps[1].files.iter().map(|f| (f.path.display().to_string(), f.contents.clone())).collect();
+        let ours: Vec<(String, String)> = case.steps[1]
+            .files
+            .iter()
+            .map(|f| (f.path.display().to_string(), f.contents.clone()))
+            .collect();
         if ours != written {
-            failures.push(format!("{name}: files\n  want {written:?}\n  got  {ours:?}"));
+            failures.push(format!(
+                "{name}: files\n  want {written:?}\n  got  {ours:?}"
+            ));
         }
         // metrics and the command they come from (upstream: build = 1, the case = 2)
         let mut want: Vec<(String, u64)> = o["metrics"]
             .as_array()
             .expect("metrics")
             .iter()
-            .map(|m| (m["metric_type"].as_str().unwrap_or_default().to_string(), m["cmd_idx"].as_u64().unwrap_or(0)))
+            .map(|m| {
+                (
+                    m["metric_type"].as_str().unwrap_or_default().to_string(),
+                    m["cmd_idx"].as_u64().unwrap_or(0),
+                )
+            })
             .collect();
-        let mut got: Vec<(String, u64)> = p.setup_metrics.iter().map(|m| (m.to_string(), 1)).chain(case.metrics.iter().map(|m| (m.to_string(), 2))).collect();
+        let mut got: Vec<(String, u64)> = p
+            .setup_metrics
+            .iter()
+            .map(|m| (m.to_string(), 1))
+            .chain(case.metrics.iter().map(|m| (m.to_string(), 2)))
+            .collect();
         want.sort();
         got.sort();
         if got != want {
@@ -123,27 +172,53 @@ fn every_sample_command_plan_matches_upstream() {
         checked += 1;
     }
     assert!(checked > 290, "only {checked} plans checked");
-    assert!(failures.is_empty(), "{} of {checked} differ:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {checked} differ:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
 fn default_mode_differs_only_where_documented() {
     let name = "llama_v3.1_8b_instruct_fp8-bench-pytorch-float8-input_output_len:128,128-loras:1-reqs:100-con:2-gpus:1";
     let up = plan_for(name, &upstream_options());
-    let ours = plan_for(name, &PlanOptions { dataset_generator: DatasetGenerator::Perfgate, upstream_lora_yaml: false, ..upstream_options() });
+    let ours = plan_for(
+        name,
+        &PlanOptions {
+            dataset_generator: DatasetGenerator::Perfgate,
+            upstream_lora_yaml: false,
+            ..upstream_options()
+        },
+    );
     let (u, o) = (&up.cases[0], &ours.cases[0]);
     // 1. The dataset step is perfgate's own generator, writing the same file in-process.
-    assert_eq!(o.steps[0].argv[..2], ["perfgate".to_string(), "dataset".to_string()]);
+    assert_eq!(
+        o.steps[0].argv[..2],
+        ["perfgate".to_string(), "dataset".to_string()]
+    );
     assert!(o.steps[0].stdout_to.is_none());
     assert_eq!(o.steps[0].outputs, u.steps[0].outputs);
-    assert_eq!(o.steps[0].dataset, u.steps[0].dataset, "same generator parameters");
+    assert_eq!(
+        o.steps[0].dataset, u.steps[0].dataset,
+        "same generator parameters"
+    );
     // 2. The LoRA YAML lists the adapter directories; upstream writes it before linking them and
     //    so always writes `lora_dir: []`.
     let (uy, oy) = (&u.steps[1].files[0], &o.steps[1].files[0]);
     assert_eq!(uy.path, oy.path);
     assert!(uy.contents.contains("lora_dir: []"));
-    assert!(oy.contents.contains("lora_dir:\n  - /ws/perf_engines/"), "{}", oy.contents);
-    assert_eq!(oy.contents.replace(&format!("\n  - {}/loras/0", ours.dir.display()), " []"), uy.contents);
+    assert!(
+        oy.contents.contains("lora_dir:\n  - /ws/perf_engines/"),
+        "{}",
+        oy.contents
+    );
+    assert_eq!(
+        oy.contents
+            .replace(&format!("\n  - {}/loras/0", ours.dir.display()), " []"),
+        uy.contents
+    );
     // Everything else is identical.
     assert_eq!(u.steps[1].argv, o.steps[1].argv);
 }
@@ -151,12 +226,27 @@ fn default_mode_differs_only_where_documented() {
 #[test]
 fn multi_case_names_get_a_dataset_and_command_each() {
     // Upstream shares one dataset file between the cases and runs the wrong commands.
-    let p = plan_for("llama_v3.1_8b-bench-pytorch-bfloat16-input_output_len:128,128+512,32", &upstream_options());
+    let p = plan_for(
+        "llama_v3.1_8b-bench-pytorch-bfloat16-input_output_len:128,128+512,32",
+        &upstream_options(),
+    );
     assert_eq!(p.cases.len(), 2);
-    let d: Vec<_> = p.cases.iter().map(|c| c.steps[0].outputs[0].clone()).collect();
+    let d: Vec<_> = p
+        .cases
+        .iter()
+        .map(|c| c.steps[0].outputs[0].clone())
+        .collect();
     assert_ne!(d[0], d[1]);
-    assert!(p.cases[1].steps[0].argv.contains(&"--input-mean=512".to_string()));
-    assert!(p.cases[1].steps[1].argv.contains(&format!("--dataset={}", d[1].display())));
+    assert!(
+        p.cases[1].steps[0]
+            .argv
+            .contains(&"--input-mean=512".to_string())
+    );
+    assert!(
+        p.cases[1].steps[1]
+            .argv
+            .contains(&format!("--dataset={}", d[1].display()))
+    );
 }
 
 #[test]
@@ -168,13 +258,25 @@ fn trtllm_bench_environment_and_extra_flags() {
         benchmarks: vec![StepKind::Throughput, StepKind::Latency],
         ..upstream_options()
     };
-    let p = plan_for("llama_v3.1_8b-bench-pytorch-bfloat16-input_output_len:128,128", &opts);
+    let p = plan_for(
+        "llama_v3.1_8b-bench-pytorch-bfloat16-input_output_len:128,128",
+        &opts,
+    );
     let bench = &p.cases[0].steps[1];
-    assert!(bench.env.contains(&("LD_LIBRARY_PATH".into(), "/opt/trtllm/lib:/opt/trtllm/bin:$LD_LIBRARY_PATH".into())));
+    assert!(bench.env.contains(&(
+        "LD_LIBRARY_PATH".into(),
+        "/opt/trtllm/lib:/opt/trtllm/bin:$LD_LIBRARY_PATH".into()
+    )));
     assert!(bench.env.contains(&("PYTHONUNBUFFERED".into(), "1".into())));
     assert_eq!(bench.argv.last().map(String::as_str), Some("--warmup=4"));
     let lat = &p.cases[0].steps[2];
     assert_eq!(lat.kind, StepKind::Latency);
     assert_eq!(lat.argv[3], "latency");
-    assert!(bench.command_line().starts_with("PYTHONUNBUFFERED=1 LD_LIBRARY_PATH="), "{}", bench.command_line());
+    assert!(
+        bench
+            .command_line()
+            .starts_with("PYTHONUNBUFFERED=1 LD_LIBRARY_PATH="),
+        "{}",
+        bench.command_line()
+    );
 }

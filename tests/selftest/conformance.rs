@@ -22,7 +22,12 @@ fn rows() -> Vec<Row<'static>> {
         .map(|l| {
             let f: Vec<&str> = l.split('\t').collect();
             assert_eq!(f.len(), 5, "malformed fixture row: {l}");
-            Row { name: f[0], canonical: f[1], cases: f[2], status: f[4] }
+            Row {
+                name: f[0],
+                canonical: f[1],
+                cases: f[2],
+                status: f[4],
+            }
         })
         .collect()
 }
@@ -42,7 +47,11 @@ fn expected_kind(message: &str) -> Option<NameErrorKind> {
 #[test]
 fn every_sample_name_has_upstreams_canonical_form_and_cases() {
     let rows = rows();
-    assert!(rows.len() > 400, "fixture looks truncated: {} rows", rows.len());
+    assert!(
+        rows.len() > 400,
+        "fixture looks truncated: {} rows",
+        rows.len()
+    );
     let mut failures = Vec::new();
     for r in &rows {
         let parsed = config::parse(r.name);
@@ -50,12 +59,21 @@ fn every_sample_name_has_upstreams_canonical_form_and_cases() {
             match parsed {
                 Ok(p) => {
                     if p.canonical() != r.canonical {
-                        failures.push(format!("{}\n  want {}\n  got  {}", r.name, r.canonical, p.canonical()));
+                        failures.push(format!(
+                            "{}\n  want {}\n  got  {}",
+                            r.name,
+                            r.canonical,
+                            p.canonical()
+                        ));
                     }
                     let cases: Vec<String> = p.cases().into_iter().map(|c| c.label).collect();
                     let want: Vec<String> = if r.cases.is_empty() {
                         // single-case names: the case label is the canonical label
-                        if cases.len() == 1 { vec![r.canonical.to_string()] } else { vec![] }
+                        if cases.len() == 1 {
+                            vec![r.canonical.to_string()]
+                        } else {
+                            vec![]
+                        }
                     } else {
                         r.cases.split(';').map(str::to_string).collect()
                     };
@@ -65,24 +83,41 @@ fn every_sample_name_has_upstreams_canonical_form_and_cases() {
                     // The canonical form is a fixed point.
                     match config::parse(r.canonical) {
                         Ok(again) if again.canonical() == r.canonical => {}
-                        other => failures.push(format!("{}: canonical does not re-parse: {other:?}", r.canonical)),
+                        other => failures.push(format!(
+                            "{}: canonical does not re-parse: {other:?}",
+                            r.canonical
+                        )),
                     }
                 }
                 Err(e) => failures.push(format!("{}: rejected: {e}", r.name)),
             }
         } else {
             match parsed {
-                Ok(p) => failures.push(format!("{}: accepted as {} but upstream says {}", r.name, p.canonical(), r.status)),
+                Ok(p) => failures.push(format!(
+                    "{}: accepted as {} but upstream says {}",
+                    r.name,
+                    p.canonical(),
+                    r.status
+                )),
                 Err(e) => {
                     let want = expected_kind(r.status).expect("unmapped upstream error in fixture");
                     if e.kind != want {
-                        failures.push(format!("{}: error kind {:?} != {want:?} ({e})", r.name, e.kind));
+                        failures.push(format!(
+                            "{}: error kind {:?} != {want:?} ({e})",
+                            r.name, e.kind
+                        ));
                     }
                 }
             }
         }
     }
-    assert!(failures.is_empty(), "{} of {} names differ:\n{}", failures.len(), rows.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} names differ:\n{}",
+        failures.len(),
+        rows.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -98,7 +133,11 @@ fn typed_fields_equal_upstreams_validated_config() {
                 failures.push(format!("{name}: upstream accepts, we give {ours:?}"));
                 continue;
             };
-            assert_eq!(cfg.canonical(), o["canonical"].as_str().unwrap_or_default(), "{name}");
+            assert_eq!(
+                cfg.canonical(),
+                o["canonical"].as_str().unwrap_or_default(),
+                "{name}"
+            );
             let mine = cfg.upstream_fields();
             for (key, want) in o["fields"].as_object().expect("fields") {
                 let Some(got) = mine.get(key) else { continue }; // legacy/server-only fields
@@ -110,7 +149,12 @@ fn typed_fields_equal_upstreams_validated_config() {
                     failures.push(format!("{name}: {key}: ours {got} upstream {want}"));
                 }
             }
-            let cases: Vec<&str> = o["cases"].as_array().expect("cases").iter().filter_map(|c| c["label"].as_str()).collect();
+            let cases: Vec<&str> = o["cases"]
+                .as_array()
+                .expect("cases")
+                .iter()
+                .filter_map(|c| c["label"].as_str())
+                .collect();
             let mine: Vec<String> = cfg.cases().into_iter().map(|c| c.label).collect();
             if cases != mine {
                 failures.push(format!("{name}: cases {mine:?} != {cases:?}"));
@@ -121,13 +165,20 @@ fn typed_fields_equal_upstreams_validated_config() {
             if let Some(kind) = expected_kind(msg) {
                 match ours {
                     Err(e) if e.kind == kind => {}
-                    other => failures.push(format!("{name}: upstream rejects ({msg}), we give {other:?}")),
+                    other => failures.push(format!(
+                        "{name}: upstream rejects ({msg}), we give {other:?}"
+                    )),
                 }
             }
         }
     }
     assert!(checked > 300, "only {checked} oracle names checked");
-    assert!(failures.is_empty(), "{} differences:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} differences:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]

@@ -16,36 +16,61 @@ fn misordered_label_gets_the_reordered_name() {
     assert_eq!(e.kind, K::Misplaced);
     assert_eq!(e.position, Some(4));
     assert_eq!(e.label.as_deref(), Some("pytorch"));
-    assert_eq!(e.suggestion.as_deref(), Some("deepseek_v3_lite_fp8-bench-pytorch-streaming-float8-input_output_len:128,128"));
+    assert_eq!(
+        e.suggestion.as_deref(),
+        Some("deepseek_v3_lite_fp8-bench-pytorch-streaming-float8-input_output_len:128,128")
+    );
     assert!(e.to_string().contains("expected a data type"), "{e}");
 
     let e = err("llama_v3.1_8b-bench-pytorch-bfloat16-input_output_len:128,128-tp:2-con:4");
     assert_eq!(e.kind, K::Misplaced);
     assert_eq!(e.label.as_deref(), Some("con:4"));
-    assert_eq!(e.suggestion.as_deref(), Some("llama_v3.1_8b-bench-pytorch-bfloat16-input_output_len:128,128-con:4-tp:2"));
+    assert_eq!(
+        e.suggestion.as_deref(),
+        Some("llama_v3.1_8b-bench-pytorch-bfloat16-input_output_len:128,128-con:4-tp:2")
+    );
 }
 
 #[test]
 fn unknown_label_gets_the_closest_known_one() {
     let e = err("llama_v3.1_8b-bench-pytorch-bfloat16-input_output_lens:128,128");
     assert_eq!(e.kind, K::UnknownLabel);
-    assert_eq!(e.suggestion.as_deref(), Some("llama_v3.1_8b-bench-pytorch-bfloat16-input_output_len:128,128"));
+    assert_eq!(
+        e.suggestion.as_deref(),
+        Some("llama_v3.1_8b-bench-pytorch-bfloat16-input_output_len:128,128")
+    );
     let e = err("llama_v3.1_8b-bench-pytorch-bfloat16-input_output_len:128,128-reqz:10");
-    assert_eq!(e.suggestion.as_deref(), Some("llama_v3.1_8b-bench-pytorch-bfloat16-input_output_len:128,128-reqs:10"));
+    assert_eq!(
+        e.suggestion.as_deref(),
+        Some("llama_v3.1_8b-bench-pytorch-bfloat16-input_output_len:128,128-reqs:10")
+    );
     let e = err("llama_v3.1_8b-bench-pytorch-bfloat61-input_output_len:128,128");
     assert_eq!(e.kind, K::UnknownLabel);
     assert_eq!(e.position, Some(4));
-    assert!(e.suggestion.as_deref().is_some_and(|s| s.contains("-bfloat16-")), "{e}");
+    assert!(
+        e.suggestion
+            .as_deref()
+            .is_some_and(|s| s.contains("-bfloat16-")),
+        "{e}"
+    );
     let e = err("llama_v3.1_8b-bnech-pytorch-bfloat16-input_output_len:128,128");
     assert_eq!(e.kind, K::UnknownRuntime);
-    assert!(e.suggestion.as_deref().is_some_and(|s| s.contains("-bench-")), "{e}");
+    assert!(
+        e.suggestion
+            .as_deref()
+            .is_some_and(|s| s.contains("-bench-")),
+        "{e}"
+    );
 }
 
 #[test]
 fn dash_in_model_name_is_explained() {
     let e = err("llama-3.1-8b-bench-pytorch-bfloat16-input_output_len:128,128");
     assert_eq!(e.kind, K::BadModelName);
-    assert_eq!(e.suggestion.as_deref(), Some("llama_3.1_8b-bench-pytorch-bfloat16-input_output_len:128,128"));
+    assert_eq!(
+        e.suggestion.as_deref(),
+        Some("llama_3.1_8b-bench-pytorch-bfloat16-input_output_len:128,128")
+    );
 }
 
 #[test]
@@ -85,11 +110,26 @@ fn bad_values_and_absurd_topologies() {
             assert_eq!(e.label.as_deref(), Some(label), "{suffix}: {e}");
         }
     }
-    assert_eq!(err("llama_v3.1_8b-bench-pytorch-bfloat16-kv_frac:1.5-input_output_len:128,128").kind, K::BadValue);
-    assert_eq!(err("llama_v3.1_8b-bench-pytorch-bfloat16-input_output_len:128+512").kind, K::BadValue);
-    assert_eq!(err("llama_v3.1_8b-bench-pytorch-bfloat16-input_output_len:0,128").kind, K::BadValue);
-    assert_eq!(err("llama_v3.1_8b-bench-exe-bfloat16-input_output_len:128,128").kind, K::InvalidCombination);
-    assert_eq!(err("llama_v3.1_8b-cppmanager-pytorch-plugin-bfloat16-input_output_len:128,128").kind, K::InvalidCombination);
+    assert_eq!(
+        err("llama_v3.1_8b-bench-pytorch-bfloat16-kv_frac:1.5-input_output_len:128,128").kind,
+        K::BadValue
+    );
+    assert_eq!(
+        err("llama_v3.1_8b-bench-pytorch-bfloat16-input_output_len:128+512").kind,
+        K::BadValue
+    );
+    assert_eq!(
+        err("llama_v3.1_8b-bench-pytorch-bfloat16-input_output_len:0,128").kind,
+        K::BadValue
+    );
+    assert_eq!(
+        err("llama_v3.1_8b-bench-exe-bfloat16-input_output_len:128,128").kind,
+        K::InvalidCombination
+    );
+    assert_eq!(
+        err("llama_v3.1_8b-cppmanager-pytorch-plugin-bfloat16-input_output_len:128,128").kind,
+        K::InvalidCombination
+    );
     assert_eq!(err("").kind, K::Empty);
     assert_eq!(err("a--bench").kind, K::Empty);
     assert_eq!(err("llama bench").kind, K::BadValue);
@@ -105,10 +145,17 @@ fn server_style_names_parse_into_their_own_variants() {
         other => panic!("{other:?}"),
     }
     let p = config::parse("llama_v3.1_8b-disagg_server-ctx_dp:2-gen_tp:4").expect("ok");
-    assert_eq!(p.canonical(), "llama_v3.1_8b-disagg_server-ctx_dp:2-gen_tp:4");
+    assert_eq!(
+        p.canonical(),
+        "llama_v3.1_8b-disagg_server-ctx_dp:2-gen_tp:4"
+    );
     assert!(p.unsupported_reason().is_some());
-    assert_eq!(err("llama_v3.1_8b-disagg_server-ctx_tp:1").kind, K::Truncated);
-    let p = config::parse("perf_sanity-deepseek_r1_fp4_v2_blackwell-r1_fp4_v2_dep4_mtp1_1k1k").expect("ok");
+    assert_eq!(
+        err("llama_v3.1_8b-disagg_server-ctx_tp:1").kind,
+        K::Truncated
+    );
+    let p = config::parse("perf_sanity-deepseek_r1_fp4_v2_blackwell-r1_fp4_v2_dep4_mtp1_1k1k")
+        .expect("ok");
     assert!(matches!(p, PerfName::PerfSanity { .. }));
     assert!(p.unsupported_reason().is_some());
     let p = config::parse("nemotron_3_super_120b_nvfp4-serve-pytorch-float4-maxbs:512-maxnt:2048-kv_frac:0.8-input_output_len:1024,1024-reqs:160-con:32-ep:4-tp:4-gpus:4").expect("ok");
@@ -116,11 +163,50 @@ fn server_style_names_parse_into_their_own_variants() {
 }
 
 const LABELS: &[&str] = &[
-    "bench", "serve", "cpp", "cppmanager", "pytorch", "_autodeploy", "streaming", "exe", "plugin", "plugin_ifb",
-    "float16", "bfloat16", "float8", "mp", "maxbs:64", "maxnt:4096", "kv_frac:0.5", "gwp:0.5", "build_only", "bs:8+16",
-    "input_output_len:128,128", "input_len:128", "input_output_len:1,2+3,4", "beams:2", "loras:1", "quant:fp8",
-    "kv_cache_dtype:fp8", "reqs:10", "con:4", "ep:2", "tp:2", "pp:2", "gpus:4", "gpus:2", "x:1", ":", ",", "+",
-    "tp:", "disagg_server", "ctx_tp:1", "gen_dp:2", "maxbs:0", "reqs:99999999999",
+    "bench",
+    "serve",
+    "cpp",
+    "cppmanager",
+    "pytorch",
+    "_autodeploy",
+    "streaming",
+    "exe",
+    "plugin",
+    "plugin_ifb",
+    "float16",
+    "bfloat16",
+    "float8",
+    "mp",
+    "maxbs:64",
+    "maxnt:4096",
+    "kv_frac:0.5",
+    "gwp:0.5",
+    "build_only",
+    "bs:8+16",
+    "input_output_len:128,128",
+    "input_len:128",
+    "input_output_len:1,2+3,4",
+    "beams:2",
+    "loras:1",
+    "quant:fp8",
+    "kv_cache_dtype:fp8",
+    "reqs:10",
+    "con:4",
+    "ep:2",
+    "tp:2",
+    "pp:2",
+    "gpus:4",
+    "gpus:2",
+    "x:1",
+    ":",
+    ",",
+    "+",
+    "tp:",
+    "disagg_server",
+    "ctx_tp:1",
+    "gen_dp:2",
+    "maxbs:0",
+    "reqs:99999999999",
 ];
 
 proptest! {
