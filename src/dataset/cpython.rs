@@ -111,17 +111,33 @@ impl PyRandom {
     }
 
     /// The "set" branch: draw from the whole range and redraw ids already taken.
+    ///
+    /// `_randbelow` redraws out-of-range values and `sample` redraws taken ids; both consume one
+    /// 32-bit output per try, so one pass over the generator's buffered block with a single
+    /// accept test does the same draws with less bookkeeping (this loop is the hot spot).
     fn sample_set(&mut self, n: u32, k: usize, out: &mut Vec<u32>, seen: &mut SeenSet) {
         let shift = n.leading_zeros();
         let start = out.len();
-        for _ in 0..k {
-            loop {
-                let j = self.randbelow_u32(n, shift);
-                if seen.insert(j) {
-                    out.push(j);
-                    break;
+        out.resize(start + k, 0);
+        let mut slots = out[start..].iter_mut();
+        let mut slot = slots.next();
+        while slot.is_some() {
+            let block = self.mt.buffered();
+            let mut used = 0;
+            for &y in block {
+                used += 1;
+                let j = y >> shift;
+                if j < n && seen.insert(j) {
+                    if let Some(s) = slot {
+                        *s = j;
+                    }
+                    slot = slots.next();
+                    if slot.is_none() {
+                        break;
+                    }
                 }
             }
+            self.mt.consume(used);
         }
         seen.clear_ids(&out[start..]);
     }
@@ -184,8 +200,13 @@ impl SeenSet {
     }
 
     pub fn clear_ids(&mut self, ids: &[u32]) {
-        for &id in ids {
-            self.words[(id >> 6) as usize] = 0;
+        // Past about one id per two words a sequential wipe beats scattered stores.
+        if ids.len() * 2 >= self.words.len() {
+            self.words.fill(0);
+        } else {
+            for &id in ids {
+                self.words[(id >> 6) as usize] = 0;
+            }
         }
     }
 }

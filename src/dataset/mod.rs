@@ -15,6 +15,7 @@ pub mod fmt;
 pub mod lengths;
 pub mod mt19937;
 pub mod numpy;
+mod pipeline;
 mod progress;
 pub mod prompts;
 pub mod records;

@@ -10,9 +10,20 @@ const MATRIX_A: u32 = 0x9908_b0df;
 const UPPER_MASK: u32 = 0x8000_0000;
 const LOWER_MASK: u32 = 0x7fff_ffff;
 
+#[inline(always)]
+fn temper(mut y: u32) -> u32 {
+    y ^= y >> 11;
+    y ^= (y << 7) & 0x9d2c_5680;
+    y ^= (y << 15) & 0xefc6_0000;
+    y ^ (y >> 18)
+}
+
 #[derive(Clone)]
 pub struct Mt19937 {
     state: Box<[u32; N]>,
+    /// The tempered outputs of the current block. Tempering a whole block at once lets the
+    /// compiler vectorise it, which takes it off the per-draw path of the token loop.
+    tempered: Box<[u32; N]>,
     index: usize,
 }
 
@@ -25,12 +36,17 @@ impl std::fmt::Debug for Mt19937 {
 }
 
 impl Mt19937 {
+    fn blank() -> Self {
+        Mt19937 {
+            state: Box::new([0; N]),
+            tempered: Box::new([0; N]),
+            index: N,
+        }
+    }
+
     /// `init_genrand(seed)`: numpy's legacy `np.random.seed(seed)` for a seed below 2^32.
     pub fn new_genrand(seed: u32) -> Self {
-        let mut mt = Mt19937 {
-            state: Box::new([0; N]),
-            index: N,
-        };
+        let mut mt = Self::blank();
         mt.init_genrand(seed);
         mt
     }
@@ -38,10 +54,7 @@ impl Mt19937 {
     /// `init_by_array(key)`: CPython's `random.seed(int)` with `key` the little-endian 32-bit
     /// words of the seed's absolute value (`[0]` for zero).
     pub fn new_by_array(key: &[u32]) -> Self {
-        let mut mt = Mt19937 {
-            state: Box::new([0; N]),
-            index: N,
-        };
+        let mut mt = Self::blank();
         mt.init_genrand(19_650_218);
         let key: &[u32] = if key.is_empty() { &[0] } else { key };
         let s = &mut mt.state;
@@ -103,6 +116,9 @@ impl Mt19937 {
             Self::twist_one(s, i, i + 1, i + M - N);
         }
         Self::twist_one(s, N - 1, 0, M - 1);
+        for (out, &y) in self.tempered.iter_mut().zip(s.iter()) {
+            *out = temper(y);
+        }
         self.index = 0;
     }
 
@@ -111,12 +127,24 @@ impl Mt19937 {
         if self.index >= N {
             self.twist();
         }
-        let mut y = self.state[self.index];
+        let y = self.tempered[self.index];
         self.index += 1;
-        y ^= y >> 11;
-        y ^= (y << 7) & 0x9d2c_5680;
-        y ^= (y << 15) & 0xefc6_0000;
-        y ^ (y >> 18)
+        y
+    }
+
+    /// The outputs not drawn yet from the current block (never empty); mark the ones used with
+    /// [`consume`](Self::consume). Lets a hot loop walk the block without a per-draw check.
+    #[inline]
+    pub fn buffered(&mut self) -> &[u32] {
+        if self.index >= N {
+            self.twist();
+        }
+        &self.tempered[self.index..]
+    }
+
+    #[inline]
+    pub fn consume(&mut self, n: usize) {
+        self.index += n;
     }
 
     /// A double in [0, 1) with 53 random bits: the first draw gives the high 27 bits.

@@ -7,6 +7,7 @@ use super::atomic::write_atomically;
 use super::cpython::{PyRandom, SeenSet};
 use super::error::DatasetError;
 use super::lengths::{Lengths, draw_lengths};
+use super::pipeline::for_each_request;
 use super::progress::Progress;
 use super::records::{MetaValue, Metadata, OutputFormat, RecordWriter};
 use super::spec::{LengthDist, SyntheticSpec, TaskIds, validate, validate_vocab};
@@ -52,18 +53,25 @@ impl TokenSampler {
     /// Replaces `out` with the ids of the next request of `len` tokens.
     pub fn draw(&mut self, len: usize, out: &mut Vec<u32>) {
         out.clear();
+        self.append(len, out);
+    }
+
+    /// Appends the ids of the next request of `len` tokens to `out`.
+    pub fn append(&mut self, len: usize, out: &mut Vec<u32>) {
+        let start = out.len();
         if (len as u64) < self.vocab_size as u64 {
             self.rng
                 .sample_range(self.vocab_size, len, out, &mut self.seen);
         } else {
             self.rng.choices_range(self.vocab_size, len, out);
         }
-        if self.eos_drawable && self.eos_ids.iter().all(|e| out.contains(e)) {
+        let ids = &mut out[start..];
+        if self.eos_drawable && self.eos_ids.iter().all(|e| ids.contains(e)) {
             // Upstream loops "while all EOS ids are present", replacing the first EOS id with
             // its successor; with more than one id in the vocabulary one pass ends the loop.
             let eos = self.eos_ids[0];
             let replacement = (eos + 1) % self.vocab_size;
-            for id in out.iter_mut().filter(|id| **id == eos) {
+            for id in ids.iter_mut().filter(|id| **id == eos) {
                 *id = replacement;
             }
         }
@@ -187,21 +195,18 @@ impl<'a> Job<'a> {
 
         let total_input: u64 = self.lengths.input.iter().sum();
         let progress = Progress::for_job(self.lengths.input.len() as u64, total_input);
-        let mut sampler = TokenSampler::new(self.spec.seed, self.vocab);
-        let mut ids = Vec::new();
-        ids.try_reserve(usize_len(self.lengths.max_input())?)
-            .map_err(|_| DatasetError::OutOfMemory("the longest request's ids".into()))?;
-        for (i, (&in_len, &out_len)) in self
+        let lens = self
             .lengths
             .input
             .iter()
-            .zip(&self.lengths.output)
-            .enumerate()
-        {
-            sampler.draw(usize_len(in_len)?, &mut ids);
-            writer.record(&ids, out_len, task_ids[i]).map_err(io)?;
+            .map(|&l| usize_len(l))
+            .collect::<Result<Vec<usize>, _>>()?;
+        let sampler = TokenSampler::new(self.spec.seed, self.vocab);
+        for_each_request(sampler, &lens, |i, ids| {
             progress.tick();
-        }
+            writer.record(ids, self.lengths.output[i], task_ids[i])
+        })
+        .map_err(io)?;
         let bytes_written = writer.finish().map_err(io)?;
         progress.finish();
         Ok(DatasetSummary {
