@@ -245,14 +245,38 @@ mod tests {
 
     #[test]
     fn arrays_render_like_python() {
-        let compact = DigitTable::new(1000, b",");
-        let spaced = DigitTable::new(1000, b", ");
-        let ids = [0u32, 5, 999, 1000, 4_000_000_000];
+        let compact = DigitTable::new(2_000_000, b",");
+        let spaced = DigitTable::new(2_000_000, b", ");
+        let ids = [
+            0u32,
+            5,
+            999,
+            1000,
+            1001,
+            10_010,
+            100_999,
+            999_999,
+            1_000_000,
+            4_000_000_000,
+        ];
         let mut buf = vec![0u8; DigitTable::array_bound(ids.len())];
         let n = compact.write_array(&mut buf, &ids);
-        assert_eq!(&buf[..n], b"[0,5,999,1000,4000000000]");
+        assert_eq!(
+            &buf[..n],
+            b"[0,5,999,1000,1001,10010,100999,999999,1000000,4000000000]"
+        );
         let n = spaced.write_array(&mut buf, &ids);
-        assert_eq!(&buf[..n], b"[0, 5, 999, 1000, 4000000000]");
+        assert_eq!(
+            &buf[..n],
+            b"[0, 5, 999, 1000, 1001, 10010, 100999, 999999, 1000000, 4000000000]"
+        );
+        for id in (0..1_200_000u32).step_by(7) {
+            let n = compact.write_array(&mut buf, &[id, id]);
+            assert_eq!(
+                std::str::from_utf8(&buf[..n]).unwrap(),
+                format!("[{id},{id}]")
+            );
+        }
         let n = spaced.write_array(&mut buf, &[]);
         assert_eq!(&buf[..n], b"[]");
     }
