@@ -36,7 +36,7 @@ pub struct DatasetArgs {
     pub eos_id: Vec<u32>,
 
     /// Do not avoid any EOS token: the documented way to use a tokenizer that has none.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "eos_id")]
     pub no_eos_avoidance: bool,
 
     /// Output file (ignored with --stdout).

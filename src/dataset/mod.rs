@@ -27,7 +27,8 @@ pub use cache::{VocabIdentity, cache_key};
 pub use error::DatasetError;
 pub use records::OutputFormat;
 pub use spec::{
-    LengthDist, MAX_REQUEST_TOKENS, MAX_REQUESTS, SyntheticSpec, TaskIds, validate, validate_vocab,
+    LengthDist, MAX_REQUEST_TOKENS, MAX_REQUESTS, MAX_VOCAB, SyntheticSpec, TaskIds, validate,
+    validate_vocab,
 };
 pub use synthetic::{
     DatasetSummary, TokenSampler, write_synthetic, write_synthetic_as, write_synthetic_file,

@@ -72,6 +72,9 @@ impl SyntheticSpec {
 pub const MAX_REQUEST_TOKENS: u64 = 1 << 24;
 /// The most requests in one dataset.
 pub const MAX_REQUESTS: u64 = 100_000_000;
+/// The largest vocabulary accepted (2^28; real ones are below 2^20). Sampling keeps a bitset
+/// over the vocabulary, 32 MiB at this size.
+pub const MAX_VOCAB: u32 = 1 << 28;
 
 /// Checks everything that can be checked before drawing a number.
 pub fn validate(spec: &SyntheticSpec) -> Result<(), DatasetError> {
@@ -159,6 +162,12 @@ pub fn validate_vocab(vocab: &Vocab) -> Result<(), DatasetError> {
         return Err(DatasetError::spec(
             "the vocabulary size is 0: there are no token ids to draw",
         ));
+    }
+    if vocab.vocab_size > MAX_VOCAB {
+        return Err(DatasetError::spec(format!(
+            "the vocabulary size {} is above the limit of {MAX_VOCAB}",
+            vocab.vocab_size
+        )));
     }
     if vocab.vocab_size == 1 && vocab.eos_ids.iter().all(|&e| e < 1) && !vocab.eos_ids.is_empty() {
         return Err(DatasetError::spec(

@@ -33,8 +33,15 @@ pub struct TokenizerFiles {
 impl TokenizerFiles {
     /// Accepts a directory holding `tokenizer.json` or the path of a tokenizer JSON file.
     pub fn locate(path: &Path) -> Result<TokenizerFiles, DatasetError> {
-        let meta = std::fs::metadata(path)
-            .map_err(|e| DatasetError::tokenizer(path, format!("cannot access it: {e}")))?;
+        let meta = std::fs::metadata(path).map_err(|e| {
+            DatasetError::tokenizer(
+                path,
+                format!(
+                    "cannot access it ({e}); give a local tokenizer directory or \
+                         tokenizer.json file (Hugging Face hub names are not fetched)"
+                ),
+            )
+        })?;
         if meta.is_dir() {
             let json = path.join("tokenizer.json");
             if !json.is_file() {

@@ -701,6 +701,23 @@ fn bad_parameters_give_clear_errors_and_no_file() {
         ])
         .is_err()
     );
+    // base = ["--vocab-size", "100", "--eos-id", "2", ...]: add the conflicting flag.
+    let mut both = vec!["--no-eos-avoidance"];
+    both.extend(strs(&base));
+    let err = parse(&both)
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(err.contains("cannot be used with"), "{err}");
+}
+
+fn small_norm() -> LengthDist {
+    LengthDist::Normal {
+        input_mean: 5,
+        input_stdev: 1,
+        output_mean: 5,
+        output_stdev: 1,
+    }
 }
 
 #[test]
@@ -745,6 +762,9 @@ fn library_validation_rejects_what_the_cli_rejects() {
         &mut out,
     );
     assert!(one.unwrap_err().to_string().contains("--no-eos-avoidance"));
+    let huge = Vocab::new(perfgate::dataset::MAX_VOCAB + 1, vec![]);
+    let err = write_synthetic(&spec(3, small_norm(), TaskIds::None), &huge, &mut out);
+    assert!(err.unwrap_err().to_string().contains("above the limit"));
     assert!(out.is_empty());
 }
 
