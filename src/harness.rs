@@ -91,6 +91,9 @@ pub struct CommonArgs {
     /// Write LoRA YAML as upstream does (`lora_dir: []`, a bug) instead of the adapter dirs.
     #[arg(long)]
     pub upstream_lora_yaml: bool,
+    /// Where generated datasets are kept for reuse (default: ~/.cache/perfgate/datasets).
+    #[arg(long, env = "PERF_DATASET_CACHE")]
+    pub dataset_cache: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -337,6 +340,11 @@ fn run(args: HarnessArgs) -> anyhow::Result<libtest_mimic::Conclusion> {
     }
     let plans: Arc<Mutex<Vec<String>>> = Arc::default();
     let ctx = Arc::new(RunContext {
+        dataset_cache: args
+            .common
+            .dataset_cache
+            .clone()
+            .unwrap_or_else(crate::dataset::default_cache_dir),
         dry_run: args.dry_run,
         default_timeout: args.timeout.map(|m| Duration::from_secs(m * 60)),
         force_ignored: args.libtest.ignored || args.libtest.include_ignored,
@@ -382,6 +390,7 @@ fn is_name_error(d: &Diagnostic, c: &Collection) -> bool {
 }
 
 struct RunContext {
+    dataset_cache: PathBuf,
     dry_run: bool,
     default_timeout: Option<Duration>,
     force_ignored: bool,
@@ -431,7 +440,8 @@ fn execute(
         .as_ref()
         .ok_or_else(|| format!("{source}: no plan"))?;
     if ctx.dry_run {
-        let written = write_plan_files(plan).map_err(|e| format!("{e:#}"))?;
+        let written =
+            write_plan_files(plan, Some(&ctx.dataset_cache)).map_err(|e| format!("{e:#}"))?;
         if let Ok(mut p) = plans.lock() {
             p.push(plan.render() + &written);
         }
@@ -453,7 +463,7 @@ fn execute(
     if ctx.dry_run {
         return Ok(Completion::Completed);
     }
-    write_plan_files(plan).map_err(|e| format!("{e:#}"))?;
+    write_plan_files(plan, None).map_err(|e| format!("{e:#}"))?;
     let timeout = t
         .entry
         .markers
@@ -461,13 +471,14 @@ fn execute(
         .map(|m| Duration::from_secs(u64::from(m) * 60))
         .or(ctx.default_timeout);
     let log = plan.dir.join("perf.log");
-    runner::run_plan(plan, &log, timeout).map_err(|e| format!("{e:#}"))?;
+    runner::run_plan(plan, &log, timeout, &ctx.dataset_cache).map_err(|e| format!("{e:#}"))?;
     Ok(Completion::Completed)
 }
 
-/// Writes what a case needs before anything runs (`plan.txt`, `plan.json`, `commands.sh`) and
-/// says what was written.
-fn write_plan_files(plan: &TestPlan) -> anyhow::Result<String> {
+/// Writes what a case needs before anything runs (`plan.txt`, `plan.json`, `commands.sh`, the
+/// YAML, LoRA links) and says what was written. A dry run (`dataset_cache` given) also writes
+/// the datasets; one whose tokenizer is not on this machine is reported, not fatal.
+fn write_plan_files(plan: &TestPlan, dataset_cache: Option<&Path>) -> anyhow::Result<String> {
     std::fs::create_dir_all(&plan.dir).map_err(|e| {
         anyhow::anyhow!(
             "{}: cannot create the work directory: {e}",
@@ -502,6 +513,21 @@ fn write_plan_files(plan: &TestPlan) -> anyhow::Result<String> {
         runner::write_step_files(step)?;
         for f in &step.files {
             written.push_str(&format!("          wrote {}\n", f.path.display()));
+        }
+        if let (Some(cache), Some(req)) = (dataset_cache, &step.dataset) {
+            if !req.tokenizer.exists() {
+                written.push_str(&format!(
+                    "          dataset not written: tokenizer {} is not on this machine (set --models-root, or --tokenizer for a stand-in)\n",
+                    req.tokenizer.display()
+                ));
+                continue;
+            }
+            let made = crate::dataset::generate_for_plan(req, cache)?;
+            let how = if made.reused { "reused" } else { "generated" };
+            written.push_str(&format!(
+                "          wrote {} ({how})\n",
+                made.path.display()
+            ));
         }
     }
     Ok(written)

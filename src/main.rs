@@ -34,6 +34,8 @@ enum Command {
     Config(ConfigArgs),
     /// Time collecting, parsing and planning a large list (the harness's start-up cost).
     BenchNames(BenchNamesArgs),
+    /// Generate a benchmark dataset (a bit-exact drop-in for upstream prepare_dataset.py).
+    Dataset(perfgate::dataset::cli::DatasetArgs),
 }
 
 #[derive(clap::Args)]
@@ -102,6 +104,7 @@ fn main() -> ExitCode {
         Command::Plan(a) => run_plan(a),
         Command::Config(a) => run_config(a),
         Command::BenchNames(a) => run_bench_names(a),
+        Command::Dataset(a) => perfgate::dataset::cli::run_cli(a).map(|()| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,

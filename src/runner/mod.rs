@@ -14,7 +14,12 @@ use anyhow::{Context, bail};
 use crate::plan::{Step, StepKind, TestPlan};
 
 /// Runs the setup steps, then every case's steps. Stops at the first failure.
-pub fn run_plan(plan: &TestPlan, log_path: &Path, timeout: Option<Duration>) -> anyhow::Result<()> {
+pub fn run_plan(
+    plan: &TestPlan,
+    log_path: &Path,
+    timeout: Option<Duration>,
+    dataset_cache: &Path,
+) -> anyhow::Result<()> {
     let deadline = timeout.map(|t| (Instant::now() + t, t));
     let mut log = OpenOptions::new()
         .create(true)
@@ -34,8 +39,15 @@ pub fn run_plan(plan: &TestPlan, log_path: &Path, timeout: Option<Duration>) -> 
                     .as_ref()
                     .context("dataset step without a dataset request")?;
                 writeln!(log, "$ {}", step.command_line())?;
-                crate::dataset::generate_for_plan(req)
+                let made = crate::dataset::generate_for_plan(req, dataset_cache)
                     .with_context(|| format!("dataset for {}", req.output.display()))?;
+                let how = if made.reused { "reused" } else { "generated" };
+                writeln!(
+                    log,
+                    "dataset {how}: {} (cache {})",
+                    made.path.display(),
+                    made.cache_entry.display()
+                )?;
             }
             _ => run_command(step, &mut log, log_path, deadline)?,
         }

@@ -1,0 +1,263 @@
+//! Synthetic datasets: upstream's `gen_random_tokens` plus the task-id and output steps.
+
+use std::io::Write;
+use std::path::Path;
+
+use super::atomic::write_atomically;
+use super::cpython::{PyRandom, SeenSet};
+use super::error::DatasetError;
+use super::lengths::{Lengths, draw_lengths};
+use super::pipeline::for_each_request;
+use super::progress::Progress;
+use super::records::{MetaValue, Metadata, OutputFormat, RecordWriter};
+use super::spec::{LengthDist, SyntheticSpec, TaskIds, validate, validate_vocab};
+use super::tokenizer::Vocab;
+
+/// What a finished dataset holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DatasetSummary {
+    pub num_requests: u64,
+    pub total_input_tokens: u64,
+    pub total_output_tokens: u64,
+    pub max_input_len: u64,
+    pub max_output_len: u64,
+    pub bytes_written: u64,
+    /// Upstream's warnings (e.g. task ids without a LoRA directory), for the caller to show.
+    pub warnings: Vec<String>,
+}
+
+/// Draws the token ids of successive requests from CPython's `random`, seeded once, exactly as
+/// upstream: `sample(range(vocab), k)` when `k < vocab`, else `choices`; then EOS avoidance.
+#[derive(Debug, Clone)]
+pub struct TokenSampler {
+    rng: PyRandom,
+    seen: SeenSet,
+    vocab_size: u32,
+    eos_ids: Vec<u32>,
+    /// EOS avoidance can only fire when every EOS id is a drawable id.
+    eos_drawable: bool,
+}
+
+impl TokenSampler {
+    pub fn new(seed: u64, vocab: &Vocab) -> Self {
+        TokenSampler {
+            rng: PyRandom::from_u64(seed),
+            seen: SeenSet::with_capacity(vocab.vocab_size),
+            vocab_size: vocab.vocab_size,
+            eos_ids: vocab.eos_ids.clone(),
+            eos_drawable: !vocab.eos_ids.is_empty()
+                && vocab.eos_ids.iter().all(|&e| e < vocab.vocab_size),
+        }
+    }
+
+    /// Replaces `out` with the ids of the next request of `len` tokens.
+    pub fn draw(&mut self, len: usize, out: &mut Vec<u32>) {
+        out.clear();
+        self.append(len, out);
+    }
+
+    /// Appends the ids of the next request of `len` tokens to `out`.
+    pub fn append(&mut self, len: usize, out: &mut Vec<u32>) {
+        let start = out.len();
+        if (len as u64) < self.vocab_size as u64 {
+            self.rng
+                .sample_range(self.vocab_size, len, out, &mut self.seen);
+        } else {
+            self.rng.choices_range(self.vocab_size, len, out);
+        }
+        let ids = &mut out[start..];
+        if self.eos_drawable && self.eos_ids.iter().all(|e| ids.contains(e)) {
+            // Upstream loops "while all EOS ids are present", replacing the first EOS id with
+            // its successor; with more than one id in the vocabulary one pass ends the loop.
+            let eos = self.eos_ids[0];
+            let replacement = (eos + 1) % self.vocab_size;
+            for id in ids.iter_mut().filter(|id| **id == eos) {
+                *id = replacement;
+            }
+        }
+    }
+
+    /// The generator after the token draws, where upstream draws `randint` task ids.
+    pub fn into_random(self) -> PyRandom {
+        self.rng
+    }
+}
+
+/// Per-request LoRA task ids, as upstream draws them after all token ids.
+fn draw_task_ids(task_ids: &TaskIds, rng: Option<&mut PyRandom>, n: usize) -> Vec<i64> {
+    match (task_ids, rng) {
+        (TaskIds::Random { min, max }, Some(rng)) => {
+            (0..n).map(|_| rng.randint(*min, *max)).collect()
+        }
+        (TaskIds::Fixed(t), _) => vec![*t; n],
+        _ => vec![-1; n],
+    }
+}
+
+fn usize_len(len: u64) -> Result<usize, DatasetError> {
+    usize::try_from(len)
+        .map_err(|_| DatasetError::OutOfMemory(format!("a request of {len} tokens")))
+}
+
+/// A generation job, validated, with its lengths drawn.
+struct Job<'a> {
+    spec: &'a SyntheticSpec,
+    vocab: &'a Vocab,
+    lengths: Lengths,
+}
+
+impl<'a> Job<'a> {
+    fn new(spec: &'a SyntheticSpec, vocab: &'a Vocab) -> Result<Self, DatasetError> {
+        validate(spec)?;
+        validate_vocab(vocab)?;
+        let lengths = draw_lengths(&spec.dist, spec.num_requests, spec.seed)?;
+        Ok(Job {
+            spec,
+            vocab,
+            lengths,
+        })
+    }
+
+    /// Task ids per request. Random ones come after every token draw in the same stream, so
+    /// they need a pass over the token draws first (ids are drawn and dropped).
+    fn task_ids(&self, needed: bool) -> Vec<i64> {
+        let n = self.lengths.input.len();
+        if !needed || !matches!(self.spec.task_ids, TaskIds::Random { .. }) {
+            return draw_task_ids(&self.spec.task_ids, None, n);
+        }
+        let mut sampler = TokenSampler::new(self.spec.seed, self.vocab);
+        let mut scratch = Vec::new();
+        for &len in &self.lengths.input {
+            // Lengths were bounded by validation, so they fit in usize.
+            sampler.draw(len as usize, &mut scratch);
+        }
+        let mut rng = sampler.into_random();
+        draw_task_ids(&self.spec.task_ids, Some(&mut rng), n)
+    }
+
+    fn metadata(&self) -> Metadata {
+        let int = |v: u64| MetaValue::Int(v as i128);
+        let mut meta: Metadata = Vec::with_capacity(10);
+        match self.spec.dist {
+            LengthDist::Normal {
+                input_mean,
+                input_stdev,
+                output_mean,
+                output_stdev,
+            } => {
+                meta.push(("workload_type", MetaValue::Str("token-norm-dist".into())));
+                meta.push(("input_mean", int(input_mean)));
+                meta.push(("input_stdev", int(input_stdev)));
+                meta.push(("output_mean", int(output_mean)));
+                meta.push(("output_stdev", int(output_stdev)));
+            }
+            LengthDist::Uniform {
+                input_min,
+                input_max,
+                output_min,
+                output_max,
+            } => {
+                meta.push(("workload_type", MetaValue::Str("token-unif-dist".into())));
+                meta.push(("input_min", int(input_min)));
+                meta.push(("input_max", int(input_max)));
+                meta.push(("output_min", int(output_min)));
+                meta.push(("output_max", int(output_max)));
+            }
+        }
+        meta.push(("num_requests", int(self.spec.num_requests)));
+        meta.push(("tokenize_vocabsize", int(self.vocab.vocab_size as u64)));
+        meta.push(("max_input_len", int(self.lengths.max_input())));
+        meta.push(("max_output_len", int(self.lengths.max_output())));
+        meta
+    }
+
+    fn write<W: Write + ?Sized>(
+        &self,
+        format: OutputFormat,
+        out: &mut W,
+    ) -> Result<DatasetSummary, DatasetError> {
+        let task_ids_shown = format == OutputFormat::Workload || self.spec.uses_lora();
+        let task_ids = self.task_ids(task_ids_shown);
+        let lora_dir = if self.spec.uses_lora() {
+            self.spec.lora_dir.as_deref()
+        } else {
+            None
+        };
+        let io = |e| DatasetError::write("the dataset output", e);
+        let mut writer = RecordWriter::new(
+            out,
+            format,
+            self.vocab.vocab_size,
+            lora_dir,
+            &self.metadata(),
+        )
+        .map_err(io)?;
+
+        let total_input: u64 = self.lengths.input.iter().sum();
+        let progress = Progress::for_job(self.lengths.input.len() as u64, total_input);
+        let lens = self
+            .lengths
+            .input
+            .iter()
+            .map(|&l| usize_len(l))
+            .collect::<Result<Vec<usize>, _>>()?;
+        let sampler = TokenSampler::new(self.spec.seed, self.vocab);
+        for_each_request(sampler, &lens, |i, ids| {
+            progress.tick();
+            writer.record(ids, self.lengths.output[i], task_ids[i])
+        })
+        .map_err(io)?;
+        let bytes_written = writer.finish().map_err(io)?;
+        progress.finish();
+        Ok(DatasetSummary {
+            num_requests: self.lengths.input.len() as u64,
+            total_input_tokens: total_input,
+            total_output_tokens: self.lengths.output.iter().sum(),
+            max_input_len: self.lengths.max_input(),
+            max_output_len: self.lengths.max_output(),
+            bytes_written,
+            warnings: self.spec.warnings(),
+        })
+    }
+}
+
+/// Writes the dataset as JSONL, byte-identical to upstream's `--stdout` output.
+pub fn write_synthetic(
+    spec: &SyntheticSpec,
+    vocab: &Vocab,
+    out: &mut impl Write,
+) -> Result<DatasetSummary, DatasetError> {
+    write_synthetic_as(spec, vocab, OutputFormat::Jsonl, out)
+}
+
+/// Writes the dataset in either layout (workload: byte-identical to upstream without `--stdout`).
+pub fn write_synthetic_as<W: Write + ?Sized>(
+    spec: &SyntheticSpec,
+    vocab: &Vocab,
+    format: OutputFormat,
+    out: &mut W,
+) -> Result<DatasetSummary, DatasetError> {
+    Job::new(spec, vocab)?.write(format, out)
+}
+
+/// Writes the JSONL dataset to `path` atomically: a temporary file in the same directory,
+/// renamed into place only once complete. Parent directories are created.
+pub fn write_synthetic_file(
+    spec: &SyntheticSpec,
+    vocab: &Vocab,
+    path: &Path,
+) -> Result<DatasetSummary, DatasetError> {
+    write_synthetic_file_as(spec, vocab, OutputFormat::Jsonl, path)
+}
+
+/// [`write_synthetic_file`] in either layout.
+pub fn write_synthetic_file_as(
+    spec: &SyntheticSpec,
+    vocab: &Vocab,
+    format: OutputFormat,
+    path: &Path,
+) -> Result<DatasetSummary, DatasetError> {
+    // Validate before touching the file system: a bad spec must leave nothing behind.
+    let job = Job::new(spec, vocab)?;
+    write_atomically(path, |file| job.write(format, file))
+}
