@@ -293,10 +293,7 @@ impl CommonArgs {
 
 /// The harness entry point (`tests/perf.rs`).
 pub fn main() -> ! {
-    let mut args = HarnessArgs::parse();
-    // Benchmarks on one GPU must not overlap.
-    args.libtest.test_threads.get_or_insert(1);
-    match run(args) {
+    match run(HarnessArgs::parse()) {
         Ok(conclusion) => conclusion.exit(),
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -305,7 +302,10 @@ pub fn main() -> ! {
     }
 }
 
-fn run(args: HarnessArgs) -> anyhow::Result<libtest_mimic::Conclusion> {
+/// Runs the harness on parsed arguments (also used in-process by the self tests).
+pub fn run(mut args: HarnessArgs) -> anyhow::Result<libtest_mimic::Conclusion> {
+    // Benchmarks on one GPU must not overlap.
+    args.libtest.test_threads.get_or_insert(1);
     if args.common.test_list.is_empty() {
         eprintln!(
             "perfgate: no test list given, so no perf test runs.\n  give one with `cargo test -- --test-list test_lists/perf_test.txt [--dry-run]`\n  or set PERF_TEST_LIST=test_lists/perf_test.txt (for cargo nextest)"

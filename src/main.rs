@@ -26,6 +26,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run test lists as tests: the same harness as `cargo test -- --test-list FILE`.
+    Run(Box<perfgate::harness::HarnessArgs>),
     /// Check test lists without a GPU: names, duplicates, unknown models, impossible conditions.
     Lint(LintArgs),
     /// Show what each name would run: canonical label, cases and steps.
@@ -100,6 +102,10 @@ struct BenchNamesArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Run(a) => match perfgate::harness::run(*a) {
+            Ok(conclusion) => conclusion.exit(),
+            Err(e) => Err(e),
+        },
         Command::Lint(a) => run_lint(a),
         Command::Plan(a) => run_plan(a),
         Command::Config(a) => run_config(a),

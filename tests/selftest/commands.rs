@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use perfgate::config::{self, PerfName};
+use perfgate::config;
 use perfgate::models::ModelConfigs;
 use perfgate::plan::{self, DatasetGenerator, PlanOptions, Step, StepKind, TestPlan};
 use serde_json::Value;

@@ -4,5 +4,6 @@ mod collect;
 mod commands;
 mod conformance;
 mod dataset;
+mod e2e;
 mod llm_api;
 mod names;
