@@ -195,6 +195,15 @@ fn load_one(path: &Path, opts: &LoadOptions, list: &mut TestList) {
     }
 }
 
+/// Parses list text as read from `path` (test-db YAML when `is_yaml`), adding to `list`.
+pub fn parse_text(text: &str, path: &Path, is_yaml: bool, opts: &LoadOptions, list: &mut TestList) {
+    if is_yaml {
+        testdb::parse(text, path, opts, list);
+    } else {
+        plain::parse(text, path, list);
+    }
+}
+
 fn dedup(list: &mut TestList) {
     let mut first: HashMap<(Option<String>, String), Source> = HashMap::new();
     let mut kept = Vec::with_capacity(list.entries.len());

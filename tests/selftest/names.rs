@@ -209,8 +209,16 @@ const LABELS: &[&str] = &[
     "reqs:99999999999",
 ];
 
+/// `PERFGATE_FUZZ_CASES=N` runs the fuzz properties longer than the default.
+pub fn fuzz_cases(default: u32) -> u32 {
+    std::env::var("PERFGATE_FUZZ_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 20_000, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig::with_cases(fuzz_cases(20_000)))]
 
     /// Any label soup parses or fails with an error; an accepted name's canonical form is a
     /// fixed point and its cases are non-empty.
@@ -231,5 +239,90 @@ proptest! {
     #[test]
     fn arbitrary_text_never_panics(s in "\\PC{0,80}") {
         let _ = config::parse(&s);
+    }
+}
+
+const LINE_BITS: &[&str] = &[
+    "perf/test_perf.py::test_perf[",
+    "llm/",
+    "full:H100/",
+    "]",
+    "[",
+    " ",
+    "\t",
+    "#",
+    "(",
+    ")",
+    "SKIP",
+    "XFAIL",
+    "UNSTABLE",
+    "TIMEOUT",
+    "TIMEOUT(5)",
+    " (x)",
+    "ISOLATION",
+    "ARGS (--a=1)",
+    "llama_v3.1_8b-bench-pytorch-bfloat16-input_output_len:1,1",
+    "-tp:2",
+    "accuracy/test.py::t[x]",
+    "é",
+    "\u{0}",
+    "nvbugs/1#2",
+    "\n",
+    "::",
+    ".py",
+];
+
+const YAML_BITS: &[&str] = &[
+    "version: 0.0.1\n",
+    "ctx:\n",
+    "- condition:\n",
+    "    terms:\n",
+    "      stage: post_merge\n",
+    "    ranges:\n",
+    "      system_gpu_count:\n",
+    "        gte: 2\n",
+    "        lt: 1\n",
+    "    wildcards:\n",
+    "      gpu: '*h100*'\n",
+    "      gpu: [a, b]\n",
+    "  tests:\n",
+    "  - llama_v3.1_8b-bench-pytorch-bfloat16-input_output_len:1,1\n",
+    "  - x TIMEOUT (3)\n",
+    "  - [unclosed\n",
+    "ctx2: 5\n",
+    "- tests: []\n",
+    "    bogus: 1\n",
+    ": :\n",
+    "&a *a\n",
+    "\t\n",
+    "- condition: {terms: {a: 1}}\n",
+    "other:\n  - {tests: [y]}\n",
+];
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(fuzz_cases(5_000)))]
+
+    /// Any plain list text gives entries and diagnostics, never a panic; every entry's
+    /// source line exists.
+    #[test]
+    fn plain_list_text_never_panics(picks in proptest::collection::vec(0..LINE_BITS.len(), 0..40), raw in "\\PC{0,60}") {
+        let text: String = picks.iter().map(|&i| LINE_BITS[i]).collect::<String>() + &raw;
+        let mut list = perfgate::testlist::TestList::default();
+        perfgate::testlist::parse_text(&text, std::path::Path::new("f.txt"), false, &Default::default(), &mut list);
+        let lines = text.lines().count();
+        for e in &list.entries {
+            prop_assert!(e.source.line >= 1 && e.source.line <= lines);
+            let _ = config::parse(&e.raw);
+        }
+    }
+
+    /// Any test-db YAML text, with or without a system, never panics.
+    #[test]
+    fn test_db_yaml_text_never_panics(picks in proptest::collection::vec(0..YAML_BITS.len(), 0..30), with_system: bool) {
+        let text: String = picks.iter().map(|&i| YAML_BITS[i]).collect();
+        let system = with_system.then(|| serde_json::from_str(r#"{"stage":"post_merge","system_gpu_count":4,"gpu":"H100"}"#).expect("json"));
+        let opts = perfgate::testlist::LoadOptions { system, context: None };
+        let mut list = perfgate::testlist::TestList::default();
+        perfgate::testlist::parse_text(&text, std::path::Path::new("f.yml"), true, &opts, &mut list);
     }
 }
