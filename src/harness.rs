@@ -319,10 +319,20 @@ pub fn run(mut args: HarnessArgs) -> anyhow::Result<libtest_mimic::Conclusion> {
         .transpose()
         .map_err(|e| anyhow::anyhow!("--regexp: invalid regular expression: {e}"))?;
     let collection = args.common.collect()?;
+    // Name errors fail their own test; only list-level errors stop the whole run.
+    let name_error_sources: std::collections::HashSet<(&PathBuf, usize)> = collection
+        .tests
+        .iter()
+        .filter(|t| t.name.is_err())
+        .map(|t| (&t.entry.source.file, t.entry.source.line))
+        .collect();
     let list_errors: Vec<&Diagnostic> = collection
         .diagnostics
         .iter()
-        .filter(|d| d.severity == Severity::Error && !is_name_error(d, &collection))
+        .filter(|d| {
+            d.severity == Severity::Error
+                && !name_error_sources.contains(&(&d.source.file, d.source.line))
+        })
         .collect();
     for d in &collection.diagnostics {
         if d.severity == Severity::Warning {
@@ -380,13 +390,6 @@ pub fn run(mut args: HarnessArgs) -> anyhow::Result<libtest_mimic::Conclusion> {
         }
     }
     Ok(conclusion)
-}
-
-/// Name errors fail their own test; only list-level errors stop the whole run.
-fn is_name_error(d: &Diagnostic, c: &Collection) -> bool {
-    c.tests
-        .iter()
-        .any(|t| t.name.is_err() && t.entry.source == d.source)
 }
 
 struct RunContext {
