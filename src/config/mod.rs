@@ -216,10 +216,8 @@ impl DataType {
     }
 }
 
-/// Post-training quantization values upstream accepts: the union of its two sets (models with
-/// a local checkpoint path, and the legacy allowed-configs zoo). Which set applies depends on
-/// the model catalog, so the narrower check lives with the catalog.
-pub const QUANTIZATIONS: [&str; 16] = [
+/// Post-training quantizations upstream accepts for models with a local checkpoint.
+pub const QUANT_WITH_CHECKPOINT: [&str; 8] = [
     "nvfp4",
     "fp8",
     "int8",
@@ -228,6 +226,11 @@ pub const QUANTIZATIONS: [&str; 16] = [
     "w4a16_awq",
     "int4_wo",
     "full_prec",
+];
+
+/// Post-training quantizations upstream accepts for its legacy allowed-configs zoo.
+pub const QUANT_LEGACY_ZOO: [&str; 9] = [
+    "fp8",
     "fp8_gemm",
     "fp8_kv_cache",
     "int8_sq_per_tensor",
@@ -237,6 +240,16 @@ pub const QUANTIZATIONS: [&str; 16] = [
     "int4_weight_only_awq",
     "int4_weight_only_gptq",
 ];
+
+/// Every quantization the grammar accepts: the union of the two sets. Which set applies depends
+/// on the model catalog, so the narrower check lives with the catalog.
+pub fn quantizations() -> impl Iterator<Item = &'static str> {
+    QUANT_WITH_CHECKPOINT.into_iter().chain(
+        QUANT_LEGACY_ZOO
+            .into_iter()
+            .filter(|q| !QUANT_WITH_CHECKPOINT.contains(q)),
+    )
+}
 
 pub const KV_CACHE_DTYPES: [&str; 2] = ["auto", "fp8"];
 

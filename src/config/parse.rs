@@ -8,7 +8,7 @@ use super::error::{NameError, NameErrorKind as K};
 use super::slot::{KEYED, Slot};
 use super::{
     Backend, DataType, DisaggConfig, KV_CACHE_DTYPES, Mode, ParallelKind, PerfConfig, PerfName,
-    QUANTIZATIONS, Runtime, SeqLens,
+    Runtime, SeqLens, quantizations,
 };
 use crate::textutil::{closest, py_float_repr};
 
@@ -104,14 +104,14 @@ fn parse_inner(name: &str, suggest: bool) -> Result<PerfName, NameError> {
         cfg.num_loras = p.int_value(v, 0)?;
     }
     if let Some(v) = p.take_keyed(Slot::Quant)? {
-        if !QUANTIZATIONS.contains(&v) {
+        if !quantizations().any(|q| q == v) {
             return Err(p
                 .bad_value(format!(
                     "unknown quantization `{v}`; expected one of {}",
-                    QUANTIZATIONS.join(", ")
+                    quantizations().collect::<Vec<_>>().join(", ")
                 ))
                 .suggest(
-                    closest(v, QUANTIZATIONS, 1)
+                    closest(v, quantizations(), 1)
                         .first()
                         .map(|s| format!("quant:{s}")),
                 ));

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::config::{PerfConfig, SeqLens};
+use crate::config::{PerfConfig, QUANT_LEGACY_ZOO, QUANT_WITH_CHECKPOINT, SeqLens};
 use crate::textutil::closest;
 
 mod gpus;
@@ -126,30 +126,6 @@ pub enum CatalogError {
     },
 }
 
-/// Post-training quantizations upstream accepts for models with a checkpoint path; the
-/// legacy zoo accepts the other set.
-const QUANT_WITH_PATH: [&str; 8] = [
-    "nvfp4",
-    "fp8",
-    "int8",
-    "int4_awq",
-    "w4a8_awq",
-    "w4a16_awq",
-    "int4_wo",
-    "full_prec",
-];
-const QUANT_LEGACY: [&str; 9] = [
-    "fp8",
-    "fp8_gemm",
-    "fp8_kv_cache",
-    "int8_sq_per_tensor",
-    "int8_sq_per_token_channel",
-    "int8_weight_only",
-    "int4_weight_only",
-    "int4_weight_only_awq",
-    "int4_weight_only_gptq",
-];
-
 impl Catalog {
     pub fn from_str(text: &str, origin: &str) -> Result<Catalog, CatalogError> {
         let file: CatalogFile = serde_saphyr::from_str(text).map_err(|e| CatalogError::Parse {
@@ -225,9 +201,9 @@ impl Catalog {
         }
         if let Some(q) = &cfg.quantization {
             let allowed: &[&str] = if info.path.is_some() {
-                &QUANT_WITH_PATH
+                &QUANT_WITH_CHECKPOINT
             } else {
-                &QUANT_LEGACY
+                &QUANT_LEGACY_ZOO
             };
             if !allowed.contains(&q.as_str()) {
                 problems.push(format!(
