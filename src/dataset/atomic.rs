@@ -12,9 +12,9 @@ static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 /// Runs `fill` on a fresh temporary file next to `path`, then renames it onto `path`.
 /// On any error the temporary file is removed and `path` is left as it was.
 ///
-/// The file is not fsync'ed: that would double the time of a 100 MB dataset for protection
-/// against power loss only, and a dataset can always be regenerated. Readers and other
-/// processes see either the old file or the complete new one.
+/// The data is synced (`sync_data`) before the rename, so a crash right after it cannot leave
+/// a complete-looking but empty file. Readers and other processes see either the old file or
+/// the complete new one.
 pub fn write_atomically<T>(
     path: &Path,
     fill: impl FnOnce(&mut File) -> Result<T, DatasetError>,
