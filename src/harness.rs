@@ -133,14 +133,21 @@ pub struct Collected {
 }
 
 /// What collection found: the tests, and the list problems.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Collection {
     pub tests: Vec<Collected>,
     pub diagnostics: Vec<Diagnostic>,
+    /// The model configs the plans were made with.
+    pub configs: ModelConfigs,
 }
 
 impl CommonArgs {
-    pub fn plan_options(&self, configs: &ModelConfigs) -> anyhow::Result<PlanOptions> {
+    /// `system` is the machine description (`--system`), read once by the caller.
+    pub fn plan_options(
+        &self,
+        configs: &ModelConfigs,
+        system: Option<&System>,
+    ) -> anyhow::Result<PlanOptions> {
         let mut benchmarks = vec![StepKind::Throughput];
         if self.latency {
             benchmarks.push(StepKind::Latency);
@@ -159,7 +166,7 @@ impl CommonArgs {
             },
             benchmarks,
             extra_bench_args: self.bench_args.clone(),
-            sm: self.resolve_sm(configs)?,
+            sm: self.resolve_sm(configs, system)?,
             trtllm_lib_dir: self.trtllm_lib_dir.clone(),
             upstream_lora_yaml: self.upstream_lora_yaml,
             ..PlanOptions::default()
@@ -167,7 +174,11 @@ impl CommonArgs {
     }
 
     /// `--sm`, else `--gpu`, else the system description's `compute_capability` or `gpu`.
-    fn resolve_sm(&self, configs: &ModelConfigs) -> anyhow::Result<Option<u32>> {
+    fn resolve_sm(
+        &self,
+        configs: &ModelConfigs,
+        system: Option<&System>,
+    ) -> anyhow::Result<Option<u32>> {
         if let Some(sm) = self.sm {
             return Ok(Some(sm));
         }
@@ -178,7 +189,7 @@ impl CommonArgs {
                 .map(Some)
                 .map_err(|e| anyhow::anyhow!("--gpu: {e}"));
         }
-        let Some(system) = self.system()? else {
+        let Some(system) = system else {
             return Ok(None);
         };
         if let Some(cc) = system
@@ -247,12 +258,13 @@ impl CommonArgs {
     /// Reads the lists, parses every name and plans it.
     pub fn collect(&self) -> anyhow::Result<Collection> {
         let configs = self.configs()?;
+        let system = self.system()?;
+        let plan_opts = self.plan_options(&configs, system.as_ref())?;
         let opts = LoadOptions {
-            system: self.system()?,
+            system,
             context: self.context.clone(),
         };
         let list = testlist::load(&self.test_list, &opts);
-        let plan_opts = self.plan_options(&configs)?;
         let prefix = self.test_prefix.as_deref().filter(|p| !p.is_empty());
         let mut diagnostics = list.diagnostics;
         let mut tests = Vec::with_capacity(list.entries.len());
@@ -287,7 +299,11 @@ impl CommonArgs {
                 plan,
             });
         }
-        Ok(Collection { tests, diagnostics })
+        Ok(Collection {
+            tests,
+            diagnostics,
+            configs,
+        })
     }
 }
 
@@ -488,31 +504,23 @@ fn write_plan_files(plan: &TestPlan, dataset_cache: Option<&Path>) -> anyhow::Re
             plan.dir.display()
         )
     })?;
-    write_atomic(&plan.dir.join("plan.txt"), plan.render().as_bytes())?;
-    write_atomic(
+    runner::write_file_atomic(&plan.dir.join("plan.txt"), plan.render().as_bytes())?;
+    runner::write_file_atomic(
         &plan.dir.join("plan.json"),
         serde_json::to_string_pretty(plan)?.as_bytes(),
     )?;
     let mut script =
         String::from("#!/bin/sh\n# The commands perfgate runs for this test, in order.\nset -e\n");
-    for step in plan
-        .setup
-        .iter()
-        .chain(plan.cases.iter().flat_map(|c| c.steps.iter()))
-    {
+    for step in plan.steps() {
         script.push_str(&step.command_line());
         script.push('\n');
     }
-    write_atomic(&plan.dir.join("commands.sh"), script.as_bytes())?;
+    runner::write_file_atomic(&plan.dir.join("commands.sh"), script.as_bytes())?;
     let mut written = format!(
         "          wrote {}/{{plan.txt,plan.json,commands.sh}}\n",
         plan.dir.display()
     );
-    for step in plan
-        .setup
-        .iter()
-        .chain(plan.cases.iter().flat_map(|c| c.steps.iter()))
-    {
+    for step in plan.steps() {
         runner::write_step_files(step)?;
         for f in &step.files {
             written.push_str(&format!("          wrote {}\n", f.path.display()));
@@ -534,21 +542,6 @@ fn write_plan_files(plan: &TestPlan, dataset_cache: Option<&Path>) -> anyhow::Re
         }
     }
     Ok(written)
-}
-
-/// Temp file in the same directory, then rename: readers never see a half-written file.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(
-        ".{}.tmp{}",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("out"),
-        std::process::id()
-    ));
-    std::fs::write(&tmp, bytes)
-        .map_err(|e| anyhow::anyhow!("{}: cannot write: {e}", tmp.display()))?;
-    std::fs::rename(&tmp, path)
-        .map_err(|e| anyhow::anyhow!("{}: cannot write: {e}", path.display()))?;
-    Ok(())
 }
 
 impl CommonArgs {

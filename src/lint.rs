@@ -63,7 +63,7 @@ pub fn lint(common: &CommonArgs) -> anyhow::Result<LintReport> {
         }
     }
     // LLM-API rules: substring collisions and rules that match none of the listed tests.
-    let configs = common.configs()?;
+    let configs = &collection.configs;
     let labels: Vec<String> = collection
         .tests
         .iter()

@@ -4,7 +4,6 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use serde::Serialize;
 
@@ -12,6 +11,7 @@ use perfgate::config::{self, PerfName};
 use perfgate::harness::CommonArgs;
 use perfgate::lint;
 use perfgate::plan;
+use perfgate::testlist;
 
 #[derive(Parser)]
 #[command(
@@ -160,26 +160,30 @@ struct StepJson {
 }
 
 fn run_plan(a: PlanArgs) -> anyhow::Result<ExitCode> {
-    let mut names = a.names.clone();
+    let mut names: Vec<String> = a
+        .names
+        .iter()
+        .map(|id| raw_name(id))
+        .collect::<anyhow::Result<_>>()?;
     if let Some(path) = &a.names_from {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("{}: cannot read", path.display()))?;
-        names.extend(
-            text.lines()
-                .map(|l| l.split('#').next().unwrap_or_default().trim())
-                .filter(|l| !l.is_empty())
-                .map(|l| l.split_whitespace().next().unwrap_or_default().to_string()),
-        );
+        // The list reader: comments, markers and test ids handled as in a run.
+        let list = testlist::load(std::slice::from_ref(path), &Default::default());
+        if let Some(e) = list.errors().next() {
+            anyhow::bail!("{e}");
+        }
+        names.extend(list.entries.into_iter().map(|e| e.raw));
     }
     if names.is_empty() {
         anyhow::bail!("no names given: pass names as arguments or use --names-from FILE");
     }
     let configs = a.common.configs()?;
-    let opts = a.common.plan_options(&configs)?;
+    let opts = a
+        .common
+        .plan_options(&configs, a.common.system()?.as_ref())?;
     let mut out = std::io::stdout().lock();
     let mut failed = false;
-    for id in &names {
-        let raw = strip_test_id(id);
+    for raw in &names {
+        let raw = raw.as_str();
         let parsed = config::parse(raw);
         let plan = parsed
             .as_ref()
@@ -235,10 +239,16 @@ fn run_plan(a: PlanArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// `perf/test_perf.py::test_perf[NAME]` (with any prefix) → `NAME`; a bare name is kept.
-fn strip_test_id(id: &str) -> &str {
-    match (id.find("test_perf["), id.ends_with(']')) {
-        (Some(i), true) => &id[i + "test_perf[".len()..id.len() - 1],
-        _ => id,
+/// `perf/test_perf.py::test_perf[NAME]` (with any prefix, as CI ids carry the GPU) → `NAME`;
+/// a bare name is kept.
+fn raw_name(id: &str) -> anyhow::Result<String> {
+    let from_func = id
+        .find("perf/test_perf.py::test_perf[")
+        .map_or(id, |i| &id[i..]);
+    match testlist::parse_test_id(from_func) {
+        Ok(Some((_, raw))) => Ok(raw),
+        Ok(None) => anyhow::bail!("`{id}` is not a test_perf test"),
+        Err(e) => anyhow::bail!("{e}"),
     }
 }
 
@@ -258,13 +268,16 @@ fn run_bench_names(a: BenchNamesArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn run_config(a: ConfigArgs) -> anyhow::Result<ExitCode> {
-    let raw = strip_test_id(&a.name);
+    let raw = raw_name(&a.name)?;
+    let raw = raw.as_str();
     let name = config::parse(raw).map_err(|e| anyhow::anyhow!("`{raw}`: {e}"))?;
     let PerfName::Standard(cfg) = &name else {
         anyhow::bail!("`{raw}` is not a trtllm-bench test; it has no extra LLM API YAML");
     };
     let configs = a.common.configs()?;
-    let opts = a.common.plan_options(&configs)?;
+    let opts = a
+        .common
+        .plan_options(&configs, a.common.system()?.as_ref())?;
     let label = cfg.canonical();
     let lora_dirs = (!a.lora_dirs.is_empty()).then(|| a.lora_dirs.clone());
     if let Some(dirs) = &lora_dirs {

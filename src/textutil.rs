@@ -87,11 +87,20 @@ pub fn safe_file_name(id: &str) -> String {
     out
 }
 
+/// SHA-256 of `bytes`, lowercase hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 /// First 16 hex digits of the SHA-256 of `s`.
 pub fn short_hash(s: &str) -> String {
-    use sha2::{Digest, Sha256};
-    let d = Sha256::digest(s.as_bytes());
-    d.iter().take(8).map(|b| format!("{b:02x}")).collect()
+    let mut h = sha256_hex(s.as_bytes());
+    h.truncate(16);
+    h
 }
 
 /// Quotes one argument for a POSIX shell so a printed command line can be pasted as is.

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use sha2::{Digest, Sha256};
+pub use crate::textutil::sha256_hex;
 
 use super::error::DatasetError;
 use super::fmt::push_json_str;
@@ -43,13 +43,6 @@ impl VocabIdentity {
             ..Self::of(vocab)
         })
     }
-}
-
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 /// The canonical, line-per-fact description the key hashes; stable across releases unless

@@ -41,6 +41,7 @@ mod spec;
 mod synthetic;
 pub mod tokenizer;
 
+pub(crate) use atomic::write_atomically;
 pub use cache::{VocabIdentity, cache_key};
 pub use error::DatasetError;
 pub use for_plan::{PlannedDataset, default_cache_dir, generate_for_plan};

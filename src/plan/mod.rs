@@ -614,6 +614,13 @@ fn bench_env(opts: &PlanOptions) -> Vec<(String, String)> {
 }
 
 impl TestPlan {
+    /// Every step in the order it runs: the setup, then each case's steps.
+    pub fn steps(&self) -> impl Iterator<Item = &Step> {
+        self.setup
+            .iter()
+            .chain(self.cases.iter().flat_map(|c| c.steps.iter()))
+    }
+
     /// A human-readable rendering: what `--dry-run` prints and writes as `plan.txt`.
     pub fn render(&self) -> String {
         let mut s = format!(

@@ -26,11 +26,7 @@ pub fn run_plan(
         .append(true)
         .open(log_path)
         .with_context(|| format!("{}: cannot open the log", log_path.display()))?;
-    for step in plan
-        .setup
-        .iter()
-        .chain(plan.cases.iter().flat_map(|c| c.steps.iter()))
-    {
+    for step in plan.steps() {
         write_step_files(step)?;
         match (step.kind, step.stdout_to.is_none()) {
             (StepKind::Dataset, true) => {
@@ -64,7 +60,7 @@ pub fn write_step_files(step: &Step) -> anyhow::Result<()> {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("{}: cannot create", dir.display()))?;
         }
-        crate::harness::write_atomic(&f.path, f.contents.as_bytes())?;
+        write_file_atomic(&f.path, f.contents.as_bytes())?;
     }
     if let Some(req) = &step.dataset {
         if let Some(dir) = &req.lora_dir {
@@ -86,6 +82,18 @@ pub fn write_step_files(step: &Step) -> anyhow::Result<()> {
                 .with_context(|| format!("{}: cannot create", dir.display()))?;
         }
     }
+    Ok(())
+}
+
+/// Writes `bytes` to `path` whole or not at all (the dataset writer's temp-file-and-rename).
+pub fn write_file_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    crate::dataset::write_atomically(path, |f| {
+        f.write_all(bytes)
+            .map_err(|e| crate::dataset::DatasetError::Write {
+                target: path.display().to_string(),
+                source: e,
+            })
+    })?;
     Ok(())
 }
 

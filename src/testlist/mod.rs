@@ -234,7 +234,7 @@ pub(crate) fn parse_line(text: &str, source: &Source) -> Result<Option<TestEntry
         None => (text, ""),
     };
     let markers = Markers::parse(rest)?;
-    let Some((pinned_prefix, raw)) = split_test_id(id)? else {
+    let Some((pinned_prefix, raw)) = parse_test_id(id)? else {
         return Ok(None);
     };
     Ok(Some(TestEntry {
@@ -245,8 +245,9 @@ pub(crate) fn parse_line(text: &str, source: &Source) -> Result<Option<TestEntry
     }))
 }
 
-/// `[full:<prefix>/][llm/]perf/test_perf.py::test_perf[<name>]`, or a bare name.
-fn split_test_id(id: &str) -> Result<Option<(Option<String>, String)>, String> {
+/// `[full:<prefix>/][llm/]perf/test_perf.py::test_perf[<name>]`, or a bare name, into the
+/// pinned prefix and the name; `Ok(None)` for another test function.
+pub fn parse_test_id(id: &str) -> Result<Option<(Option<String>, String)>, String> {
     const FUNC: &str = "perf/test_perf.py::test_perf[";
     let (prefix, rest) = match id.strip_prefix("full:") {
         Some(r) => match r.split_once('/') {
