@@ -11,8 +11,13 @@ use libtest_mimic::{Arguments, Completion, Failed, Trial};
 use regex::Regex;
 
 use crate::config::{self, NameError, PerfName};
+use crate::execute::ExecOptions;
 use crate::models::ModelConfigs;
 use crate::plan::{self, DatasetGenerator, PlanOptions, StepKind, TestPlan};
+use crate::results::{
+    self, Writers,
+    junit::{JunitCase, Outcome},
+};
 use crate::runner;
 use crate::testlist::{self, Diagnostic, LoadOptions, Severity, System, TestEntry};
 
@@ -97,6 +102,12 @@ pub struct CommonArgs {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Csv,
+    Yaml,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum GeneratorArg {
     Perfgate,
     Upstream,
@@ -119,6 +130,31 @@ pub struct HarnessArgs {
     /// Time limit per test in minutes when the list gives no TIMEOUT marker.
     #[arg(long, env = "PERF_TIMEOUT", value_name = "MINUTES")]
     pub timeout: Option<u64>,
+    /// Run each case's benchmark N times on the same dataset (mean, stddev, min, max reported).
+    #[arg(long, env = "PERF_REPEAT", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub repeat: u32,
+    /// A benchmark that prints nothing for this long is taken as hung and stopped.
+    #[arg(
+        long,
+        env = "PERF_STALL_TIMEOUT",
+        value_name = "SECONDS",
+        default_value_t = 1800
+    )]
+    pub stall_timeout: u64,
+    /// The same, once it has printed a fatal line (`Segmentation fault`, `Fatal Python error:`, ...).
+    #[arg(
+        long,
+        env = "PERF_FATAL_STALL_TIMEOUT",
+        value_name = "SECONDS",
+        default_value_t = 180
+    )]
+    pub fatal_stall_timeout: u64,
+    /// Upstream result files to write in the output directory (`perf_script_test_results.*`).
+    #[arg(long = "perf-log-formats", env = "PERF_LOG_FORMATS", value_delimiter = ',', default_values = ["csv", "yaml"])]
+    pub perf_log_formats: Vec<LogFormat>,
+    /// The JUnit XML report (default: <output-dir>/results.xml).
+    #[arg(long = "junit-xml", env = "PERF_JUNIT_XML")]
+    pub junit_xml: Option<PathBuf>,
     #[command(flatten)]
     pub libtest: Arguments,
 }
@@ -310,12 +346,25 @@ impl CommonArgs {
 /// The harness entry point (`tests/perf.rs`).
 pub fn main() -> ! {
     match run(HarnessArgs::parse()) {
-        Ok(conclusion) => conclusion.exit(),
+        Ok(conclusion) => exit(conclusion),
         Err(e) => {
             eprintln!("error: {e:#}");
             std::process::exit(2);
         }
     }
+}
+
+/// Exits with libtest's code, or 128 + the signal when the run was interrupted (the shell's
+/// convention, so a CI script can tell a Ctrl-C from a failed test).
+pub fn exit(conclusion: libtest_mimic::Conclusion) -> ! {
+    if let Some(signal) = runner::signals::interrupted() {
+        eprintln!(
+            "perfgate: interrupted by {}; every finished case is recorded",
+            runner::process::signal_name(signal)
+        );
+        std::process::exit(128 + signal);
+    }
+    conclusion.exit()
 }
 
 /// Runs the harness on parsed arguments (also used in-process by the self tests).
@@ -365,15 +414,32 @@ pub fn run(mut args: HarnessArgs) -> anyhow::Result<libtest_mimic::Conclusion> {
         );
     }
     let plans: Arc<Mutex<Vec<String>>> = Arc::default();
+    let writers = if args.dry_run || args.libtest.list {
+        None
+    } else {
+        runner::signals::install();
+        Some(Mutex::new(open_writers(&args)?))
+    };
     let ctx = Arc::new(RunContext {
-        dataset_cache: args
-            .common
-            .dataset_cache
-            .clone()
-            .unwrap_or_else(crate::dataset::default_cache_dir),
         dry_run: args.dry_run,
         default_timeout: args.timeout.map(|m| Duration::from_secs(m * 60)),
         force_ignored: args.libtest.ignored || args.libtest.include_ignored,
+        exec: ExecOptions {
+            repeat: args.repeat,
+            echo: args.libtest.nocapture,
+            limits: runner::Limits {
+                stall: Duration::from_secs(args.stall_timeout),
+                fatal_stall: Duration::from_secs(args.fatal_stall_timeout),
+                ..runner::Limits::default()
+            },
+            timeout: None,
+            dataset_cache: args
+                .common
+                .dataset_cache
+                .clone()
+                .unwrap_or_else(crate::dataset::default_cache_dir),
+        },
+        writers,
     });
     let mut trials = Vec::new();
     for t in collection.tests {
@@ -409,10 +475,67 @@ pub fn run(mut args: HarnessArgs) -> anyhow::Result<libtest_mimic::Conclusion> {
 }
 
 struct RunContext {
-    dataset_cache: PathBuf,
     dry_run: bool,
     default_timeout: Option<Duration>,
     force_ignored: bool,
+    exec: ExecOptions,
+    /// The result files; `None` in a dry run.
+    writers: Option<Mutex<Writers>>,
+}
+
+/// Opens every result file before anything runs, so a bad output directory or a CSV from
+/// another version stops the run at once instead of after hours of benchmarks.
+fn open_writers(args: &HarnessArgs) -> anyhow::Result<Writers> {
+    let dir = &args.common.output_dir;
+    std::fs::create_dir_all(dir).map_err(|e| {
+        anyhow::anyhow!("{}: cannot create the output directory: {e}", dir.display())
+    })?;
+    let now = std::time::SystemTime::now();
+    let run_id = format!(
+        "{}-{}",
+        chrono::DateTime::<chrono::Utc>::from(now).format("%Y%m%dT%H%M%SZ"),
+        std::process::id()
+    );
+    let c = &args.common;
+    let mut env = serde_json::Map::new();
+    env.insert("perfgate".into(), env!("CARGO_PKG_VERSION").into());
+    env.insert("host".into(), hostname().into());
+    env.insert("bench_cmd".into(), c.bench_cmd.clone().into());
+    env.insert("test_prefix".into(), c.test_prefix.clone().into());
+    env.insert("gpu".into(), c.gpu.clone().into());
+    env.insert("sm".into(), c.sm.into());
+    env.insert("repeat".into(), args.repeat.into());
+    if let Some(system) = c.system()? {
+        env.insert("system".into(), serde_json::Value::Object(system));
+    }
+    let junit = args
+        .junit_xml
+        .clone()
+        .unwrap_or_else(|| dir.join("results.xml"));
+    let writers = Writers {
+        csv: args
+            .perf_log_formats
+            .contains(&LogFormat::Csv)
+            .then(|| results::upstream::CsvWriter::open(dir))
+            .transpose()?,
+        yaml: args
+            .perf_log_formats
+            .contains(&LogFormat::Yaml)
+            .then(|| results::upstream::YamlWriter::open(dir))
+            .transpose()?,
+        jsonl: results::jsonl::JsonlWriter::open(dir, &run_id, env)?,
+        junit: results::junit::JunitWriter::new(&junit, "perf"),
+        gpu: results::upstream::GpuColumns::default(),
+    };
+    // A valid (empty) report from the start: CI finds one even if the run dies at once.
+    writers.junit.write()?;
+    Ok(writers)
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default()
 }
 
 fn run_test(
@@ -420,13 +543,80 @@ fn run_test(
     ctx: &RunContext,
     plans: &Mutex<Vec<String>>,
 ) -> Result<Completion, Failed> {
+    let started = std::time::SystemTime::now();
+    let clock = std::time::Instant::now();
+    let mut record = TestRecord::default();
+    let result = decide(t, ctx, plans, &mut record);
+    if let Some(writers) = &ctx.writers {
+        let outcome = match &result {
+            Ok(Completion::Completed) => Outcome::Passed,
+            Ok(Completion::Ignored { reason }) => Outcome::Skipped {
+                message: reason.clone().unwrap_or_default(),
+            },
+            Err(e) => Outcome::Failed {
+                message: first_line(&e.message).to_string(),
+                detail: record.detail.clone().unwrap_or_else(|| e.message.clone()),
+            },
+        };
+        let case = JunitCase {
+            test_id: t.test_id.clone(),
+            outcome,
+            duration: clock.elapsed(),
+            started,
+            properties: results::junit::properties(&record.cases),
+            system_out: record.log_tail.clone(),
+        };
+        let written = writers
+            .lock()
+            .map_err(|_| anyhow::anyhow!("result writers poisoned"))
+            .and_then(|mut w| w.junit.record(case));
+        if let Err(e) = written {
+            return Err(Failed::from(format!(
+                "cannot write the JUnit report: {e:#}"
+            )));
+        }
+    }
+    result.map_err(|e| Failed::from(e.message))
+}
+
+/// What a test produced besides its verdict, for the JUnit report.
+#[derive(Default)]
+struct TestRecord {
+    cases: Vec<results::CaseResult>,
+    detail: Option<String>,
+    log_tail: Option<String>,
+}
+
+struct TestFailure {
+    message: String,
+}
+
+impl From<String> for TestFailure {
+    fn from(message: String) -> Self {
+        TestFailure { message }
+    }
+}
+
+/// The verdict, with the list markers applied.
+fn decide(
+    t: &Collected,
+    ctx: &RunContext,
+    plans: &Mutex<Vec<String>>,
+    record: &mut TestRecord,
+) -> Result<Completion, TestFailure> {
     let m = &t.entry.markers;
     if let Some(reason) = &m.skip
         && !ctx.force_ignored
     {
         return Ok(Completion::ignored_with(format!("SKIP: {reason}")));
     }
-    let outcome = execute(t, ctx, plans);
+    if let Some(signal) = runner::signals::interrupted() {
+        return Ok(Completion::ignored_with(format!(
+            "not run: interrupted by {}",
+            runner::process::signal_name(signal)
+        )));
+    }
+    let outcome = execute(t, ctx, plans, record);
     match (outcome, &m.xfail, &m.unstable) {
         (Err(e), Some(reason), _) => Ok(Completion::ignored_with(format!(
             "XFAIL ({reason}): failed as expected: {}",
@@ -436,7 +626,7 @@ fn run_test(
             "UNSTABLE ({reason}): failed: {}",
             first_line(&e)
         ))),
-        (Err(e), None, None) => Err(Failed::from(e)),
+        (Err(e), None, None) => Err(TestFailure::from(e)),
         (Ok(c), _, _) => Ok(c),
     }
 }
@@ -449,6 +639,7 @@ fn execute(
     t: &Collected,
     ctx: &RunContext,
     plans: &Mutex<Vec<String>>,
+    record: &mut TestRecord,
 ) -> Result<Completion, String> {
     let source = &t.entry.source;
     t.name
@@ -460,7 +651,7 @@ fn execute(
         .ok_or_else(|| format!("{source}: no plan"))?;
     if ctx.dry_run {
         let written =
-            write_plan_files(plan, Some(&ctx.dataset_cache)).map_err(|e| format!("{e:#}"))?;
+            write_plan_files(plan, Some(&ctx.exec.dataset_cache)).map_err(|e| format!("{e:#}"))?;
         if let Ok(mut p) = plans.lock() {
             p.push(plan.render() + &written);
         }
@@ -483,14 +674,39 @@ fn execute(
         return Ok(Completion::Completed);
     }
     write_plan_files(plan, None).map_err(|e| format!("{e:#}"))?;
-    let timeout = t
+    let mut opts = ctx.exec.clone();
+    opts.timeout = t
         .entry
         .markers
         .timeout_minutes
         .map(|m| Duration::from_secs(u64::from(m) * 60))
         .or(ctx.default_timeout);
-    let log = plan.dir.join("perf.log");
-    runner::run_plan(plan, &log, timeout, &ctx.dataset_cache).map_err(|e| format!("{e:#}"))?;
+    let mut write_error: Option<String> = None;
+    let mut on_case = |case: &results::CaseResult| {
+        if let Some(writers) = &ctx.writers {
+            let written = writers
+                .lock()
+                .map_err(|_| anyhow::anyhow!("result writers poisoned"))
+                .and_then(|mut w| w.case(case));
+            if let Err(e) = written {
+                write_error.get_or_insert(format!("cannot write results: {e:#}"));
+            }
+        }
+    };
+    let outcome = crate::execute::execute(plan, &t.test_id, &opts, &mut on_case)
+        .map_err(|e| format!("{e:#}"))?;
+    record.cases = outcome.cases.clone();
+    if let Some(e) = write_error {
+        return Err(e);
+    }
+    if let Some((message, detail)) = outcome.failure() {
+        let tail = runner::process::tail(&outcome.log, 0, 30);
+        record.detail = Some(format!("{detail}\nlast lines of the log:\n{tail}"));
+        record.log_tail = Some(tail.clone());
+        return Err(format!(
+            "{message}\n{detail}\nlast lines of the log:\n{tail}"
+        ));
+    }
     Ok(Completion::Completed)
 }
 

@@ -7,11 +7,14 @@
 pub mod bench;
 pub mod config;
 pub mod dataset;
+pub mod execute;
 pub mod harness;
 pub mod lint;
 pub mod llm_api;
 pub mod models;
 pub mod plan;
+pub mod report;
+pub mod results;
 pub mod runner;
 pub mod testlist;
 pub mod textutil;

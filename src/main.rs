@@ -103,7 +103,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run(a) => match perfgate::harness::run(*a) {
-            Ok(conclusion) => conclusion.exit(),
+            Ok(conclusion) => perfgate::harness::exit(conclusion),
             Err(e) => Err(e),
         },
         Command::Lint(a) => run_lint(a),

@@ -1,54 +1,156 @@
-//! The only place that starts processes. Runs a test's steps in order, appending their output
-//! to the test's log, and enforces the test's time limit by killing the whole process group
-//! (trtllm-bench starts worker processes that must not outlive it).
+//! The only place that starts processes. Runs a test's steps one at a time, appending their
+//! output to the test's log, and enforces time limits, stall limits and Ctrl-C by stopping the
+//! whole process group (trtllm-bench starts worker processes that must not outlive it).
+
+pub mod process;
+pub mod signals;
 
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
-use std::os::unix::process::CommandExt;
-use std::path::Path;
-use std::process::{Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::io::Write;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 
-use crate::plan::{Step, StepKind, TestPlan};
+pub use process::{Limits, ProcessError};
 
-/// Runs the setup steps, then every case's steps. Stops at the first failure.
-pub fn run_plan(
-    plan: &TestPlan,
-    log_path: &Path,
-    timeout: Option<Duration>,
-    dataset_cache: &Path,
-) -> anyhow::Result<()> {
-    let deadline = timeout.map(|t| (Instant::now() + t, t));
-    let mut log = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log_path)
-        .with_context(|| format!("{}: cannot open the log", log_path.display()))?;
-    for step in plan.steps() {
-        write_step_files(step)?;
-        match (step.kind, step.stdout_to.is_none()) {
-            (StepKind::Dataset, true) => {
-                let req = step
-                    .dataset
-                    .as_ref()
-                    .context("dataset step without a dataset request")?;
-                writeln!(log, "$ {}", step.command_line())?;
-                let made = crate::dataset::generate_for_plan(req, dataset_cache)
-                    .with_context(|| format!("dataset for {}", req.output.display()))?;
+use crate::plan::{Step, StepKind};
+
+/// Runs steps for one test, appending everything to the test's log.
+pub struct Runner {
+    log: File,
+    log_path: PathBuf,
+    echo: bool,
+    limits: Limits,
+    dataset_cache: PathBuf,
+}
+
+/// A step that finished cleanly.
+#[derive(Debug, Clone)]
+pub struct StepRun {
+    /// Byte range of the step's output in the log (empty for in-process dataset generation).
+    pub log_range: Range<u64>,
+    pub duration: Duration,
+    pub started: SystemTime,
+    pub ended: SystemTime,
+}
+
+/// Why a step failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StepError {
+    #[error(transparent)]
+    Process(#[from] ProcessError),
+    #[error("{0}")]
+    Prepare(String),
+}
+
+impl StepError {
+    pub fn is_interrupt(&self) -> bool {
+        matches!(self, StepError::Process(p) if p.is_interrupt())
+    }
+}
+
+impl Runner {
+    /// Starts the test's log afresh (a re-run into the same directory replaces it).
+    pub fn open(
+        log_path: &Path,
+        echo: bool,
+        limits: Limits,
+        dataset_cache: &Path,
+    ) -> anyhow::Result<Runner> {
+        if let Some(dir) = log_path.parent() {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("{}: cannot create", dir.display()))?;
+        }
+        let log = OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(true)
+            .open(log_path)
+            .with_context(|| format!("{}: cannot open the log", log_path.display()))?;
+        Ok(Runner {
+            log,
+            log_path: log_path.to_path_buf(),
+            echo,
+            limits,
+            dataset_cache: dataset_cache.to_path_buf(),
+        })
+    }
+
+    pub fn log_path(&self) -> &Path {
+        &self.log_path
+    }
+
+    /// A line of perfgate's own in the log (and on the terminal with `--nocapture`).
+    pub fn note(&mut self, line: &str) {
+        let _ = writeln!(self.log, "perfgate: {line}");
+        if self.echo {
+            println!("perfgate: {line}");
+        }
+    }
+
+    /// The last `n` lines of the log, for a failure message.
+    pub fn tail(&self, n: usize) -> String {
+        process::tail(&self.log_path, 0, n)
+    }
+
+    /// Runs one step: writes its files, then generates its dataset in-process or runs its
+    /// command under the limits.
+    pub fn run_step(&mut self, step: &Step) -> Result<StepRun, StepError> {
+        let started = SystemTime::now();
+        let clock = Instant::now();
+        write_step_files(step).map_err(|e| StepError::Prepare(format!("{e:#}")))?;
+        let line = format!("$ {}", step.command_line());
+        let _ = writeln!(self.log, "{line}");
+        if self.echo {
+            println!("{line}");
+        }
+        if let Some(signal) = signals::interrupted() {
+            return Err(StepError::Prepare(format!(
+                "interrupted by {} before the step started",
+                process::signal_name(signal)
+            )));
+        }
+        let log_range = match (step.kind, step.stdout_to.is_none(), &step.dataset) {
+            (StepKind::Dataset, true, Some(req)) => {
+                let made =
+                    crate::dataset::generate_for_plan(req, &self.dataset_cache).map_err(|e| {
+                        StepError::Prepare(format!("dataset for {}: {e:#}", req.output.display()))
+                    })?;
                 let how = if made.reused { "reused" } else { "generated" };
-                writeln!(
-                    log,
+                self.note(&format!(
                     "dataset {how}: {} (cache {})",
                     made.path.display(),
                     made.cache_entry.display()
-                )?;
+                ));
+                0..0
             }
-            _ => run_command(step, &mut log, log_path, deadline)?,
-        }
+            _ => {
+                let env: Vec<(String, String)> = step
+                    .env
+                    .iter()
+                    .map(|(k, v)| (k.clone(), expand_env(v)))
+                    .collect();
+                process::run(
+                    &step.argv,
+                    &env,
+                    step.stdout_to.as_deref(),
+                    &mut self.log,
+                    &self.log_path,
+                    self.echo,
+                    &self.limits,
+                )?
+                .log_range
+            }
+        };
+        Ok(StepRun {
+            log_range,
+            duration: clock.elapsed(),
+            started,
+            ended: SystemTime::now(),
+        })
     }
-    Ok(())
 }
 
 /// What a step needs on disk before it runs: its planned files (the extra LLM API YAML) and,
@@ -114,96 +216,4 @@ fn expand_env(value: &str) -> String {
         out.push_str(&piece);
     }
     out
-}
-
-fn run_command(
-    step: &Step,
-    log: &mut File,
-    log_path: &Path,
-    deadline: Option<(Instant, Duration)>,
-) -> anyhow::Result<()> {
-    let (program, args) = step.argv.split_first().context("empty command")?;
-    writeln!(log, "$ {}", step.command_line())?;
-    log.flush()?;
-    let start_len = log.metadata().map(|m| m.len()).unwrap_or(0);
-    let stdout = match &step.stdout_to {
-        Some(path) => Stdio::from(
-            File::create(path).with_context(|| format!("{}: cannot create", path.display()))?,
-        ),
-        None => Stdio::from(log.try_clone()?),
-    };
-    let mut cmd = Command::new(program);
-    cmd.args(args)
-        .envs(step.env.iter().map(|(k, v)| (k, expand_env(v))))
-        .stdin(Stdio::null())
-        .stdout(stdout)
-        .stderr(log.try_clone()?)
-        .process_group(0);
-    let mut child = match cmd.spawn() {
-        Ok(c) => c,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!(
-            "`{program}` not found: install TensorRT-LLM, point --bench-cmd (or TRTLLM_BENCH) at the benchmark, or use --dry-run"
-        ),
-        Err(e) => return Err(e).with_context(|| format!("cannot start `{program}`")),
-    };
-    let status: ExitStatus = loop {
-        if let Some(s) = child.try_wait()? {
-            break s;
-        }
-        if let Some((at, limit)) = deadline
-            && Instant::now() >= at
-        {
-            kill_group(child.id());
-            let _ = child.wait();
-            bail!(
-                "time limit of {} min reached; killed `{program}` and its process group\n{}",
-                limit.as_secs() / 60,
-                tail(log_path, start_len, 20)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    if !status.success() {
-        let how = match (
-            status.code(),
-            std::os::unix::process::ExitStatusExt::signal(&status),
-        ) {
-            (Some(c), _) => format!("exited with status {c}"),
-            (None, Some(s)) => format!("was killed by signal {s}"),
-            _ => "failed".into(),
-        };
-        bail!(
-            "`{program}` {how} (log: {})\n{}",
-            log_path.display(),
-            tail(log_path, start_len, 20)
-        );
-    }
-    Ok(())
-}
-
-fn kill_group(pid: u32) {
-    if let Ok(pid) = i32::try_from(pid) {
-        // SAFETY: kill(2) with a negative pid signals the process group we created.
-        unsafe {
-            libc::kill(-pid, libc::SIGKILL);
-        }
-    }
-}
-
-/// The last `n` lines the step wrote to the log.
-fn tail(log_path: &Path, from: u64, n: usize) -> String {
-    let mut text = String::new();
-    if let Ok(mut f) = File::open(log_path) {
-        let _ = f.seek(SeekFrom::Start(from));
-        let mut bytes = Vec::new();
-        let _ = f.read_to_end(&mut bytes);
-        text = String::from_utf8_lossy(&bytes).into_owned();
-    }
-    let lines: Vec<&str> = text.lines().collect();
-    let start = lines.len().saturating_sub(n);
-    lines[start..]
-        .iter()
-        .map(|l| format!("  | {l}"))
-        .collect::<Vec<_>>()
-        .join("\n")
 }

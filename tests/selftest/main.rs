@@ -7,3 +7,5 @@ mod dataset;
 mod e2e;
 mod llm_api;
 mod names;
+mod results;
+mod runner;

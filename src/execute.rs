@@ -1,0 +1,329 @@
+//! Runs one planned test for real: the runner starts each step, the report parsers read what
+//! the benchmark printed (and its report.json), and each finished case goes to the result files
+//! at once. A failing case does not stop the test's other cases; an interrupt stops everything.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufReader, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::plan::{CasePlan, Step, StepKind, TestPlan};
+use crate::report::{self, Report, ReportKind};
+use crate::results::{CaseId, CaseResult, Measurement, State};
+use crate::runner::{Limits, Runner, StepError, StepRun};
+
+#[derive(Debug, Clone)]
+pub struct ExecOptions {
+    /// Benchmark runs per case, on the same dataset.
+    pub repeat: u32,
+    /// Stream the benchmark's output to the terminal too (`--nocapture`).
+    pub echo: bool,
+    /// Stall limits (the deadline is set from `timeout` when the test starts).
+    pub limits: Limits,
+    pub timeout: Option<Duration>,
+    pub dataset_cache: PathBuf,
+}
+
+/// What running one test gave.
+#[derive(Debug, Clone)]
+pub struct TestOutcome {
+    pub cases: Vec<CaseResult>,
+    pub log: PathBuf,
+    /// The signal that interrupted the run, if one did.
+    pub interrupted: Option<i32>,
+}
+
+impl TestOutcome {
+    /// Every reason the test failed, with the last lines of its log; `None` if it passed.
+    pub fn failure(&self) -> Option<(String, String)> {
+        let reasons: Vec<String> = self
+            .cases
+            .iter()
+            .flat_map(|c| {
+                let label = c.id.case.clone().unwrap_or_else(|| c.id.label.clone());
+                c.failure_reasons()
+                    .into_iter()
+                    .map(move |r| format!("[{label}] {r}"))
+            })
+            .collect();
+        if reasons.is_empty() {
+            return None;
+        }
+        let first = reasons[0].lines().next().unwrap_or_default().to_string();
+        let message = if reasons.len() > 1 {
+            format!("{first} (and {} more)", reasons.len() - 1)
+        } else {
+            first
+        };
+        Some((
+            message,
+            format!("{}\n(log: {})", reasons.join("\n"), self.log.display()),
+        ))
+    }
+}
+
+/// Runs `plan` and calls `on_case` as each case (and the shared engine build) finishes.
+pub fn execute(
+    plan: &TestPlan,
+    test_id: &str,
+    opts: &ExecOptions,
+    on_case: &mut dyn FnMut(&CaseResult),
+) -> anyhow::Result<TestOutcome> {
+    let log = plan.dir.join("perf.log");
+    let mut limits = opts.limits;
+    limits.deadline = opts.timeout.map(|t| (Instant::now() + t, t));
+    let mut runner = Runner::open(&log, opts.echo, limits, &opts.dataset_cache)?;
+    let mut out = TestOutcome {
+        cases: Vec::new(),
+        log: log.clone(),
+        interrupted: None,
+    };
+    let mut finish = |case: CaseResult, out: &mut TestOutcome| {
+        on_case(&case);
+        out.cases.push(case);
+    };
+
+    let mut build_failed: Option<String> = None;
+    if !plan.setup.is_empty() {
+        let mut case = CaseResult {
+            id: id(test_id, plan, &plan.canonical, None),
+            expected: plan.setup_metrics.iter().map(|m| ("build", *m)).collect(),
+            measurements: Vec::new(),
+            reason: None,
+        };
+        for step in &plan.setup {
+            let m = measure(&mut runner, step, 1, &plan.setup_metrics);
+            let failed = m.state != State::Valid;
+            if failed {
+                build_failed = Some(format!(
+                    "the engine build failed: {}",
+                    m.reason
+                        .as_deref()
+                        .unwrap_or("")
+                        .lines()
+                        .next()
+                        .unwrap_or("")
+                ));
+            }
+            case.measurements.push(m);
+            if failed {
+                break;
+            }
+        }
+        finish(case, &mut out);
+    }
+
+    let multi = plan.cases.len() > 1;
+    for cp in &plan.cases {
+        let case_name = multi.then(|| case_dir_name(cp));
+        let mut case = CaseResult {
+            id: id(test_id, plan, &cp.spec.label, case_name),
+            expected: cp
+                .steps
+                .iter()
+                .filter(|s| s.kind == StepKind::Throughput)
+                .take(1)
+                .flat_map(|_| cp.metrics.iter().map(|m| ("throughput", *m)))
+                .collect(),
+            measurements: Vec::new(),
+            reason: None,
+        };
+        if let Some(signal) = crate::runner::signals::interrupted() {
+            case.reason = Some(format!(
+                "not run: interrupted by {}",
+                crate::runner::process::signal_name(signal)
+            ));
+            finish(case, &mut out);
+            continue;
+        }
+        if let Some(why) = &build_failed {
+            case.reason = Some(format!("not run: {why}"));
+            finish(case, &mut out);
+            continue;
+        }
+        let (prepare, benches): (Vec<&Step>, Vec<&Step>) = cp
+            .steps
+            .iter()
+            .partition(|s| !matches!(s.kind, StepKind::Throughput | StepKind::Latency));
+        let mut prepared = true;
+        for step in prepare {
+            if let Err(e) = runner.run_step(step) {
+                case.reason = Some(format!("{:?} step failed: {e}", step.kind));
+                prepared = false;
+                break;
+            }
+        }
+        'reps: for rep in 1..=opts.repeat.max(1) {
+            if !prepared {
+                break;
+            }
+            for step in &benches {
+                if opts.repeat > 1 {
+                    runner.note(&format!("repetition {rep} of {}", opts.repeat));
+                }
+                let required: &[&str] = if step.kind == StepKind::Latency {
+                    &["INFERENCE_TIME"]
+                } else {
+                    &cp.metrics
+                };
+                let m = measure(&mut runner, step, rep, required);
+                let stop = m.state != State::Valid;
+                case.measurements.push(m);
+                if stop {
+                    break 'reps;
+                }
+            }
+        }
+        finish(case, &mut out);
+    }
+    out.interrupted = crate::runner::signals::interrupted();
+    Ok(out)
+}
+
+fn id(test_id: &str, plan: &TestPlan, label: &str, case: Option<String>) -> CaseId {
+    CaseId {
+        test_id: test_id.to_string(),
+        raw: plan.raw.clone(),
+        label: label.to_string(),
+        case,
+    }
+}
+
+fn case_dir_name(cp: &CasePlan) -> String {
+    cp.dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| cp.spec.label.clone())
+}
+
+fn step_name(kind: StepKind) -> &'static str {
+    match kind {
+        StepKind::Build => "build",
+        StepKind::Latency => "latency",
+        StepKind::Dataset => "dataset",
+        StepKind::Throughput => "throughput",
+    }
+}
+
+/// Runs one benchmark step and reads its metrics. The measurement is `failed` when the step
+/// failed, requests failed, there is not exactly one report, or a required metric is missing.
+fn measure(runner: &mut Runner, step: &Step, repetition: u32, required: &[&str]) -> Measurement {
+    let report_json = match step.kind {
+        StepKind::Throughput | StepKind::Latency => step.outputs.first().cloned(),
+        _ => None,
+    };
+    if let Some(path) = &report_json {
+        // A report.json left by an earlier run must not be read as this run's.
+        let _ = std::fs::remove_file(path);
+    }
+    let started = std::time::SystemTime::now();
+    let mut m = Measurement {
+        step: step_name(step.kind),
+        repetition,
+        state: State::Valid,
+        reason: None,
+        metrics: BTreeMap::new(),
+        warnings: Vec::new(),
+        command: step.command_line(),
+        log: runner.log_path().to_path_buf(),
+        started,
+        ended: started,
+        duration: Duration::ZERO,
+    };
+    let run = match runner.run_step(step) {
+        Ok(run) => run,
+        Err(e) => {
+            m.ended = std::time::SystemTime::now();
+            m.duration = m.ended.duration_since(started).unwrap_or_default();
+            m.state = State::Failed;
+            m.reason = Some(step_error(&e));
+            return m;
+        }
+    };
+    m.started = run.started;
+    m.ended = run.ended;
+    m.duration = run.duration;
+    match read_report(runner.log_path(), &run, report_json.as_deref()) {
+        Ok(report) => judge(&mut m, report, required),
+        Err(e) => {
+            m.state = State::Failed;
+            m.reason = Some(format!("cannot read the report: {e:#}"));
+        }
+    }
+    if m.state != State::Valid {
+        runner.note(&format!(
+            "{} marked {}: {}",
+            m.step,
+            m.state.as_str(),
+            m.reason.as_deref().unwrap_or("")
+        ));
+    }
+    m
+}
+
+fn step_error(e: &StepError) -> String {
+    e.to_string()
+}
+
+/// Parses the step's slice of the log, and its report.json when it wrote one.
+fn read_report(log: &Path, run: &StepRun, json: Option<&Path>) -> anyhow::Result<Report> {
+    let mut f = File::open(log)?;
+    f.seek(SeekFrom::Start(run.log_range.start))?;
+    let len = run.log_range.end.saturating_sub(run.log_range.start);
+    let text = report::parse_reader(BufReader::with_capacity(1 << 20, f.take(len)))?;
+    let json = match json {
+        Some(path) if path.exists() => {
+            let s = std::fs::read_to_string(path)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            Some(
+                report::parse_report_json(&s)
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?,
+            )
+        }
+        _ => None,
+    };
+    let had_json = json.is_some();
+    let mut r = report::reconcile(text, json);
+    if !had_json && matches!(r.kind, ReportKind::Throughput | ReportKind::Latency) {
+        r.warnings
+            .push("no report.json was written; the values come from the text report".into());
+    }
+    Ok(r)
+}
+
+fn judge(m: &mut Measurement, report: Report, required: &[&str]) {
+    let mut problems = Vec::new();
+    if report.kind == ReportKind::Unknown && m.step != "build" {
+        problems.push("the output holds no trtllm-bench report".to_string());
+    }
+    if report.reports_found > 1 {
+        problems.push(format!(
+            "the output holds {} reports; one run must print one",
+            report.reports_found
+        ));
+    }
+    if let Some(n) = report.failed_requests.filter(|n| *n > 0) {
+        problems.push(format!("{n} request(s) failed"));
+    }
+    for marker in &report.error_markers {
+        problems.push(format!("the benchmark printed `{marker}`"));
+    }
+    let missing: Vec<&str> = required
+        .iter()
+        .copied()
+        .filter(|name| !report.metrics.contains_key(*name))
+        .collect();
+    if !missing.is_empty() {
+        problems.push(format!(
+            "missing metric(s): {} (not in the report or log)",
+            missing.join(", ")
+        ));
+    }
+    m.metrics = report.metrics;
+    m.warnings = report.warnings;
+    if !problems.is_empty() {
+        m.state = State::Failed;
+        m.reason = Some(problems.join("; "));
+    }
+}

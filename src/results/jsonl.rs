@@ -1,0 +1,123 @@
+//! `results.jsonl`: perfgate's own record, one JSON object per line for every case, metric and
+//! repetition (with unit, direction, state, environment, the command and its log), plus one
+//! summary line per metric (mean, stddev, min, max) when a case ran more than once. Readers
+//! stream it; a line is appended and synced as each case finishes.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde_json::{Map, Value, json};
+
+use super::{CaseResult, rfc3339};
+use crate::report::metric::metric;
+
+pub const NAME: &str = "results.jsonl";
+
+pub struct JsonlWriter {
+    path: PathBuf,
+    file: File,
+    /// The same for every record of the run: host, versions, GPU, options.
+    env: Value,
+    run_id: String,
+}
+
+impl JsonlWriter {
+    pub fn open(dir: &Path, run_id: &str, env: Map<String, Value>) -> anyhow::Result<JsonlWriter> {
+        let path = dir.join(NAME);
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .with_context(|| format!("{}: cannot open", path.display()))?;
+        Ok(JsonlWriter {
+            path,
+            file,
+            env: Value::Object(env),
+            run_id: run_id.to_string(),
+        })
+    }
+
+    pub fn write(&mut self, case: &CaseResult) -> anyhow::Result<()> {
+        let mut out = String::new();
+        for line in records(case, &self.run_id, &self.env) {
+            out.push_str(&line.to_string());
+            out.push('\n');
+        }
+        self.file
+            .write_all(out.as_bytes())
+            .and_then(|_| self.file.sync_data())
+            .with_context(|| format!("{}: cannot write", self.path.display()))
+    }
+}
+
+/// The lines of one case.
+pub fn records(case: &CaseResult, run_id: &str, env: &Value) -> Vec<Value> {
+    let base = |step: &str| {
+        json!({
+            "run_id": run_id,
+            "test_id": case.id.test_id,
+            "name": case.id.raw,
+            "label": case.id.label,
+            "case": case.id.case,
+            "step": step,
+        })
+    };
+    let with = |mut v: Value, extra: Value| {
+        if let (Value::Object(a), Value::Object(b)) = (&mut v, extra) {
+            a.extend(b);
+        }
+        v
+    };
+    let describe = |name: &str| match metric(name) {
+        Some(d) => json!({"unit": d.unit.symbol(), "direction": d.direction}),
+        None => json!({"unit": null, "direction": null}),
+    };
+    let mut lines = Vec::new();
+    if case.measurements.is_empty() {
+        lines.push(with(
+            base("none"),
+            json!({"metric": null, "value": null, "state": case.state(), "reason": case.reason, "env": env}),
+        ));
+    }
+    let repetitions = |step: &str| case.of_step(step).count();
+    for m in &case.measurements {
+        let common = json!({
+            "repetition": m.repetition,
+            "repetitions": repetitions(m.step),
+            "state": m.state,
+            "reason": m.reason,
+            "time": rfc3339(m.ended),
+            "started": rfc3339(m.started),
+            "duration_s": m.duration.as_secs_f64(),
+            "command": m.command,
+            "log": m.log.display().to_string(),
+            "warnings": m.warnings,
+            "env": env,
+        });
+        if m.metrics.is_empty() {
+            lines.push(with(
+                with(base(m.step), json!({"metric": null, "value": null})),
+                common.clone(),
+            ));
+        }
+        for (name, value) in &m.metrics {
+            let v = with(base(m.step), json!({"metric": name, "value": value}));
+            lines.push(with(with(v, describe(name)), common.clone()));
+        }
+    }
+    for (step, name) in case.metric_names() {
+        if repetitions(step) < 2 {
+            continue;
+        }
+        if let Some(stats) = case.stats(step, &name) {
+            let v = with(
+                base(step),
+                json!({"metric": name, "repetition": null, "summary": stats, "state": case.state(), "env": env}),
+            );
+            lines.push(with(v, describe(&name)));
+        }
+    }
+    lines
+}

@@ -1,0 +1,186 @@
+//! The process runner on its own: output capture, exit codes and signals, time limits, stall
+//! detection (plain and after a fatal line), and that nothing of a step's process group
+//! survives it.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use perfgate::plan::{Step, StepKind};
+use perfgate::runner::{Limits, Runner, StepError};
+
+fn step(argv: &[&str]) -> Step {
+    Step {
+        kind: StepKind::Throughput,
+        argv: argv.iter().map(|s| s.to_string()).collect(),
+        env: vec![("PERFGATE_TEST_VAR".into(), "from-plan".into())],
+        dataset: None,
+        outputs: vec![],
+        files: vec![],
+        stdout_to: None,
+    }
+}
+
+fn sh(script: &str) -> Step {
+    step(&["sh", "-c", script])
+}
+
+fn runner(dir: &Path, limits: Limits) -> Runner {
+    Runner::open(&dir.join("perf.log"), false, limits, dir).expect("log opens")
+}
+
+fn quick() -> Limits {
+    Limits {
+        grace: Duration::from_millis(500),
+        ..Limits::default()
+    }
+}
+
+fn message(e: StepError) -> String {
+    format!("{e}")
+}
+
+#[test]
+fn output_goes_to_the_log_and_its_range_is_known() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut r = runner(dir.path(), quick());
+    let first = r
+        .run_step(&sh("echo out; echo err >&2; echo $PERFGATE_TEST_VAR"))
+        .expect("runs");
+    let second = r.run_step(&sh("echo second")).expect("runs");
+    let log = std::fs::read(dir.path().join("perf.log")).expect("log");
+    let slice = |r: &std::ops::Range<u64>| {
+        String::from_utf8_lossy(&log[r.start as usize..r.end as usize]).into_owned()
+    };
+    assert_eq!(slice(&first.log_range), "out\nerr\nfrom-plan\n");
+    assert_eq!(slice(&second.log_range), "second\n");
+    let text = String::from_utf8_lossy(&log);
+    assert!(text.contains("sh -c 'echo second'"), "{text}");
+}
+
+#[test]
+fn a_missing_benchmark_says_how_to_fix_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let err = runner(dir.path(), quick())
+        .run_step(&step(&["no-such-trtllm-bench", "throughput"]))
+        .expect_err("fails");
+    let msg = message(err);
+    assert!(
+        msg.contains("`no-such-trtllm-bench` not found") && msg.contains("--bench-cmd"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn an_exit_status_is_reported_with_the_log_tail() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let err = runner(dir.path(), quick())
+        .run_step(&sh(
+            "echo '[TensorRT-LLM][ERROR] simulated failure' >&2; exit 3",
+        ))
+        .expect_err("fails");
+    let msg = message(err);
+    assert!(
+        msg.contains("exited with status 3")
+            && msg.contains("after a fatal line (`[TensorRT-LLM][ERROR] simulated failure`)")
+            && msg.contains("  | [TensorRT-LLM][ERROR] simulated failure"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn a_signal_is_reported_by_name() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let err = runner(dir.path(), quick())
+        .run_step(&sh(
+            "echo 'Segmentation fault (core dumped)'; kill -SEGV $$",
+        ))
+        .expect_err("fails");
+    let msg = message(err);
+    assert!(msg.contains("killed by signal 11 (SIGSEGV)"), "{msg}");
+}
+
+#[test]
+fn the_time_limit_stops_the_whole_process_group() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let marker = dir.path().join("grandchild-survived");
+    // A child that starts a grandchild, both sleeping; the grandchild would leave a file.
+    let script = format!("(sleep 3; touch {}) & sleep 30", marker.display());
+    let limits = Limits {
+        deadline: Some((
+            Instant::now() + Duration::from_secs(1),
+            Duration::from_secs(60),
+        )),
+        ..quick()
+    };
+    let t0 = Instant::now();
+    let err = runner(dir.path(), limits)
+        .run_step(&sh(&script))
+        .expect_err("times out");
+    assert!(t0.elapsed() < Duration::from_secs(10));
+    let msg = message(err);
+    assert!(msg.contains("time limit of 1 min reached"), "{msg}");
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(!marker.exists(), "the grandchild outlived the time limit");
+}
+
+#[test]
+fn a_silent_process_is_taken_as_hung() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let limits = Limits {
+        stall: Duration::from_secs(1),
+        ..quick()
+    };
+    let t0 = Instant::now();
+    let err = runner(dir.path(), limits)
+        .run_step(&sh("echo starting; sleep 30"))
+        .expect_err("stalls");
+    assert!(t0.elapsed() < Duration::from_secs(10));
+    let msg = message(err);
+    assert!(
+        msg.contains("printed nothing for 1 s") && msg.contains("| starting"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn after_a_fatal_line_the_stall_limit_is_much_shorter() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let limits = Limits {
+        stall: Duration::from_secs(600),
+        fatal_stall: Duration::from_secs(1),
+        ..quick()
+    };
+    let t0 = Instant::now();
+    let err = runner(dir.path(), limits)
+        .run_step(&sh("echo 'Fatal Python error: Aborted'; sleep 30"))
+        .expect_err("stalls");
+    assert!(t0.elapsed() < Duration::from_secs(10));
+    let msg = message(err);
+    assert!(
+        msg.contains("after a fatal line (`Fatal Python error: Aborted`)"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn what_a_finished_step_leaves_behind_in_its_group_is_stopped() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let marker = dir.path().join("leftover-survived");
+    let script = format!("(sleep 2; touch {}) & echo done", marker.display());
+    let t0 = Instant::now();
+    runner(dir.path(), quick())
+        .run_step(&sh(&script))
+        .expect("the leader exits 0");
+    assert!(t0.elapsed() < Duration::from_secs(2), "did not wait for it");
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(!marker.exists(), "a worker outlived its benchmark");
+}
+
+#[test]
+fn output_without_newlines_is_captured_whole() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let run = runner(dir.path(), quick())
+        .run_step(&sh("head -c 3000000 /dev/zero | tr '\\0' x"))
+        .expect("runs");
+    assert_eq!(run.log_range.end - run.log_range.start, 3_000_000);
+}
