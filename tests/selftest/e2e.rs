@@ -1,6 +1,7 @@
-//! A real run (not a dry run) through the harness, with a small fake trtllm-bench: datasets are
-//! generated and linked, YAML and LoRA links written, commands run and logged; failures carry
-//! the log tail; markers change outcomes.
+//! A real run (not a dry run) through the harness, with the trtllm-bench test double
+//! (`fake-trtllm-bench`, tests/double): datasets are generated and linked, YAML and LoRA links
+//! written, commands run and logged; failures carry the log tail; markers change outcomes; a
+//! time limit kills the benchmark's whole process group.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -13,13 +14,18 @@ fn fixture(p: &str) -> String {
         .to_string()
 }
 
-/// Runs `perfgate run` (the harness) and returns (passed, failed, ignored) and its output.
-fn run(dir: &Path, list: &str, extra: &[&str]) -> ((u64, u64, u64), String) {
+/// The test double standing in for trtllm-bench.
+const BENCH: &str = env!("CARGO_BIN_EXE_fake-trtllm-bench");
+
+/// Runs `perfgate run` (the harness) with `env` for the benchmark (the double's FAKE_BENCH_*
+/// variables; the harness passes its environment on) and returns (passed, failed, ignored) and
+/// its output.
+fn run(dir: &Path, list: &str, extra: &[&str], env: &[(&str, &str)]) -> ((u64, u64, u64), String) {
     let list_path = dir.join("list.txt");
     std::fs::write(&list_path, list).expect("write list");
     let out = dir.join("out");
     let cache = dir.join("cache");
-    let bench = fixture("bin/fake-trtllm-bench");
+    let bench = BENCH.to_string();
     let tok = fixture("tokenizers/deepseek");
     let mut argv = vec![
         "run".to_string(),
@@ -39,8 +45,15 @@ fn run(dir: &Path, list: &str, extra: &[&str]) -> ((u64, u64, u64), String) {
         "1".into(),
     ];
     argv.extend(extra.iter().map(|s| s.to_string()));
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_perfgate"))
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_perfgate"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("FAKE_BENCH_") {
+            cmd.env_remove(k);
+        }
+    }
+    let out = cmd
         .args(&argv)
+        .envs(env.iter().copied())
         .output()
         .expect("perfgate runs");
     let text =
@@ -67,12 +80,17 @@ fn a_real_run_generates_datasets_writes_yaml_and_runs_the_benchmark() {
     let list = "\
 llama_v3.1_8b-bench-pytorch-bfloat16-input_output_len:16,8-reqs:4
 llama_v3.1_8b_instruct_fp8-bench-pytorch-float8-input_output_len:16,8-loras:1-reqs:3
-llama_v3.1_8b-bench-pytorch-bfloat16-input_output_len:16,8-reqs:5 ARGS (--fake-fail)
-llama_v3.1_8b-bench-pytorch-bfloat16-input_output_len:16,8-reqs:6 ARGS (--fake-fail) XFAIL (known)
+llama_v3.2_1b-bench-pytorch-bfloat16-input_output_len:16,8-reqs:5
+llama_v3.2_1b-bench-pytorch-bfloat16-input_output_len:16,8-reqs:6 XFAIL (known)
 llama_v3.1_8b-bench-pytorch-bfloat16-input_output_len:16,8-reqs:7 SKIP (not today)
-llama_v3.1_8b-bench-pytorch-bfloat16-bs:1+2-input_output_len:16,8+32,4-reqs:2
+llama_v3.1_8b-bench-pytorch-bfloat16-bs:1+2-input_output_len:16,8+32,4-reqs:2 ARGS (--warmup=0)
 ";
-    let (counts, text) = run(dir.path(), list, &[]);
+    // The 1B model's benchmark runs end with status 3; the others pass.
+    let env = [
+        ("FAKE_BENCH_MODE", "exit:3"),
+        ("FAKE_BENCH_MODE_FOR", "llama_v3.2_1b"),
+    ];
+    let (counts, text) = run(dir.path(), list, &[], &env);
     assert_eq!(counts, (3, 1, 2), "{text}");
     assert!(
         text.contains("ignored (XFAIL (known): failed as expected"),
@@ -95,9 +113,14 @@ llama_v3.1_8b-bench-pytorch-bfloat16-bs:1+2-input_output_len:16,8+32,4-reqs:2
     );
     let log = std::fs::read_to_string(t1.join("perf.log")).expect("log");
     assert!(
-        log.contains("arg: throughput") && log.contains("dataset generated"),
+        log.contains("= PERFORMANCE OVERVIEW") && log.contains("dataset generated"),
         "{log}"
     );
+    let report: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(t1.join("report.json")).expect("report.json written"),
+    )
+    .expect("report.json parses");
+    assert_eq!(report["request_info"]["num_requests"], 4, "{report}");
     assert!(
         std::fs::read_to_string(t1.join("commands.sh"))
             .expect("commands")
@@ -134,31 +157,40 @@ llama_v3.1_8b-bench-pytorch-bfloat16-bs:1+2-input_output_len:16,8+32,4-reqs:2
             "{case}"
         );
     }
+    // ARGS reach the benchmark: no warmup ran.
+    let log = std::fs::read_to_string(t6.join("perf.log")).expect("log");
+    assert!(
+        log.contains("--warmup=0") && !log.contains("Running warmup."),
+        "{log}"
+    );
 }
 
 #[test]
 fn identical_datasets_are_reused_not_regenerated() {
     let dir = tempfile::tempdir().expect("tempdir");
     let list = "llama_v3.1_8b-bench-pytorch-bfloat16-input_output_len:64,8-reqs:50\n";
-    assert_eq!(run(dir.path(), list, &[]).0.1, 0);
+    assert_eq!(run(dir.path(), list, &[], &[]).0.1, 0);
     let entries = |d: &Path| std::fs::read_dir(d).map(|r| r.count()).unwrap_or(0);
     assert_eq!(entries(&dir.path().join("cache")), 1);
     let t = dir
         .path()
         .join("out/llama_v3.1_8b-bench-pytorch-bfloat16-input_output_len_64_8-reqs_50");
     std::fs::remove_file(t.join("perf.log")).expect("rm log");
-    assert_eq!(run(dir.path(), list, &[]).0.1, 0);
+    assert_eq!(run(dir.path(), list, &[], &[]).0.1, 0);
     let log = std::fs::read_to_string(t.join("perf.log")).expect("log");
     assert!(log.contains("dataset reused"), "{log}");
     assert_eq!(entries(&dir.path().join("cache")), 1);
 }
 
-fn one_step_plan(dir: &Path, argv: Vec<String>) -> perfgate::plan::TestPlan {
+fn one_step_plan(dir: &Path, argv: Vec<String>, env: &[(&str, &str)]) -> perfgate::plan::TestPlan {
     use perfgate::plan::{Step, StepKind, TestPlan};
     let step = Step {
         kind: StepKind::Throughput,
         argv,
-        env: vec![],
+        env: env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
         dataset: None,
         outputs: vec![],
         files: vec![],
@@ -182,6 +214,7 @@ fn a_missing_benchmark_says_how_to_fix_it() {
     let plan = one_step_plan(
         dir.path(),
         vec!["no-such-trtllm-bench".into(), "throughput".into()],
+        &[],
     );
     let err = perfgate::runner::run_plan(&plan, &dir.path().join("log"), None, dir.path())
         .expect_err("fails");
@@ -197,14 +230,16 @@ fn a_failing_benchmark_reports_its_status_and_log_tail() {
     let dir = tempfile::tempdir().expect("tempdir");
     let plan = one_step_plan(
         dir.path(),
-        vec![fixture("bin/fake-trtllm-bench"), "--fake-fail".into()],
+        double_argv(dir.path()),
+        &[("FAKE_BENCH_MODE", "exit:3")],
     );
     let err = perfgate::runner::run_plan(&plan, &dir.path().join("log"), None, dir.path())
         .expect_err("fails");
     let msg = format!("{err:#}");
     assert!(
         msg.contains("exited with status 3")
-            && msg.contains("| [TensorRT-LLM][ERROR] simulated failure"),
+            && msg.contains("| [TensorRT-LLM][ERROR] simulated failure")
+            && msg.contains("| [TensorRT-LLM][INFO] Refreshed the MPI local session"),
         "{msg}"
     );
 }
@@ -215,7 +250,7 @@ fn the_time_limit_kills_the_whole_process_group() {
     let marker = dir.path().join("grandchild-survived");
     // A child that starts a grandchild, both sleeping; the grandchild would leave a file.
     let script = format!("(sleep 3; touch {}) & sleep 30", marker.display());
-    let plan = one_step_plan(dir.path(), vec!["sh".into(), "-c".into(), script]);
+    let plan = one_step_plan(dir.path(), vec!["sh".into(), "-c".into(), script], &[]);
     let t0 = Instant::now();
     let err = perfgate::runner::run_plan(
         &plan,
@@ -228,4 +263,62 @@ fn the_time_limit_kills_the_whole_process_group() {
     assert!(format!("{err:#}").contains("time limit"), "{err:#}");
     std::thread::sleep(Duration::from_secs(3));
     assert!(!marker.exists(), "the grandchild outlived the time limit");
+}
+
+/// A throughput command for the double, with a two-request dataset in `dir`.
+fn double_argv(dir: &Path) -> Vec<String> {
+    let data = dir.join("data.jsonl");
+    std::fs::write(
+        &data,
+        "{\"task_id\":0,\"input_ids\":[1,2,3],\"output_tokens\":4}\n{\"task_id\":1,\"input_ids\":[4,5],\"output_tokens\":4}\n",
+    )
+    .expect("write dataset");
+    vec![
+        BENCH.into(),
+        "--model=m".into(),
+        "throughput".into(),
+        format!("--dataset={}", data.display()),
+    ]
+}
+
+#[test]
+fn the_time_limit_kills_a_hung_benchmark_and_its_worker() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let plan = one_step_plan(
+        dir.path(),
+        double_argv(dir.path()),
+        &[("FAKE_BENCH_MODE", "spawn-child,hang")],
+    );
+    let log = dir.path().join("log");
+    let err = perfgate::runner::run_plan(&plan, &log, Some(Duration::from_secs(2)), dir.path())
+        .expect_err("times out");
+    let msg = format!("{err:#}");
+    assert!(
+        msg.contains("time limit") && msg.contains("[TRT-LLM] [I] Starting benchmark..."),
+        "{msg}"
+    );
+    let text = std::fs::read_to_string(&log).expect("log");
+    let pid: i32 = text
+        .split("Started worker process (pid ")
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no worker pid in the log:\n{text}"));
+    // Killed (and reaped by init) or at worst a zombie waiting to be.
+    let gone = || {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| {
+                s.rsplit(')')
+                    .next()
+                    .unwrap_or("")
+                    .trim_start()
+                    .starts_with('Z')
+            })
+            .unwrap_or(true)
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !gone() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(gone(), "the worker {pid} outlived the time limit");
 }

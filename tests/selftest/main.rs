@@ -4,6 +4,8 @@ mod collect;
 mod commands;
 mod conformance;
 mod dataset;
+mod double;
 mod e2e;
+mod junit_xsd;
 mod llm_api;
 mod names;
