@@ -1,6 +1,7 @@
-//! A real run (not a dry run) through the harness, with a small fake trtllm-bench: datasets are
-//! generated and linked, YAML and LoRA links written, commands run and logged; failures carry
-//! the log tail; markers change outcomes.
+//! A real run (not a dry run) through the harness, with the trtllm-bench test double
+//! (`fake-trtllm-bench`, tests/double): datasets are generated and linked, YAML and LoRA links
+//! written, commands run and logged; failures carry the log tail; markers change outcomes; a
+//! time limit kills the benchmark's whole process group.
 
 use std::path::{Path, PathBuf};
 
@@ -12,13 +13,18 @@ fn fixture(p: &str) -> String {
         .to_string()
 }
 
-/// Runs `perfgate run` (the harness) and returns (passed, failed, ignored) and its output.
-fn run(dir: &Path, list: &str, extra: &[&str]) -> ((u64, u64, u64), String) {
+/// The test double standing in for trtllm-bench.
+const BENCH: &str = env!("CARGO_BIN_EXE_fake-trtllm-bench");
+
+/// Runs `perfgate run` (the harness) with `env` for the benchmark (the double's FAKE_BENCH_*
+/// variables; the harness passes its environment on) and returns (passed, failed, ignored) and
+/// its output.
+fn run(dir: &Path, list: &str, extra: &[&str], env: &[(&str, &str)]) -> ((u64, u64, u64), String) {
     let list_path = dir.join("list.txt");
     std::fs::write(&list_path, list).expect("write list");
     let out = dir.join("out");
     let cache = dir.join("cache");
-    let bench = fixture("bin/fake-trtllm-bench");
+    let bench = BENCH.to_string();
     let tok = fixture("tokenizers/deepseek");
     let mut argv = vec![
         "run".to_string(),
@@ -38,8 +44,15 @@ fn run(dir: &Path, list: &str, extra: &[&str]) -> ((u64, u64, u64), String) {
         "1".into(),
     ];
     argv.extend(extra.iter().map(|s| s.to_string()));
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_perfgate"))
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_perfgate"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("FAKE_BENCH_") {
+            cmd.env_remove(k);
+        }
+    }
+    let out = cmd
         .args(&argv)
+        .envs(env.iter().copied())
         .output()
         .expect("perfgate runs");
     let text =
@@ -66,12 +79,17 @@ fn a_real_run_generates_datasets_writes_yaml_and_runs_the_benchmark() {
     let list = "\
 llama_v3.1_8b-bench-pytorch-bfloat16-input_output_len:16,8-reqs:4
 llama_v3.1_8b_instruct_fp8-bench-pytorch-float8-input_output_len:16,8-loras:1-reqs:3
-llama_v3.1_8b-bench-pytorch-bfloat16-input_output_len:16,8-reqs:5 ARGS (--fake-fail)
-llama_v3.1_8b-bench-pytorch-bfloat16-input_output_len:16,8-reqs:6 ARGS (--fake-fail) XFAIL (known)
+llama_v3.2_1b-bench-pytorch-bfloat16-input_output_len:16,8-reqs:5
+llama_v3.2_1b-bench-pytorch-bfloat16-input_output_len:16,8-reqs:6 XFAIL (known)
 llama_v3.1_8b-bench-pytorch-bfloat16-input_output_len:16,8-reqs:7 SKIP (not today)
-llama_v3.1_8b-bench-pytorch-bfloat16-bs:1+2-input_output_len:16,8+32,4-reqs:2
+llama_v3.1_8b-bench-pytorch-bfloat16-bs:1+2-input_output_len:16,8+32,4-reqs:2 ARGS (--warmup=0)
 ";
-    let (counts, text) = run(dir.path(), list, &[]);
+    // The 1B model's benchmark runs end with status 3; the others pass.
+    let env = [
+        ("FAKE_BENCH_MODE", "exit:3"),
+        ("FAKE_BENCH_MODE_FOR", "llama_v3.2_1b"),
+    ];
+    let (counts, text) = run(dir.path(), list, &[], &env);
     assert_eq!(counts, (3, 1, 2), "{text}");
     assert!(
         text.contains("ignored (XFAIL (known): failed as expected"),
@@ -94,9 +112,14 @@ llama_v3.1_8b-bench-pytorch-bfloat16-bs:1+2-input_output_len:16,8+32,4-reqs:2
     );
     let log = std::fs::read_to_string(t1.join("perf.log")).expect("log");
     assert!(
-        log.contains("arg: throughput") && log.contains("dataset generated"),
+        log.contains("= PERFORMANCE OVERVIEW") && log.contains("dataset generated"),
         "{log}"
     );
+    let report: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(t1.join("report.json")).expect("report.json written"),
+    )
+    .expect("report.json parses");
+    assert_eq!(report["request_info"]["num_requests"], 4, "{report}");
     assert!(
         std::fs::read_to_string(t1.join("commands.sh"))
             .expect("commands")
@@ -133,21 +156,290 @@ llama_v3.1_8b-bench-pytorch-bfloat16-bs:1+2-input_output_len:16,8+32,4-reqs:2
             "{case}"
         );
     }
+    // ARGS reach the benchmark: no warmup ran.
+    let log = std::fs::read_to_string(t6.join("perf.log")).expect("log");
+    assert!(
+        log.contains("--warmup=0") && !log.contains("Running warmup."),
+        "{log}"
+    );
 }
 
 #[test]
 fn identical_datasets_are_reused_not_regenerated() {
     let dir = tempfile::tempdir().expect("tempdir");
     let list = "llama_v3.1_8b-bench-pytorch-bfloat16-input_output_len:64,8-reqs:50\n";
-    assert_eq!(run(dir.path(), list, &[]).0.1, 0);
+    assert_eq!(run(dir.path(), list, &[], &[]).0.1, 0);
     let entries = |d: &Path| std::fs::read_dir(d).map(|r| r.count()).unwrap_or(0);
     assert_eq!(entries(&dir.path().join("cache")), 1);
     let t = dir
         .path()
         .join("out/llama_v3.1_8b-bench-pytorch-bfloat16-input_output_len_64_8-reqs_50");
     std::fs::remove_file(t.join("perf.log")).expect("rm log");
-    assert_eq!(run(dir.path(), list, &[]).0.1, 0);
+    assert_eq!(run(dir.path(), list, &[], &[]).0.1, 0);
     let log = std::fs::read_to_string(t.join("perf.log")).expect("log");
     assert!(log.contains("dataset reused"), "{log}");
     assert_eq!(entries(&dir.path().join("cache")), 1);
+}
+
+fn out_file(dir: &Path, name: &str) -> String {
+    std::fs::read_to_string(dir.join("out").join(name))
+        .unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+/// (metric_type, state, perf_metric) of every CSV row whose test name contains `needle`.
+fn csv_rows(dir: &Path, needle: &str) -> Vec<(String, String, String)> {
+    let mut r = csv::Reader::from_path(dir.join("out/perf_script_test_results.csv")).expect("csv");
+    let h = r.headers().expect("header").clone();
+    let col = |name: &str| h.iter().position(|c| c == name).expect("column");
+    let (t, m, s, v) = (
+        col("original_test_name"),
+        col("metric_type"),
+        col("state"),
+        col("perf_metric"),
+    );
+    r.records()
+        .map(|r| r.expect("row"))
+        .filter(|r| r[t].contains(needle))
+        .map(|r| (r[m].to_string(), r[s].to_string(), r[v].to_string()))
+        .collect()
+}
+
+fn jsonl(dir: &Path) -> Vec<serde_json::Value> {
+    out_file(dir, "results.jsonl")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect()
+}
+
+fn junit_valid(dir: &Path) -> String {
+    let path = dir.join("out/results.xml");
+    crate::junit_xsd::validate(&path).expect("results.xml is valid JUnit");
+    std::fs::read_to_string(path).expect("xml")
+}
+
+#[test]
+fn a_run_writes_logs_csv_yaml_jsonl_and_junit_and_a_crash_fails_only_its_test() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let list = "\
+llama_v3.1_8b-bench-pytorch-bfloat16-input_output_len:16,8-reqs:4
+llama_v3.1_8b-bench-pytorch-streaming-bfloat16-input_output_len:16,8-reqs:4
+llama_v3.1_8b-bench-float16-input_output_len:16,8-reqs:4
+llama_v3.2_1b-bench-pytorch-bfloat16-input_output_len:16,8-reqs:5
+";
+    let env = [
+        ("FAKE_BENCH_MODE", "crash"),
+        ("FAKE_BENCH_MODE_FOR", "llama_v3.2_1b"),
+    ];
+    let (counts, text) = run(dir.path(), list, &["--test-prefix", "H100"], &env);
+    assert_eq!(counts, (3, 1, 0), "{text}");
+    assert!(text.contains("killed by signal 11 (SIGSEGV)"), "{text}");
+
+    let plain = csv_rows(dir.path(), "[llama_v3.1_8b-bench-pytorch-bfloat16");
+    let types: Vec<&str> = plain.iter().map(|r| r.0.as_str()).collect();
+    assert_eq!(
+        types,
+        ["INFERENCE_TIME", "TOKEN_THROUGHPUT", "SEQ_THROUGHPUT", "KV_CACHE_SIZE"]
+    );
+    for (metric, state, value) in &plain {
+        assert_eq!(state, "valid", "{metric}");
+        assert!(value.parse::<f64>().is_ok_and(|v| v > 0.0), "{metric}={value}");
+    }
+    let streaming = csv_rows(dir.path(), "streaming");
+    assert!(
+        streaming.iter().any(|r| r.0 == "FIRST_TOKEN_TIME" && r.1 == "valid"),
+        "{streaming:?}"
+    );
+    assert!(streaming.iter().any(|r| r.0 == "OUTPUT_TOKEN_TIME"));
+    let trt = csv_rows(dir.path(), "[llama_v3.1_8b-bench-float16");
+    assert!(
+        trt.iter().any(|r| r.0 == "BUILD_TIME" && r.1 == "valid"),
+        "{trt:?}"
+    );
+    let crashed = csv_rows(dir.path(), "llama_v3.2_1b");
+    assert_eq!(crashed.len(), 4, "a failed case keeps its rows");
+    assert!(crashed.iter().all(|r| r.1 == "failed" && r.2.is_empty()), "{crashed:?}");
+
+    let yaml: serde_json::Value =
+        serde_saphyr::from_str(&out_file(dir.path(), "perf_script_test_results.yaml"))
+            .expect("valid YAML");
+    assert!(yaml.as_object().is_some_and(|m| m.len() == 4 + 6 + 5 + 4), "{yaml}");
+
+    let lines = jsonl(dir.path());
+    let rec = lines
+        .iter()
+        .find(|l| l["metric"] == "INFERENCE_TIME" && l["state"] == "valid")
+        .expect("a valid INFERENCE_TIME record");
+    assert_eq!(rec["unit"], "ms");
+    assert_eq!(rec["direction"], "lower");
+    assert!(rec["log"].as_str().is_some_and(|l| l.ends_with("perf.log")));
+    assert!(rec["command"].as_str().is_some_and(|c| c.contains("throughput")));
+
+    let xml = junit_valid(dir.path());
+    assert_eq!(xml.matches("<testcase ").count(), 4, "{xml}");
+    assert_eq!(xml.matches("<failure ").count(), 1, "{xml}");
+    assert!(xml.contains("SIGSEGV") && xml.contains("Segmentation fault"), "{xml}");
+    assert!(xml.contains(r#"<property name="TOKEN_THROUGHPUT" value=""#), "{xml}");
+    assert!(xml.contains(r#"<testsuite name="H100/perf/test_perf.py::test_perf["#), "{xml}");
+}
+
+#[test]
+fn a_hung_benchmark_is_stopped_by_the_stall_limit_and_the_next_test_runs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let list = "\
+llama_v3.2_1b-bench-pytorch-bfloat16-input_output_len:16,8-reqs:5
+llama_v3.1_8b-bench-pytorch-bfloat16-input_output_len:16,8-reqs:4
+";
+    let env = [
+        ("FAKE_BENCH_MODE", "silent-hang"),
+        ("FAKE_BENCH_MODE_FOR", "llama_v3.2_1b"),
+    ];
+    let t0 = std::time::Instant::now();
+    let (counts, text) = run(dir.path(), list, &["--stall-timeout", "2"], &env);
+    assert_eq!(counts, (1, 1, 0), "{text}");
+    assert!(t0.elapsed() < std::time::Duration::from_secs(60));
+    assert!(text.contains("printed nothing for 2 s"), "{text}");
+    junit_valid(dir.path());
+}
+
+#[test]
+fn failed_requests_and_missing_metrics_fail_the_case_with_the_reason() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let list = "llama_v3.1_8b-bench-pytorch-bfloat16-input_output_len:16,8-reqs:4\n";
+    let (counts, text) = run(dir.path(), list, &[], &[("FAKE_BENCH_MODE", "failed-requests")]);
+    assert_eq!(counts.1, 1, "{text}");
+    assert!(text.contains("request(s) failed"), "{text}");
+    assert!(text.contains("`!FAILED REQUESTS!`"), "{text}");
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let env = [("FAKE_BENCH_MODE", "drop:Total Latency,no-report-json")];
+    let (counts, text) = run(dir.path(), list, &[], &env);
+    assert_eq!(counts.1, 1, "{text}");
+    assert!(text.contains("missing metric(s): INFERENCE_TIME"), "{text}");
+    let rows = csv_rows(dir.path(), "llama_v3.1_8b");
+    assert!(
+        rows.iter().any(|r| r.0 == "INFERENCE_TIME" && r.1 == "failed"),
+        "{rows:?}"
+    );
+}
+
+#[test]
+fn repetitions_are_all_recorded_and_summarised() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let list = "llama_v3.1_8b-bench-pytorch-bfloat16-input_output_len:16,8-reqs:4\n";
+    let env = [("FAKE_BENCH_NOISE", "0.05"), ("FAKE_BENCH_SEED", "pid")];
+    let (counts, text) = run(dir.path(), list, &["--repeat", "3"], &env);
+    assert_eq!(counts, (1, 0, 0), "{text}");
+    let lines = jsonl(dir.path());
+    let values: Vec<f64> = lines
+        .iter()
+        .filter(|l| l["metric"] == "SEQ_THROUGHPUT" && l["repetition"].is_u64())
+        .map(|l| l["value"].as_f64().expect("number"))
+        .collect();
+    assert_eq!(values.len(), 3, "{lines:?}");
+    let summary = lines
+        .iter()
+        .find(|l| l["metric"] == "SEQ_THROUGHPUT" && l["summary"].is_object())
+        .expect("summary");
+    let mean = values.iter().sum::<f64>() / 3.0;
+    let s = &summary["summary"];
+    assert!((s["mean"].as_f64().expect("mean") - mean).abs() < 1e-9 * mean);
+    assert!(s["stddev"].as_f64().expect("stddev") > 0.0, "noise gives spread");
+    let min = values.iter().copied().fold(f64::INFINITY, f64::min);
+    assert_eq!(s["min"].as_f64(), Some(min));
+    let csv_value: f64 = csv_rows(dir.path(), "llama")
+        .iter()
+        .find(|r| r.0 == "SEQ_THROUGHPUT")
+        .and_then(|r| r.2.parse().ok())
+        .expect("CSV value");
+    assert!((csv_value - mean).abs() < 1e-9 * mean, "the CSV holds the mean");
+    let xml = junit_valid(dir.path());
+    for stat in ["mean", "stddev", "min", "max", "n"] {
+        assert!(
+            xml.contains(&format!(r#"<property name="SEQ_THROUGHPUT.{stat}""#)),
+            "{stat}: {xml}"
+        );
+    }
+    let log = out_file(
+        dir.path(),
+        "llama_v3.1_8b-bench-pytorch-bfloat16-input_output_len_16_8-reqs_4/perf.log",
+    );
+    assert_eq!(log.matches("dataset generated").count(), 1, "one dataset for all");
+    assert_eq!(log.matches("repetition ").count(), 3, "{log}");
+}
+
+#[test]
+fn ctrl_c_stops_the_benchmark_records_what_finished_and_leaves_valid_junit() {
+    use std::time::{Duration, Instant};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let list = "\
+llama_v3.1_8b-bench-pytorch-bfloat16-input_output_len:16,8-reqs:4
+llama_v3.2_1b-bench-pytorch-bfloat16-input_output_len:16,8-reqs:5
+llama_v3.1_8b-bench-pytorch-bfloat16-input_output_len:16,8-reqs:6
+";
+    let list_path = dir.path().join("list.txt");
+    std::fs::write(&list_path, list).expect("list");
+    let out = dir.path().join("out");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_perfgate"))
+        .args(["run", "--test-list"])
+        .arg(&list_path)
+        .arg("--output-dir")
+        .arg(&out)
+        .args(["--bench-cmd", BENCH, "--tokenizer"])
+        .arg(fixture("tokenizers/deepseek"))
+        .args(["--models-root", "/nonexistent-models", "--dataset-cache"])
+        .arg(dir.path().join("cache"))
+        .env("FAKE_BENCH_MODE", "spawn-child,hang")
+        .env("FAKE_BENCH_MODE_FOR", "llama_v3.2_1b")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("perfgate starts");
+    let hung_log = out.join("llama_v3.2_1b-bench-pytorch-bfloat16-input_output_len_16_8-reqs_5/perf.log");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let worker = loop {
+        let text = std::fs::read_to_string(&hung_log).unwrap_or_default();
+        if let Some(pid) = text
+            .split("Started worker process (pid ")
+            .nth(1)
+            .and_then(|rest| rest.split(')').next())
+            .and_then(|p| p.parse::<i32>().ok())
+        {
+            break pid;
+        }
+        assert!(Instant::now() < deadline, "the hung benchmark never started");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    // SAFETY: signalling the child we started.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s;
+        }
+        assert!(Instant::now() < deadline + Duration::from_secs(30), "perfgate did not stop");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(130));
+    let gone = || {
+        std::fs::read_to_string(format!("/proc/{worker}/stat"))
+            .map(|s| s.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'))
+            .unwrap_or(true)
+    };
+    let until = Instant::now() + Duration::from_secs(10);
+    while !gone() && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(gone(), "the benchmark's worker {worker} survived Ctrl-C");
+
+    let xml = junit_valid(dir.path());
+    assert_eq!(xml.matches("<testcase ").count(), 3, "{xml}");
+    assert_eq!(xml.matches("<failure ").count(), 1, "{xml}");
+    assert!(xml.contains("interrupted by SIGINT"), "{xml}");
+    assert!(xml.contains("<skipped>not run: interrupted by SIGINT</skipped>"), "{xml}");
+    let first = csv_rows(dir.path(), "reqs:4]");
+    assert!(!first.is_empty() && first.iter().all(|r| r.1 == "valid"), "{first:?}");
+    let hung = csv_rows(dir.path(), "llama_v3.2_1b");
+    assert!(!hung.is_empty() && hung.iter().all(|r| r.1 == "failed"), "{hung:?}");
+    assert!(csv_rows(dir.path(), "reqs:6]").is_empty(), "the last test never ran");
 }

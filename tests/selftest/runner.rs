@@ -184,3 +184,78 @@ fn output_without_newlines_is_captured_whole() {
         .expect("runs");
     assert_eq!(run.log_range.end - run.log_range.start, 3_000_000);
 }
+
+/// A throughput command for the trtllm-bench double, with a two-request dataset in `dir`.
+fn double(dir: &Path, mode: &str) -> Step {
+    let data = dir.join("data.jsonl");
+    std::fs::write(
+        &data,
+        "{\"task_id\":0,\"input_ids\":[1,2,3],\"output_tokens\":4}\n{\"task_id\":1,\"input_ids\":[4,5],\"output_tokens\":4}\n",
+    )
+    .expect("write dataset");
+    let mut s = step(&[
+        env!("CARGO_BIN_EXE_fake-trtllm-bench"),
+        "--model=m",
+        "throughput",
+        &format!("--dataset={}", data.display()),
+    ]);
+    s.env.push(("FAKE_BENCH_MODE".into(), mode.into()));
+    s
+}
+
+#[test]
+fn the_time_limit_stops_a_hung_benchmark_and_its_worker() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let limits = Limits {
+        deadline: Some((
+            Instant::now() + Duration::from_secs(2),
+            Duration::from_secs(2),
+        )),
+        ..quick()
+    };
+    let err = runner(dir.path(), limits)
+        .run_step(&double(dir.path(), "spawn-child,hang"))
+        .expect_err("times out");
+    let msg = message(err);
+    assert!(
+        msg.contains("time limit of 2 s") && msg.contains("[TRT-LLM] [I] Starting benchmark..."),
+        "{msg}"
+    );
+    let text = std::fs::read_to_string(dir.path().join("perf.log")).expect("log");
+    let pid: i32 = text
+        .split("Started worker process (pid ")
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no worker pid in the log:\n{text}"));
+    // Killed (and reaped by init) or at worst a zombie waiting to be.
+    let gone = || {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| {
+                s.rsplit(')')
+                    .next()
+                    .unwrap_or("")
+                    .trim_start()
+                    .starts_with('Z')
+            })
+            .unwrap_or(true)
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !gone() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(gone(), "the worker {pid} outlived the time limit");
+}
+
+#[test]
+fn a_crashing_benchmark_is_reported_with_its_signal_and_fatal_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let err = runner(dir.path(), quick())
+        .run_step(&double(dir.path(), "crash"))
+        .expect_err("crashes");
+    let msg = message(err);
+    assert!(
+        msg.contains("SIGSEGV") && msg.contains("Segmentation fault"),
+        "{msg}"
+    );
+}
