@@ -12,6 +12,7 @@ pub mod lint;
 pub mod llm_api;
 pub mod models;
 pub mod plan;
+pub mod report;
 pub mod runner;
 pub mod testlist;
 pub mod textutil;
