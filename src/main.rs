@@ -38,6 +38,10 @@ enum Command {
     BenchNames(BenchNamesArgs),
     /// Generate a benchmark dataset (a bit-exact drop-in for upstream prepare_dataset.py).
     Dataset(perfgate::dataset::cli::DatasetArgs),
+    /// Read metrics out of trtllm-bench, build and serving-benchmark logs.
+    Parse(perfgate::report::cli::ParseArgs),
+    /// Time parsing a synthesized ~200 MB log (a report amid per-iteration logging).
+    BenchParse(BenchParseArgs),
 }
 
 #[derive(clap::Args)]
@@ -99,6 +103,16 @@ struct BenchNamesArgs {
     target_ms: f64,
 }
 
+#[derive(clap::Args)]
+struct BenchParseArgs {
+    /// Size of the synthesized log in MB (10^6 bytes).
+    #[arg(long, default_value_t = 200)]
+    size_mb: u64,
+    /// Target parse rate in MB/s.
+    #[arg(long, default_value_t = 200.0)]
+    target_mbps: f64,
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
@@ -111,6 +125,8 @@ fn main() -> ExitCode {
         Command::Config(a) => run_config(a),
         Command::BenchNames(a) => run_bench_names(a),
         Command::Dataset(a) => perfgate::dataset::cli::run_cli(a).map(|()| ExitCode::SUCCESS),
+        Command::Parse(a) => perfgate::report::cli::run_cli(a),
+        Command::BenchParse(a) => run_bench_parse(a),
     };
     match result {
         Ok(code) => code,
@@ -264,6 +280,18 @@ fn run_bench_names(a: BenchNamesArgs) -> anyhow::Result<ExitCode> {
         "target: {:.0} ms for {} names: {verdict} target",
         a.target_ms, report.count
     );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_bench_parse(a: BenchParseArgs) -> anyhow::Result<ExitCode> {
+    let report = perfgate::bench::parse(a.size_mb)?;
+    println!("{report}");
+    let verdict = if report.mb_per_s() >= a.target_mbps {
+        "within"
+    } else {
+        "UNDER"
+    };
+    println!("target: {:.0} MB/s: {verdict} target", a.target_mbps);
     Ok(ExitCode::SUCCESS)
 }
 

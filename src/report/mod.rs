@@ -1,102 +1,220 @@
-// TEMPORARY local stand-in for the report module being written on branch `report` (not committed).
+//! Text → typed metrics: trtllm-bench throughput/latency reports of every era (A, B, C, C', D
+//! and the era-B latency report), `trtllm-bench build` and `trtllm-build` output, the serving
+//! benchmark's result block, and trtllm-bench's `--report_json` file.
+//!
+//! Knows nothing of tests or baselines: a [`Report`] is what one log says, with every value in
+//! the unit of its [`metric::MetricDef`].
+//!
+//! Decisions (also in README.md, "Reading reports"):
+//! - **Structure, not labels.** A value is read only inside a report section: a `= TITLE` line
+//!   confirmed by a rule of exactly 59 `=` (or the serving benchmark's own framing). A script
+//!   that prints trtllm-bench's labels without that frame is not a report (kind
+//!   [`ReportKind::Unknown`], with a warning saying why).
+//! - **Era from the text.** Wording and line order decide the era; excerpts that do not show
+//!   enough get `era: None` and a `missing` list of only what every candidate era prints.
+//! - **Units are normalised** to the table's: era A's `Total Latency (seconds)` and serving's
+//!   `Benchmark duration (s)` become milliseconds by exact decimal scaling.
+//! - **TOKEN_THROUGHPUT** is upstream's name for the per-GPU output throughput (its regex matches
+//!   inside `Per GPU Output Throughput (tps/gpu)`); perfgate stores it with
+//!   PER_GPU_OUTPUT_THROUGHPUT wherever a per-GPU line is printed (eras C, C', D). Eras A and B
+//!   print only the total (`Token Throughput (tokens/sec)`, stored as TOTAL_OUTPUT_THROUGHPUT):
+//!   there TOKEN_THROUGHPUT is absent rather than made up by dividing by the world size.
+//! - **KV cache** (`Allocated X GiB for max tokens in paged KV cache`, `Final KV cache size after
+//!   resize: X GiB`): the maximum over all such lines, as upstream. Lines carry no reliable rank,
+//!   and the PyTorch backend first allocates a small cache to measure memory, then the real one:
+//!   the maximum is the real per-GPU cache of the largest rank.
+//! - **Two reports in one log**: `reports_found` counts them, a warning names their lines, and
+//!   the values of the last one are kept (it is the run that finished last; mixing values of
+//!   different runs, as upstream's per-line regexes do, gives a report no run produced).
+//! - **Bad values** (NaN, infinities, negative numbers, a line cut by the end of the log) are
+//!   never stored; a warning names the line.
+//! - `failed_requests`: the largest `Failed requests: N` in the log (any failure matters).
+
 pub mod metric;
-use serde::Serialize;
+
+mod bench;
+pub mod cli;
+mod json;
+mod logline;
+mod scan;
+mod serve;
+mod text;
+
 use std::collections::BTreeMap;
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+use std::io::BufRead;
+
+use serde::{Deserialize, Serialize};
+
+pub use metric::{Direction, METRICS, MetricDef, Unit, metric};
+
+/// What kind of output a log holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ReportKind {
+    /// `trtllm-bench throughput` (and today's `trtllm-bench latency`, whose report is the same
+    /// text).
     Throughput,
+    /// The era-B `trtllm-bench latency` report (GENERAL/THROUGHPUT/LATENCY OVERVIEW sections).
     Latency,
+    /// `trtllm-bench build` (ENGINE BUILD INFO, ENGINE SAVED).
     Build,
+    /// `trtllm-build` (TensorRT engine generation lines, no trtllm-bench framing).
     TrtllmBuild,
+    /// A serving benchmark's result block (benchmark_serving, vllm bench serve).
     Serve,
+    /// None of the above.
     Unknown,
 }
-#[derive(Debug, Clone, PartialEq, Serialize)]
+
+/// What one log says.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Report {
     pub kind: ReportKind,
+    /// `"A"`, `"B"`, `"C"`, `"C'"`, `"D"` for trtllm-bench reports whose text shows the era.
     pub era: Option<String>,
+    /// Keys are [`METRICS`] names; values are in that metric's unit.
     pub metrics: BTreeMap<String, f64>,
+    /// Metrics a complete report of this kind and era prints that this text lacks (in
+    /// [`METRICS`] order).
     pub missing: Vec<String>,
     pub warnings: Vec<String>,
+    /// Report blocks seen, complete or partial (2 = two reports in one log).
     pub reports_found: usize,
+    /// The largest `Failed requests: N` in the log.
     pub failed_requests: Option<u64>,
+    /// `!FAILED REQUESTS!`, `!CHECK LOG FOR ERRORS!` if the text contains them.
     pub error_markers: Vec<String>,
+    /// The report has streaming sections (TTFT/TPOT).
     pub streaming: bool,
 }
+
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
-    #[error("io: {0}")]
+    #[error("cannot read the log: {0}")]
     Io(#[from] std::io::Error),
-    #[error("json: {0}")]
-    Json(String),
+    #[error(
+        "report.json is not valid JSON: {message} (expected the object trtllm-bench \
+         --report_json writes)"
+    )]
+    Json {
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("{0}")]
+    NotAReport(String),
 }
-pub fn parse_reader<R: std::io::BufRead>(mut r: R) -> Result<Report, ReportError> {
-    let mut s = String::new();
-    r.read_to_string(&mut s)?;
-    Ok(parse_str(&s))
+
+/// Reads a log line by line; memory does not grow with its length.
+pub fn parse_reader<R: BufRead>(r: R) -> Result<Report, ReportError> {
+    let mut scanner = scan::Scanner::new();
+    text::for_each_line(r, |line, terminated| scanner.line(line, terminated))?;
+    Ok(scanner.finish())
 }
+
+/// Reads a log held in memory. Note that a last line without a newline counts as cut.
 pub fn parse_str(text: &str) -> Report {
-    let mut metrics = BTreeMap::new();
-    let mut kind = ReportKind::Unknown;
-    let mut failed = None;
-    let mut markers = Vec::new();
-    let mut n = 0;
-    for l in text.lines() {
-        let l = l.trim();
-        let mut put = |k: &str, pfx: &str| {
-            if let Some(v) = l
-                .split_once(pfx)
-                .and_then(|(_, v)| v.trim().split_whitespace().next())
-                .and_then(|v| v.parse::<f64>().ok())
-            {
-                metrics.insert(k.to_string(), v);
+    let mut scanner = scan::Scanner::new();
+    // Reading from a byte slice cannot fail.
+    let read = text::for_each_line(text.as_bytes(), |line, terminated| {
+        scanner.line(line, terminated)
+    });
+    let mut report = scanner.finish();
+    if let Err(e) = read {
+        report
+            .warnings
+            .push(format!("reading the text failed: {e}"));
+    }
+    report
+}
+
+/// Reads trtllm-bench's `--report_json` file.
+pub fn parse_report_json(text: &str) -> Result<Report, ReportError> {
+    json::parse(text)
+}
+
+/// Combines what the console log says with the same run's report.json: report.json values
+/// win (they are not rounded for printing); each one the text also has is cross-checked, and a
+/// difference beyond the text's print rounding is a warning; text-only metrics (KV cache,
+/// build, the serving block) are kept; warnings of both are merged.
+pub fn reconcile(text: Report, json: Option<Report>) -> Report {
+    let Some(json) = json else {
+        return text;
+    };
+    let mut out = text;
+    let mut warnings: Vec<String> = Vec::new();
+    for (name, jv) in &json.metrics {
+        if let Some(tv) = out.metrics.get(name) {
+            let tolerance = print_tolerance(name, *tv);
+            if (tv - jv).abs() > tolerance {
+                warnings.push(format!(
+                    "{name}: report.json says {jv}, the log says {tv} (more than the log's print \
+                     rounding apart): using report.json's value"
+                ));
             }
+        }
+        out.metrics.insert(name.clone(), *jv);
+    }
+    if out.kind == ReportKind::Unknown {
+        warnings
+            .push("the log holds no report: every value comes from report.json alone".to_string());
+        out.kind = json.kind;
+    }
+    out.streaming |= json.streaming;
+    let mut missing: Vec<String> = out.missing.clone();
+    missing.extend(json.missing.iter().cloned());
+    out.missing = METRICS
+        .iter()
+        .map(|d| d.name)
+        .filter(|n| missing.iter().any(|m| m == n) && !out.metrics.contains_key(*n))
+        .map(str::to_string)
+        .collect();
+    out.warnings.extend(json.warnings);
+    out.warnings.extend(warnings);
+    out
+}
+
+/// How far a printed value may be from the exact one: half a unit in the last printed place
+/// (trtllm-bench prints `.4f`, and `.2f` for speculative-decoding statistics), plus a hair for
+/// the float itself.
+fn print_tolerance(name: &str, printed: f64) -> f64 {
+    let two_decimals = ["DRAFT_TOKENS", "DRAFT_ACCEPTANCE_RATE", "ACCEPTANCE_LENGTH"]
+        .iter()
+        .any(|f| name.ends_with(f))
+        || name.ends_with("ACCEPTANCE_RATE");
+    let half_unit = if two_decimals { 0.005 } else { 0.00005 };
+    half_unit + printed.abs() * 1e-12
+}
+
+impl Report {
+    /// The value upstream's harness records under `upstream_metric` for this log: the same
+    /// quantity, in the same unit. Differs from `metrics[name]` where upstream's regexes give a
+    /// name another meaning: in a serving log upstream stores the mean E2EL as INFERENCE_TIME
+    /// and the total output throughput as TOKEN_THROUGHPUT, and calls the median E2EL/TTFT
+    /// DISAGG_SERVER_E2EL/TTFT in disaggregated tests. `None` for names upstream does not have
+    /// (P50_LATENCY, ...) and for values the log lacks.
+    ///
+    /// Not bug-for-bug: values upstream's newest regexes miss but the log has (era A's
+    /// `Total Latency (seconds)`, era C's `(tokens/sec/gpu)` wording, vLLM's lower-case
+    /// `Total token throughput`) are returned; with two reports in one log, the kept one's
+    /// values are returned where upstream would take each metric's maximum over both.
+    pub fn upstream_value(&self, upstream_metric: &str) -> Option<f64> {
+        let def = metric(upstream_metric)?;
+        if !def.is_upstream() {
+            return None;
+        }
+        let source = match (self.kind, upstream_metric) {
+            (ReportKind::Serve, "TOKEN_THROUGHPUT") => "TOTAL_OUTPUT_THROUGHPUT",
+            (ReportKind::Serve, "INFERENCE_TIME") => "AVG_REQUEST_LATENCY",
+            (ReportKind::Serve, "DISAGG_SERVER_E2EL") => "MEDIAN_INFERENCE_TIME",
+            (ReportKind::Serve, "DISAGG_SERVER_TTFT") => "MEDIAN_FIRST_TOKEN_TIME",
+            (_, name) => name,
         };
-        if l.starts_with("= PERFORMANCE OVERVIEW") {
-            kind = ReportKind::Throughput;
-            n += 1;
-        }
-        if l.contains("Engine generation completed in") {
-            kind = ReportKind::Build;
-        }
-        put("INFERENCE_TIME", "Total Latency (ms):");
-        put("SEQ_THROUGHPUT", "Request Throughput (req/sec):");
-        put("TOKEN_THROUGHPUT", "GPU Output Throughput (tps/gpu):");
-        put(
-            "FIRST_TOKEN_TIME",
-            "Average time-to-first-token [TTFT] (ms):",
-        );
-        put(
-            "OUTPUT_TOKEN_TIME",
-            "Average time-per-output-token [TPOT] (ms):",
-        );
-        put("KV_CACHE_SIZE", "Allocated");
-        put("BUILD_TIME", "Engine generation completed in");
-        if let Some(v) = l.strip_prefix("Failed requests:") {
-            failed = v.trim().parse().ok();
-        }
-        for m in ["!FAILED REQUESTS!", "!CHECK LOG FOR ERRORS!"] {
-            if l.contains(m) {
-                markers.push(m.to_string());
-            }
-        }
+        self.metrics.get(source).copied()
     }
-    Report {
-        kind,
-        era: None,
-        metrics,
-        missing: vec![],
-        warnings: vec![],
-        reports_found: n,
-        failed_requests: failed,
-        error_markers: markers,
-        streaming: false,
+
+    /// The log held a report (or build output) with at least one value.
+    pub fn is_report(&self) -> bool {
+        self.kind != ReportKind::Unknown && !self.metrics.is_empty()
     }
-}
-pub fn parse_report_json(_text: &str) -> Result<Report, ReportError> {
-    Err(ReportError::Json("stub".into()))
-}
-pub fn reconcile(text: Report, _json: Option<Report>) -> Report {
-    text
 }
