@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use crate::plan::{CasePlan, Step, StepKind, TestPlan};
 use crate::report::{self, Report, ReportKind};
 use crate::results::{CaseId, CaseResult, Measurement, State};
-use crate::runner::{Limits, Runner, StepError, StepRun};
+use crate::runner::{Limits, Runner, StepRun};
 
 #[derive(Debug, Clone)]
 pub struct ExecOptions {
@@ -237,7 +237,7 @@ fn measure(runner: &mut Runner, step: &Step, repetition: u32, required: &[&str])
             m.ended = std::time::SystemTime::now();
             m.duration = m.ended.duration_since(started).unwrap_or_default();
             m.state = State::Failed;
-            m.reason = Some(step_error(&e));
+            m.reason = Some(e.to_string());
             return m;
         }
     };
@@ -260,10 +260,6 @@ fn measure(runner: &mut Runner, step: &Step, repetition: u32, required: &[&str])
         ));
     }
     m
-}
-
-fn step_error(e: &StepError) -> String {
-    e.to_string()
 }
 
 /// Parses the step's slice of the log, and its report.json when it wrote one.

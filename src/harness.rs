@@ -440,6 +440,7 @@ pub fn run(mut args: HarnessArgs) -> anyhow::Result<libtest_mimic::Conclusion> {
                 .unwrap_or_else(crate::dataset::default_cache_dir),
         },
         writers,
+        finished: Mutex::default(),
     });
     let mut trials = Vec::new();
     for t in collection.tests {
@@ -471,7 +472,57 @@ pub fn run(mut args: HarnessArgs) -> anyhow::Result<libtest_mimic::Conclusion> {
             }
         }
     }
+    if let Some(writers) = &ctx.writers
+        && !quiet
+    {
+        let cases = ctx.finished.lock().map(|c| c.clone()).unwrap_or_default();
+        if !cases.is_empty() {
+            let junit = writers
+                .lock()
+                .map(|w| w.junit.path().display().to_string())
+                .unwrap_or_default();
+            println!(
+                "{}\nresults: {} (perf_script_test_results.csv/.yaml, results.jsonl), JUnit {junit}",
+                summary(&cases),
+                args.common.output_dir.display()
+            );
+        }
+    }
     Ok(conclusion)
+}
+
+/// The upstream metrics of every case, one line each, for the terminal.
+fn summary(cases: &[results::CaseResult]) -> String {
+    let mut out = String::from("\nperfgate summary:\n");
+    for case in cases {
+        let name = match &case.id.case {
+            Some(c) => format!("{} [{c}]", case.id.raw),
+            None if case.expected.iter().all(|(step, _)| *step == "build") => {
+                format!("{} [engine build]", case.id.raw)
+            }
+            None => case.id.raw.clone(),
+        };
+        let mut parts = Vec::new();
+        for &(step, metric) in &case.expected {
+            let unit = crate::report::metric::metric(metric)
+                .map(|d| d.unit.symbol())
+                .unwrap_or("");
+            match case.stats(step, metric) {
+                Some(s) if s.n > 1 => parts.push(format!(
+                    "{metric} {:.2} ± {:.2} {unit} (n={})",
+                    s.mean, s.stddev, s.n
+                )),
+                Some(s) => parts.push(format!("{metric} {:.2} {unit}", s.mean)),
+                None => parts.push(format!("{metric} -")),
+            }
+        }
+        let state = case.state().as_str();
+        out.push_str(&format!(
+            "  {state:<7} {name}\n          {}\n",
+            parts.join(" · ")
+        ));
+    }
+    out
 }
 
 struct RunContext {
@@ -481,6 +532,8 @@ struct RunContext {
     exec: ExecOptions,
     /// The result files; `None` in a dry run.
     writers: Option<Mutex<Writers>>,
+    /// Every finished case, for the summary at the end.
+    finished: Mutex<Vec<results::CaseResult>>,
 }
 
 /// Opens every result file before anything runs, so a bad output directory or a CSV from
@@ -683,6 +736,9 @@ fn execute(
         .or(ctx.default_timeout);
     let mut write_error: Option<String> = None;
     let mut on_case = |case: &results::CaseResult| {
+        if let Ok(mut f) = ctx.finished.lock() {
+            f.push(case.clone());
+        }
         if let Some(writers) = &ctx.writers {
             let written = writers
                 .lock()

@@ -113,8 +113,12 @@ impl JunitWriter {
             self.cases.len(),
             total.as_secs_f64()
         );
-        replace_root(&xml, &root)
-            .ok_or_else(|| anyhow::anyhow!("{}: unexpected JUnit XML from the writer", self.path.display()))
+        replace_root(&xml, &root).ok_or_else(|| {
+            anyhow::anyhow!(
+                "{}: unexpected JUnit XML from the writer",
+                self.path.display()
+            )
+        })
     }
 }
 

@@ -182,8 +182,7 @@ fn identical_datasets_are_reused_not_regenerated() {
 }
 
 fn out_file(dir: &Path, name: &str) -> String {
-    std::fs::read_to_string(dir.join("out").join(name))
-        .unwrap_or_else(|e| panic!("{name}: {e}"))
+    std::fs::read_to_string(dir.join("out").join(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 
 /// (metric_type, state, perf_metric) of every CSV row whose test name contains `needle`.
@@ -238,15 +237,25 @@ llama_v3.2_1b-bench-pytorch-bfloat16-input_output_len:16,8-reqs:5
     let types: Vec<&str> = plain.iter().map(|r| r.0.as_str()).collect();
     assert_eq!(
         types,
-        ["INFERENCE_TIME", "TOKEN_THROUGHPUT", "SEQ_THROUGHPUT", "KV_CACHE_SIZE"]
+        [
+            "INFERENCE_TIME",
+            "TOKEN_THROUGHPUT",
+            "SEQ_THROUGHPUT",
+            "KV_CACHE_SIZE"
+        ]
     );
     for (metric, state, value) in &plain {
         assert_eq!(state, "valid", "{metric}");
-        assert!(value.parse::<f64>().is_ok_and(|v| v > 0.0), "{metric}={value}");
+        assert!(
+            value.parse::<f64>().is_ok_and(|v| v > 0.0),
+            "{metric}={value}"
+        );
     }
     let streaming = csv_rows(dir.path(), "streaming");
     assert!(
-        streaming.iter().any(|r| r.0 == "FIRST_TOKEN_TIME" && r.1 == "valid"),
+        streaming
+            .iter()
+            .any(|r| r.0 == "FIRST_TOKEN_TIME" && r.1 == "valid"),
         "{streaming:?}"
     );
     assert!(streaming.iter().any(|r| r.0 == "OUTPUT_TOKEN_TIME"));
@@ -257,12 +266,18 @@ llama_v3.2_1b-bench-pytorch-bfloat16-input_output_len:16,8-reqs:5
     );
     let crashed = csv_rows(dir.path(), "llama_v3.2_1b");
     assert_eq!(crashed.len(), 4, "a failed case keeps its rows");
-    assert!(crashed.iter().all(|r| r.1 == "failed" && r.2.is_empty()), "{crashed:?}");
+    assert!(
+        crashed.iter().all(|r| r.1 == "failed" && r.2.is_empty()),
+        "{crashed:?}"
+    );
 
     let yaml: serde_json::Value =
         serde_saphyr::from_str(&out_file(dir.path(), "perf_script_test_results.yaml"))
             .expect("valid YAML");
-    assert!(yaml.as_object().is_some_and(|m| m.len() == 4 + 6 + 5 + 4), "{yaml}");
+    assert!(
+        yaml.as_object().is_some_and(|m| m.len() == 4 + 6 + 5 + 4),
+        "{yaml}"
+    );
 
     let lines = jsonl(dir.path());
     let rec = lines
@@ -272,14 +287,27 @@ llama_v3.2_1b-bench-pytorch-bfloat16-input_output_len:16,8-reqs:5
     assert_eq!(rec["unit"], "ms");
     assert_eq!(rec["direction"], "lower");
     assert!(rec["log"].as_str().is_some_and(|l| l.ends_with("perf.log")));
-    assert!(rec["command"].as_str().is_some_and(|c| c.contains("throughput")));
+    assert!(
+        rec["command"]
+            .as_str()
+            .is_some_and(|c| c.contains("throughput"))
+    );
 
     let xml = junit_valid(dir.path());
     assert_eq!(xml.matches("<testcase ").count(), 4, "{xml}");
     assert_eq!(xml.matches("<failure ").count(), 1, "{xml}");
-    assert!(xml.contains("SIGSEGV") && xml.contains("Segmentation fault"), "{xml}");
-    assert!(xml.contains(r#"<property name="TOKEN_THROUGHPUT" value=""#), "{xml}");
-    assert!(xml.contains(r#"<testsuite name="H100/perf/test_perf.py::test_perf["#), "{xml}");
+    assert!(
+        xml.contains("SIGSEGV") && xml.contains("Segmentation fault"),
+        "{xml}"
+    );
+    assert!(
+        xml.contains(r#"<property name="TOKEN_THROUGHPUT" value=""#),
+        "{xml}"
+    );
+    assert!(
+        xml.contains(r#"<testsuite name="H100/perf/test_perf.py::test_perf["#),
+        "{xml}"
+    );
 }
 
 #[test]
@@ -305,7 +333,12 @@ llama_v3.1_8b-bench-pytorch-bfloat16-input_output_len:16,8-reqs:4
 fn failed_requests_and_missing_metrics_fail_the_case_with_the_reason() {
     let dir = tempfile::tempdir().expect("tempdir");
     let list = "llama_v3.1_8b-bench-pytorch-bfloat16-input_output_len:16,8-reqs:4\n";
-    let (counts, text) = run(dir.path(), list, &[], &[("FAKE_BENCH_MODE", "failed-requests")]);
+    let (counts, text) = run(
+        dir.path(),
+        list,
+        &[],
+        &[("FAKE_BENCH_MODE", "failed-requests")],
+    );
     assert_eq!(counts.1, 1, "{text}");
     assert!(text.contains("request(s) failed"), "{text}");
     assert!(text.contains("`!FAILED REQUESTS!`"), "{text}");
@@ -317,7 +350,8 @@ fn failed_requests_and_missing_metrics_fail_the_case_with_the_reason() {
     assert!(text.contains("missing metric(s): INFERENCE_TIME"), "{text}");
     let rows = csv_rows(dir.path(), "llama_v3.1_8b");
     assert!(
-        rows.iter().any(|r| r.0 == "INFERENCE_TIME" && r.1 == "failed"),
+        rows.iter()
+            .any(|r| r.0 == "INFERENCE_TIME" && r.1 == "failed"),
         "{rows:?}"
     );
 }
@@ -343,7 +377,10 @@ fn repetitions_are_all_recorded_and_summarised() {
     let mean = values.iter().sum::<f64>() / 3.0;
     let s = &summary["summary"];
     assert!((s["mean"].as_f64().expect("mean") - mean).abs() < 1e-9 * mean);
-    assert!(s["stddev"].as_f64().expect("stddev") > 0.0, "noise gives spread");
+    assert!(
+        s["stddev"].as_f64().expect("stddev") > 0.0,
+        "noise gives spread"
+    );
     let min = values.iter().copied().fold(f64::INFINITY, f64::min);
     assert_eq!(s["min"].as_f64(), Some(min));
     let csv_value: f64 = csv_rows(dir.path(), "llama")
@@ -351,7 +388,10 @@ fn repetitions_are_all_recorded_and_summarised() {
         .find(|r| r.0 == "SEQ_THROUGHPUT")
         .and_then(|r| r.2.parse().ok())
         .expect("CSV value");
-    assert!((csv_value - mean).abs() < 1e-9 * mean, "the CSV holds the mean");
+    assert!(
+        (csv_value - mean).abs() < 1e-9 * mean,
+        "the CSV holds the mean"
+    );
     let xml = junit_valid(dir.path());
     for stat in ["mean", "stddev", "min", "max", "n"] {
         assert!(
@@ -363,7 +403,11 @@ fn repetitions_are_all_recorded_and_summarised() {
         dir.path(),
         "llama_v3.1_8b-bench-pytorch-bfloat16-input_output_len_16_8-reqs_4/perf.log",
     );
-    assert_eq!(log.matches("dataset generated").count(), 1, "one dataset for all");
+    assert_eq!(
+        log.matches("dataset generated").count(),
+        1,
+        "one dataset for all"
+    );
     assert_eq!(log.matches("repetition ").count(), 3, "{log}");
 }
 
@@ -394,7 +438,8 @@ llama_v3.1_8b-bench-pytorch-bfloat16-input_output_len:16,8-reqs:6
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("perfgate starts");
-    let hung_log = out.join("llama_v3.2_1b-bench-pytorch-bfloat16-input_output_len_16_8-reqs_5/perf.log");
+    let hung_log =
+        out.join("llama_v3.2_1b-bench-pytorch-bfloat16-input_output_len_16_8-reqs_5/perf.log");
     let deadline = Instant::now() + Duration::from_secs(60);
     let worker = loop {
         let text = std::fs::read_to_string(&hung_log).unwrap_or_default();
@@ -406,7 +451,10 @@ llama_v3.1_8b-bench-pytorch-bfloat16-input_output_len:16,8-reqs:6
         {
             break pid;
         }
-        assert!(Instant::now() < deadline, "the hung benchmark never started");
+        assert!(
+            Instant::now() < deadline,
+            "the hung benchmark never started"
+        );
         std::thread::sleep(Duration::from_millis(50));
     };
     // SAFETY: signalling the child we started.
@@ -417,13 +465,22 @@ llama_v3.1_8b-bench-pytorch-bfloat16-input_output_len:16,8-reqs:6
         if let Some(s) = child.try_wait().expect("wait") {
             break s;
         }
-        assert!(Instant::now() < deadline + Duration::from_secs(30), "perfgate did not stop");
+        assert!(
+            Instant::now() < deadline + Duration::from_secs(30),
+            "perfgate did not stop"
+        );
         std::thread::sleep(Duration::from_millis(50));
     };
     assert_eq!(status.code(), Some(130));
     let gone = || {
         std::fs::read_to_string(format!("/proc/{worker}/stat"))
-            .map(|s| s.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'))
+            .map(|s| {
+                s.rsplit(')')
+                    .next()
+                    .unwrap_or("")
+                    .trim_start()
+                    .starts_with('Z')
+            })
             .unwrap_or(true)
     };
     let until = Instant::now() + Duration::from_secs(10);
@@ -436,10 +493,22 @@ llama_v3.1_8b-bench-pytorch-bfloat16-input_output_len:16,8-reqs:6
     assert_eq!(xml.matches("<testcase ").count(), 3, "{xml}");
     assert_eq!(xml.matches("<failure ").count(), 1, "{xml}");
     assert!(xml.contains("interrupted by SIGINT"), "{xml}");
-    assert!(xml.contains("<skipped>not run: interrupted by SIGINT</skipped>"), "{xml}");
+    assert!(
+        xml.contains("<skipped>not run: interrupted by SIGINT</skipped>"),
+        "{xml}"
+    );
     let first = csv_rows(dir.path(), "reqs:4]");
-    assert!(!first.is_empty() && first.iter().all(|r| r.1 == "valid"), "{first:?}");
+    assert!(
+        !first.is_empty() && first.iter().all(|r| r.1 == "valid"),
+        "{first:?}"
+    );
     let hung = csv_rows(dir.path(), "llama_v3.2_1b");
-    assert!(!hung.is_empty() && hung.iter().all(|r| r.1 == "failed"), "{hung:?}");
-    assert!(csv_rows(dir.path(), "reqs:6]").is_empty(), "the last test never ran");
+    assert!(
+        !hung.is_empty() && hung.iter().all(|r| r.1 == "failed"),
+        "{hung:?}"
+    );
+    assert!(
+        csv_rows(dir.path(), "reqs:6]").is_empty(),
+        "the last test never ran"
+    );
 }
