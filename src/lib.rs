@@ -8,6 +8,7 @@ pub mod bench;
 pub mod config;
 pub mod dataset;
 pub mod execute;
+pub mod gate;
 pub mod harness;
 pub mod lint;
 pub mod llm_api;

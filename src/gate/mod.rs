@@ -1,0 +1,12 @@
+//! The gate: turns metrics, baselines and history into verdicts. Knows nothing of processes.
+//!
+//! - [`stats`]: the noise-aware verdict (PASS / FAIL / UNKNOWN) over repetitions and history,
+//!   and upstream's fixed-threshold check for `--gate upstream`.
+//! - [`sim`]: simulated nightly histories to measure detection and false-alarm rates
+//!   (`perfgate bench-gate`).
+//! - [`physics`]: compute and memory ceilings per case (roofline), MBU/MFU, and the check that
+//!   no result beats physics.
+
+pub mod physics;
+pub mod sim;
+pub mod stats;
