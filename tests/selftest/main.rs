@@ -7,3 +7,4 @@ mod dataset;
 mod e2e;
 mod llm_api;
 mod names;
+mod report;
