@@ -1592,6 +1592,12 @@ fn cli_parse_not_a_report_exits_1_and_still_prints() {
     let (code, _, err) = perfgate(&["parse", "--report-json", "Cargo.toml", &f001], None);
     assert_eq!(code, 2);
     assert!(err.contains("not valid JSON"), "{err}");
+    let (code, _, err) = perfgate(&["parse", "--report-json", "no-such.json", &f001], None);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("no-such.json") && err.contains("cannot read"),
+        "{err}"
+    );
     let (code, _, err) = perfgate(&["parse", "--report-json", "x.json", &f001, &l01], None);
     assert_eq!(code, 2);
     assert!(err.contains("exactly one LOG"), "{err}");
