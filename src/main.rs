@@ -285,13 +285,14 @@ fn run_bench_names(a: BenchNamesArgs) -> anyhow::Result<ExitCode> {
 
 fn run_bench_parse(a: BenchParseArgs) -> anyhow::Result<ExitCode> {
     let report = perfgate::bench::parse(a.size_mb)?;
-    println!("{report}");
     let verdict = if report.mb_per_s() >= a.target_mbps {
         "within"
     } else {
         "UNDER"
     };
-    println!("target: {:.0} MB/s: {verdict} target", a.target_mbps);
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{report}")?;
+    writeln!(out, "target: {:.0} MB/s: {verdict} target", a.target_mbps)?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -5,6 +5,8 @@
 //! do not hide them; perfgate does the same for the memory lines, which all carry a binary unit
 //! (`GiB`/`MiB`), so a cheap search for `iB` rejects every other line first.
 
+use memchr::memmem::Finder;
+
 use super::text::{BadValue, parse_value};
 
 /// A memory line's metric, its value (in the metric's unit) or why the value was refused.
@@ -13,52 +15,77 @@ pub(crate) struct Found {
     pub value: Result<f64, String>,
 }
 
-/// Looks for the memory lines in `line` (any prefix).
-pub(crate) fn memory(line: &[u8]) -> Option<Found> {
-    use memchr::memmem::find;
-    // `[MemUsageChange] Allocated 62.99 GiB for max tokens in paged KV cache (294848).`
-    if let Some(at) = find(line, b" GiB for max tokens in paged KV cache") {
-        let tok = token_before(line, at, b"Allocated")?;
-        return Some(found("KV_CACHE_SIZE", tok, b"GiB"));
-    }
-    // _autodeploy: `Final KV cache size after resize: 61.87 GiB (12345 pages)`.
-    if let Some(rest) = after(line, b"Final KV cache size after resize:") {
-        let (tok, unit) = token_and_unit(rest)?;
-        if unit != b"GiB" {
-            return None;
+/// Searchers built once per parse: one-shot `memmem::find` would rebuild them on every line.
+pub(crate) struct Memory {
+    unit: Finder<'static>,
+    kv: Finder<'static>,
+    kv_final: Finder<'static>,
+    context: Finder<'static>,
+    engine: Finder<'static>,
+    peak_gpu: Finder<'static>,
+    peak_cpu: Finder<'static>,
+}
+
+impl Memory {
+    pub(crate) fn new() -> Self {
+        Memory {
+            unit: Finder::new(b"iB"),
+            kv: Finder::new(b" GiB for max tokens in paged KV cache"),
+            kv_final: Finder::new(b"Final KV cache size after resize:"),
+            context: Finder::new(b" MiB for execution context memory"),
+            engine: Finder::new(b"Total engine size per GPU is "),
+            peak_gpu: Finder::new(b"Peak memory usage of TRT CPU/GPU memory allocators:"),
+            peak_cpu: Finder::new(
+                b"Peak memory usage during Engine building and serialization: CPU:",
+            ),
         }
-        return Some(found("KV_CACHE_SIZE", tok, b"GiB"));
     }
-    // `[MemUsageChange] Allocated 928.77 MiB for execution context memory.`
-    if let Some(at) = find(line, b" MiB for execution context memory") {
-        let tok = token_before(line, at, b"Allocated")?;
-        return Some(found("CONTEXT_GPU_MEMORY", tok, b"MiB"));
+
+    /// Looks for the memory lines in `line` (any prefix).
+    pub(crate) fn find(&self, line: &[u8]) -> Option<Found> {
+        // Every memory line carries a binary unit; nearly no other line does.
+        self.unit.find(line)?;
+        // `[MemUsageChange] Allocated 62.99 GiB for max tokens in paged KV cache (294848).`
+        if let Some(at) = self.kv.find(line) {
+            let tok = token_before(line, at, b"Allocated")?;
+            return Some(found("KV_CACHE_SIZE", tok, b"GiB"));
+        }
+        // _autodeploy: `Final KV cache size after resize: 61.87 GiB (12345 pages)`.
+        if let Some(rest) = after(&self.kv_final, line) {
+            let (tok, unit) = token_and_unit(rest)?;
+            if unit != b"GiB" {
+                return None;
+            }
+            return Some(found("KV_CACHE_SIZE", tok, b"GiB"));
+        }
+        // `[MemUsageChange] Allocated 928.77 MiB for execution context memory.`
+        if let Some(at) = self.context.find(line) {
+            let tok = token_before(line, at, b"Allocated")?;
+            return Some(found("CONTEXT_GPU_MEMORY", tok, b"MiB"));
+        }
+        // Upstream's legacy build script: `Total engine size per GPU is 6214.50 MiB`.
+        if let Some(rest) = after(&self.engine, line) {
+            let (tok, unit) = token_and_unit(rest)?;
+            return Some(found("ENGINE_SIZE", tok, unit));
+        }
+        // `[MemUsageStats] Peak memory usage of TRT CPU/GPU memory allocators: CPU 0 MiB, GPU 15317 MiB`
+        if let Some(rest) = after(&self.peak_gpu, line) {
+            let gpu = memchr::memmem::find(rest, b"GPU ")?;
+            let (tok, unit) = token_and_unit(&rest[gpu + 4..])?;
+            return Some(found("BUILD_PEAK_GPU_MEMORY", tok, unit));
+        }
+        // `[MemUsageStats] Peak memory usage during Engine building and serialization: CPU: 34537 MiB`
+        if let Some(rest) = after(&self.peak_cpu, line) {
+            let (tok, unit) = token_and_unit(rest)?;
+            return Some(found("BUILD_PEAK_CPU_MEMORY", tok, unit));
+        }
+        None
     }
-    // Upstream's legacy build script: `Total engine size per GPU is 6214.50 MiB`.
-    if let Some(rest) = after(line, b"Total engine size per GPU is ") {
-        let (tok, unit) = token_and_unit(rest)?;
-        return Some(found("ENGINE_SIZE", tok, unit));
-    }
-    // `[MemUsageStats] Peak memory usage of TRT CPU/GPU memory allocators: CPU 0 MiB, GPU 15317 MiB`
-    if let Some(rest) = after(line, b"Peak memory usage of TRT CPU/GPU memory allocators:") {
-        let gpu = find(rest, b"GPU ")?;
-        let (tok, unit) = token_and_unit(&rest[gpu + 4..])?;
-        return Some(found("BUILD_PEAK_GPU_MEMORY", tok, unit));
-    }
-    // `[MemUsageStats] Peak memory usage during Engine building and serialization: CPU: 34537 MiB`
-    if let Some(rest) = after(
-        line,
-        b"Peak memory usage during Engine building and serialization: CPU:",
-    ) {
-        let (tok, unit) = token_and_unit(rest)?;
-        return Some(found("BUILD_PEAK_CPU_MEMORY", tok, unit));
-    }
-    None
 }
 
 /// The text after the first occurrence of `pat`.
-fn after<'a>(line: &'a [u8], pat: &[u8]) -> Option<&'a [u8]> {
-    memchr::memmem::find(line, pat).map(|at| &line[at + pat.len()..])
+fn after<'a>(pat: &Finder<'_>, line: &'a [u8]) -> Option<&'a [u8]> {
+    pat.find(line).map(|at| &line[at + pat.needle().len()..])
 }
 
 fn found(metric: &'static str, tok: &[u8], unit: &[u8]) -> Found {

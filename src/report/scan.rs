@@ -101,6 +101,7 @@ pub(crate) struct Scanner {
     warnings_dropped: usize,
     lookalike_lines: usize,
     lookalike_first: Option<(u64, String)>,
+    memory_lines: logline::Memory,
 }
 
 impl Scanner {
@@ -125,6 +126,7 @@ impl Scanner {
             warnings_dropped: 0,
             lookalike_lines: 0,
             lookalike_first: None,
+            memory_lines: logline::Memory::new(),
         }
     }
 
@@ -166,9 +168,7 @@ impl Scanner {
             self.title_unconfirmed();
             return;
         }
-        if memmem::find(vis, b"iB").is_some() {
-            self.memory(vis);
-        }
+        self.memory(vis);
         if !matches!(msg[0], b'=' | b'[' | b'-' | b'A'..=b'Z') {
             self.title_unconfirmed();
             return;
@@ -550,7 +550,7 @@ impl Scanner {
     }
 
     fn memory(&mut self, vis: &[u8]) {
-        let Some(found) = logline::memory(vis) else {
+        let Some(found) = self.memory_lines.find(vis) else {
             return;
         };
         if matches!(

@@ -76,6 +76,10 @@ pub(crate) fn visible(line: &[u8]) -> &[u8] {
 /// `[TRT] [W] `, `[RANK 3]`, mpirun's `[1,0]<stdout>:`, an ISO timestamp, and the spaces after
 /// them. Report tags such as `[Latency]` or `[TPOT]` are not logger tags and stay.
 pub(crate) fn strip_prefixes(mut s: &[u8]) -> &[u8] {
+    // A byte-order mark (logs saved by Windows editors) is not text.
+    if let Some(rest) = s.strip_prefix(b"\xEF\xBB\xBF") {
+        s = rest;
+    }
     loop {
         s = s.trim_ascii_start();
         match s.first() {
@@ -322,6 +326,7 @@ mod tests {
         assert_eq!(strip_prefixes(b"[1,0]<stdout>:[TRT] [W] x"), b"x");
         assert_eq!(strip_prefixes(b"2025-01-18T01:01:42.5Z x"), b"x");
         assert_eq!(strip_prefixes(b"128.0000  128"), b"128.0000  128");
+        assert_eq!(strip_prefixes(b"\xEF\xBB\xBF= STATISTICS"), b"= STATISTICS");
     }
 
     #[test]
