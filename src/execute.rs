@@ -311,8 +311,12 @@ fn judge(m: &mut Measurement, report: Report, required: &[&str]) {
         .filter(|name| !report.metrics.contains_key(*name))
         .collect();
     if !missing.is_empty() {
+        let place = match &report.era {
+            Some(era) => format!("the era {era} report and the log do not have them"),
+            None => "not in the report or log".to_string(),
+        };
         problems.push(format!(
-            "missing metric(s): {} (not in the report or log)",
+            "missing metric(s): {} ({place})",
             missing.join(", ")
         ));
     }
