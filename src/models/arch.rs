@@ -2,9 +2,9 @@
 //! the physical limits are computed from. Plain data plus the few derived quantities every
 //! caller would otherwise recompute differently.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Arch {
     /// Total parameters, billions (model card).
