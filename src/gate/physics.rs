@@ -343,9 +343,8 @@ impl Roofline {
         }
 
         let decode_steps = (osl - 1.0).max(0.0);
-        let mem_time_per_req = |step_weights: f64, b: f64| {
-            (decode_steps * step_weights / b + kv_read_per_req) / bw
-        };
+        let mem_time_per_req =
+            |step_weights: f64, b: f64| (decode_steps * step_weights / b + kv_read_per_req) / bw;
         let step_hard = if a.is_moe() {
             active_weight_bytes
         } else {
@@ -358,15 +357,16 @@ impl Roofline {
         } else {
             Some(ceiling_of(mem_time_per_req(step_hard, batch)))
         };
-        let memory_ceiling_est = ceiling_of(mem_time_per_req(self.step_weight_bytes_est(batch), batch));
+        let memory_ceiling_est =
+            ceiling_of(mem_time_per_req(self.step_weight_bytes_est(batch), batch));
         let (throughput_ceiling, bound_by) = match memory_ceiling {
             Some(m) if m < compute_ceiling => (m, "memory"),
             _ => (compute_ceiling, "compute"),
         };
 
         let (full, windowed, w) = a.attention_split();
-        let prompt_kv = kv_layer_elem
-            * (f64::from(full) * isl + f64::from(windowed) * isl.min(f64::from(w)));
+        let prompt_kv =
+            kv_layer_elem * (f64::from(full) * isl + f64::from(windowed) * isl.min(f64::from(w)));
         let step_compute = 2.0 * a.matmul_params_active() / peak;
         let tpot_min_ms = (!c.speculative)
             .then(|| ((active_weight_bytes + prompt_kv) / bw).max(step_compute) * 1e3);
@@ -525,9 +525,15 @@ pub struct Violation {
 impl std::fmt::Display for Violation {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let (rel, pct) = if self.above {
-            ("above the ceiling", (self.measured / self.limit - 1.0) * 100.0)
+            (
+                "above the ceiling",
+                (self.measured / self.limit - 1.0) * 100.0,
+            )
         } else {
-            ("below the minimum", (1.0 - self.measured / self.limit) * 100.0)
+            (
+                "below the minimum",
+                (1.0 - self.measured / self.limit) * 100.0,
+            )
         };
         write!(
             f,
@@ -577,7 +583,9 @@ impl Limits {
     pub fn render(&self) -> String {
         let mut s = String::new();
         let opt = |v: Option<f64>, unit: &str| {
-            v.map_or("n/a (speculative decoding)".to_string(), |v| format!("{v:.3} {unit}"))
+            v.map_or("n/a (speculative decoding)".to_string(), |v| {
+                format!("{v:.3} {unit}")
+            })
         };
         let _ = writeln!(s, "  physical limits on {} x {}:", self.gpus, self.gpu);
         let _ = writeln!(

@@ -39,7 +39,10 @@ impl Arch {
     /// Checks what serde cannot: sizes positive, active <= total, MoE and window fields complete.
     pub fn validate(&self) -> Result<(), String> {
         if !(self.params_b.is_finite() && self.params_b > 0.0) {
-            return Err(format!("`params_b` must be positive, got {}", self.params_b));
+            return Err(format!(
+                "`params_b` must be positive, got {}",
+                self.params_b
+            ));
         }
         if let Some(a) = self.active_params_b
             && !(a.is_finite() && a > 0.0 && a <= self.params_b)

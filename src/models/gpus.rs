@@ -61,7 +61,10 @@ impl GpuTable {
                 if let Some(v) = value
                     && !(v.is_finite() && v > 0.0)
                 {
-                    return Some((key.clone(), format!("`{field}` must be a positive number, got {v}")));
+                    return Some((
+                        key.clone(),
+                        format!("`{field}` must be a positive number, got {v}"),
+                    ));
                 }
             }
         }

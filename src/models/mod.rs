@@ -222,9 +222,12 @@ impl Catalog {
 
     /// The architecture facts of a model, or why there are none.
     pub fn arch(&self, model: &str) -> Result<&Arch, String> {
-        let info = self
-            .get(model)
-            .ok_or_else(|| format!("no architecture facts for `{model}`: not in {}", self.origin))?;
+        let info = self.get(model).ok_or_else(|| {
+            format!(
+                "no architecture facts for `{model}`: not in {}",
+                self.origin
+            )
+        })?;
         let key = info.arch.as_deref().ok_or_else(|| {
             format!(
                 "no architecture facts for `{model}`: it has no `arch:` in {}",

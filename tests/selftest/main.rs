@@ -9,5 +9,6 @@ mod e2e;
 mod junit_xsd;
 mod llm_api;
 mod names;
+mod physics;
 mod results;
 mod runner;
