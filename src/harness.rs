@@ -245,6 +245,17 @@ impl CommonArgs {
             .and_then(|g| configs.gpus.sm(g).ok()))
     }
 
+    /// The GPU type the physical limits are computed for: `--gpu`, else the system
+    /// description's `gpu`. `--sm` alone names no GPU type (several share an SM).
+    pub fn gpu_type(&self, system: Option<&System>) -> Option<String> {
+        self.gpu.clone().or_else(|| {
+            system
+                .and_then(|s| s.get("gpu"))
+                .and_then(|g| g.as_str())
+                .map(str::to_string)
+        })
+    }
+
     pub fn configs(&self) -> anyhow::Result<ModelConfigs> {
         ModelConfigs::discover(self.model_configs.as_deref())
     }
@@ -420,7 +431,16 @@ pub fn run(mut args: HarnessArgs) -> anyhow::Result<libtest_mimic::Conclusion> {
         runner::signals::install();
         Some(Mutex::new(open_writers(&args)?))
     };
+    // The dry run shows each case's physical limits when the GPU type is known.
+    let physics = if args.dry_run {
+        args.common
+            .gpu_type(args.common.system()?.as_ref())
+            .map(|gpu| (collection.configs.clone(), gpu))
+    } else {
+        None
+    };
     let ctx = Arc::new(RunContext {
+        physics,
         dry_run: args.dry_run,
         default_timeout: args.timeout.map(|m| Duration::from_secs(m * 60)),
         force_ignored: args.libtest.ignored || args.libtest.include_ignored,
@@ -525,7 +545,20 @@ fn summary(cases: &[results::CaseResult]) -> String {
     out
 }
 
+/// The physical limits of a test's cases for the dry run; empty when the GPU type is unknown.
+fn physics_text(t: &Collected, ctx: &RunContext) -> String {
+    let (Some((configs, gpu)), Ok(PerfName::Standard(cfg))) = (&ctx.physics, &t.name) else {
+        return String::new();
+    };
+    match crate::gate::physics::rooflines(configs, cfg, gpu) {
+        Ok(roofs) => roofs.iter().map(|r| r.limits().render()).collect(),
+        Err(e) => format!("  physical limits: {e}\n"),
+    }
+}
+
 struct RunContext {
+    /// Model configs and GPU type for the dry run's physical limits.
+    physics: Option<(ModelConfigs, String)>,
     dry_run: bool,
     default_timeout: Option<Duration>,
     force_ignored: bool,
@@ -706,7 +739,7 @@ fn execute(
         let written =
             write_plan_files(plan, Some(&ctx.exec.dataset_cache)).map_err(|e| format!("{e:#}"))?;
         if let Ok(mut p) = plans.lock() {
-            p.push(plan.render() + &written);
+            p.push(plan.render() + &physics_text(t, ctx) + &written);
         }
     }
     if !plan.blocked.is_empty() {

@@ -32,6 +32,8 @@ enum Command {
     Lint(LintArgs),
     /// Show what each name would run: canonical label, cases and steps.
     Plan(PlanArgs),
+    /// Physical limits (roofline) of each case of a name on a GPU type.
+    Estimate(EstimateArgs),
     /// Print the extra LLM API YAML of a name and, per key, the rule that set it.
     Config(ConfigArgs),
     /// Time collecting, parsing and planning a large list (the harness's start-up cost).
@@ -68,6 +70,17 @@ struct PlanArgs {
     names_from: Option<PathBuf>,
     #[arg(long, value_enum, default_value = "text")]
     format: Format,
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+#[derive(clap::Args)]
+struct EstimateArgs {
+    /// A test name (bare or an upstream id).
+    name: String,
+    #[arg(long, value_enum, default_value = "text")]
+    format: Format,
+    /// The GPU type is `--gpu` (default H100_SXM) or the system description's `gpu`.
     #[command(flatten)]
     common: CommonArgs,
 }
@@ -123,6 +136,7 @@ fn main() -> ExitCode {
         Command::Lint(a) => run_lint(a),
         Command::Plan(a) => run_plan(a),
         Command::Config(a) => run_config(a),
+        Command::Estimate(a) => run_estimate(a),
         Command::BenchNames(a) => run_bench_names(a),
         Command::Dataset(a) => perfgate::dataset::cli::run_cli(a).map(|()| ExitCode::SUCCESS),
         Command::Parse(a) => perfgate::report::cli::run_cli(a),
@@ -293,6 +307,36 @@ fn run_bench_parse(a: BenchParseArgs) -> anyhow::Result<ExitCode> {
     let mut out = std::io::stdout().lock();
     writeln!(out, "{report}")?;
     writeln!(out, "target: {:.0} MB/s: {verdict} target", a.target_mbps)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_estimate(a: EstimateArgs) -> anyhow::Result<ExitCode> {
+    let raw = raw_name(&a.name)?;
+    let raw = raw.as_str();
+    let name = config::parse(raw).map_err(|e| anyhow::anyhow!("`{raw}`: {e}"))?;
+    let PerfName::Standard(cfg) = &name else {
+        anyhow::bail!("`{raw}` is not a trtllm-bench test; no physical limits");
+    };
+    let configs = a.common.configs()?;
+    let gpu = a
+        .common
+        .gpu_type(a.common.system()?.as_ref())
+        .unwrap_or_else(|| "H100_SXM".to_string());
+    let roofs = perfgate::gate::physics::rooflines(&configs, cfg, &gpu)
+        .map_err(|e| anyhow::anyhow!("`{raw}`: {e}"))?;
+    let mut out = std::io::stdout().lock();
+    match a.format {
+        Format::Text => {
+            for r in &roofs {
+                writeln!(out, "{}", r.case.label)?;
+                write!(out, "{}", r.limits().render())?;
+            }
+        }
+        Format::Json => {
+            let all: Vec<_> = roofs.iter().map(|r| r.limits()).collect();
+            writeln!(out, "{}", serde_json::to_string_pretty(&all)?)?;
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -10,8 +10,10 @@ use serde::Deserialize;
 use crate::config::{PerfConfig, QUANT_LEGACY_ZOO, QUANT_WITH_CHECKPOINT, SeqLens};
 use crate::textutil::closest;
 
+mod arch;
 mod gpus;
 
+pub use arch::Arch;
 pub use gpus::{GpuInfo, GpuTable};
 
 use crate::llm_api::Rules;
@@ -70,13 +72,31 @@ impl ModelConfigs {
     }
 }
 
-fn parse_gpus(text: &str, origin: &str) -> anyhow::Result<GpuTable> {
-    serde_saphyr::from_str(text).map_err(|e| {
+pub fn parse_gpus(text: &str, origin: &str) -> anyhow::Result<GpuTable> {
+    let table: GpuTable = serde_saphyr::from_str(text).map_err(|e| {
         anyhow::anyhow!(
             "{origin}:{}: invalid GPU table: {e}",
             e.location().map_or(0, |l| l.line())
         )
-    })
+    })?;
+    if let Some((gpu, message)) = table.invalid() {
+        anyhow::bail!(
+            "{origin}:{}: invalid GPU table: `{gpu}`: {message}",
+            key_line(text, &gpu)
+        );
+    }
+    Ok(table)
+}
+
+/// The 1-based line where `key:` is first written as a mapping key (indented), for messages
+/// about values serde accepted but a later check rejected; 0 when not found.
+fn key_line(text: &str, key: &str) -> u64 {
+    text.lines()
+        .position(|l| {
+            let t = l.trim_start();
+            t.len() < l.len() && t.strip_prefix(key).is_some_and(|r| r.starts_with(':'))
+        })
+        .map_or(0, |i| i as u64 + 1)
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -96,17 +116,23 @@ pub struct ModelInfo {
     /// Flags appended to this model's benchmark commands.
     #[serde(default)]
     pub bench_args: Vec<String>,
+    /// Key into the catalog's `architectures:` (the facts the physics check needs).
+    pub arch: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CatalogFile {
     models: BTreeMap<String, ModelInfo>,
+    #[serde(default)]
+    architectures: BTreeMap<String, Arch>,
 }
 
 #[derive(Debug, Clone)]
 pub struct Catalog {
     pub models: BTreeMap<String, ModelInfo>,
+    /// Architecture facts by architecture key (models refer to them by `arch:`).
+    pub architectures: BTreeMap<String, Arch>,
     /// Where it was read from, for messages.
     pub origin: String,
 }
@@ -133,8 +159,35 @@ impl Catalog {
             line: e.location().map_or(0, |l| l.line()),
             message: e.to_string(),
         })?;
+        let bad = |key: &str, message: String| CatalogError::Parse {
+            origin: origin.to_string(),
+            line: key_line(text, key),
+            message: format!("`{key}`: {message}"),
+        };
+        for (key, arch) in &file.architectures {
+            arch.validate().map_err(|m| bad(key, m))?;
+        }
+        for (name, info) in &file.models {
+            if let Some(a) = &info.arch
+                && !file.architectures.contains_key(a)
+            {
+                let near = closest(a, file.architectures.keys().map(String::as_str), 3);
+                return Err(bad(
+                    name,
+                    format!(
+                        "arch `{a}` is not in `architectures:`{}",
+                        if near.is_empty() {
+                            String::new()
+                        } else {
+                            format!("; closest: {}", near.join(", "))
+                        }
+                    ),
+                ));
+            }
+        }
         Ok(Catalog {
             models: file.models,
+            architectures: file.architectures,
             origin: origin.to_string(),
         })
     }
@@ -165,6 +218,25 @@ impl Catalog {
 
     pub fn get(&self, model: &str) -> Option<&ModelInfo> {
         self.models.get(model)
+    }
+
+    /// The architecture facts of a model, or why there are none.
+    pub fn arch(&self, model: &str) -> Result<&Arch, String> {
+        let info = self.get(model).ok_or_else(|| {
+            format!(
+                "no architecture facts for `{model}`: not in {}",
+                self.origin
+            )
+        })?;
+        let key = info.arch.as_deref().ok_or_else(|| {
+            format!(
+                "no architecture facts for `{model}`: it has no `arch:` in {}",
+                self.origin
+            )
+        })?;
+        self.architectures.get(key).ok_or_else(|| {
+            format!("no architecture facts for `{model}`: `{key}` is not in `architectures:`")
+        })
     }
 
     pub fn closest(&self, model: &str) -> Vec<&str> {

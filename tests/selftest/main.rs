@@ -9,6 +9,7 @@ mod e2e;
 mod junit_xsd;
 mod llm_api;
 mod names;
+mod physics;
 mod report;
 mod results;
 mod runner;
