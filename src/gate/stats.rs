@@ -35,8 +35,14 @@
 //!   single case-metric about one every three years.
 //! - **IMPROVED** symmetrically (a large, significant improvement): "re-baseline suggested",
 //!   never a failure (upstream fails improvements too; we do not).
+//! - A FAIL needs two repetitions that agree (within `outlier_k` within-night scales): a
+//!   single repetition cannot tell a regression from a hiccup (a noisy neighbour, a clock dip),
+//!   which on GPUs is as large as a real regression. One repetition, or two that disagree,
+//!   give UNKNOWN and a rerun; with three or more, the outlying one is dropped.
 //! - **PASS** only when the upper end of the two-sided `1 − 2β` interval (90%) on `d` is below
-//!   the effect floor: a regression as large as the floor is ruled out.
+//!   this case's detection threshold `max(floor, t·se)`: no regression this case can detect is
+//!   there. Requiring it below the floor itself would make a case whose noise exceeds the
+//!   floor UNKNOWN every night; its MDE says instead what it can and cannot catch.
 //! - **UNKNOWN** otherwise: not enough evidence either way; rerun (see [`should_rerun`]).
 //!
 //! The minimum detectable effect reported per case is `max(floor, t·se)`: a true change of that
@@ -188,11 +194,18 @@ impl GateParams {
 #[serde(rename_all = "snake_case")]
 pub enum BaselineSource {
     /// The last `nights` accepted nights of history (`outliers` of them dropped).
-    History { nights: usize, outliers: usize },
+    History {
+        nights: usize,
+        outliers: usize,
+    },
     /// The stored baseline, because history had only `history_nights` nights.
-    StoredBaseline { history_nights: usize },
+    StoredBaseline {
+        history_nights: usize,
+    },
     /// Only a few nights of history and no stored baseline.
-    ShortHistory { nights: usize },
+    ShortHistory {
+        nights: usize,
+    },
     None,
 }
 
@@ -312,7 +325,7 @@ pub fn decide(
     }
     // A few nights only: report the change, decide nothing.
     let within = within_scale(&nights, &reps, params.sigma_floor);
-    let (tonight, used) = night_summary(&reps, within, params.outlier_k);
+    let (tonight, used, _) = night_summary(&reps, within, params.outlier_k);
     let summaries: Vec<f64> = nights
         .iter()
         .map(|n| night_summary(n, within, params.outlier_k).0)
@@ -372,10 +385,10 @@ fn from_history(
         .max(p.sigma_floor / typical_reps.sqrt());
     let between_var = (night_sd * night_sd - within * within / typical_reps).max(0.0);
 
-    let (tonight, used) = night_summary(reps, within, p.outlier_k);
+    let (tonight, used, agree) = night_summary(reps, within, p.outlier_k);
     let d = worse * (tonight - center);
-    let se = (between_var + within * within / used as f64 + night_sd * night_sd / n_hist as f64)
-        .sqrt();
+    let se =
+        (between_var + within * within / used as f64 + night_sd * night_sd / n_hist as f64).sqrt();
     let df = (n_hist.saturating_sub(1)).max(1) as f64;
     let t_fail = t_quantile(1.0 - p.alpha, df);
     let t_pass = t_quantile(1.0 - p.beta, df);
@@ -387,13 +400,14 @@ fn from_history(
     let interval = (pct(lo.min(hi)), pct(lo.max(hi)));
     let unstable = night_sd > p.unstable_scale;
 
-    let verdict = if unstable {
+    let unconfirmed = d > threshold && !agree;
+    let verdict = if unstable || unconfirmed {
         Verdict::Unknown
     } else if d > threshold {
         Verdict::Fail
     } else if -d > threshold {
         Verdict::Improved
-    } else if d + t_pass * se < floor {
+    } else if d + t_pass * se < threshold {
         Verdict::Pass
     } else {
         Verdict::Unknown
@@ -418,12 +432,23 @@ fn from_history(
     let explanation = match verdict {
         Verdict::Fail => format!("FAIL: regression of {what}"),
         Verdict::Improved => format!("IMPROVED: re-baseline suggested; {what}"),
-        Verdict::Pass => format!("PASS: a regression of the floor or more is ruled out; {what}"),
+        Verdict::Pass => format!(
+            "PASS: a regression this case can detect ({mde:.2}% or more) is ruled out; {what}"
+        ),
         _ if unstable => format!(
             "UNKNOWN: the history is unstable (noise {:.1}% > {:.1}%), reported but not \
              gated; {what}",
             night_sd * 100.0,
             p.unstable_scale * 100.0
+        ),
+        _ if unconfirmed => format!(
+            "UNKNOWN: looks like a regression, but {}: a hiccup cannot be told from a \
+             regression on one value; rerun to confirm; {what}",
+            if used == 1 {
+                "it rests on a single repetition"
+            } else {
+                "the repetitions disagree"
+            }
         ),
         _ => format!("UNKNOWN: not enough evidence either way, rerun to decide; {what}"),
     };
@@ -465,7 +490,7 @@ fn from_baseline(
         0.0
     };
     within = within.max(p.sigma_floor);
-    let (tonight, used) = night_summary(reps, within, p.outlier_k);
+    let (tonight, used, _) = night_summary(reps, within, p.outlier_k);
     let d = worse * (tonight - center);
     let change = pct(tonight - center);
     if let Some((scale, n_base)) = b.log_scale {
@@ -479,7 +504,7 @@ fn from_baseline(
             Verdict::Fail
         } else if -d > threshold {
             Verdict::Improved
-        } else if d + t_pass * se < floor {
+        } else if d + t_pass * se < threshold {
             Verdict::Pass
         } else {
             Verdict::Unknown
@@ -635,22 +660,31 @@ fn pairwise_scale(groups: &[Vec<f64>]) -> Option<f64> {
 
 /// One night's value: the mean of its repetitions, dropping those more than `k` within-night
 /// scales from their median (a hiccup in one repetition should not move the night). Returns
-/// the value and how many repetitions were kept.
-fn night_summary(logs: &[f64], within: f64, k: f64) -> (f64, usize) {
-    if logs.len() < 3 {
-        // With two values there is no telling which one is off.
-        return (mean(logs), logs.len());
-    }
-    let med = median(logs);
-    let kept: Vec<f64> = logs
-        .iter()
-        .copied()
-        .filter(|v| (v - med).abs() <= k * within)
-        .collect();
-    if kept.is_empty() {
-        (med, 1)
-    } else {
-        (mean(&kept), kept.len())
+/// the value, how many repetitions were kept, and whether at least two of them agree (a
+/// FAIL needs that: see [`decide`]).
+fn night_summary(logs: &[f64], within: f64, k: f64) -> (f64, usize, bool) {
+    match logs {
+        [] => (f64::NAN, 0, false),
+        [one] => (*one, 1, false),
+        // With two values there is no telling which one is off, only whether they agree.
+        [a, b] => (
+            (a + b) / 2.0,
+            2,
+            (a - b).abs() <= k * within * std::f64::consts::SQRT_2,
+        ),
+        _ => {
+            let med = median(logs);
+            let kept: Vec<f64> = logs
+                .iter()
+                .copied()
+                .filter(|v| (v - med).abs() <= k * within)
+                .collect();
+            if kept.is_empty() {
+                (med, 1, false)
+            } else {
+                (mean(&kept), kept.len(), kept.len() >= 2)
+            }
+        }
     }
 }
 
