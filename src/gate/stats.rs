@@ -782,7 +782,7 @@ pub fn normal_quantile(p: f64) -> f64 {
 /// Student-t quantile. Exact closed forms for 1–4 degrees of freedom (where expansions are
 /// poor), Cornish-Fisher (Hill 1970, four terms; < 0.5% error) from 5 on.
 pub fn t_quantile(p: f64, df: f64) -> f64 {
-    if !(p > 0.0 && p < 1.0) || !(df > 0.0) {
+    if !(p > 0.0 && p < 1.0 && df > 0.0) {
         return f64::NAN;
     }
     if p < 0.5 {
