@@ -6,6 +6,7 @@ mod conformance;
 mod dataset;
 mod double;
 mod e2e;
+mod gate_stats;
 mod junit_xsd;
 mod llm_api;
 mod names;
