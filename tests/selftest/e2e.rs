@@ -472,22 +472,10 @@ llama_v3.1_8b-bench-pytorch-bfloat16-input_output_len:16,8-reqs:6
         std::thread::sleep(Duration::from_millis(50));
     };
     assert_eq!(status.code(), Some(130));
-    let gone = || {
-        std::fs::read_to_string(format!("/proc/{worker}/stat"))
-            .map(|s| {
-                s.rsplit(')')
-                    .next()
-                    .unwrap_or("")
-                    .trim_start()
-                    .starts_with('Z')
-            })
-            .unwrap_or(true)
-    };
-    let until = Instant::now() + Duration::from_secs(10);
-    while !gone() && Instant::now() < until {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert!(gone(), "the benchmark's worker {worker} survived Ctrl-C");
+    assert!(
+        crate::runner::gone_within(worker, Duration::from_secs(10)),
+        "the benchmark's worker {worker} survived Ctrl-C"
+    );
 
     let xml = junit_valid(dir.path());
     assert_eq!(xml.matches("<testcase ").count(), 3, "{xml}");

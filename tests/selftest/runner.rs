@@ -228,7 +228,15 @@ fn the_time_limit_stops_a_hung_benchmark_and_its_worker() {
         .and_then(|rest| rest.split(')').next())
         .and_then(|p| p.parse().ok())
         .unwrap_or_else(|| panic!("no worker pid in the log:\n{text}"));
-    // Killed (and reaped by init) or at worst a zombie waiting to be.
+    assert!(
+        gone_within(pid, Duration::from_secs(10)),
+        "the worker {pid} outlived the time limit"
+    );
+}
+
+/// Whether process `pid` is gone (killed and reaped by init, or at worst a zombie waiting to
+/// be) within `limit`.
+pub fn gone_within(pid: i32, limit: Duration) -> bool {
     let gone = || {
         std::fs::read_to_string(format!("/proc/{pid}/stat"))
             .map(|s| {
@@ -240,11 +248,11 @@ fn the_time_limit_stops_a_hung_benchmark_and_its_worker() {
             })
             .unwrap_or(true)
     };
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + limit;
     while !gone() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert!(gone(), "the worker {pid} outlived the time limit");
+    gone()
 }
 
 #[test]
