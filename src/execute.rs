@@ -30,8 +30,6 @@ pub struct ExecOptions {
 pub struct TestOutcome {
     pub cases: Vec<CaseResult>,
     pub log: PathBuf,
-    /// The signal that interrupted the run, if one did.
-    pub interrupted: Option<i32>,
 }
 
 impl TestOutcome {
@@ -77,7 +75,6 @@ pub fn execute(
     let mut out = TestOutcome {
         cases: Vec::new(),
         log: log.clone(),
-        interrupted: None,
     };
     let mut finish = |case: CaseResult, out: &mut TestOutcome| {
         on_case(&case);
@@ -149,19 +146,17 @@ pub fn execute(
         let mut prepared = true;
         for step in prepare {
             if let Err(e) = runner.run_step(step) {
-                case.reason = Some(format!("{:?} step failed: {e}", step.kind));
+                case.reason = Some(format!("{} step failed: {e}", step.kind.as_str()));
                 prepared = false;
                 break;
             }
         }
-        'reps: for rep in 1..=opts.repeat.max(1) {
-            if !prepared {
-                break;
+        let reps = if prepared { opts.repeat.max(1) } else { 0 };
+        'reps: for rep in 1..=reps {
+            if opts.repeat > 1 {
+                runner.note(&format!("repetition {rep} of {}", opts.repeat));
             }
             for step in &benches {
-                if opts.repeat > 1 {
-                    runner.note(&format!("repetition {rep} of {}", opts.repeat));
-                }
                 let required: &[&str] = if step.kind == StepKind::Latency {
                     &["INFERENCE_TIME"]
                 } else {
@@ -177,7 +172,6 @@ pub fn execute(
         }
         finish(case, &mut out);
     }
-    out.interrupted = crate::runner::signals::interrupted();
     Ok(out)
 }
 
@@ -197,15 +191,6 @@ fn case_dir_name(cp: &CasePlan) -> String {
         .unwrap_or_else(|| cp.spec.label.clone())
 }
 
-fn step_name(kind: StepKind) -> &'static str {
-    match kind {
-        StepKind::Build => "build",
-        StepKind::Latency => "latency",
-        StepKind::Dataset => "dataset",
-        StepKind::Throughput => "throughput",
-    }
-}
-
 /// Runs one benchmark step and reads its metrics. The measurement is `failed` when the step
 /// failed, requests failed, there is not exactly one report, or a required metric is missing.
 fn measure(runner: &mut Runner, step: &Step, repetition: u32, required: &[&str]) -> Measurement {
@@ -219,7 +204,7 @@ fn measure(runner: &mut Runner, step: &Step, repetition: u32, required: &[&str])
     }
     let started = std::time::SystemTime::now();
     let mut m = Measurement {
-        step: step_name(step.kind),
+        step: step.kind.as_str(),
         repetition,
         state: State::Valid,
         reason: None,

@@ -175,6 +175,8 @@ pub struct Collection {
     pub diagnostics: Vec<Diagnostic>,
     /// The model configs the plans were made with.
     pub configs: ModelConfigs,
+    /// The system description test-db conditions were evaluated against (`--system`).
+    pub system: Option<System>,
 }
 
 impl CommonArgs {
@@ -350,6 +352,7 @@ impl CommonArgs {
             tests,
             diagnostics,
             configs,
+            system: opts.system,
         })
     }
 }
@@ -429,7 +432,7 @@ pub fn run(mut args: HarnessArgs) -> anyhow::Result<libtest_mimic::Conclusion> {
         None
     } else {
         runner::signals::install();
-        Some(Mutex::new(open_writers(&args)?))
+        Some(Mutex::new(open_writers(&args, collection.system.as_ref())?))
     };
     // The dry run shows each case's physical limits when the GPU type is known.
     let physics = if args.dry_run {
@@ -571,7 +574,7 @@ struct RunContext {
 
 /// Opens every result file before anything runs, so a bad output directory or a CSV from
 /// another version stops the run at once instead of after hours of benchmarks.
-fn open_writers(args: &HarnessArgs) -> anyhow::Result<Writers> {
+fn open_writers(args: &HarnessArgs, system: Option<&System>) -> anyhow::Result<Writers> {
     let dir = &args.common.output_dir;
     std::fs::create_dir_all(dir).map_err(|e| {
         anyhow::anyhow!("{}: cannot create the output directory: {e}", dir.display())
@@ -591,8 +594,8 @@ fn open_writers(args: &HarnessArgs) -> anyhow::Result<Writers> {
     env.insert("gpu".into(), c.gpu.clone().into());
     env.insert("sm".into(), c.sm.into());
     env.insert("repeat".into(), args.repeat.into());
-    if let Some(system) = c.system()? {
-        env.insert("system".into(), serde_json::Value::Object(system));
+    if let Some(system) = system {
+        env.insert("system".into(), serde_json::Value::Object(system.clone()));
     }
     let junit = args
         .junit_xml
@@ -640,8 +643,8 @@ fn run_test(
                 message: reason.clone().unwrap_or_default(),
             },
             Err(e) => Outcome::Failed {
-                message: first_line(&e.message).to_string(),
-                detail: record.detail.clone().unwrap_or_else(|| e.message.clone()),
+                message: first_line(e).to_string(),
+                detail: record.detail.clone().unwrap_or_else(|| e.clone()),
             },
         };
         let case = JunitCase {
@@ -662,7 +665,7 @@ fn run_test(
             )));
         }
     }
-    result.map_err(|e| Failed::from(e.message))
+    result.map_err(Failed::from)
 }
 
 /// What a test produced besides its verdict, for the JUnit report.
@@ -673,23 +676,13 @@ struct TestRecord {
     log_tail: Option<String>,
 }
 
-struct TestFailure {
-    message: String,
-}
-
-impl From<String> for TestFailure {
-    fn from(message: String) -> Self {
-        TestFailure { message }
-    }
-}
-
 /// The verdict, with the list markers applied.
 fn decide(
     t: &Collected,
     ctx: &RunContext,
     plans: &Mutex<Vec<String>>,
     record: &mut TestRecord,
-) -> Result<Completion, TestFailure> {
+) -> Result<Completion, String> {
     let m = &t.entry.markers;
     if let Some(reason) = &m.skip
         && !ctx.force_ignored
@@ -712,7 +705,7 @@ fn decide(
             "UNSTABLE ({reason}): failed: {}",
             first_line(&e)
         ))),
-        (Err(e), None, None) => Err(TestFailure::from(e)),
+        (Err(e), None, None) => Err(e),
         (Ok(c), _, _) => Ok(c),
     }
 }

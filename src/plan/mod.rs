@@ -76,6 +76,18 @@ pub enum StepKind {
     Latency,
 }
 
+impl StepKind {
+    /// The lowercase name (as serialized): `dataset`, `build`, `throughput`, `latency`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepKind::Dataset => "dataset",
+            StepKind::Build => "build",
+            StepKind::Throughput => "throughput",
+            StepKind::Latency => "latency",
+        }
+    }
+}
+
 /// A synthetic dataset to generate (upstream `prepare_dataset.py token-norm-dist`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DatasetRequest {
@@ -659,7 +671,7 @@ impl TestPlan {
                 }
                 s.push_str(&format!(
                     "  {:<10} {}\n",
-                    format!("{:?}", step.kind).to_lowercase(),
+                    step.kind.as_str().to_string(),
                     step.command_line()
                 ));
             }

@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime};
 
 use quick_junit::{NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestSuite};
 
-use super::{CaseResult, State};
+use super::CaseResult;
 
 #[derive(Debug, Clone)]
 pub enum Outcome {
@@ -192,9 +192,4 @@ pub fn properties(cases: &[CaseResult]) -> Vec<(String, String)> {
         }
     }
     out
-}
-
-/// Whether every case is valid.
-pub fn all_valid(cases: &[CaseResult]) -> bool {
-    cases.iter().all(|c| c.state() == State::Valid)
 }

@@ -45,12 +45,6 @@ pub enum StepError {
     Prepare(String),
 }
 
-impl StepError {
-    pub fn is_interrupt(&self) -> bool {
-        matches!(self, StepError::Process(p) if p.is_interrupt())
-    }
-}
-
 impl Runner {
     /// Starts the test's log afresh (a re-run into the same directory replaces it).
     pub fn open(
@@ -88,11 +82,6 @@ impl Runner {
         if self.echo {
             println!("perfgate: {line}");
         }
-    }
-
-    /// The last `n` lines of the log, for a failure message.
-    pub fn tail(&self, n: usize) -> String {
-        process::tail(&self.log_path, 0, n)
     }
 
     /// Runs one step: writes its files, then generates its dataset in-process or runs its

@@ -82,7 +82,7 @@ pub enum ProcessError {
         limit: Duration,
         tail: String,
     },
-    #[error("`{program}` printed nothing for {} s{}; stopped it and its process group\n{tail}", silent.as_secs(), fatal.as_ref().map(|l| format!(" after a fatal line (`{l}`)")).unwrap_or_default())]
+    #[error("`{program}` printed nothing for {} s{}; stopped it and its process group\n{tail}", silent.as_secs(), fatal_note(fatal))]
     Stalled {
         program: String,
         silent: Duration,
@@ -112,12 +112,6 @@ pub enum ProcessError {
         signal: i32,
         tail: String,
     },
-}
-
-impl ProcessError {
-    pub fn is_interrupt(&self) -> bool {
-        matches!(self, ProcessError::Interrupted { .. })
-    }
 }
 
 fn minutes(d: Duration) -> String {
