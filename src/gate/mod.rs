@@ -8,5 +8,6 @@
 //!   no result beats physics.
 
 pub mod physics;
+pub mod record;
 pub mod sim;
 pub mod stats;

@@ -60,7 +60,7 @@
 
 use std::fmt;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::report::metric::Direction;
 
@@ -76,8 +76,8 @@ pub fn upstream_check(base: f64, target: f64, rel: f64, abs: f64) -> bool {
 }
 
 /// The verdict of the default gate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "UPPERCASE")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Verdict {
     Pass,
     /// A regression larger than the effect floor, beyond the noise.
@@ -88,6 +88,13 @@ pub enum Verdict {
     Improved,
     /// No history and no stored baseline: nothing to compare with.
     New,
+    /// The measurement cannot be trusted (counts do not match the dataset, an invariant
+    /// fails, a value beats physics): never compared, never a regression. Set by
+    /// [`crate::gate::validity`], not by [`decide`].
+    Invalid,
+    /// The environment differs from the baseline's (driver, CUDA, GPU, versions): the
+    /// comparison would mix a code change with an environment change. Set by the caller.
+    EnvChanged,
 }
 
 impl Verdict {
@@ -98,6 +105,8 @@ impl Verdict {
             Verdict::Unknown => "UNKNOWN",
             Verdict::Improved => "IMPROVED",
             Verdict::New => "NEW",
+            Verdict::Invalid => "INVALID",
+            Verdict::EnvChanged => "ENV_CHANGED",
         }
     }
 }
