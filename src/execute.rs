@@ -62,11 +62,16 @@ impl TestOutcome {
 }
 
 /// Runs `plan` and calls `on_case` as each case (and the shared engine build) finishes.
+///
+/// After a case's planned repetitions, `more` is asked whether to run one more (the gate
+/// asks for reruns when its verdict is UNKNOWN); it is asked again after each one, so the
+/// caller owns the budget.
 pub fn execute(
     plan: &TestPlan,
     test_id: &str,
     opts: &ExecOptions,
     on_case: &mut dyn FnMut(&CaseResult),
+    more: &mut dyn FnMut(&CaseResult) -> bool,
 ) -> anyhow::Result<TestOutcome> {
     let log = plan.dir.join("perf.log");
     let mut limits = opts.limits;
@@ -151,11 +156,30 @@ pub fn execute(
                 break;
             }
         }
-        let reps = if prepared { opts.repeat.max(1) } else { 0 };
-        'reps: for rep in 1..=reps {
-            if opts.repeat > 1 {
+        let planned = if prepared { opts.repeat.max(1) } else { 0 };
+        let mut rep = 0;
+        loop {
+            let again = if rep < planned {
+                true
+            } else {
+                prepared
+                    && crate::runner::signals::interrupted().is_none()
+                    && case.measurements.iter().all(|m| m.state == State::Valid)
+                    && more(&case)
+            };
+            if !again {
+                break;
+            }
+            rep += 1;
+            if rep > planned {
+                runner.note(&format!(
+                    "rerun: repetition {rep} (the gate could not decide on {})",
+                    rep - 1
+                ));
+            } else if opts.repeat > 1 {
                 runner.note(&format!("repetition {rep} of {}", opts.repeat));
             }
+            let mut stop = false;
             for step in &benches {
                 let required: &[&str] = if step.kind == StepKind::Latency {
                     &["INFERENCE_TIME"]
@@ -163,11 +187,14 @@ pub fn execute(
                     &cp.metrics
                 };
                 let m = measure(&mut runner, step, rep, required);
-                let stop = m.state != State::Valid;
+                stop = m.state != State::Valid;
                 case.measurements.push(m);
                 if stop {
-                    break 'reps;
+                    break;
                 }
+            }
+            if stop {
+                break;
             }
         }
         finish(case, &mut out);

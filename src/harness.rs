@@ -12,6 +12,17 @@ use regex::Regex;
 
 use crate::config::{self, NameError, PerfName};
 use crate::execute::ExecOptions;
+use crate::gate::baseline::Baselines;
+use crate::gate::env::Fingerprint;
+use crate::gate::evaluate::BaselineRef;
+use crate::gate::evaluate::{
+    self as gate_eval, CaseContext, DEFAULT_GATED, FailOn, GateMode, Reference,
+};
+use crate::gate::physics::Roofline;
+use crate::gate::record::VerdictRecord;
+use crate::gate::stats::GateParams;
+use crate::gate::validity::Expectations;
+use crate::history::{History, MeasurementRow, RunMeta};
 use crate::models::ModelConfigs;
 use crate::plan::{self, DatasetGenerator, PlanOptions, StepKind, TestPlan};
 use crate::results::{
@@ -156,7 +167,51 @@ pub struct HarnessArgs {
     #[arg(long = "junit-xml", env = "PERF_JUNIT_XML")]
     pub junit_xml: Option<PathBuf>,
     #[command(flatten)]
+    pub gate: GateArgs,
+    #[command(flatten)]
     pub libtest: Arguments,
+}
+
+/// How results are judged (see the README's "The gate").
+#[derive(Debug, Clone, clap::Args)]
+pub struct GateArgs {
+    /// Which check decides: the noise-aware default, or upstream's isclose check exactly.
+    #[arg(
+        long = "gate",
+        value_enum,
+        env = "PERF_GATE",
+        default_value = "default"
+    )]
+    pub mode: GateMode,
+    /// What fails a test: a gated regression (FAIL or INVALID), also UNKNOWN and
+    /// ENV_CHANGED, or never (only a failed benchmark fails).
+    #[arg(long, value_enum, env = "PERF_FAIL_ON", default_value = "regression")]
+    pub fail_on: FailOn,
+    /// Extra repetitions of a case whose gated verdict is UNKNOWN (0 = never rerun).
+    #[arg(long, env = "PERF_MAX_RERUNS", default_value_t = 2)]
+    pub max_reruns: u32,
+    /// The metrics that can fail a test; every other metric gets a verdict, reported only.
+    #[arg(
+        long = "gate-metrics",
+        env = "PERF_GATE_METRICS",
+        value_delimiter = ',',
+        default_values = DEFAULT_GATED
+    )]
+    pub gated: Vec<String>,
+    /// The history database (SQLite); set it once for a machine with PERF_HISTORY, e.g. in
+    /// `.cargo/config.toml` `[env]`. Default: <output-dir>/history.sqlite.
+    #[arg(long, env = "PERF_HISTORY")]
+    pub history: Option<PathBuf>,
+    /// Neither read nor write the history (compare with the baseline file only).
+    #[arg(long, env = "PERF_NO_HISTORY", conflicts_with = "history")]
+    pub no_history: bool,
+    /// Directory of baseline files, one `<test-prefix>.csv` per prefix (`default.csv`
+    /// without a prefix).
+    #[arg(long, env = "PERF_BASELINES", default_value = "baselines")]
+    pub baselines: PathBuf,
+    /// One baseline file to use instead (ours, or an upstream `base_perf.csv` as it is).
+    #[arg(long = "baseline-file", env = "PERF_BASELINE_FILE")]
+    pub baseline_file: Option<PathBuf>,
 }
 
 /// One list entry, parsed and planned.
@@ -428,22 +483,33 @@ pub fn run(mut args: HarnessArgs) -> anyhow::Result<libtest_mimic::Conclusion> {
         );
     }
     let plans: Arc<Mutex<Vec<String>>> = Arc::default();
-    let writers = if args.dry_run || args.libtest.list {
-        None
+    let gpu_type = args.common.gpu_type(collection.system.as_ref());
+    let run_id = format!(
+        "{}-{}",
+        chrono::DateTime::<chrono::Utc>::from(std::time::SystemTime::now()).format("%Y%m%dT%H%M%SZ"),
+        std::process::id()
+    );
+    let (writers, gate) = if args.dry_run || args.libtest.list {
+        (None, None)
     } else {
+        // Everything that can refuse to start (a bad baseline file, a corrupt history, an
+        // output directory of another version) does so before the first benchmark.
+        let gate = GateState::open(
+            &args,
+            &run_id,
+            collection.system.as_ref(),
+            gpu_type.as_deref(),
+        )?;
+        let writers = open_writers(&args, &run_id, collection.system.as_ref())?;
         runner::signals::install();
-        Some(Mutex::new(open_writers(&args, collection.system.as_ref())?))
+        (Some(Mutex::new(writers)), Some(gate))
     };
-    // The dry run shows each case's physical limits when the GPU type is known.
-    let physics = if args.dry_run {
-        args.common
-            .gpu_type(args.common.system()?.as_ref())
-            .map(|gpu| (collection.configs.clone(), gpu))
-    } else {
-        None
-    };
+    // Physical limits: shown by the dry run, checked on every result, when the GPU type is
+    // known.
+    let physics = gpu_type.map(|gpu| (collection.configs.clone(), gpu));
     let ctx = Arc::new(RunContext {
         physics,
+        gate,
         dry_run: args.dry_run,
         default_timeout: args.timeout.map(|m| Duration::from_secs(m * 60)),
         force_ignored: args.libtest.ignored || args.libtest.include_ignored,
@@ -464,6 +530,7 @@ pub fn run(mut args: HarnessArgs) -> anyhow::Result<libtest_mimic::Conclusion> {
         },
         writers,
         finished: Mutex::default(),
+        verdicts: Mutex::default(),
     });
     let mut trials = Vec::new();
     for t in collection.tests {
@@ -495,17 +562,34 @@ pub fn run(mut args: HarnessArgs) -> anyhow::Result<libtest_mimic::Conclusion> {
             }
         }
     }
+    if let Some(gate) = &ctx.gate {
+        gate.finish();
+    }
     if let Some(writers) = &ctx.writers
         && !quiet
     {
         let cases = ctx.finished.lock().map(|c| c.clone()).unwrap_or_default();
         if !cases.is_empty() {
-            let junit = writers
+            let (junit, report) = writers
                 .lock()
-                .map(|w| w.junit.path().display().to_string())
+                .map(|w| {
+                    (
+                        w.junit.path().display().to_string(),
+                        w.verdicts.markdown_path().display().to_string(),
+                    )
+                })
                 .unwrap_or_default();
+            let verdicts = ctx.verdicts.lock().map(|v| v.clone()).unwrap_or_default();
+            let gate_summary = match &ctx.gate {
+                Some(g) if !verdicts.is_empty() => format!(
+                    "\nperfgate verdicts ({}):\n{}",
+                    g.describe(),
+                    results::verdicts::table(&verdicts)
+                ),
+                _ => String::new(),
+            };
             println!(
-                "{}\nresults: {} (perf_script_test_results.csv/.yaml, results.jsonl), JUnit {junit}",
+                "{}{gate_summary}\nresults: {} (perf_script_test_results.csv/.yaml, results.jsonl, gate.jsonl), JUnit {junit}, report {report}",
                 summary(&cases),
                 args.common.output_dir.display()
             );
@@ -560,8 +644,10 @@ fn physics_text(t: &Collected, ctx: &RunContext) -> String {
 }
 
 struct RunContext {
-    /// Model configs and GPU type for the dry run's physical limits.
+    /// Model configs and GPU type for the physical limits.
     physics: Option<(ModelConfigs, String)>,
+    /// Baselines, history and the gate's settings; `None` in a dry run.
+    gate: Option<GateState>,
     dry_run: bool,
     default_timeout: Option<Duration>,
     force_ignored: bool,
@@ -570,21 +656,21 @@ struct RunContext {
     writers: Option<Mutex<Writers>>,
     /// Every finished case, for the summary at the end.
     finished: Mutex<Vec<results::CaseResult>>,
+    /// Every verdict, for the summary at the end.
+    verdicts: Mutex<Vec<VerdictRecord>>,
 }
 
 /// Opens every result file before anything runs, so a bad output directory or a CSV from
 /// another version stops the run at once instead of after hours of benchmarks.
-fn open_writers(args: &HarnessArgs, system: Option<&System>) -> anyhow::Result<Writers> {
+fn open_writers(
+    args: &HarnessArgs,
+    run_id: &str,
+    system: Option<&System>,
+) -> anyhow::Result<Writers> {
     let dir = &args.common.output_dir;
     std::fs::create_dir_all(dir).map_err(|e| {
         anyhow::anyhow!("{}: cannot create the output directory: {e}", dir.display())
     })?;
-    let now = std::time::SystemTime::now();
-    let run_id = format!(
-        "{}-{}",
-        chrono::DateTime::<chrono::Utc>::from(now).format("%Y%m%dT%H%M%SZ"),
-        std::process::id()
-    );
     let c = &args.common;
     let mut env = serde_json::Map::new();
     env.insert("perfgate".into(), env!("CARGO_PKG_VERSION").into());
@@ -612,13 +698,160 @@ fn open_writers(args: &HarnessArgs, system: Option<&System>) -> anyhow::Result<W
             .contains(&LogFormat::Yaml)
             .then(|| results::upstream::YamlWriter::open(dir))
             .transpose()?,
-        jsonl: results::jsonl::JsonlWriter::open(dir, &run_id, env)?,
+        jsonl: results::jsonl::JsonlWriter::open(dir, run_id, env)?,
+        verdicts: results::verdicts::VerdictWriter::open(dir, &format!("perfgate {run_id}"))?,
         junit: results::junit::JunitWriter::new(&junit, "perf"),
         gpu: results::upstream::GpuColumns::default(),
     };
     // A valid (empty) report from the start: CI finds one even if the run dies at once.
     writers.junit.write()?;
     Ok(writers)
+}
+
+/// The gate's settings and sources for a run: the baseline file, the history, tonight's
+/// environment.
+struct GateState {
+    args: GateArgs,
+    run_id: String,
+    fingerprint: Fingerprint,
+    baselines: Baselines,
+    history: Option<Mutex<History>>,
+}
+
+impl GateState {
+    fn open(
+        args: &HarnessArgs,
+        run_id: &str,
+        system: Option<&System>,
+        gpu_type: Option<&str>,
+    ) -> anyhow::Result<GateState> {
+        let g = &args.gate;
+        let path = g.baseline_file.clone().unwrap_or_else(|| {
+            crate::gate::baseline::baseline_path(&g.baselines, args.common.test_prefix.as_deref())
+        });
+        let baselines = if path.exists() {
+            Baselines::read(&path)?
+        } else {
+            if g.baseline_file.is_some() {
+                anyhow::bail!("{}: no such baseline file", path.display());
+            }
+            eprintln!(
+                "perfgate: no baseline file {}: metrics without history are NEW until \
+                 `perfgate baseline update` writes one",
+                path.display()
+            );
+            Baselines::empty(&path)
+        };
+        let fingerprint = Fingerprint::of(system, gpu_type);
+        let history = if g.no_history {
+            None
+        } else {
+            let path = g
+                .history
+                .clone()
+                .unwrap_or_else(|| args.common.output_dir.join("history.sqlite"));
+            let mut h = History::open(&path)?;
+            h.begin_run(&RunMeta {
+                run_id: run_id.to_string(),
+                started: results::rfc3339(std::time::SystemTime::now()),
+                host: hostname(),
+                test_prefix: args.common.test_prefix.clone(),
+                fingerprint: fingerprint.to_string(),
+                env_json: serde_json::Value::Object(system.cloned().unwrap_or_default())
+                    .to_string(),
+            })?;
+            Some(Mutex::new(h))
+        };
+        Ok(GateState {
+            args: g.clone(),
+            run_id: run_id.to_string(),
+            fingerprint,
+            baselines,
+            history,
+        })
+    }
+
+    /// One line for the summary: the mode, the baseline file, the history.
+    fn describe(&self) -> String {
+        let mode = match self.args.mode {
+            GateMode::Default => "default gate",
+            GateMode::Upstream => "upstream's isclose check",
+        };
+        format!(
+            "{mode}, baseline {}, history {}",
+            self.baselines.path().display(),
+            if self.history.is_some() { "on" } else { "off" }
+        )
+    }
+
+    /// What one metric is compared with. A history that cannot be read is reported and
+    /// left out: the stored baseline still gives a verdict.
+    fn lookup(&self, perf_case_name: &str, metric: &str) -> Reference {
+        let baseline = self.baselines.get(perf_case_name).map(|row| BaselineRef {
+            stored: row.stored(),
+            fingerprint: row.fingerprint.clone(),
+        });
+        let history = match (&self.history, self.args.mode) {
+            (Some(h), GateMode::Default) => h
+                .lock()
+                .map_err(|_| anyhow::anyhow!("history poisoned"))
+                .and_then(|h| {
+                    Ok(h.series(
+                        perf_case_name,
+                        metric,
+                        Some(&self.fingerprint.to_string()),
+                        &self.run_id,
+                        GateParams::default().max_history,
+                    )?)
+                })
+                .unwrap_or_else(|e| {
+                    eprintln!("perfgate: {e:#}; comparing {perf_case_name} without history");
+                    Vec::new()
+                }),
+            _ => Vec::new(),
+        };
+        Reference { baseline, history }
+    }
+
+    /// Stores a finished case's measurements and verdicts.
+    fn record(&self, case: &results::CaseResult, verdicts: &[VerdictRecord]) -> anyhow::Result<()> {
+        let Some(h) = &self.history else {
+            return Ok(());
+        };
+        let rows: Vec<MeasurementRow> = case
+            .measurements
+            .iter()
+            .flat_map(|m| {
+                m.metrics.iter().map(move |(metric, value)| MeasurementRow {
+                    test_id: case.id.test_id.clone(),
+                    perf_case_name: case.id.perf_case_name(metric),
+                    network_name: case.id.label.clone(),
+                    case: case.id.case.clone(),
+                    step: m.step.to_string(),
+                    metric: metric.clone(),
+                    repetition: m.repetition,
+                    value: *value,
+                    state: m.state.as_str().to_string(),
+                })
+            })
+            .collect();
+        let mut h = h.lock().map_err(|_| anyhow::anyhow!("history poisoned"))?;
+        h.record_measurements(&self.run_id, &rows)?;
+        h.record_verdicts(verdicts)?;
+        Ok(())
+    }
+
+    fn finish(&self) {
+        if let Some(h) = &self.history
+            && let Ok(mut h) = h.lock()
+            && let Err(e) = h.finish_run(
+                &self.run_id,
+                &results::rfc3339(std::time::SystemTime::now()),
+            )
+        {
+            eprintln!("perfgate: {e}");
+        }
+    }
 }
 
 fn hostname() -> String {
@@ -652,7 +885,11 @@ fn run_test(
             outcome,
             duration: clock.elapsed(),
             started,
-            properties: results::junit::properties(&record.cases),
+            properties: {
+                let mut p = results::junit::properties(&record.cases);
+                p.extend(results::junit::verdict_properties(&record.verdicts));
+                p
+            },
             system_out: record.log_tail.clone(),
         };
         let written = writers
@@ -672,6 +909,7 @@ fn run_test(
 #[derive(Default)]
 struct TestRecord {
     cases: Vec<results::CaseResult>,
+    verdicts: Vec<VerdictRecord>,
     detail: Option<String>,
     log_tail: Option<String>,
 }
@@ -760,24 +998,41 @@ fn execute(
         .timeout_minutes
         .map(|m| Duration::from_secs(u64::from(m) * 60))
         .or(ctx.default_timeout);
+    let judge = CaseJudge::new(t, plan, ctx);
     let mut write_error: Option<String> = None;
+    let mut verdicts: Vec<VerdictRecord> = Vec::new();
     let mut on_case = |case: &results::CaseResult| {
+        let records = judge.judge(case);
         if let Ok(mut f) = ctx.finished.lock() {
             f.push(case.clone());
+        }
+        if let Ok(mut v) = ctx.verdicts.lock() {
+            v.extend(records.iter().cloned());
+        }
+        if let Some(gate) = &ctx.gate
+            && let Err(e) = gate.record(case, &records)
+        {
+            write_error.get_or_insert(format!("cannot write the history: {e:#}"));
         }
         if let Some(writers) = &ctx.writers {
             let written = writers
                 .lock()
                 .map_err(|_| anyhow::anyhow!("result writers poisoned"))
-                .and_then(|mut w| w.case(case));
+                .and_then(|mut w| {
+                    w.case(case)?;
+                    w.verdicts.write(&records)
+                });
             if let Err(e) = written {
                 write_error.get_or_insert(format!("cannot write results: {e:#}"));
             }
         }
+        verdicts.extend(records);
     };
-    let outcome = crate::execute::execute(plan, &t.test_id, &opts, &mut on_case)
+    let mut more = |case: &results::CaseResult| judge.wants_rerun(case);
+    let outcome = crate::execute::execute(plan, &t.test_id, &opts, &mut on_case, &mut more)
         .map_err(|e| format!("{e:#}"))?;
     record.cases = outcome.cases.clone();
+    record.verdicts = verdicts;
     if let Some(e) = write_error {
         return Err(e);
     }
@@ -789,7 +1044,107 @@ fn execute(
             "{message}\n{detail}\nlast lines of the log:\n{tail}"
         ));
     }
+    if let Some(gate) = &ctx.gate {
+        let failures = gate.args.fail_on.failures(&record.verdicts);
+        if let Some(first) = failures.first() {
+            let line = |r: &VerdictRecord| {
+                format!(
+                    "[{}] {} {}: {}",
+                    r.case.as_deref().unwrap_or(&r.network_name),
+                    r.verdict,
+                    r.metric,
+                    r.explanation
+                )
+            };
+            let detail: Vec<String> = failures.iter().map(|r| line(r)).collect();
+            let more = if failures.len() > 1 {
+                format!(" (and {} more)", failures.len() - 1)
+            } else {
+                String::new()
+            };
+            let message = format!(
+                "gate: {} {} {}{more}",
+                first.verdict,
+                first.metric,
+                first
+                    .change_pct
+                    .map_or(String::new(), |c| format!("{c:+.2}%"))
+            );
+            record.detail = Some(detail.join("\n"));
+            return Err(format!("{message}\n{}", detail.join("\n")));
+        }
+    }
     Ok(Completion::Completed)
+}
+
+/// The gate for one test: each case's dataset expectations and physical limits, and the
+/// verdicts of its finished cases.
+struct CaseJudge<'a> {
+    ctx: &'a RunContext,
+    /// By case label.
+    cases: Vec<(String, Expectations, Option<Roofline>)>,
+}
+
+impl<'a> CaseJudge<'a> {
+    fn new(t: &Collected, plan: &TestPlan, ctx: &'a RunContext) -> CaseJudge<'a> {
+        let rooflines = match (&ctx.physics, &t.name) {
+            (Some((configs, gpu)), Ok(PerfName::Standard(cfg))) => {
+                crate::gate::physics::rooflines(configs, cfg, gpu).unwrap_or_default()
+            }
+            _ => Vec::new(),
+        };
+        let cases = plan
+            .cases
+            .iter()
+            .map(|cp| {
+                let roof = rooflines
+                    .iter()
+                    .find(|r| r.case.label == cp.spec.label)
+                    .cloned();
+                (cp.spec.label.clone(), Expectations::of_case(cp), roof)
+            })
+            .collect();
+        CaseJudge { ctx, cases }
+    }
+
+    fn judge(&self, case: &results::CaseResult) -> Vec<VerdictRecord> {
+        let Some(gate) = &self.ctx.gate else {
+            return Vec::new();
+        };
+        let (expect, roofline) = self
+            .cases
+            .iter()
+            .find(|(label, _, _)| *label == case.id.label)
+            .map(|(_, e, r)| (*e, r.as_ref()))
+            .unwrap_or_default();
+        let last_rep = case
+            .measurements
+            .iter()
+            .filter(|m| m.step != "build")
+            .map(|m| m.repetition)
+            .max()
+            .unwrap_or(0);
+        let cctx = CaseContext {
+            run_id: &gate.run_id,
+            mode: gate.args.mode,
+            gated: &gate.args.gated,
+            fingerprint: &gate.fingerprint,
+            expect,
+            roofline,
+            reruns: last_rep.saturating_sub(self.ctx.exec.repeat),
+        };
+        gate_eval::evaluate(case, &cctx, &mut |key, metric| gate.lookup(key, metric))
+    }
+
+    /// Another repetition, when a gated verdict is UNKNOWN and the budget lasts.
+    fn wants_rerun(&self, case: &results::CaseResult) -> bool {
+        let Some(gate) = &self.ctx.gate else {
+            return false;
+        };
+        let records = self.judge(case);
+        let done = records.first().map_or(0, |r| r.reruns);
+        gate_eval::wants_rerun(&records, done, gate.args.max_reruns)
+    }
 }
 
 /// Writes what a case needs before anything runs (`plan.txt`, `plan.json`, `commands.sh`, the

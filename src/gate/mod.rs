@@ -4,10 +4,18 @@
 //!   and upstream's fixed-threshold check for `--gate upstream`.
 //! - [`sim`]: simulated nightly histories to measure detection and false-alarm rates
 //!   (`perfgate bench-gate`).
+//! - [`validity`]: the checks before any statistics (counts, invariants, physics) that make a
+//!   measurement INVALID.
+//! - [`env`]: the environment fingerprint; a different one makes a comparison ENV_CHANGED.
+//! - [`evaluate`]: one case's verdicts, validity → environment → statistics, as
+//!   [`record::VerdictRecord`]s.
 //! - [`physics`]: compute and memory ceilings per case (roofline), MBU/MFU, and the check that
 //!   no result beats physics.
 
+pub mod env;
+pub mod evaluate;
 pub mod physics;
 pub mod record;
 pub mod sim;
 pub mod stats;
+pub mod validity;

@@ -444,6 +444,27 @@ impl Roofline {
         })
     }
 
+    /// How close `metric` of a measured run comes to its physical limit, as a fraction
+    /// (1.0 = at the limit): a throughput over its ceiling, or a per-token or first-token time's
+    /// minimum over the measured time. `None` for metrics without a limit.
+    pub fn fraction_of_limit(&self, metric: &str, metrics: &BTreeMap<String, f64>) -> Option<f64> {
+        let value = metrics.get(metric).copied().filter(|v| *v > 0.0)?;
+        let (isl, osl) = self.lengths(metrics);
+        let l = self.limits_at(isl, osl);
+        let g = self.case.gpus;
+        let fraction = match metric {
+            "TOTAL_OUTPUT_THROUGHPUT" => value / l.throughput_ceiling,
+            "PER_GPU_OUTPUT_THROUGHPUT" | "TOKEN_THROUGHPUT" => value / (l.throughput_ceiling / g),
+            "SEQ_THROUGHPUT" => value / (l.throughput_ceiling / osl),
+            "OUTPUT_TOKEN_TIME" | "MEDIAN_OUTPUT_TOKEN_TIME" | "INTER_TOKEN_TIME" => {
+                l.tpot_min_ms? / value
+            }
+            "FIRST_TOKEN_TIME" | "MEDIAN_FIRST_TOKEN_TIME" => l.ttft_min_ms / value,
+            _ => return None,
+        };
+        fraction.is_finite().then_some(fraction)
+    }
+
     /// Every measured value that beats a hard bound by more than [`SAFETY_MARGIN`].
     pub fn check(&self, metrics: &BTreeMap<String, f64>) -> Vec<Violation> {
         let (isl, osl) = self.lengths(metrics);

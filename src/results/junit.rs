@@ -193,3 +193,38 @@ pub fn properties(cases: &[CaseResult]) -> Vec<(String, String)> {
     }
     out
 }
+
+/// The gate's verdicts as properties: `<metric>.verdict`, `.baseline`, `.change_pct`,
+/// `.mde_pct` (what this case can detect), `.roofline_pct`, `.gated`, keyed like
+/// [`properties`] (`<case>/` first when a test has several cases).
+pub fn verdict_properties(records: &[crate::gate::record::VerdictRecord]) -> Vec<(String, String)> {
+    let mut cases: Vec<&str> = records
+        .iter()
+        .map(|r| r.case.as_deref().unwrap_or(""))
+        .collect();
+    cases.dedup();
+    let multi = cases.len() > 1;
+    let mut out = Vec::new();
+    for r in records {
+        let prefix = match (&r.case, multi) {
+            (Some(c), true) => format!("{c}/"),
+            _ => String::new(),
+        };
+        let key = match r.step.as_str() {
+            "throughput" | "build" => format!("{prefix}{}", r.metric),
+            other => format!("{prefix}{other}.{}", r.metric),
+        };
+        out.push((format!("{key}.verdict"), r.verdict.as_str().to_string()));
+        out.push((format!("{key}.gated"), r.gated.to_string()));
+        let mut num = |what: &str, v: Option<f64>| {
+            if let Some(v) = v {
+                out.push((format!("{key}.{what}"), format!("{v}")));
+            }
+        };
+        num("baseline", r.baseline);
+        num("change_pct", r.change_pct);
+        num("mde_pct", r.mde_pct);
+        num("roofline_pct", r.roofline_pct);
+    }
+    out
+}

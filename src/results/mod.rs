@@ -8,6 +8,7 @@
 pub mod jsonl;
 pub mod junit;
 pub mod upstream;
+pub mod verdicts;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -203,6 +204,8 @@ pub struct Writers {
     pub yaml: Option<upstream::YamlWriter>,
     pub jsonl: jsonl::JsonlWriter,
     pub junit: junit::JunitWriter,
+    /// `gate.jsonl` and the markdown report.
+    pub verdicts: verdicts::VerdictWriter,
     pub gpu: upstream::GpuColumns,
 }
 

@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-fn fixture(p: &str) -> String {
+pub(crate) fn fixture(p: &str) -> String {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures")
         .join(p)
@@ -19,7 +19,12 @@ const BENCH: &str = env!("CARGO_BIN_EXE_fake-trtllm-bench");
 /// Runs `perfgate run` (the harness) with `env` for the benchmark (the double's FAKE_BENCH_*
 /// variables; the harness passes its environment on) and returns (passed, failed, ignored) and
 /// its output.
-fn run(dir: &Path, list: &str, extra: &[&str], env: &[(&str, &str)]) -> ((u64, u64, u64), String) {
+pub(crate) fn run(
+    dir: &Path,
+    list: &str,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> ((u64, u64, u64), String) {
     let list_path = dir.join("list.txt");
     std::fs::write(&list_path, list).expect("write list");
     let out = dir.join("out");
@@ -42,11 +47,14 @@ fn run(dir: &Path, list: &str, extra: &[&str], env: &[(&str, &str)]) -> ((u64, u
         cache.display().to_string(),
         "--test-threads".into(),
         "1".into(),
+        // The repository's own baselines are not this test's.
+        "--baselines".into(),
+        dir.join("baselines").display().to_string(),
     ];
     argv.extend(extra.iter().map(|s| s.to_string()));
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_perfgate"));
     for (k, _) in std::env::vars() {
-        if k.starts_with("FAKE_BENCH_") {
+        if k.starts_with("FAKE_BENCH_") || k.starts_with("PERF_") {
             cmd.env_remove(k);
         }
     }

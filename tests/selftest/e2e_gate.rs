@@ -1,0 +1,183 @@
+//! The gate end to end, through the harness and the trtllm-bench test double: nights build up
+//! a history, a slowdown fails its test with the evidence in every output (terminal, JUnit,
+//! gate.jsonl, the markdown report, the history), an UNKNOWN is rerun within its budget, and
+//! `--gate upstream` reads an upstream base_perf.csv as it is.
+
+use std::path::Path;
+
+use perfgate::gate::record::VerdictRecord;
+use perfgate::gate::stats::Verdict;
+
+use super::e2e::run;
+
+const LIST: &str = "llama_v3.1_8b-bench-pytorch-bfloat16-input_output_len:16,8-reqs:4\n";
+
+fn verdicts(out: &Path) -> Vec<VerdictRecord> {
+    perfgate::results::verdicts::read(&out.join("gate.jsonl")).expect("gate.jsonl")
+}
+
+fn night(
+    dir: &Path,
+    n: u32,
+    scale: &str,
+    extra: &[&str],
+) -> ((u64, u64, u64), String, Vec<VerdictRecord>) {
+    let history = dir.join("history.sqlite");
+    let mut args = vec!["--repeat", "2"];
+    if !extra.contains(&"--no-history") {
+        args.extend(["--history", history.to_str().expect("utf-8")]);
+    }
+    args.extend_from_slice(extra);
+    let seed = n.to_string();
+    // Each night is its own output directory, as in CI.
+    let night_dir = dir.join(format!("night{n}"));
+    std::fs::create_dir_all(&night_dir).expect("mkdir");
+    let (counts, text) = run(
+        &night_dir,
+        LIST,
+        &args,
+        &[
+            ("FAKE_BENCH_NOISE", "0.004"),
+            ("FAKE_BENCH_SEED", &seed),
+            ("FAKE_BENCH_SCALE", scale),
+        ],
+    );
+    let records = verdicts(&night_dir.join("out"));
+    (counts, text, records)
+}
+
+fn token_throughput(records: &[VerdictRecord]) -> &VerdictRecord {
+    records
+        .iter()
+        .rev()
+        .find(|r| r.metric == "TOKEN_THROUGHPUT")
+        .expect("a TOKEN_THROUGHPUT verdict")
+}
+
+#[test]
+fn nights_build_a_history_and_a_slowdown_fails() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for n in 1..=6 {
+        let (counts, text, records) = night(dir.path(), n, "1", &[]);
+        assert_eq!(counts, (1, 0, 0), "night {n}:\n{text}");
+        let t = token_throughput(&records);
+        if n == 1 {
+            assert_eq!(t.verdict, Verdict::New, "{t:?}");
+            assert!(text.contains("NEW"), "{text}");
+        }
+        assert!(t.gated);
+        assert!(t.fingerprint.is_empty() || !t.fingerprint.contains("host"));
+    }
+    let (counts, text, records) = night(dir.path(), 7, "0.9", &[]);
+    assert_eq!(counts, (0, 1, 0), "{text}");
+    let t = token_throughput(&records);
+    assert_eq!(t.verdict, Verdict::Fail, "{}", t.explanation);
+    assert_eq!(t.source, "history");
+    assert!(t.history_nights >= 5, "{t:?}");
+    assert!(
+        t.change_pct.is_some_and(|c| (c + 10.0).abs() < 2.0),
+        "{t:?}"
+    );
+    // The failure message, the summary table and the markdown report all say it.
+    assert!(text.contains("gate: FAIL TOKEN_THROUGHPUT"), "{text}");
+    assert!(text.contains("perfgate verdicts"), "{text}");
+    let out = dir.path().join("night7/out");
+    let md = std::fs::read_to_string(out.join("perf_report.md")).expect("markdown");
+    assert!(md.contains("### Needs attention"), "{md}");
+    assert!(md.contains("**FAIL**"), "{md}");
+    let xml = std::fs::read_to_string(out.join("results.xml")).expect("junit");
+    assert!(
+        xml.contains(r#"name="TOKEN_THROUGHPUT.verdict" value="FAIL""#),
+        "{xml}"
+    );
+    super::junit_xsd::validate(&out.join("results.xml")).expect("valid JUnit");
+
+    // The history remembers the verdict; `perfgate gate` shows it to scripts.
+    let gate = std::process::Command::new(env!("CARGO_BIN_EXE_perfgate"))
+        .args(["gate", "--format", "json", "--history"])
+        .arg(dir.path().join("history.sqlite"))
+        .output()
+        .expect("perfgate gate");
+    assert_eq!(gate.status.code(), Some(1), "a gated FAIL exits 1");
+    let stored: Vec<VerdictRecord> = serde_json::from_slice(&gate.stdout).expect("json");
+    assert!(
+        stored
+            .iter()
+            .any(|r| r.metric == "TOKEN_THROUGHPUT" && r.verdict == Verdict::Fail),
+        "{stored:?}"
+    );
+
+    // --fail-on never reports the same regression without failing the test.
+    let (counts, text, records) = night(dir.path(), 8, "0.9", &["--fail-on", "never"]);
+    assert_eq!(counts, (1, 0, 0), "{text}");
+    assert_eq!(token_throughput(&records).verdict, Verdict::Fail);
+}
+
+#[test]
+fn an_unknown_is_rerun_within_its_budget() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for n in 1..=5 {
+        night(dir.path(), n, "1", &[]);
+    }
+    // One repetition that looks slow cannot fail on its own: the gate asks for more.
+    let (counts, text, records) = night(
+        dir.path(),
+        6,
+        "0.9",
+        &["--repeat", "1", "--max-reruns", "1"],
+    );
+    let t = token_throughput(&records);
+    assert_eq!(t.reruns, 1, "{t:?}\n{text}");
+    assert_eq!(t.reps.len(), 2, "{t:?}");
+    assert_eq!(t.verdict, Verdict::Fail, "{}", t.explanation);
+    assert_eq!(counts, (0, 1, 0), "{text}");
+    let log = std::fs::read_to_string(
+        std::fs::read_dir(dir.path().join("night6/out"))
+            .expect("out")
+            .filter_map(Result::ok)
+            .map(|e| e.path().join("perf.log"))
+            .find(|p| p.exists())
+            .expect("a perf.log"),
+    )
+    .expect("log");
+    assert!(log.contains("rerun: repetition 2"), "{log}");
+}
+
+#[test]
+fn upstream_mode_reads_base_perf_csv_as_it_is() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // One night to learn the label and the value, then an upstream-format baseline 30% off.
+    let (_, _, first) = night(dir.path(), 1, "1", &[]);
+    let t = token_throughput(&first);
+    let value = t.value.expect("value");
+    let csv = format!(
+        "network_name,perf_case_name,test_name,threshold,absolute_threshold,metric_type,perf_metric\n\
+         \"{}\",\"{}\",\"{}\",-0.1,10,TOKEN_THROUGHPUT,{}\n",
+        t.network_name,
+        t.perf_case_name,
+        t.test_name,
+        value * 1.3
+    );
+    let base = dir.path().join("base_perf.csv");
+    std::fs::write(&base, csv).expect("write");
+    let base_arg = base.to_str().expect("utf-8");
+    let (counts, text, records) = night(
+        dir.path(),
+        2,
+        "1",
+        &["--gate", "upstream", "--baseline-file", base_arg],
+    );
+    let t = token_throughput(&records);
+    assert_eq!(t.verdict, Verdict::Fail, "{}", t.explanation);
+    assert!(t.explanation.contains("isclose"), "{}", t.explanation);
+    assert_eq!(counts, (0, 1, 0), "{text}");
+    // The default gate on the same baseline (no history: --no-history) also fails it; with
+    // the baseline at the value it passes.
+    let (counts, text, _) = night(
+        dir.path(),
+        3,
+        "1",
+        &["--no-history", "--baseline-file", base_arg],
+    );
+    assert_eq!(counts, (0, 1, 0), "{text}");
+}
