@@ -200,3 +200,33 @@ fn every_listed_model_has_architecture_facts() {
         assert!(cat.arch(model).is_ok(), "{model}");
     }
 }
+
+#[test]
+fn dense_parameter_counts_match_their_shapes() {
+    // A typo in a shape or a count shows as a mismatch: embeddings (twice when untied) plus, per
+    // layer, Q/O (heads x head_dim x hidden each), K/V (kv_heads x head_dim x hidden each) and a
+    // gated MLP (3 x hidden x intermediate). Norms and biases are below 0.1%; multimodal cards
+    // (Gemma 3, Mistral Small 3.1) add a vision tower of under 4%. MoE and NAS shapes are not
+    // described fully enough by these fields, so only dense, uniform models are checked.
+    let cat = Catalog::embedded();
+    let mut checked = 0;
+    for (key, a) in &cat.architectures {
+        if a.is_moe() || a.attention_layers.is_some() {
+            continue;
+        }
+        let (h, d) = (f64::from(a.hidden), f64::from(a.head_dim));
+        let attn = 2.0 * f64::from(a.heads) * d * h + 2.0 * f64::from(a.kv_heads) * d * h;
+        let mlp = 3.0 * h * f64::from(a.intermediate);
+        let embed = f64::from(a.vocab) * h * if a.tied_embeddings { 1.0 } else { 2.0 };
+        let derived = embed + f64::from(a.layers) * (attn + mlp);
+        let rel = (a.params() - derived) / derived;
+        assert!(
+            (-0.01..0.04).contains(&rel),
+            "{key}: params_b {} vs {:.3} B from the shape",
+            a.params_b,
+            derived / 1e9
+        );
+        checked += 1;
+    }
+    assert!(checked >= 10, "{checked}");
+}
