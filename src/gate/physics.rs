@@ -190,7 +190,8 @@ impl GpuLimits {
         Ok(GpuLimits {
             name: name.to_string(),
             mem_bw,
-            mem_bytes: info.mem_gb.map(|g| g * 1e9),
+            // Marketing "GB" of HBM are GiB (see gpus.yaml).
+            mem_bytes: info.mem_gb.map(|g| g * f64::from(1u32 << 30)),
             peak_flops: tflops * 1e12,
             peak_dtype: dtype,
         })
