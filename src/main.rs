@@ -47,6 +47,9 @@ enum Command {
     /// Simulate nightly histories and compare the gate's detection and false-alarm rates with
     /// upstream's two methods.
     BenchGate(BenchGateArgs),
+    /// Stored baselines: re-baseline from a run (`update`), validate files (`check`).
+    #[command(subcommand)]
+    Baseline(perfgate::gate::baseline::cli::BaselineCommand),
 }
 
 #[derive(clap::Args)]
@@ -163,6 +166,7 @@ fn main() -> ExitCode {
         Command::Parse(a) => perfgate::report::cli::run_cli(a),
         Command::BenchParse(a) => run_bench_parse(a),
         Command::BenchGate(a) => run_bench_gate(a),
+        Command::Baseline(c) => perfgate::gate::baseline::cli::run_cli(c),
     };
     match result {
         Ok(code) => code,

@@ -9,9 +9,12 @@
 //! - [`env`]: the environment fingerprint; a different one makes a comparison ENV_CHANGED.
 //! - [`evaluate`]: one case's verdicts, validity → environment → statistics, as
 //!   [`record::VerdictRecord`]s.
+//! - [`baseline`]: stored baselines (`baselines/<prefix>.csv`, a superset of upstream's
+//!   `base_perf.csv`) and `perfgate baseline update|check`.
 //! - [`physics`]: compute and memory ceilings per case (roofline), MBU/MFU, and the check that
 //!   no result beats physics.
 
+pub mod baseline;
 pub mod env;
 pub mod evaluate;
 pub mod physics;

@@ -1,4 +1,5 @@
 //! The project's own tests: `cargo test --lib --test selftest`.
+mod baseline;
 mod cli;
 mod collect;
 mod commands;
