@@ -47,6 +47,11 @@ enum Command {
     /// Simulate nightly histories and compare the gate's detection and false-alarm rates with
     /// upstream's two methods.
     BenchGate(BenchGateArgs),
+    /// Print the verdicts a run stored in the history (table or JSON); exit status 1 when a
+    /// gated verdict is FAIL.
+    Gate(perfgate::history::cli::GateArgs),
+    /// Look into the history file (runs, nights).
+    History(perfgate::history::cli::HistoryArgs),
 }
 
 #[derive(clap::Args)]
@@ -163,6 +168,8 @@ fn main() -> ExitCode {
         Command::Parse(a) => perfgate::report::cli::run_cli(a),
         Command::BenchParse(a) => run_bench_parse(a),
         Command::BenchGate(a) => run_bench_gate(a),
+        Command::Gate(a) => perfgate::history::cli::run_gate(a),
+        Command::History(a) => perfgate::history::cli::run_history(a),
     };
     match result {
         Ok(code) => code,

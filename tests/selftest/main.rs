@@ -7,6 +7,7 @@ mod dataset;
 mod double;
 mod e2e;
 mod gate_stats;
+mod history;
 mod junit_xsd;
 mod llm_api;
 mod names;
