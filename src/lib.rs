@@ -10,6 +10,7 @@ pub mod dataset;
 pub mod execute;
 pub mod gate;
 pub mod harness;
+pub mod history;
 pub mod lint;
 pub mod llm_api;
 pub mod models;

@@ -50,6 +50,11 @@ enum Command {
     /// Stored baselines: re-baseline from a run (`update`), validate files (`check`).
     #[command(subcommand)]
     Baseline(perfgate::gate::baseline::cli::BaselineCommand),
+    /// Print the verdicts a run stored in the history (table or JSON); exit status 1 when a
+    /// gated verdict is FAIL.
+    Gate(perfgate::history::cli::GateArgs),
+    /// Look into the history file (runs, nights).
+    History(perfgate::history::cli::HistoryArgs),
 }
 
 #[derive(clap::Args)]
@@ -167,6 +172,8 @@ fn main() -> ExitCode {
         Command::BenchParse(a) => run_bench_parse(a),
         Command::BenchGate(a) => run_bench_gate(a),
         Command::Baseline(c) => perfgate::gate::baseline::cli::run_cli(c),
+        Command::Gate(a) => perfgate::history::cli::run_gate(a),
+        Command::History(a) => perfgate::history::cli::run_history(a),
     };
     match result {
         Ok(code) => code,

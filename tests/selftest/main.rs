@@ -10,6 +10,7 @@ mod e2e;
 mod e2e_gate;
 mod gate_stats;
 mod gate_verdicts;
+mod history;
 mod junit_xsd;
 mod llm_api;
 mod names;
