@@ -22,7 +22,7 @@ use crate::gate::physics::Roofline;
 use crate::gate::record::VerdictRecord;
 use crate::gate::stats::GateParams;
 use crate::gate::validity::Expectations;
-use crate::history::{History, MeasurementRow, RunMeta};
+use crate::history::{History, MeasurementRow, RunMeta, SeriesQuery};
 use crate::models::ModelConfigs;
 use crate::plan::{self, DatasetGenerator, PlanOptions, StepKind, TestPlan};
 use crate::results::{
@@ -486,7 +486,8 @@ pub fn run(mut args: HarnessArgs) -> anyhow::Result<libtest_mimic::Conclusion> {
     let gpu_type = args.common.gpu_type(collection.system.as_ref());
     let run_id = format!(
         "{}-{}",
-        chrono::DateTime::<chrono::Utc>::from(std::time::SystemTime::now()).format("%Y%m%dT%H%M%SZ"),
+        chrono::DateTime::<chrono::Utc>::from(std::time::SystemTime::now())
+            .format("%Y%m%dT%H%M%SZ"),
         std::process::id()
     );
     let (writers, gate) = if args.dry_run || args.libtest.list {
@@ -726,21 +727,23 @@ impl GateState {
         gpu_type: Option<&str>,
     ) -> anyhow::Result<GateState> {
         let g = &args.gate;
-        let path = g.baseline_file.clone().unwrap_or_else(|| {
-            crate::gate::baseline::baseline_path(&g.baselines, args.common.test_prefix.as_deref())
-        });
-        let baselines = if path.exists() {
-            Baselines::read(&path)?
-        } else {
-            if g.baseline_file.is_some() {
-                anyhow::bail!("{}: no such baseline file", path.display());
+        let baselines = match &g.baseline_file {
+            Some(path) => Baselines::read(path)?,
+            None => {
+                let path = crate::gate::baseline::baseline_path(
+                    &g.baselines,
+                    args.common.test_prefix.as_deref(),
+                )?;
+                let b = Baselines::read_or_empty(&path)?;
+                if !path.exists() {
+                    eprintln!(
+                        "perfgate: no baseline file {}: metrics without history are NEW until \
+                         `perfgate baseline update` writes one",
+                        path.display()
+                    );
+                }
+                b
             }
-            eprintln!(
-                "perfgate: no baseline file {}: metrics without history are NEW until \
-                 `perfgate baseline update` writes one",
-                path.display()
-            );
-            Baselines::empty(&path)
         };
         let fingerprint = Fingerprint::of(system, gpu_type);
         let history = if g.no_history {
@@ -749,7 +752,7 @@ impl GateState {
             let path = g
                 .history
                 .clone()
-                .unwrap_or_else(|| args.common.output_dir.join("history.sqlite"));
+                .unwrap_or_else(|| crate::history::default_path(&args.common.output_dir));
             let mut h = History::open(&path)?;
             h.begin_run(&RunMeta {
                 run_id: run_id.to_string(),
@@ -786,23 +789,26 @@ impl GateState {
 
     /// What one metric is compared with. A history that cannot be read is reported and
     /// left out: the stored baseline still gives a verdict.
-    fn lookup(&self, perf_case_name: &str, metric: &str) -> Reference {
-        let baseline = self.baselines.get(perf_case_name).map(|row| BaselineRef {
-            stored: row.stored(),
-            fingerprint: row.fingerprint.clone(),
+    fn lookup(&self, perf_case_name: &str, step: &str, metric: &str) -> Reference {
+        let baseline = self.baselines.get(perf_case_name).and_then(|row| {
+            Some(BaselineRef {
+                stored: row.stored()?,
+                fingerprint: row.fingerprint.clone(),
+            })
         });
         let history = match (&self.history, self.args.mode) {
             (Some(h), GateMode::Default) => h
                 .lock()
                 .map_err(|_| anyhow::anyhow!("history poisoned"))
                 .and_then(|h| {
-                    Ok(h.series(
+                    Ok(h.series(&SeriesQuery {
                         perf_case_name,
+                        step,
                         metric,
-                        Some(&self.fingerprint.to_string()),
-                        &self.run_id,
-                        GateParams::default().max_history,
-                    )?)
+                        fingerprint: Some(&self.fingerprint.to_string()),
+                        exclude_run: &self.run_id,
+                        max_nights: GateParams::default().max_history,
+                    })?)
                 })
                 .unwrap_or_else(|e| {
                     eprintln!("perfgate: {e:#}; comparing {perf_case_name} without history");
@@ -831,7 +837,7 @@ impl GateState {
                     metric: metric.clone(),
                     repetition: m.repetition,
                     value: *value,
-                    state: m.state.as_str().to_string(),
+                    state: m.state,
                 })
             })
             .collect();
@@ -1133,7 +1139,9 @@ impl<'a> CaseJudge<'a> {
             roofline,
             reruns: last_rep.saturating_sub(self.ctx.exec.repeat),
         };
-        gate_eval::evaluate(case, &cctx, &mut |key, metric| gate.lookup(key, metric))
+        gate_eval::evaluate(case, &cctx, &mut |key, step, metric| {
+            gate.lookup(key, step, metric)
+        })
     }
 
     /// Another repetition, when a gated verdict is UNKNOWN and the budget lasts.

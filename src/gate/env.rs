@@ -62,7 +62,8 @@ impl Fingerprint {
                 Value::Bool(b) => b.to_string(),
                 _ => continue,
             };
-            map.insert(k.clone(), v);
+            // Keep the `k=v;k=v` form parsable whatever a value holds.
+            map.insert(k.clone(), v.replace([';', '='], ","));
         }
         if let Some(g) = gpu_type {
             map.insert("gpu".into(), g.to_string());
@@ -108,8 +109,7 @@ impl fmt::Display for Fingerprint {
                 f.write_str(";")?;
             }
             first = false;
-            // Keep the form parsable whatever a value holds.
-            write!(f, "{k}={}", v.replace([';', '='], ","))?;
+            write!(f, "{k}={v}")?;
         }
         Ok(())
     }

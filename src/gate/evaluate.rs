@@ -69,7 +69,7 @@ pub struct CaseContext<'a> {
 pub fn evaluate(
     case: &CaseResult,
     ctx: &CaseContext,
-    lookup: &mut dyn FnMut(&str, &str) -> Reference,
+    lookup: &mut dyn FnMut(&str, &str, &str) -> Reference,
 ) -> Vec<VerdictRecord> {
     if case.reason.is_some() {
         return Vec::new();
@@ -98,7 +98,7 @@ pub fn evaluate(
         let def = metric(name);
         let direction = def.map_or(Direction::LowerIsBetter, |d| d.direction);
         let perf_case_name = case.id.perf_case_name(name);
-        let reference = lookup(&perf_case_name, name);
+        let reference = lookup(&perf_case_name, step, name);
         let (threshold, absolute_threshold) = match &reference.baseline {
             Some(b) => (Some(b.stored.rel_threshold), Some(b.stored.abs_threshold)),
             None => def

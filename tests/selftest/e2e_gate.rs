@@ -23,7 +23,10 @@ fn night(
     extra: &[&str],
 ) -> ((u64, u64, u64), String, Vec<VerdictRecord>) {
     let history = dir.join("history.sqlite");
-    let mut args = vec!["--repeat", "2"];
+    let mut args = Vec::new();
+    if !extra.contains(&"--repeat") {
+        args.extend(["--repeat", "2"]);
+    }
     if !extra.contains(&"--no-history") {
         args.extend(["--history", history.to_str().expect("utf-8")]);
     }

@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use perfgate::results::{CaseId, CaseResult, Measurement, State, Writers, jsonl, junit, upstream};
+use perfgate::results::{
+    CaseId, CaseResult, Measurement, State, Writers, jsonl, junit, upstream, verdicts,
+};
 
 fn measurement(rep: u32, state: State, metrics: &[(&str, f64)]) -> Measurement {
     let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_790_000_000 + u64::from(rep) * 100);
@@ -51,6 +53,7 @@ fn writers(dir: &Path) -> Writers {
         yaml: Some(upstream::YamlWriter::open(dir).expect("yaml")),
         jsonl: jsonl::JsonlWriter::open(dir, "run-1", serde_json::Map::new()).expect("jsonl"),
         junit: junit::JunitWriter::new(&dir.join("results.xml"), "perf"),
+        verdicts: verdicts::VerdictWriter::open(dir, "run-1").expect("gate.jsonl"),
         gpu: upstream::GpuColumns::default(),
     }
 }
