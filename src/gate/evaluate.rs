@@ -302,7 +302,7 @@ pub enum FailOn {
 
 impl FailOn {
     /// The gated records that fail the test under this policy.
-    pub fn failures<'a>(self, records: &'a [VerdictRecord]) -> Vec<&'a VerdictRecord> {
+    pub fn failures(self, records: &[VerdictRecord]) -> Vec<&VerdictRecord> {
         records
             .iter()
             .filter(|r| r.gated)
