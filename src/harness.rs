@@ -303,14 +303,23 @@ impl CommonArgs {
     }
 
     /// The GPU type the physical limits are computed for: `--gpu`, else the system
-    /// description's `gpu`. `--sm` alone names no GPU type (several share an SM).
-    pub fn gpu_type(&self, system: Option<&System>) -> Option<String> {
-        self.gpu.clone().or_else(|| {
-            system
-                .and_then(|s| s.get("gpu"))
-                .and_then(|g| g.as_str())
-                .map(str::to_string)
-        })
+    /// description's `gpu`, else the test prefix when it starts with a GPU the table knows
+    /// (`H100_80GB_HBM3`, `H100_PCIe-TensorRT-Perf-1`). `--sm` alone names no GPU type
+    /// (several share an SM).
+    pub fn gpu_type(&self, system: Option<&System>, configs: &ModelConfigs) -> Option<String> {
+        self.gpu
+            .clone()
+            .or_else(|| {
+                system
+                    .and_then(|s| s.get("gpu"))
+                    .and_then(|g| g.as_str())
+                    .map(str::to_string)
+            })
+            .or_else(|| {
+                let prefix = self.test_prefix.as_deref()?;
+                let first = prefix.split('-').next()?;
+                configs.gpus.find(first).ok().map(|(name, _)| name.to_string())
+            })
     }
 
     pub fn configs(&self) -> anyhow::Result<ModelConfigs> {
@@ -483,7 +492,9 @@ pub fn run(mut args: HarnessArgs) -> anyhow::Result<libtest_mimic::Conclusion> {
         );
     }
     let plans: Arc<Mutex<Vec<String>>> = Arc::default();
-    let gpu_type = args.common.gpu_type(collection.system.as_ref());
+    let gpu_type = args
+        .common
+        .gpu_type(collection.system.as_ref(), &collection.configs);
     let run_id = format!(
         "{}-{}",
         chrono::DateTime::<chrono::Utc>::from(std::time::SystemTime::now())
@@ -1068,14 +1079,10 @@ fn execute(
             } else {
                 String::new()
             };
-            let message = format!(
-                "gate: {} {} {}{more}",
-                first.verdict,
-                first.metric,
-                first
-                    .change_pct
-                    .map_or(String::new(), |c| format!("{c:+.2}%"))
-            );
+            let change = first
+                .change_pct
+                .map_or(String::new(), |c| format!(" {c:+.2}%"));
+            let message = format!("gate: {} {}{change}{more}", first.verdict, first.metric);
             record.detail = Some(detail.join("\n"));
             return Err(format!("{message}\n{}", detail.join("\n")));
         }

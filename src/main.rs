@@ -376,7 +376,7 @@ fn run_estimate(a: EstimateArgs) -> anyhow::Result<ExitCode> {
     let configs = a.common.configs()?;
     let gpu = a
         .common
-        .gpu_type(a.common.system()?.as_ref())
+        .gpu_type(a.common.system()?.as_ref(), &configs)
         .unwrap_or_else(|| "H100_SXM".to_string());
     let roofs = perfgate::gate::physics::rooflines(&configs, cfg, &gpu)
         .map_err(|e| anyhow::anyhow!("`{raw}`: {e}"))?;

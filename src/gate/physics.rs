@@ -44,6 +44,25 @@ use crate::models::{Arch, GpuInfo, ModelConfigs};
 /// A measurement is invalid only when it beats a hard bound by more than this factor.
 pub const SAFETY_MARGIN: f64 = 1.10;
 
+/// Per-token times (every statistic of them, the minimum included) bounded by the least
+/// time a decode step takes.
+const TPOT_METRICS: &[&str] = &[
+    "OUTPUT_TOKEN_TIME",
+    "MEDIAN_OUTPUT_TOKEN_TIME",
+    "INTER_TOKEN_TIME",
+    "MIN_TPOT",
+    "AVG_TPOT",
+    "P50_TPOT",
+];
+/// First-token times bounded by the least time a prefill takes.
+const TTFT_METRICS: &[&str] = &[
+    "FIRST_TOKEN_TIME",
+    "MEDIAN_FIRST_TOKEN_TIME",
+    "MIN_TTFT",
+    "AVG_TTFT",
+    "P50_TTFT",
+];
+
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum PhysicsError {
     #[error("{0}")]
@@ -457,10 +476,8 @@ impl Roofline {
             "TOTAL_OUTPUT_THROUGHPUT" => value / l.throughput_ceiling,
             "PER_GPU_OUTPUT_THROUGHPUT" | "TOKEN_THROUGHPUT" => value / (l.throughput_ceiling / g),
             "SEQ_THROUGHPUT" => value / (l.throughput_ceiling / osl),
-            "OUTPUT_TOKEN_TIME" | "MEDIAN_OUTPUT_TOKEN_TIME" | "INTER_TOKEN_TIME" => {
-                l.tpot_min_ms? / value
-            }
-            "FIRST_TOKEN_TIME" | "MEDIAN_FIRST_TOKEN_TIME" => l.ttft_min_ms / value,
+            m if TPOT_METRICS.contains(&m) => l.tpot_min_ms? / value,
+            m if TTFT_METRICS.contains(&m) => l.ttft_min_ms / value,
             _ => return None,
         };
         fraction.is_finite().then_some(fraction)
@@ -511,13 +528,14 @@ impl Roofline {
                 });
             }
         };
-        let tpot_why = "the weights a step must read at batch 1 / aggregate bandwidth".to_string();
-        below("OUTPUT_TOKEN_TIME", l.tpot_min_ms, tpot_why.clone());
-        below("MEDIAN_OUTPUT_TOKEN_TIME", l.tpot_min_ms, tpot_why.clone());
-        below("INTER_TOKEN_TIME", l.tpot_min_ms, tpot_why);
-        let ttft_why = "max(prefill FLOPs / peak, active weights / bandwidth)".to_string();
-        below("FIRST_TOKEN_TIME", Some(l.ttft_min_ms), ttft_why.clone());
-        below("MEDIAN_FIRST_TOKEN_TIME", Some(l.ttft_min_ms), ttft_why);
+        let tpot_why = "the weights a step must read at batch 1 / aggregate bandwidth";
+        for m in TPOT_METRICS {
+            below(m, l.tpot_min_ms, tpot_why.to_string());
+        }
+        let ttft_why = "max(prefill FLOPs / peak, active weights / bandwidth)";
+        for m in TTFT_METRICS {
+            below(m, Some(l.ttft_min_ms), ttft_why.to_string());
+        }
         out
     }
 }

@@ -184,3 +184,27 @@ fn upstream_mode_reads_base_perf_csv_as_it_is() {
     );
     assert_eq!(counts, (0, 1, 0), "{text}");
 }
+
+#[test]
+fn a_result_beyond_physics_is_invalid_not_a_pass() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // The prefix names the GPU (H100_80GB_HBM3 is an H100 SXM), so the limits are known.
+    // A benchmark 50x faster than the first night is beyond the H100's compute ceiling.
+    night(dir.path(), 1, "1", &["--test-prefix", "H100_80GB_HBM3"]);
+    let (counts, text, records) = night(
+        dir.path(),
+        2,
+        "50",
+        &["--test-prefix", "H100_80GB_HBM3"],
+    );
+    let t = token_throughput(&records);
+    assert_eq!(t.verdict, Verdict::Invalid, "{}", t.explanation);
+    assert!(
+        t.evidence.iter().any(|e| e.contains("above the ceiling")),
+        "{:?}",
+        t.evidence
+    );
+    assert!(t.roofline_pct.is_some_and(|p| p > 110.0), "{t:?}");
+    assert_eq!(counts, (0, 1, 0), "{text}");
+    assert!(text.contains("gate: INVALID TOKEN_THROUGHPUT"), "{text}");
+}

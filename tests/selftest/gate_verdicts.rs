@@ -520,3 +520,30 @@ fn verdicts_as_table_markdown_jsonl_and_junit() {
     assert!(get("TOKEN_THROUGHPUT.mde_pct").is_some());
     assert!(get("TOKEN_THROUGHPUT.change_pct").is_some());
 }
+
+/// Our baseline keys are upstream's: every row of upstream's real base_perf.csv files is found
+/// under the key perfgate computes for its test name, prefix and metric.
+#[test]
+fn our_keys_join_upstreams_base_perf_csv() {
+    let path = std::path::Path::new("tests/fixtures/baselines/base_perf_sample.csv");
+    let base = perfgate::gate::baseline::Baselines::read(path).expect("upstream sample");
+    assert_eq!(base.len(), 12);
+    for row in base.rows() {
+        let (prefix, _) = row
+            .perf_case_name
+            .split_once("/perf/")
+            .expect("a prefixed key");
+        let Ok(PerfName::Standard(cfg)) = parse(&row.network_name) else {
+            panic!("not a standard name: {}", row.network_name);
+        };
+        let id = CaseId {
+            test_id: perfgate::testlist::test_id(Some(prefix), &row.network_name),
+            raw: row.network_name.clone(),
+            label: cfg.canonical(),
+            case: None,
+        };
+        assert_eq!(id.perf_case_name(&row.metric_type), row.perf_case_name);
+        assert_eq!(id.metric_test_name(&row.metric_type), row.test_name);
+        assert!(base.get(&id.perf_case_name(&row.metric_type)).is_some());
+    }
+}
