@@ -318,7 +318,11 @@ impl CommonArgs {
             .or_else(|| {
                 let prefix = self.test_prefix.as_deref()?;
                 let first = prefix.split('-').next()?;
-                configs.gpus.find(first).ok().map(|(name, _)| name.to_string())
+                configs
+                    .gpus
+                    .find(first)
+                    .ok()
+                    .map(|(name, _)| name.to_string())
             })
     }
 

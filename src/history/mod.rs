@@ -693,15 +693,15 @@ impl History {
     }
 
     /// Acknowledges a change point (a re-baselining, with its reason): from now on the gate's
-    /// history of `perf_case_name` + `metric` (every step) holds only the runs after
-    /// `after_run`. Pass the last run of the old level; the first run of the new level is the
-    /// first night of the new history.
+    /// history of `perf_case_name` + `metric` (every step) starts at `first_run`, the first
+    /// run of the new level (the one `perfgate baseline update` took the new value from);
+    /// earlier runs no longer count.
     pub fn acknowledge(
         &mut self,
         perf_case_name: &str,
         metric: &str,
         reason: &str,
-        after_run: &str,
+        first_run: &str,
     ) -> Result<(), HistoryError> {
         let path = &self.path;
         if reason.trim().is_empty() {
@@ -719,9 +719,9 @@ impl History {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(on(path, "cannot begin a write"))?;
-        let night = night_of(&tx, path, after_run)?;
+        let night = night_of(&tx, path, first_run)?;
         tx.execute(
-            "INSERT INTO change_points (perf_case_name, metric, after_night, reason, acknowledged)
+            "INSERT INTO change_points (perf_case_name, metric, first_night, reason, acknowledged)
              VALUES (?1, ?2, ?3, ?4, ?5)",
             params![perf_case_name, metric, night, reason, now],
         )
@@ -745,7 +745,7 @@ nights AS (
       AND m.state = 'valid' AND m.value IS NOT NULL
       AND r.run_id <> ?4
       AND (?5 IS NULL OR r.fingerprint = ?5)
-      AND m.night > (SELECT coalesce(max(after_night), 0) FROM change_points
+      AND m.night >= (SELECT coalesce(max(first_night), 0) FROM change_points
                      WHERE perf_case_name = ?1 AND metric = ?2)
       AND NOT EXISTS (SELECT 1 FROM verdicts v
                       WHERE v.night = m.night AND v.perf_case_name = ?1 AND v.step = ?3

@@ -89,9 +89,10 @@ CREATE TABLE change_points (
     id             INTEGER PRIMARY KEY,
     perf_case_name TEXT NOT NULL,
     metric         TEXT NOT NULL,
-    after_night    INTEGER NOT NULL REFERENCES runs(night),
+    -- The first run of the new level: the series starts here.
+    first_night    INTEGER NOT NULL REFERENCES runs(night),
     reason         TEXT NOT NULL,
     acknowledged   TEXT NOT NULL
 );
-CREATE INDEX change_points_by_series ON change_points(perf_case_name, metric, after_night);
+CREATE INDEX change_points_by_series ON change_points(perf_case_name, metric, first_night);
 ";

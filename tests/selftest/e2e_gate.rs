@@ -191,12 +191,7 @@ fn a_result_beyond_physics_is_invalid_not_a_pass() {
     // The prefix names the GPU (H100_80GB_HBM3 is an H100 SXM), so the limits are known.
     // A benchmark 50x faster than the first night is beyond the H100's compute ceiling.
     night(dir.path(), 1, "1", &["--test-prefix", "H100_80GB_HBM3"]);
-    let (counts, text, records) = night(
-        dir.path(),
-        2,
-        "50",
-        &["--test-prefix", "H100_80GB_HBM3"],
-    );
+    let (counts, text, records) = night(dir.path(), 2, "50", &["--test-prefix", "H100_80GB_HBM3"]);
     let t = token_throughput(&records);
     assert_eq!(t.verdict, Verdict::Invalid, "{}", t.explanation);
     assert!(
@@ -207,4 +202,72 @@ fn a_result_beyond_physics_is_invalid_not_a_pass() {
     assert!(t.roofline_pct.is_some_and(|p| p > 110.0), "{t:?}");
     assert_eq!(counts, (0, 1, 0), "{text}");
     assert!(text.contains("gate: INVALID TOKEN_THROUGHPUT"), "{text}");
+}
+
+fn perfgate(args: &[&str]) -> (Option<i32>, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_perfgate"))
+        .args(args)
+        .env_remove("PERF_HISTORY")
+        .output()
+        .expect("perfgate runs");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+#[test]
+fn accepting_a_regression_rebaselines_and_restarts_the_history() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for n in 1..=6 {
+        night(dir.path(), n, "1", &[]);
+    }
+    let (counts, text, _) = night(dir.path(), 7, "0.9", &[]);
+    assert_eq!(counts, (0, 1, 0), "{text}");
+    let from = dir.path().join("night7/out");
+    let file = dir.path().join("baselines.csv");
+    let history = dir.path().join("history.sqlite");
+    let s = |p: &Path| p.to_str().expect("utf-8").to_string();
+    let (from, file, history) = (s(&from), s(&file), s(&history));
+    let update = |extra: &[&str]| {
+        let mut args = vec![
+            "baseline",
+            "update",
+            "--from",
+            &from,
+            "--file",
+            &file,
+            "--history",
+            &history,
+            "--reason",
+            "slower kernel accepted for accuracy (PR 42)",
+        ];
+        args.extend_from_slice(extra);
+        perfgate(&args)
+    };
+    // A regression is never absorbed silently: refused, named, exit 1.
+    let (code, text) = update(&[]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("REFUSED"), "{text}");
+    assert!(text.contains("--accept-regressions"), "{text}");
+    // Accepted on purpose: written with the reason, and the history restarts there.
+    let (code, text) = update(&["--accept-regressions"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("change point(s) acknowledged"), "{text}");
+    let csv = std::fs::read_to_string(&file).expect("baseline written");
+    assert!(
+        csv.contains("slower kernel accepted for accuracy (PR 42)"),
+        "{csv}"
+    );
+    assert!(
+        std::fs::read_to_string(dir.path().join("night7/out/perf_patch.patch"))
+            .expect("patch")
+            .contains("+++ b/"),
+    );
+    // The next night at the new level compares with the new baseline, not the old history.
+    let (counts, text, records) = night(dir.path(), 8, "0.9", &["--baseline-file", &file]);
+    let t = token_throughput(&records);
+    assert_eq!(counts, (1, 0, 0), "{}\n{text}", t.explanation);
+    assert_eq!(t.source, "baseline", "{t:?}");
+    assert!(matches!(t.verdict, Verdict::Pass), "{}", t.explanation);
 }

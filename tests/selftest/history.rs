@@ -225,8 +225,8 @@ fn the_series_keeps_only_comparable_earlier_nights() {
         [100.0, 101.0, 500.0, 600.0]
     );
 
-    // A re-baselining after n2: only later nights count, for every fingerprint.
-    h.acknowledge(CASE, METRIC, "new attention kernel (PR 1234)", "n2")
+    // A re-baselining from n3 on: only n3 and later count, for every fingerprint.
+    h.acknowledge(CASE, METRIC, "new attention kernel (PR 1234)", "n3")
         .expect("acknowledge");
     assert_eq!(
         values(&h.series(&query(None, "n6", 10)).expect("series")),

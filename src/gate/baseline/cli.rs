@@ -59,6 +59,11 @@ pub struct UpdateArgs {
     /// Print the diff and the summary; write nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// The history the run was recorded in: every row written becomes an acknowledged change
+    /// point there, so the gate's history of that metric restarts at the new level instead
+    /// of failing (or flagging IMPROVED) against the old one for weeks.
+    #[arg(long, env = "PERF_HISTORY", value_name = "FILE")]
+    pub history: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -163,6 +168,21 @@ fn run_update(a: UpdateArgs) -> anyhow::Result<ExitCode> {
             patch_path.display(),
             patch_path.display()
         )?;
+        if let Some(history) = &a.history {
+            let n = acknowledge(history, &plan, &chosen, &a.reason).with_context(|| {
+                format!(
+                    "{} and {} are written, but the change points are not: the history \
+                     still compares with the old level",
+                    path.display(),
+                    patch_path.display()
+                )
+            })?;
+            writeln!(
+                out,
+                "{}: {n} change point(s) acknowledged; those series restart at this run",
+                history.display()
+            )?;
+        }
     }
     print!("{out}");
     if plan.refused_any() {
@@ -175,6 +195,37 @@ fn run_update(a: UpdateArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Records a change point in the history for every row written, from the run its value
+/// came from. Returns how many.
+fn acknowledge(
+    history: &Path,
+    plan: &update::UpdatePlan,
+    records: &[&update::GateLine],
+    reason: &str,
+) -> anyhow::Result<usize> {
+    let mut h = crate::history::History::open_existing(history)?;
+    let mut n = 0;
+    for d in &plan.decisions {
+        if !matches!(d.outcome, Outcome::Updated | Outcome::Added) {
+            continue;
+        }
+        let Some(r) = records
+            .iter()
+            .find(|g| g.record.perf_case_name == d.perf_case_name)
+        else {
+            continue;
+        };
+        h.acknowledge(
+            &d.perf_case_name,
+            &r.record.metric,
+            reason,
+            &r.record.run_id,
+        )?;
+        n += 1;
+    }
+    Ok(n)
 }
 
 fn change(d: &Decision) -> String {
