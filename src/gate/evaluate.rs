@@ -295,11 +295,17 @@ fn mean(v: &[f64]) -> f64 {
     v.iter().sum::<f64>() / v.len() as f64
 }
 
-/// Does any gated metric want another repetition? (UNKNOWN and the budget lasts.)
+/// Does any gated metric want another repetition? An UNKNOWN while the budget lasts, and
+/// only where more repetitions can decide it: not against a short history (its few nights
+/// are the uncertainty) nor an unstable one (its noise is).
 pub fn wants_rerun(records: &[VerdictRecord], reruns_done: u32, max_reruns: u32) -> bool {
-    records
-        .iter()
-        .any(|r| r.gated && stats::should_rerun(r.verdict, reruns_done, max_reruns))
+    let unstable = GateParams::default().unstable_scale * 100.0;
+    records.iter().any(|r| {
+        r.gated
+            && stats::should_rerun(r.verdict, reruns_done, max_reruns)
+            && r.source != "short-history"
+            && r.noise_pct.is_none_or(|n| n <= unstable)
+    })
 }
 
 /// What makes a test fail.

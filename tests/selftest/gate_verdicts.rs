@@ -547,3 +547,35 @@ fn our_keys_join_upstreams_base_perf_csv() {
         assert!(base.get(&id.perf_case_name(&row.metric_type)).is_some());
     }
 }
+
+#[test]
+fn reruns_only_where_more_repetitions_can_decide() {
+    let fp = Fingerprint::default();
+    // Three nights of history: UNKNOWN, but the uncertainty is the short history, which a
+    // rerun tonight cannot shrink.
+    let short = |_: &str, m: &str| Reference {
+        baseline: None,
+        history: history(m).into_iter().take(3).collect(),
+    };
+    let r = run(&case(&[950.0]), GateMode::Default, &fp, short);
+    let t = by_metric(&r, "TOKEN_THROUGHPUT");
+    assert_eq!((t.verdict, t.source.as_str()), (Verdict::Unknown, "short-history"));
+    assert!(!wants_rerun(&r, 0, 2));
+    // An unstable history (noise above 8% per night) is reported, not rerun.
+    let noisy = |_: &str, m: &str| Reference {
+        baseline: None,
+        history: history(m)
+            .into_iter()
+            .enumerate()
+            .map(|(i, o)| Observation {
+                value: o.value * if i % 2 == 0 { 1.15 } else { 0.87 },
+                ..o
+            })
+            .collect(),
+    };
+    let r = run(&case(&[1000.0, 1001.0]), GateMode::Default, &fp, noisy);
+    let t = by_metric(&r, "TOKEN_THROUGHPUT");
+    assert_eq!(t.verdict, Verdict::Unknown, "{}", t.explanation);
+    assert!(t.explanation.contains("unstable"), "{}", t.explanation);
+    assert!(!wants_rerun(&r, 0, 2));
+}
