@@ -119,13 +119,17 @@ pub fn evaluate(
                 .and_then(|d| d.upstream_threshold)
                 .map_or((None, None), |(r, a)| (Some(r), Some(a))),
         };
-        let roofline_pct = ctx.roofline.and_then(|r| {
-            let last = case
-                .of_step(step)
-                .filter(|m| m.state == State::Valid)
-                .last()?;
-            r.fraction_of_limit(name, &last.metrics).map(|f| f * 100.0)
-        });
+        let last = case
+            .of_step(step)
+            .filter(|m| m.state == State::Valid)
+            .last()
+            .map(|m| &m.metrics);
+        let roofline_pct = ctx
+            .roofline
+            .zip(last)
+            .and_then(|(r, m)| r.fraction_of_limit(name, m))
+            .map(|f| f * 100.0);
+        let utilization = ctx.roofline.zip(last).and_then(|(r, m)| r.utilization(m));
         let mut record = VerdictRecord {
             run_id: ctx.run_id.to_string(),
             test_id: case.id.test_id.clone(),
@@ -148,6 +152,8 @@ pub fn evaluate(
             source: "none".into(),
             history_nights: 0,
             roofline_pct,
+            mfu_pct: utilization.map(|u| u.mfu * 100.0),
+            mbu_pct: utilization.map(|u| u.mbu * 100.0),
             threshold,
             absolute_threshold,
             fingerprint: fingerprint.clone(),

@@ -50,6 +50,12 @@ pub struct VerdictRecord {
     pub history_nights: usize,
     /// `value` as % of the physical limit for this metric, when one is known.
     pub roofline_pct: Option<f64>,
+    /// The step's achieved model FLOPs and HBM traffic as % of the GPUs' peaks (MFU, MBU;
+    /// estimates, see `gate::physics`), when the GPU type is known.
+    #[serde(default)]
+    pub mfu_pct: Option<f64>,
+    #[serde(default)]
+    pub mbu_pct: Option<f64>,
     /// Upstream's thresholds for this metric (`relative`, signed as upstream writes it;
     /// `absolute`), from the baseline row or the metric table.
     pub threshold: Option<f64>,

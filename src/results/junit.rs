@@ -195,7 +195,8 @@ pub fn properties(cases: &[CaseResult]) -> Vec<(String, String)> {
 }
 
 /// The gate's verdicts as properties: `<metric>.verdict`, `.baseline`, `.change_pct`,
-/// `.mde_pct` (what this case can detect), `.roofline_pct`, `.gated`, keyed like
+/// `.mde_pct` (what this case can detect), `.roofline_pct`, `.mfu_pct`, `.mbu_pct`, `.gated`,
+/// keyed like
 /// [`properties`] (`<case>/` first when a test has several cases).
 pub fn verdict_properties(records: &[crate::gate::record::VerdictRecord]) -> Vec<(String, String)> {
     let mut cases: Vec<&str> = records
@@ -225,6 +226,8 @@ pub fn verdict_properties(records: &[crate::gate::record::VerdictRecord]) -> Vec
         num("change_pct", r.change_pct);
         num("mde_pct", r.mde_pct);
         num("roofline_pct", r.roofline_pct);
+        num("mfu_pct", r.mfu_pct);
+        num("mbu_pct", r.mbu_pct);
     }
     out
 }

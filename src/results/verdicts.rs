@@ -234,11 +234,15 @@ pub fn markdown(title: &str, records: &[VerdictRecord]) -> String {
              baseline and a patch.\n\n",
         );
     }
-    out.push_str("### All results\n\n| case | metric | baseline | value | change | MDE | verdict | roofline |\n|---|---|---|---|---|---|---|---|\n");
+    out.push_str("### All results\n\n| case | metric | baseline | value | change | MDE | verdict | roofline | MFU / MBU |\n|---|---|---|---|---|---|---|---|---|\n");
     for r in records {
+        let utilization = match (r.mfu_pct, r.mbu_pct) {
+            (Some(f), Some(b)) => format!("{f:.0}% / {b:.0}%"),
+            _ => "-".into(),
+        };
         let _ = writeln!(
             out,
-            "| `{}` | {}{} | {} | {} {} | {} | {} | {} | {} |",
+            "| `{}` | {}{} | {} | {} {} | {} | {} | {} | {} | {utilization} |",
             case_name(r),
             r.metric,
             if r.gated { " (gated)" } else { "" },

@@ -445,6 +445,8 @@ fn verdict_record(r: &Rec) -> VerdictRecord {
         source: "history".into(),
         history_nights: 14,
         roofline_pct: None,
+        mfu_pct: None,
+        mbu_pct: None,
         threshold: None,
         absolute_threshold: None,
         fingerprint: "cuda=12.9;driver=575.57".into(),

@@ -559,7 +559,10 @@ fn reruns_only_where_more_repetitions_can_decide() {
     };
     let r = run(&case(&[950.0]), GateMode::Default, &fp, short);
     let t = by_metric(&r, "TOKEN_THROUGHPUT");
-    assert_eq!((t.verdict, t.source.as_str()), (Verdict::Unknown, "short-history"));
+    assert_eq!(
+        (t.verdict, t.source.as_str()),
+        (Verdict::Unknown, "short-history")
+    );
     assert!(!wants_rerun(&r, 0, 2));
     // An unstable history (noise above 8% per night) is reported, not rerun.
     let noisy = |_: &str, m: &str| Reference {

@@ -63,6 +63,8 @@ fn verdict(run_id: &str, perf_case_name: &str, v: Verdict, gated: bool) -> Verdi
         source: "history".into(),
         history_nights: 20,
         roofline_pct: None,
+        mfu_pct: None,
+        mbu_pct: None,
         threshold: Some(-0.1),
         absolute_threshold: Some(50.0),
         fingerprint: "gpu=H100".into(),
