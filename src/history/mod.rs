@@ -620,8 +620,11 @@ impl History {
     /// - are not `exclude_run`,
     /// - have the given fingerprint (when one is given),
     /// - came after the series' latest acknowledged change point (see [`History::acknowledge`]),
-    /// - did not get an INVALID or ENV_CHANGED verdict for the series (those values describe a
-    ///   broken measurement or another environment, not this series' normal level).
+    /// - did not get an INVALID, ENV_CHANGED, FAIL or IMPROVED verdict for the series: those
+    ///   values describe a broken measurement, another environment, or a level nobody has
+    ///   accepted yet. A regression therefore keeps failing, night after night, until it is
+    ///   fixed or acknowledged (`perfgate baseline update --accept-regressions --history`);
+    ///   it is never absorbed into the history silently.
     pub fn series(&self, q: &SeriesQuery<'_>) -> Result<Vec<Observation>, HistoryError> {
         let path = &self.path;
         if q.max_nights == 0 {
@@ -749,7 +752,7 @@ nights AS (
                      WHERE perf_case_name = ?1 AND metric = ?2)
       AND NOT EXISTS (SELECT 1 FROM verdicts v
                       WHERE v.night = m.night AND v.perf_case_name = ?1 AND v.step = ?3
-                        AND v.metric = ?2 AND v.verdict IN ('INVALID', 'ENV_CHANGED'))
+                        AND v.metric = ?2 AND v.verdict IN ('INVALID', 'ENV_CHANGED', 'FAIL', 'IMPROVED'))
     ORDER BY m.night DESC
     LIMIT ?6
 )

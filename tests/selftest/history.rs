@@ -182,6 +182,9 @@ fn the_series_keeps_only_comparable_earlier_nights() {
     let n2 = night(&mut h, "n2", "B", &[200.0], None);
     night(&mut h, "n3", "A", &[300.0], Some(Verdict::Invalid));
     night(&mut h, "n4", "A", &[400.0], Some(Verdict::EnvChanged));
+    // Unaccepted levels: a regression and an improvement nobody acknowledged.
+    night(&mut h, "n4f", "A", &[410.0], Some(Verdict::Fail));
+    night(&mut h, "n4i", "A", &[420.0], Some(Verdict::Improved));
     let n5 = h.begin_run(&meta("n5", "A")).expect("begin");
     h.record_measurements(
         "n5",
