@@ -212,6 +212,9 @@ fn run_one(o: &SimOptions, sc: &Scenario, rng: &mut Rng) -> Result<ScenarioResul
             };
             let mut reps: Vec<f64> = (0..sc.reps).map(|_| draw(rng)).collect();
             let night_mean = reps.iter().sum::<f64>() / reps.len() as f64;
+            // As the history store does: a night the gate failed (or found improved) stays
+            // out of the history until someone accepts its level.
+            let mut accepted = true;
             if night >= o.history {
                 let is_null = night < step_night;
                 // Ours, with reruns of an UNKNOWN.
@@ -226,6 +229,7 @@ fn run_one(o: &SimOptions, sc: &Scenario, rng: &mut Rng) -> Result<ScenarioResul
                     }
                     break r.verdict;
                 };
+                accepted = !matches!(verdict, Verdict::Fail | Verdict::Improved);
                 let ours_alarm = verdict == Verdict::Fail;
                 let a_alarm = stats::upstream_check(stored_a, night_mean, rel, abs);
                 let b_alarm = upstream_b_alarm(&daily_means, night_mean);
@@ -249,10 +253,12 @@ fn run_one(o: &SimOptions, sc: &Scenario, rng: &mut Rng) -> Result<ScenarioResul
             }
             daily_means.push(night_mean);
             let night_index = night as i64;
-            history.extend(reps.iter().map(|&value| Observation {
-                night: night_index,
-                value,
-            }));
+            if accepted {
+                history.extend(reps.iter().map(|&value| Observation {
+                    night: night_index,
+                    value,
+                }));
+            }
         }
         for (r, hit) in [
             (&mut res.ours, ours_hit),
