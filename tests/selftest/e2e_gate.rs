@@ -115,7 +115,11 @@ fn nights_build_a_history_and_a_slowdown_fails() {
     for n in 8..=10 {
         let (counts, text, records) = night(dir.path(), n, "0.9", &["--fail-on", "never"]);
         assert_eq!(counts, (1, 0, 0), "{text}");
-        assert_eq!(token_throughput(&records).verdict, Verdict::Fail, "night {n}");
+        assert_eq!(
+            token_throughput(&records).verdict,
+            Verdict::Fail,
+            "night {n}"
+        );
     }
 }
 
