@@ -18,5 +18,6 @@ pub mod plan;
 pub mod report;
 pub mod results;
 pub mod runner;
+pub mod telemetry;
 pub mod testlist;
 pub mod textutil;

@@ -55,6 +55,8 @@ enum Command {
     Gate(perfgate::history::cli::GateArgs),
     /// Look into the history file (runs, nights).
     History(perfgate::history::cli::HistoryArgs),
+    /// Show what GPU telemetry sees: the environment and a few samples (reads only).
+    Telemetry(perfgate::telemetry::cli::TelemetryArgs),
 }
 
 #[derive(clap::Args)]
@@ -174,6 +176,7 @@ fn main() -> ExitCode {
         Command::Baseline(c) => perfgate::gate::baseline::cli::run_cli(c),
         Command::Gate(a) => perfgate::history::cli::run_gate(a),
         Command::History(a) => perfgate::history::cli::run_history(a),
+        Command::Telemetry(a) => perfgate::telemetry::cli::run_cli(a),
     };
     match result {
         Ok(code) => code,

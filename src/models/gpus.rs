@@ -41,10 +41,21 @@ impl GpuInfo {
     }
 }
 
+/// Target application clocks (MHz) for clock locking, by NVML product name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClockTarget {
+    pub sm_clk: u32,
+    pub mem_clk: u32,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GpuTable {
     pub gpus: BTreeMap<String, GpuInfo>,
+    /// Keyed by the NVML product name without "NVIDIA" (upstream's `gpu_configs.yml`).
+    #[serde(default)]
+    pub clock_targets: BTreeMap<String, ClockTarget>,
 }
 
 impl GpuTable {
@@ -56,6 +67,11 @@ impl GpuTable {
     /// A problem with a value (a zero or negative bandwidth, say) as `(gpu, message)`; serde
     /// checks the types, this checks what the numbers mean.
     pub fn invalid(&self) -> Option<(String, String)> {
+        for (key, t) in &self.clock_targets {
+            if t.sm_clk == 0 || t.mem_clk == 0 {
+                return Some((key.clone(), "clock targets must be positive MHz".into()));
+            }
+        }
         for (key, info) in &self.gpus {
             for (field, value) in info.numbers() {
                 if let Some(v) = value

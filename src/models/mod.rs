@@ -14,7 +14,7 @@ mod arch;
 mod gpus;
 
 pub use arch::Arch;
-pub use gpus::{GpuInfo, GpuTable};
+pub use gpus::{ClockTarget, GpuInfo, GpuTable};
 
 use crate::llm_api::Rules;
 

@@ -18,3 +18,4 @@ mod physics;
 mod report;
 mod results;
 mod runner;
+mod telemetry;
