@@ -1,7 +1,7 @@
 //! The NVML source: `libnvidia-ml.so.1`, loaded at run time (nvml-wrapper uses libloading), so
 //! the binary runs on machines without a driver.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsStr;
 use std::time::SystemTime;
 
@@ -23,6 +23,9 @@ pub(super) struct NvmlSource {
     nvml: Nvml,
     /// (GPU, field) pairs whose failure was already reported.
     noted: BTreeSet<(u32, &'static str)>,
+    /// Per GPU, whether NVML says it has no fan (passively cooled boards such as the H100
+    /// SXM): then there is no fan speed to read and nothing missing to report.
+    fanless: BTreeMap<u32, bool>,
     notes: Vec<String>,
 }
 
@@ -96,6 +99,7 @@ impl NvmlSource {
                     return Ok(NvmlSource {
                         nvml,
                         noted: BTreeSet::new(),
+                        fanless: BTreeMap::new(),
                         notes: Vec::new(),
                     });
                 }
@@ -174,6 +178,12 @@ impl Source for NvmlSource {
                     ));
                 }
             };
+            let fanless = *self
+                .fanless
+                .entry(gpu)
+                .or_insert_with(|| device.num_fans().is_ok_and(|n| n == 0));
+            // A fanless board answers fan-speed queries with InvalidArg.
+            let fan = (!fanless).then(|| device.fan_speed(0));
             let mem_temp = device
                 .field_values_for(&[FieldId(NVML_FI_DEV_MEMORY_TEMP)])
                 .and_then(|values| {
@@ -193,7 +203,7 @@ impl Source for NvmlSource {
                 device.decoder_utilization(),
                 device.temperature(TemperatureSensor::Gpu),
                 mem_temp,
-                device.fan_speed(0),
+                fan,
                 device.performance_state(),
                 device.power_usage(),
                 device.total_energy_consumption(),
@@ -234,7 +244,10 @@ impl Source for NvmlSource {
                 .map(|u| u.utilization),
             gpu_temp_c: self.read(gpu, "GPU temperature", temp)?,
             mem_temp_c: self.read(gpu, "memory temperature", mtemp)?,
-            fan_pct: self.read(gpu, "fan speed", fan)?,
+            fan_pct: match fan {
+                Some(f) => self.read(gpu, "fan speed", f)?,
+                None => None,
+            },
             pstate: self
                 .read(gpu, "performance state", pstate)?
                 .and_then(pstate_number),
