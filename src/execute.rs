@@ -12,6 +12,7 @@ use crate::plan::{CasePlan, Step, StepKind, TestPlan};
 use crate::report::{self, Report, ReportKind};
 use crate::results::{CaseId, CaseResult, Measurement, State};
 use crate::runner::{Limits, Runner, StepRun};
+use crate::telemetry::Telemetry;
 
 #[derive(Debug, Clone)]
 pub struct ExecOptions {
@@ -23,6 +24,37 @@ pub struct ExecOptions {
     pub limits: Limits,
     pub timeout: Option<Duration>,
     pub dataset_cache: PathBuf,
+    /// GPU telemetry around every benchmark step; `None` when off.
+    pub telemetry: Option<TelemetryOptions>,
+}
+
+/// How benchmark steps are sampled (`src/telemetry`) and when a sampled clock makes a
+/// measurement untrustworthy.
+#[derive(Clone)]
+pub struct TelemetryOptions {
+    pub telemetry: Telemetry,
+    pub interval: Duration,
+    /// The GPUs the test uses (the first `gpus:N` visible ones).
+    pub gpus: Vec<u32>,
+    /// The SM clock the GPU should hold (the locked target, or its default application
+    /// clock); `None` skips the clock check.
+    pub target_sm_mhz: Option<u32>,
+    /// A clock more than this % below the target...
+    pub max_below_pct: f64,
+    /// ...or throttling, in more than this share of the samples is evidence.
+    pub max_share: f64,
+    /// Evidence makes the measurement INVALID (else it is a warning).
+    pub invalid_on_evidence: bool,
+}
+
+impl std::fmt::Debug for TelemetryOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TelemetryOptions")
+            .field("interval", &self.interval)
+            .field("gpus", &self.gpus)
+            .field("target_sm_mhz", &self.target_sm_mhz)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What running one test gave.
@@ -95,7 +127,7 @@ pub fn execute(
             reason: None,
         };
         for step in &plan.setup {
-            let m = measure(&mut runner, step, 1, &plan.setup_metrics);
+            let m = measure(&mut runner, step, 1, &plan.setup_metrics, None);
             let failed = m.state != State::Valid;
             if failed {
                 build_failed = Some(format!(
@@ -186,7 +218,7 @@ pub fn execute(
                 } else {
                     &cp.metrics
                 };
-                let m = measure(&mut runner, step, rep, required);
+                let m = measure(&mut runner, step, rep, required, opts.telemetry.as_ref());
                 stop = m.state != State::Valid;
                 case.measurements.push(m);
                 if stop {
@@ -220,7 +252,13 @@ fn case_dir_name(cp: &CasePlan) -> String {
 
 /// Runs one benchmark step and reads its metrics. The measurement is `failed` when the step
 /// failed, requests failed, there is not exactly one report, or a required metric is missing.
-fn measure(runner: &mut Runner, step: &Step, repetition: u32, required: &[&str]) -> Measurement {
+fn measure(
+    runner: &mut Runner,
+    step: &Step,
+    repetition: u32,
+    required: &[&str],
+    telemetry: Option<&TelemetryOptions>,
+) -> Measurement {
     let report_json = match step.kind {
         StepKind::Throughput | StepKind::Latency => step.outputs.first().cloned(),
         _ => None,
@@ -242,8 +280,15 @@ fn measure(runner: &mut Runner, step: &Step, repetition: u32, required: &[&str])
         started,
         ended: started,
         duration: Duration::ZERO,
+        telemetry: None,
+        evidence: Vec::new(),
     };
-    let run = match runner.run_step(step) {
+    let sampled =
+        telemetry.filter(|_| matches!(step.kind, StepKind::Throughput | StepKind::Latency));
+    let recorder = sampled.map(|t| t.telemetry.start(&t.gpus, t.interval));
+    let run = runner.run_step(step);
+    let recording = recorder.map(|r| r.stop());
+    let run = match run {
         Ok(run) => run,
         Err(e) => {
             m.ended = std::time::SystemTime::now();
@@ -263,6 +308,9 @@ fn measure(runner: &mut Runner, step: &Step, repetition: u32, required: &[&str])
             m.reason = Some(format!("cannot read the report: {e:#}"));
         }
     }
+    if let (Some(opts), Some(rec)) = (sampled, recording) {
+        add_telemetry(&mut m, opts, rec);
+    }
     if m.state != State::Valid {
         runner.note(&format!(
             "{} marked {}: {}",
@@ -272,6 +320,40 @@ fn measure(runner: &mut Runner, step: &Step, repetition: u32, required: &[&str])
         ));
     }
     m
+}
+
+/// Adds a step's GPU telemetry to its measurement: the summary as metrics, what could not be
+/// sampled as warnings, and clock or throttling evidence (INVALID evidence or a warning).
+fn add_telemetry(m: &mut Measurement, opts: &TelemetryOptions, rec: crate::telemetry::Recording) {
+    let output_tokens = m
+        .metrics
+        .get("TOTAL_OUTPUT_TOKENS")
+        .copied()
+        .or_else(|| Some(m.metrics.get("NUM_REQUESTS")? * m.metrics.get("AVG_OUTPUT_LENGTH")?));
+    let summary = rec.summary(output_tokens);
+    for (k, v) in summary.metrics() {
+        m.metrics.entry(k).or_insert(v);
+    }
+    m.warnings.extend(
+        summary
+            .problems
+            .iter()
+            .map(|p| format!("GPU telemetry: {p}")),
+    );
+    let evidence = crate::telemetry::clock_evidence(
+        &summary,
+        &rec,
+        opts.target_sm_mhz,
+        opts.max_below_pct,
+        opts.max_share,
+    );
+    if opts.invalid_on_evidence {
+        m.evidence.extend(evidence);
+    } else {
+        m.warnings
+            .extend(evidence.into_iter().map(|e| format!("GPU telemetry: {e}")));
+    }
+    m.telemetry = Some(std::sync::Arc::new(rec));
 }
 
 /// Parses the step's slice of the log, and its report.json when it wrote one.

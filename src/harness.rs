@@ -11,7 +11,7 @@ use libtest_mimic::{Arguments, Completion, Failed, Trial};
 use regex::Regex;
 
 use crate::config::{self, NameError, PerfName};
-use crate::execute::ExecOptions;
+use crate::execute::{ExecOptions, TelemetryOptions};
 use crate::gate::baseline::Baselines;
 use crate::gate::env::Fingerprint;
 use crate::gate::evaluate::BaselineRef;
@@ -30,6 +30,7 @@ use crate::results::{
     junit::{JunitCase, Outcome},
 };
 use crate::runner;
+use crate::telemetry::Telemetry;
 use crate::testlist::{self, Diagnostic, LoadOptions, Severity, System, TestEntry};
 
 /// Options shared by the harness and the CLI. Every flag also reads an environment variable,
@@ -110,6 +111,10 @@ pub struct CommonArgs {
     /// Where generated datasets are kept for reuse (default: ~/.cache/perfgate/datasets).
     #[arg(long, env = "PERF_DATASET_CACHE")]
     pub dataset_cache: Option<PathBuf>,
+    /// Facts detected on this machine (NVML, the host): the base of the system description,
+    /// under what `--system` and `--system-set` give.
+    #[arg(skip)]
+    pub detected: Option<System>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -169,6 +174,8 @@ pub struct HarnessArgs {
     #[command(flatten)]
     pub gate: GateArgs,
     #[command(flatten)]
+    pub telemetry: TelemetryArgs,
+    #[command(flatten)]
     pub libtest: Arguments,
 }
 
@@ -212,6 +219,44 @@ pub struct GateArgs {
     /// One baseline file to use instead (ours, or an upstream `base_perf.csv` as it is).
     #[arg(long = "baseline-file", env = "PERF_BASELINE_FILE")]
     pub baseline_file: Option<PathBuf>,
+}
+
+/// GPU telemetry (NVML) around every benchmark step; see the README's "GPU telemetry".
+#[derive(Debug, Clone, clap::Args)]
+pub struct TelemetryArgs {
+    /// Do not sample the GPUs (also: no NVML facts, no default test prefix from the GPU).
+    #[arg(long, env = "PERF_NO_TELEMETRY")]
+    pub no_telemetry: bool,
+    /// Sampling interval.
+    #[arg(
+        long = "telemetry-interval-ms",
+        env = "PERF_TELEMETRY_INTERVAL_MS",
+        default_value_t = 200,
+        value_parser = clap::value_parser!(u64).range(10..)
+    )]
+    pub interval_ms: u64,
+    /// A step whose SM clock is more than this % below its target (the locked clock, or the
+    /// GPU's default application clock)...
+    #[arg(long, env = "PERF_CLOCK_TOLERANCE_PCT", default_value_t = 10.0)]
+    pub clock_tolerance_pct: f64,
+    /// ...or that throttles (thermal, hardware slowdown, power brake) in more than this share
+    /// of its samples is flagged.
+    #[arg(long, env = "PERF_THROTTLE_SHARE", default_value_t = 0.1)]
+    pub throttle_share: f64,
+    /// What a flagged step is: INVALID (never compared) or a warning.
+    #[arg(long, value_enum, env = "PERF_ON_THROTTLE", default_value = "invalid")]
+    pub on_throttle: OnThrottle,
+    /// Lock the GPUs' application clocks to the targets in model_configs/gpus.yaml for the
+    /// run (needs root); the original clocks are restored at the end, on Ctrl-C and on error.
+    /// Off by default.
+    #[arg(long, env = "PERF_LOCK_CLOCKS")]
+    pub lock_clocks: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OnThrottle {
+    Invalid,
+    Warn,
 }
 
 /// One list entry, parsed and planned.
@@ -324,6 +369,14 @@ impl CommonArgs {
                     .ok()
                     .map(|(name, _)| name.to_string())
             })
+            .or_else(|| {
+                let detected = system?.get("gpu_type")?.as_str()?;
+                configs
+                    .gpus
+                    .find(detected)
+                    .ok()
+                    .map(|(name, _)| name.to_string())
+            })
     }
 
     pub fn configs(&self) -> anyhow::Result<ModelConfigs> {
@@ -358,6 +411,12 @@ impl CommonArgs {
             }
             None => None,
         };
+        if let Some(detected) = &self.detected {
+            let s = system.get_or_insert_with(System::new);
+            for (k, v) in detected {
+                s.entry(k.clone()).or_insert_with(|| v.clone());
+            }
+        }
         for kv in &self.system_set {
             let (k, v) = kv
                 .split_once('=')
@@ -465,6 +524,23 @@ pub fn run(mut args: HarnessArgs) -> anyhow::Result<libtest_mimic::Conclusion> {
         .map(Regex::new)
         .transpose()
         .map_err(|e| anyhow::anyhow!("--regexp: invalid regular expression: {e}"))?;
+    // The GPUs, once: their facts join the system description (test-db conditions, the
+    // fingerprint, the GPU type) and name the test prefix when none is given.
+    let telemetry = (!args.telemetry.no_telemetry).then(Telemetry::open);
+    if let Some(t) = &telemetry {
+        match t.unavailable_reason() {
+            Some(why) => eprintln!("perfgate: {why}"),
+            None => {
+                let facts = t.environment();
+                if args.common.test_prefix.is_none()
+                    && let Some(gpu) = facts.get("gpu_type").and_then(|g| g.as_str())
+                {
+                    args.common.test_prefix = Some(gpu.to_string());
+                }
+                args.common.detected = Some(facts);
+            }
+        }
+    }
     let collection = args.common.collect()?;
     // Name errors fail their own test; only list-level errors stop the whole run.
     let name_error_sources: std::collections::HashSet<(&PathBuf, usize)> = collection
@@ -499,6 +575,7 @@ pub fn run(mut args: HarnessArgs) -> anyhow::Result<libtest_mimic::Conclusion> {
     let gpu_type = args
         .common
         .gpu_type(collection.system.as_ref(), &collection.configs);
+    let session_started = std::time::SystemTime::now();
     let run_id = format!(
         "{}-{}",
         chrono::DateTime::<chrono::Utc>::from(std::time::SystemTime::now())
@@ -523,6 +600,13 @@ pub fn run(mut args: HarnessArgs) -> anyhow::Result<libtest_mimic::Conclusion> {
     // Physical limits: shown by the dry run, checked on every result, when the GPU type is
     // known.
     let physics = gpu_type.map(|gpu| (collection.configs.clone(), gpu));
+    let running = !(args.dry_run || args.libtest.list);
+    let (telemetry_opts, clock_lock) = match &telemetry {
+        Some(t) if running && t.unavailable_reason().is_none() => {
+            telemetry_options(&args.telemetry, t, &collection.configs)?
+        }
+        _ => (None, None),
+    };
     let ctx = Arc::new(RunContext {
         physics,
         gate,
@@ -543,6 +627,7 @@ pub fn run(mut args: HarnessArgs) -> anyhow::Result<libtest_mimic::Conclusion> {
                 .dataset_cache
                 .clone()
                 .unwrap_or_else(crate::dataset::default_cache_dir),
+            telemetry: telemetry_opts,
         },
         writers,
         finished: Mutex::default(),
@@ -580,6 +665,28 @@ pub fn run(mut args: HarnessArgs) -> anyhow::Result<libtest_mimic::Conclusion> {
     }
     if let Some(gate) = &ctx.gate {
         gate.finish();
+    }
+    // The original clocks come back before the summary, also after an interrupt (a panic
+    // unwinds through the lock's drop, which restores them too).
+    if let Some(lock) = clock_lock {
+        match lock.restore() {
+            Ok(()) => eprintln!("perfgate: original application clocks restored"),
+            Err(e) => eprintln!("perfgate: cannot restore the application clocks: {e}"),
+        }
+    }
+    if running {
+        let facts = telemetry
+            .as_ref()
+            .map(Telemetry::environment)
+            .unwrap_or_default();
+        if let Err(e) = crate::telemetry::write_session_properties(
+            &args.common.output_dir,
+            &facts,
+            session_started,
+            std::time::SystemTime::now(),
+        ) {
+            eprintln!("perfgate: {e:#}");
+        }
     }
     if let Some(writers) = &ctx.writers
         && !quiet
@@ -717,11 +824,74 @@ fn open_writers(
         jsonl: results::jsonl::JsonlWriter::open(dir, run_id, env)?,
         verdicts: results::verdicts::VerdictWriter::open(dir, &format!("perfgate {run_id}"))?,
         junit: results::junit::JunitWriter::new(&junit, "perf"),
-        gpu: results::upstream::GpuColumns::default(),
+        gpu: results::upstream::GpuColumns {
+            device_subtype: system
+                .and_then(|s| s.get("gpu_type"))
+                .and_then(|g| g.as_str())
+                .map(str::to_string),
+            ..results::upstream::GpuColumns::default()
+        },
+        monitoring_dir: dir.clone(),
+        monitoring: None,
     };
     // A valid (empty) report from the start: CI finds one even if the run dies at once.
     writers.junit.write()?;
     Ok(writers)
+}
+
+/// Sampling settings for every benchmark step, and the clock lock when `--lock-clocks` asks
+/// for one (held until the run ends; dropping it restores the clocks).
+fn telemetry_options(
+    args: &TelemetryArgs,
+    telemetry: &Telemetry,
+    configs: &ModelConfigs,
+) -> anyhow::Result<(
+    Option<TelemetryOptions>,
+    Option<crate::telemetry::ClockLock>,
+)> {
+    let facts = telemetry.environment();
+    let gpu_name = facts.get("gpu_name").and_then(|v| v.as_str());
+    let target = gpu_name.and_then(|n| crate::telemetry::clock_target(configs, n));
+    let lock = if args.lock_clocks {
+        let (sm, mem) = target.ok_or_else(|| {
+            anyhow::anyhow!(
+                "--lock-clocks: no clock target for the GPU `{}` in model_configs/gpus.yaml",
+                gpu_name.unwrap_or("unknown")
+            )
+        })?;
+        let all: Vec<u32> = (0..telemetry.device_count()).collect();
+        let lock = telemetry
+            .lock_clocks(&all, sm, mem)
+            .map_err(|e| anyhow::anyhow!("--lock-clocks: {e}"))?;
+        eprintln!("perfgate: application clocks locked at SM {sm} MHz, memory {mem} MHz");
+        Some(lock)
+    } else {
+        None
+    };
+    Ok((
+        Some(TelemetryOptions {
+            telemetry: telemetry.clone(),
+            interval: Duration::from_millis(args.interval_ms),
+            gpus: Vec::new(),
+            target_sm_mhz: target.map(|(sm, _)| sm),
+            max_below_pct: args.clock_tolerance_pct,
+            max_share: args.throttle_share,
+            invalid_on_evidence: args.on_throttle == OnThrottle::Invalid,
+        }),
+        lock,
+    ))
+}
+
+/// The NVML indices of the GPUs a test of `n` GPUs runs on: the first `n` of
+/// `CUDA_VISIBLE_DEVICES` when it lists indices, else the first `n` of the machine.
+fn gpus_of_test(n: u32, devices: u32) -> Vec<u32> {
+    let visible: Option<Vec<u32>> = std::env::var("CUDA_VISIBLE_DEVICES")
+        .ok()
+        .and_then(|v| v.split(',').map(|i| i.trim().parse().ok()).collect());
+    match visible {
+        Some(list) => list.into_iter().take(n.max(1) as usize).collect(),
+        None => (0..n.max(1).min(devices)).collect(),
+    }
 }
 
 /// The gate's settings and sources for a run: the baseline file, the history, tonight's
@@ -1013,6 +1183,9 @@ fn execute(
     }
     write_plan_files(plan, None).map_err(|e| format!("{e:#}"))?;
     let mut opts = ctx.exec.clone();
+    if let (Some(tel), Ok(PerfName::Standard(cfg))) = (&mut opts.telemetry, &t.name) {
+        tel.gpus = gpus_of_test(cfg.num_gpus, tel.telemetry.device_count());
+    }
     opts.timeout = t
         .entry
         .markers

@@ -81,7 +81,8 @@ pub fn evaluate(
     // Validity of each valid repetition, per step; the evidence names the repetition.
     let mut evidence: BTreeMap<&str, Vec<String>> = BTreeMap::new();
     for m in case.measurements.iter().filter(|m| m.state == State::Valid) {
-        for e in validity::check(m.step, &m.metrics, &ctx.expect, ctx.roofline) {
+        let found = validity::check(m.step, &m.metrics, &ctx.expect, ctx.roofline);
+        for e in m.evidence.iter().cloned().chain(found) {
             evidence
                 .entry(m.step)
                 .or_default()

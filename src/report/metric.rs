@@ -66,10 +66,19 @@ pub enum Unit {
     Requests,
     /// A dimensionless ratio (acceptance rates, accepted tokens per decoding step).
     Ratio,
+    // GPU telemetry (NVML), not in any benchmark report.
+    Joules,
+    JoulesPerToken,
+    TokensPerJoule,
+    Watts,
+    Megahertz,
+    Celsius,
+    Percent,
+    Samples,
 }
 
 impl Unit {
-    pub const ALL: [Unit; 12] = [
+    pub const ALL: [Unit; 20] = [
         Unit::Milliseconds,
         Unit::Seconds,
         Unit::TokensPerSecond,
@@ -82,6 +91,14 @@ impl Unit {
         Unit::Tokens,
         Unit::Requests,
         Unit::Ratio,
+        Unit::Joules,
+        Unit::JoulesPerToken,
+        Unit::TokensPerJoule,
+        Unit::Watts,
+        Unit::Megahertz,
+        Unit::Celsius,
+        Unit::Percent,
+        Unit::Samples,
     ];
 
     pub fn symbol(&self) -> &'static str {
@@ -98,6 +115,14 @@ impl Unit {
             Unit::Tokens => "tokens",
             Unit::Requests => "requests",
             Unit::Ratio => "ratio",
+            Unit::Joules => "J",
+            Unit::JoulesPerToken => "J/token",
+            Unit::TokensPerJoule => "tokens/J",
+            Unit::Watts => "W",
+            Unit::Megahertz => "MHz",
+            Unit::Celsius => "C",
+            Unit::Percent => "%",
+            Unit::Samples => "samples",
         }
     }
 
@@ -833,6 +858,74 @@ pub static METRICS: &[MetricDef] = &[
         Lower,
         Some((0.3, 100.0)),
         "`Total engine size per GPU is X MiB` (upstream's legacy build script)",
+    ),
+    // GPU telemetry of the benchmark step (NVML, `src/telemetry`), over the GPUs the case uses.
+    // Informational: they explain a change (a clock, a power cap), the gate does not judge them
+    // unless `--gate-metrics` names them.
+    m(
+        "GPU_ENERGY",
+        Joules,
+        Lower,
+        None,
+        "NVML energy counter delta over the step, all GPUs (else the integral of power)",
+    ),
+    m(
+        "JOULES_PER_OUTPUT_TOKEN",
+        JoulesPerToken,
+        Lower,
+        None,
+        "GPU_ENERGY / output tokens of the step",
+    ),
+    m(
+        "OUTPUT_TOKENS_PER_JOULE",
+        TokensPerJoule,
+        Higher,
+        None,
+        "output tokens of the step / GPU_ENERGY",
+    ),
+    m(
+        "GPU_POWER_MEAN",
+        Watts,
+        Lower,
+        None,
+        "mean total board power (NVML)",
+    ),
+    m(
+        "GPU_POWER_MAX",
+        Watts,
+        Lower,
+        None,
+        "highest total board power (NVML)",
+    ),
+    info("SM_CLOCK_MIN", Megahertz, "lowest SM clock sampled (NVML)"),
+    info("SM_CLOCK_MEAN", Megahertz, "mean SM clock (NVML)"),
+    info("MEM_CLOCK_MEAN", Megahertz, "mean memory clock (NVML)"),
+    m(
+        "GPU_TEMP_MAX",
+        Celsius,
+        Lower,
+        None,
+        "highest GPU temperature (NVML)",
+    ),
+    m(
+        "MEM_TEMP_MAX",
+        Celsius,
+        Lower,
+        None,
+        "highest HBM temperature (NVML)",
+    ),
+    info("GPU_UTIL_MEAN", Percent, "mean GPU utilization (NVML)"),
+    m(
+        "GPU_MEMORY_USED_MAX",
+        GiB,
+        Lower,
+        None,
+        "most GPU memory in use on one GPU (NVML)",
+    ),
+    info(
+        "TELEMETRY_SAMPLES",
+        Samples,
+        "NVML samples taken during the step",
     ),
 ];
 

@@ -99,6 +99,14 @@ pub struct Measurement {
     pub ended: SystemTime,
     #[serde(serialize_with = "ser_secs")]
     pub duration: Duration,
+    /// GPU samples of the step, when sampled (their summary is in `metrics`; the samples go
+    /// to `gpu_monitoring.csv`).
+    #[serde(skip)]
+    pub telemetry: Option<std::sync::Arc<crate::telemetry::Recording>>,
+    /// Why the measurement cannot be trusted although it ran (e.g. the SM clock stayed far
+    /// below its target): the gate makes its verdicts INVALID with this evidence.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub evidence: Vec<String>,
 }
 
 /// A case's measurements: the shared build (if any) and every repetition of its benchmarks.
@@ -206,13 +214,37 @@ pub struct Writers {
     pub junit: junit::JunitWriter,
     /// `gate.jsonl` and the markdown report.
     pub verdicts: verdicts::VerdictWriter,
+    /// The run's GPU columns (`device_subtype`); a case's own samples fill its clocks.
     pub gpu: upstream::GpuColumns,
+    /// `gpu_monitoring.csv` in this directory, opened at the first sampled step.
+    pub monitoring_dir: PathBuf,
+    pub monitoring: Option<crate::telemetry::GpuMonitoringWriter>,
 }
 
 impl Writers {
     /// Appends a finished case to the CSV, YAML and JSONL files.
     pub fn case(&mut self, case: &CaseResult) -> anyhow::Result<()> {
-        let rows = upstream::rows(case, &self.gpu);
+        // Upstream's sm_clk/mem_clk are the last sample's clocks; gpu_idx the first GPU.
+        let mut gpu = self.gpu.clone();
+        for m in &case.measurements {
+            let Some(rec) = &m.telemetry else { continue };
+            let monitoring = match &mut self.monitoring {
+                Some(w) => w,
+                None => self
+                    .monitoring
+                    .insert(crate::telemetry::GpuMonitoringWriter::open(
+                        &self.monitoring_dir,
+                    )?),
+            };
+            monitoring.write(&case.id.test_id, m.step, m.repetition, rec)?;
+            let last = rec.samples.iter().rev().find(|s| s.sm_mhz.is_some());
+            if let Some(last) = last {
+                gpu.sm_clk = last.sm_mhz.map(f64::from);
+                gpu.mem_clk = last.mem_mhz.map(f64::from);
+                gpu.gpu_idx = rec.gpus.first().copied();
+            }
+        }
+        let rows = upstream::rows(case, &gpu);
         if let Some(csv) = &mut self.csv {
             csv.write(&rows)?;
         }

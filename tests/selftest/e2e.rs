@@ -51,10 +51,15 @@ pub(crate) fn run(
         "--baselines".into(),
         dir.join("baselines").display().to_string(),
     ];
+    // This machine's GPUs (if any) would rename the tests (the prefix comes from the GPU);
+    // telemetry tests bring a scripted NVML instead.
+    if !env.iter().any(|(k, _)| *k == "PERFGATE_FAKE_NVML") {
+        argv.push("--no-telemetry".into());
+    }
     argv.extend(extra.iter().map(|s| s.to_string()));
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_perfgate"));
     for (k, _) in std::env::vars() {
-        if k.starts_with("FAKE_BENCH_") || k.starts_with("PERF_") {
+        if k.starts_with("FAKE_BENCH_") || k.starts_with("PERF_") || k.starts_with("PERFGATE_") {
             cmd.env_remove(k);
         }
     }

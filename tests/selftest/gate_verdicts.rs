@@ -187,6 +187,8 @@ fn rep(n: u32, step: &'static str, metrics: &[(&str, f64)]) -> Measurement {
         started: t,
         ended: t,
         duration: Duration::from_secs(1),
+        telemetry: None,
+        evidence: Vec::new(),
     }
 }
 

@@ -8,6 +8,7 @@ mod dataset;
 mod double;
 mod e2e;
 mod e2e_gate;
+mod e2e_telemetry;
 mod gate_stats;
 mod gate_verdicts;
 mod history;

@@ -27,6 +27,8 @@ fn measurement(rep: u32, state: State, metrics: &[(&str, f64)]) -> Measurement {
         started: t,
         ended: t + Duration::from_secs(60),
         duration: Duration::from_secs(60),
+        telemetry: None,
+        evidence: Vec::new(),
     }
 }
 
@@ -55,6 +57,8 @@ fn writers(dir: &Path) -> Writers {
         junit: junit::JunitWriter::new(&dir.join("results.xml"), "perf"),
         verdicts: verdicts::VerdictWriter::open(dir, "run-1").expect("gate.jsonl"),
         gpu: upstream::GpuColumns::default(),
+        monitoring_dir: dir.to_path_buf(),
+        monitoring: None,
     }
 }
 
