@@ -36,7 +36,6 @@ pub const FINGERPRINT_KEYS: &[&str] = &[
     "nvlink",
     "cpu",
     "cpu_model",
-    "kernel",
     "os",
     "power_limit",
     "clocks_locked",

@@ -22,6 +22,9 @@ pub const THROTTLE_REASONS: &[(u64, &str)] = &[
 
 /// Reasons that say nothing about the run's validity: an idle GPU between steps, and the
 /// application clocks perfgate itself may have set.
+/// NVML's "the GPU is idle" clock-event reason bit.
+const GPU_IDLE: u64 = 0x1;
+
 const NOT_THROTTLING: [&str; 2] = ["gpu_idle", "applications_clocks_setting"];
 
 /// Reasons that make a run's numbers incomparable when frequent: heat, a hardware slowdown,
@@ -346,7 +349,20 @@ pub fn clock_evidence(
     let mut evidence = Vec::new();
     if let Some(target) = target_sm_mhz {
         let floor = f64::from(target) * (1.0 - max_below_pct / 100.0);
-        let readings: Vec<u32> = recording.samples.iter().filter_map(|s| s.sm_mhz).collect();
+        // Only busy samples: an idle GPU drops its clock on purpose (NVML sets `gpu_idle`),
+        // and every benchmark has idle stretches (loading the model, the tail). Measured on
+        // the lent H100: 345 MHz idle against a 1005 MHz target.
+        let busy = |s: &&crate::telemetry::Sample| {
+            s.throttle_reasons.is_none_or(|m| m & GPU_IDLE == 0)
+                && s.gpu_util_pct.is_none_or(|u| u > 0)
+        };
+        let readings: Vec<u32> = recording
+            .samples
+            .iter()
+            .filter(busy)
+            .filter_map(|s| s.sm_mhz)
+            .collect();
+        let idle = recording.samples.len() - recording.samples.iter().filter(busy).count();
         let below = readings.iter().filter(|&&m| f64::from(m) < floor).count();
         if !readings.is_empty() {
             let share = below as f64 / readings.len() as f64;
@@ -355,7 +371,7 @@ pub fn clock_evidence(
                 let mean =
                     readings.iter().map(|&m| f64::from(m)).sum::<f64>() / readings.len() as f64;
                 evidence.push(format!(
-                    "SM clock more than {max_below_pct}% below the {target} MHz target (under {floor:.0} MHz) in {below} of {} samples ({:.0}%, more than the {:.0}% allowed); lowest {lowest} MHz, mean {mean:.0} MHz",
+                    "SM clock more than {max_below_pct}% below the {target} MHz target (under {floor:.0} MHz) in {below} of {} busy samples ({:.0}%, more than the {:.0}% allowed; {idle} idle samples not counted); lowest {lowest} MHz, mean {mean:.0} MHz",
                     readings.len(),
                     share * 100.0,
                     max_share * 100.0

@@ -143,5 +143,8 @@ fn clock_locking_is_off_by_default_and_a_refusal_stops_the_run() {
         text.contains("application clocks locked at SM 1005 MHz, memory 2619 MHz"),
         "{text}"
     );
-    assert!(text.contains("original application clocks restored"), "{text}");
+    assert!(
+        text.contains("original application clocks restored"),
+        "{text}"
+    );
 }

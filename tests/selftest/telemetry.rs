@@ -205,12 +205,13 @@ fn no_energy_when_a_gpu_has_neither_counter_nor_power() {
 #[test]
 fn throttle_shares_and_clock_evidence() {
     // 10 samples: SM at 1005 MHz but 4 at 850; hw_thermal_slowdown (0x40) in 3, sw_power_cap
-    // (0x4) in 1, gpu_idle (0x1) and applications_clocks_setting (0x2) in all.
+    // (0x4) in 1, applications_clocks_setting (0x2) in all; one extra idle sample (gpu_idle, 0x1)
+    // at 345 MHz, which the clock check leaves out.
     let mut samples = Vec::new();
     for i in 0..10u32 {
         let mut s = sample(0, f64::from(i));
         s.sm_mhz = Some(if i < 4 { 850 } else { 1005 });
-        let mut mask = 0x1 | 0x2;
+        let mut mask = 0x2;
         if i >= 7 {
             mask |= 0x40;
         }
@@ -220,25 +221,30 @@ fn throttle_shares_and_clock_evidence() {
         s.throttle_reasons = Some(mask);
         samples.push(s);
     }
-    let rec = recording(samples, 9.0);
+    let mut idle = sample(0, 10.0);
+    idle.sm_mhz = Some(345);
+    idle.throttle_reasons = Some(0x1);
+    samples.push(idle);
+    let rec = recording(samples, 10.0);
     let s = rec.summary(None);
     assert_eq!(
         s.throttle,
         vec![
-            ("sw_power_cap".to_string(), 0.1),
-            ("hw_thermal_slowdown".to_string(), 0.3)
+            ("sw_power_cap".to_string(), 1.0 / 11.0),
+            ("hw_thermal_slowdown".to_string(), 3.0 / 11.0)
         ]
     );
     let evidence = clock_evidence(&s, &rec, Some(1005), 7.0, 0.2);
     assert_eq!(evidence.len(), 2, "{evidence:?}");
     assert!(
         evidence[0].contains("SM clock more than 7% below the 1005 MHz target")
-            && evidence[0].contains("4 of 10 samples (40%"),
+            && evidence[0].contains("4 of 10 busy samples (40%")
+            && evidence[0].contains("1 idle samples not counted"),
         "{}",
         evidence[0]
     );
     assert!(
-        evidence[1].starts_with("hw_thermal_slowdown throttling in 3 of 10 samples (30%"),
+        evidence[1].starts_with("hw_thermal_slowdown throttling in 3 of 11 samples (27%"),
         "{}",
         evidence[1]
     );
