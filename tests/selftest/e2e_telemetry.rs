@@ -66,6 +66,8 @@ fn a_sampled_run_names_its_gpu_and_writes_energy_and_samples() {
     let t = throughput(&out);
     assert!(t.fingerprint.contains("driver_version=580.159.04"), "{t:?}");
     assert!(t.fingerprint.contains("gpu=H100_SXM"), "{t:?}");
+    // test-db's GPU count comes from NVML too (and joins the fingerprint).
+    assert!(t.fingerprint.contains("system_gpu_count=1"), "{t:?}");
     // The physical limits are known from the detected GPU.
     assert!(t.roofline_pct.is_some(), "{t:?}");
 }
