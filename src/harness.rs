@@ -1273,10 +1273,16 @@ fn execute(
 
 /// The gate for one test: each case's dataset expectations and physical limits, and the
 /// verdicts of its finished cases.
+type JudgeKey = (String, Option<&'static str>, usize);
+
 struct CaseJudge<'a> {
     ctx: &'a RunContext,
     /// By case label.
     cases: Vec<(String, Expectations, Option<Roofline>)>,
+    /// The last verdicts, by case label, first step and measurement count (the engine build
+    /// shares its label with a single case): the rerun question and the finished case ask
+    /// about the same measurements, and each evaluation reads the history.
+    last: std::cell::RefCell<Option<(JudgeKey, Vec<VerdictRecord>)>>,
 }
 
 impl<'a> CaseJudge<'a> {
@@ -1298,10 +1304,30 @@ impl<'a> CaseJudge<'a> {
                 (cp.spec.label.clone(), Expectations::of_case(cp), roof)
             })
             .collect();
-        CaseJudge { ctx, cases }
+        CaseJudge {
+            ctx,
+            cases,
+            last: std::cell::RefCell::default(),
+        }
     }
 
     fn judge(&self, case: &results::CaseResult) -> Vec<VerdictRecord> {
+        let key = (
+            case.id.label.clone(),
+            case.measurements.first().map(|m| m.step),
+            case.measurements.len(),
+        );
+        if let Some((last, records)) = &*self.last.borrow()
+            && *last == key
+        {
+            return records.clone();
+        }
+        let records = self.evaluate(case);
+        *self.last.borrow_mut() = Some((key, records.clone()));
+        records
+    }
+
+    fn evaluate(&self, case: &results::CaseResult) -> Vec<VerdictRecord> {
         let Some(gate) = &self.ctx.gate else {
             return Vec::new();
         };
