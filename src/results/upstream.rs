@@ -5,7 +5,7 @@
 //! (every repetition is in `results.jsonl`).
 
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -138,34 +138,7 @@ impl CsvWriter {
     /// anything runs, rather than a file that no tool can read afterwards.
     pub fn open(dir: &Path) -> anyhow::Result<CsvWriter> {
         let path = dir.join(CSV_NAME);
-        let header = COLUMNS.join(",");
-        let existing = match File::open(&path) {
-            Ok(f) => {
-                let mut first = String::new();
-                BufReader::new(f)
-                    .read_line(&mut first)
-                    .with_context(|| format!("{}: cannot read", path.display()))?;
-                Some(first.trim_end().to_string())
-            }
-            Err(_) => None,
-        };
-        if let Some(first) = &existing
-            && !first.is_empty()
-            && *first != header
-        {
-            anyhow::bail!(
-                "{}:1: the header is `{first}`, expected `{header}` (a file from another version?); move it away or use another --output-dir",
-                path.display()
-            );
-        }
-        let mut file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .with_context(|| format!("{}: cannot open", path.display()))?;
-        if existing.is_none_or(|f| f.is_empty()) {
-            writeln!(file, "{header}").with_context(|| format!("{}: write", path.display()))?;
-        }
+        let file = crate::runner::open_csv_appending(&path, COLUMNS)?;
         Ok(CsvWriter { path, file })
     }
 

@@ -1,8 +1,8 @@
 //! Upstream-compatible telemetry files: `gpu_monitoring.csv` (every sample of every recorded
 //! step) and `session_properties.csv` (one row per run).
 
-use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
+use std::fs::File;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -105,42 +105,6 @@ fn sample_row(s: &Sample, test_id: &str, step: &str, repetition: u32) -> Vec<Str
     ]
 }
 
-/// Opens `path` for appending, writing `header` to a new or empty file; a file with another
-/// header is an error (rather than a file no tool can read).
-fn open_appending(path: &Path, columns: &[&str]) -> anyhow::Result<File> {
-    let header = columns.join(",");
-    let existing = match File::open(path) {
-        Ok(f) => {
-            let mut first = String::new();
-            BufReader::new(f)
-                .read_line(&mut first)
-                .with_context(|| format!("{}: cannot read", path.display()))?;
-            Some(first.trim_end().to_string())
-        }
-        Err(_) => None,
-    };
-    if let Some(first) = &existing
-        && !first.is_empty()
-        && *first != header
-    {
-        anyhow::bail!(
-            "{}:1: the header is `{first}`, expected `{header}` (a file from another version?); move it away or use another --output-dir",
-            path.display()
-        );
-    }
-    let mut file = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .with_context(|| format!("{}: cannot open", path.display()))?;
-    if existing.is_none_or(|f| f.is_empty()) {
-        writeln!(file, "{header}")
-            .and_then(|_| file.sync_data())
-            .with_context(|| format!("{}: cannot write", path.display()))?;
-    }
-    Ok(file)
-}
-
 fn append_rows(file: &mut File, path: &Path, rows: &[Vec<String>]) -> anyhow::Result<()> {
     let mut w = csv::WriterBuilder::new()
         .has_headers(false)
@@ -167,7 +131,7 @@ pub struct GpuMonitoringWriter {
 impl GpuMonitoringWriter {
     pub fn open(dir: &Path) -> anyhow::Result<GpuMonitoringWriter> {
         let path = dir.join(GPU_MONITORING_NAME);
-        let file = open_appending(&path, &GPU_MONITORING_COLUMNS)?;
+        let file = crate::runner::open_csv_appending(&path, &GPU_MONITORING_COLUMNS)?;
         Ok(GpuMonitoringWriter { path, file })
     }
 
@@ -227,7 +191,7 @@ pub fn write_session_properties(
     end: SystemTime,
 ) -> anyhow::Result<()> {
     let path = dir.join(SESSION_NAME);
-    let mut file = open_appending(&path, &SESSION_COLUMNS)?;
+    let mut file = crate::runner::open_csv_appending(&path, &SESSION_COLUMNS)?;
     let row = vec![
         text(env, "username"),
         session_time(start),
