@@ -951,6 +951,10 @@ impl GateState {
                 fingerprint: fingerprint.to_string(),
                 env_json: serde_json::Value::Object(system.cloned().unwrap_or_default())
                     .to_string(),
+                revision: None,
+                branch: None,
+                build_url: None,
+                imported_from: None,
             })?;
             Some(Mutex::new(h))
         };

@@ -60,6 +60,14 @@ pub struct RunMeta {
     pub fingerprint: String,
     /// The full environment description (JSON), for people and dashboards.
     pub env_json: String,
+    /// The source revision under test (a commit id), from `--revision` or the CI's variables.
+    pub revision: Option<String>,
+    /// The branch (or ref) the revision came from.
+    pub branch: Option<String>,
+    /// The CI build that ran it (Jenkins, GitHub Actions, GitLab), for people to follow.
+    pub build_url: Option<String>,
+    /// For a run brought in by `perfgate history import`: the file or directory it came from.
+    pub imported_from: Option<String>,
 }
 
 /// A run as listed by [`History::runs`].
@@ -359,8 +367,9 @@ impl History {
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(on(path, "cannot begin a write"))?;
         tx.execute(
-            "INSERT INTO runs (run_id, started, host, test_prefix, fingerprint, env_json)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+            "INSERT INTO runs (run_id, started, host, test_prefix, fingerprint, env_json,
+                               revision, branch, build_url, imported_from)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
              ON CONFLICT (run_id) DO NOTHING",
             params![
                 meta.run_id,
@@ -368,7 +377,11 @@ impl History {
                 meta.host,
                 meta.test_prefix,
                 meta.fingerprint,
-                meta.env_json
+                meta.env_json,
+                meta.revision,
+                meta.branch,
+                meta.build_url,
+                meta.imported_from
             ],
         )
         .map_err(on(path, "cannot record the run"))?;
@@ -763,7 +776,8 @@ WHERE m.case_id IN keys AND m.night IN nights
 ORDER BY m.night, m.repetition, m.case_id";
 
 const RUN_SELECT: &str =
-    "SELECT night, run_id, started, host, test_prefix, fingerprint, env_json, ended FROM runs";
+    "SELECT night, run_id, started, host, test_prefix, fingerprint, env_json, ended,
+            revision, branch, build_url, imported_from FROM runs";
 
 fn stored_run(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredRun> {
     Ok(StoredRun {
@@ -775,6 +789,10 @@ fn stored_run(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredRun> {
             test_prefix: r.get(4)?,
             fingerprint: r.get(5)?,
             env_json: r.get(6)?,
+            revision: r.get(8)?,
+            branch: r.get(9)?,
+            build_url: r.get(10)?,
+            imported_from: r.get(11)?,
         },
         ended: r.get(7)?,
     })

@@ -16,6 +16,8 @@
 //! - `verdicts` keeps the columns a query filters or a table shows, plus the whole
 //!   `VerdictRecord` as JSON, so adding a field to the record needs no migration.
 //! - `change_points` are acknowledged re-baselinings; a series' history starts after the latest.
+//! - V2 adds each run's source revision, branch and CI build URL (a blame range names
+//!   revisions) and, for a run brought in by `perfgate history import`, where it came from.
 
 /// `PRAGMA application_id` of a perfgate history ("pfgt"): tells it apart from other SQLite
 /// files a `--history` path might name by mistake.
@@ -24,7 +26,7 @@ pub(super) const APPLICATION_ID: i64 = 0x7066_6774;
 /// The schema version this perfgate writes (and the newest it reads).
 pub(super) const LATEST: i64 = MIGRATIONS.len() as i64;
 
-pub(super) const MIGRATIONS: &[&str] = &[V1];
+pub(super) const MIGRATIONS: &[&str] = &[V1, V2];
 
 const V1: &str = "
 CREATE TABLE meta (
@@ -95,4 +97,11 @@ CREATE TABLE change_points (
     acknowledged   TEXT NOT NULL
 );
 CREATE INDEX change_points_by_series ON change_points(perf_case_name, metric, first_night);
+";
+
+const V2: &str = "
+ALTER TABLE runs ADD COLUMN revision TEXT;
+ALTER TABLE runs ADD COLUMN branch TEXT;
+ALTER TABLE runs ADD COLUMN build_url TEXT;
+ALTER TABLE runs ADD COLUMN imported_from TEXT;
 ";

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use serde_json::{Map, Value, json};
 
-use super::{CaseResult, rfc3339};
+use super::{CaseResult, State, rfc3339};
 use crate::report::metric::metric;
 
 pub const NAME: &str = "results.jsonl";
@@ -120,4 +120,75 @@ pub fn records(case: &CaseResult, run_id: &str, env: &Value) -> Vec<Value> {
         }
     }
     lines
+}
+
+/// One line of `results.jsonl` as read back: a measured metric of one repetition, a step or
+/// case that measured nothing (`metric` is `None`), or a per-metric summary of a repeated
+/// step (`repetition` is `None`, `summary` is set).
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+pub struct Record {
+    pub run_id: String,
+    pub test_id: String,
+    /// The name as the list spells it.
+    pub name: String,
+    /// The canonical label (upstream's `network_name`).
+    pub label: String,
+    pub case: Option<String>,
+    /// `build`, `throughput`, `latency`, ... or `none` for a case that never got to a step.
+    pub step: String,
+    pub metric: Option<String>,
+    pub value: Option<f64>,
+    #[serde(default)]
+    pub unit: Option<String>,
+    #[serde(default)]
+    pub repetition: Option<u32>,
+    #[serde(default)]
+    pub repetitions: Option<u32>,
+    pub state: State,
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// When the repetition ended and began (RFC 3339).
+    #[serde(default)]
+    pub time: Option<String>,
+    #[serde(default)]
+    pub started: Option<String>,
+    #[serde(default)]
+    pub duration_s: Option<f64>,
+    #[serde(default)]
+    pub command: Option<String>,
+    #[serde(default)]
+    pub log: Option<String>,
+    #[serde(default)]
+    pub warnings: Vec<String>,
+    #[serde(default)]
+    pub summary: Option<Value>,
+    #[serde(default)]
+    pub env: Value,
+}
+
+impl Record {
+    /// A measured value of one repetition (not a summary, not an empty step).
+    pub fn is_measurement(&self) -> bool {
+        self.metric.is_some() && self.repetition.is_some()
+    }
+}
+
+/// Reads a `results.jsonl` (several runs may have appended to one file). A line that is not a
+/// record is an error naming the file and line; blank lines are skipped.
+pub fn read(path: &Path) -> anyhow::Result<Vec<Record>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("{}: cannot read", path.display()))?;
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| {
+            serde_json::from_str(l).with_context(|| {
+                format!(
+                    "{}:{}: expected one perfgate result record (JSON) per line",
+                    path.display(),
+                    i + 1
+                )
+            })
+        })
+        .collect()
 }

@@ -23,6 +23,10 @@ fn meta(run_id: &str, fingerprint: &str) -> RunMeta {
         test_prefix: Some("H100".into()),
         fingerprint: fingerprint.into(),
         env_json: r#"{"driver":"575.57"}"#.into(),
+        revision: Some(format!("rev-{run_id}")),
+        branch: Some("main".into()),
+        build_url: None,
+        imported_from: None,
     }
 }
 
@@ -781,4 +785,39 @@ fn perfgate_history_runs_lists_runs_most_recent_first() {
         lines[1].contains("node-7") && lines[1].contains("H100"),
         "{out}"
     );
+}
+
+/// A history written by schema version 1 (before runs carried their revision) is migrated in
+/// place: its runs survive, and new runs store their revision. The version 1 file is made by
+/// taking V2's additions off a new history, which leaves exactly what version 1 wrote.
+#[test]
+fn a_version_1_history_is_migrated() {
+    let (_dir, path) = fresh();
+    History::open(&path).expect("create");
+    {
+        let c = rusqlite::Connection::open(&path).expect("raw open");
+        c.execute_batch(
+            "ALTER TABLE runs DROP COLUMN revision;
+             ALTER TABLE runs DROP COLUMN branch;
+             ALTER TABLE runs DROP COLUMN build_url;
+             ALTER TABLE runs DROP COLUMN imported_from;
+             INSERT INTO runs (run_id, started, host, test_prefix, fingerprint, env_json)
+                 VALUES ('old', '2025-01-01T00:00:00Z', 'n1', 'H100', 'A', '{}');
+             PRAGMA user_version = 1;",
+        )
+        .expect("a version 1 file");
+    }
+    let mut h = History::open(&path).expect("migrated");
+    let old = h.run("old").expect("read").expect("kept");
+    assert_eq!(old.meta.revision, None);
+    assert_eq!(old.meta.host, "n1");
+    h.begin_run(&meta("new", "A")).expect("begin");
+    let new = h.run("new").expect("read").expect("stored");
+    assert_eq!(new.meta.revision.as_deref(), Some("rev-new"));
+    assert_eq!(new.meta.branch.as_deref(), Some("main"));
+    let version: i64 = rusqlite::Connection::open(&path)
+        .expect("raw")
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .expect("version");
+    assert_eq!(version, 2);
 }

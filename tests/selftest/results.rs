@@ -248,6 +248,24 @@ fn jsonl_has_every_repetition_and_a_summary() {
             .as_str()
             .is_some_and(|r| r.contains("status 3"))
     );
+    // The typed reader gets the same lines back.
+    let records = jsonl::read(&dir.path().join(jsonl::NAME)).expect("read back");
+    assert_eq!(records.len(), 9);
+    assert_eq!(records.iter().filter(|r| r.is_measurement()).count(), 6);
+    let r = records
+        .iter()
+        .find(|r| r.metric.as_deref() == Some("TOKEN_THROUGHPUT") && r.repetition == Some(2))
+        .expect("repetition 2");
+    assert_eq!(r.value, Some(80.0));
+    assert_eq!(r.state, perfgate::results::State::Valid);
+    let bad = dir.path().join("bad.jsonl");
+    std::fs::write(
+        &bad,
+        format!("{}\n{{not json\n", text.lines().next().unwrap_or("")),
+    )
+    .expect("w");
+    let e = jsonl::read(&bad).expect_err("line 2 is not a record");
+    assert!(format!("{e:#}").contains("bad.jsonl:2:"), "{e:#}");
 }
 
 #[test]
