@@ -58,6 +58,8 @@ enum Command {
     /// Split a test list into N GPU-pure shards balanced by expected duration (what
     /// `perfgate run --shard K/N` runs).
     Shards(perfgate::shard::ShardsArgs),
+    /// Merge the output directories of the shards of one run into one.
+    Merge(perfgate::merge::MergeArgs),
     /// Show what GPU telemetry sees: the environment and a few samples (reads only).
     Telemetry(perfgate::telemetry::cli::TelemetryArgs),
 }
@@ -181,6 +183,7 @@ fn main() -> ExitCode {
         Command::History(a) => perfgate::history::cli::run_history(a),
         Command::Telemetry(a) => perfgate::telemetry::cli::run_cli(a),
         Command::Shards(a) => perfgate::shard::run_cli(a),
+        Command::Merge(a) => perfgate::merge::run_cli(a),
     };
     match result {
         Ok(code) => code,
