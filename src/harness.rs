@@ -1172,7 +1172,10 @@ fn run_test(
     {
         eprintln!("perfgate: {e:#}");
     }
+    // A test cut short or never started because the job was signalled (SLURM's time limit
+    // sends SIGTERM) did not finish: `perfgate merge` reports it as such.
     if let Some(shard) = &ctx.shard
+        && runner::signals::interrupted().is_none()
         && let Ok(mut r) = shard.lock()
     {
         r.finished.push(t.test_id.clone());

@@ -611,3 +611,110 @@ fn run_ids_are_checked() {
         "{text}"
     );
 }
+
+/// A shard whose job is stopped by its time limit (SIGTERM) mid-test: shard.json shows what
+/// finished; the merge reports the rest with the job's state, as JUnit errors (once each).
+#[test]
+fn a_killed_shard_is_merged_with_its_unfinished_tests_as_errors() {
+    use std::time::{Duration, Instant};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let list = "\
+llama_v3.1_8b-bench-pytorch-bfloat16-input_output_len:16,8-reqs:4
+llama_v3.2_1b-bench-pytorch-bfloat16-input_output_len:16,8-reqs:5
+llama_v3.1_8b-bench-pytorch-bfloat16-input_output_len:16,8-reqs:6
+";
+    let list_path = dir.path().join("list.txt");
+    std::fs::write(&list_path, list).expect("list");
+    let out = dir.path().join("out");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_perfgate"))
+        .args([
+            "run",
+            "--no-telemetry",
+            "--run-id",
+            "job-7",
+            "--shard",
+            "1/1",
+            "--test-list",
+        ])
+        .arg(&list_path)
+        .arg("--output-dir")
+        .arg(&out)
+        .args([
+            "--bench-cmd",
+            env!("CARGO_BIN_EXE_fake-trtllm-bench"),
+            "--tokenizer",
+        ])
+        .arg(super::e2e::fixture("tokenizers/deepseek"))
+        .args(["--models-root", "/nonexistent-models", "--dataset-cache"])
+        .arg(dir.path().join("cache"))
+        .arg("--baselines")
+        .arg(dir.path().join("baselines"))
+        .env("FAKE_BENCH_MODE", "hang")
+        .env("FAKE_BENCH_MODE_FOR", "llama_v3.2_1b")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("perfgate starts");
+    let hung_log =
+        out.join("llama_v3.2_1b-bench-pytorch-bfloat16-input_output_len_16_8-reqs_5/perf.log");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !hung_log.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the hung benchmark never started"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    // SAFETY: signalling the child we started.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline + Duration::from_secs(30),
+            "perfgate did not stop"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(128 + libc::SIGTERM));
+    let rec = perfgate::shard::ShardRecord::read(&out).expect("shard.json");
+    assert_eq!(rec.assigned.len(), 3);
+    assert_eq!(rec.finished.len(), 1, "{rec:?}");
+    assert!(rec.finished[0].contains("reqs:4]"), "{rec:?}");
+    assert_eq!(rec.unfinished().len(), 2);
+
+    std::fs::write(
+        out.join("slurm_state.json"),
+        r#"{"state": "TIMEOUT", "exit_code": "0:15", "log": "/logs/slurm-7_1.out"}"#,
+    )
+    .expect("slurm state");
+    let merged = dir.path().join("merged");
+    let (code, text) = perfgate(&["merge", "--out", s(&merged), s(&out)]);
+    assert_eq!(code, Some(1), "{text}");
+    assert_eq!(
+        text.matches("(job TIMEOUT, exit 0:15; log /logs/slurm-7_1.out)")
+            .count(),
+        2,
+        "{text}"
+    );
+    super::junit_xsd::validate(&merged.join("results.xml")).expect("valid JUnit");
+    let xml = std::fs::read_to_string(merged.join("results.xml")).expect("xml");
+    assert_eq!(
+        xml.matches("<testcase ").count(),
+        3,
+        "each test once: {xml}"
+    );
+    assert_eq!(xml.matches("<error ").count(), 2, "{xml}");
+    assert!(
+        !xml.contains("<failure"),
+        "the killed test is an error, not a failure: {xml}"
+    );
+    assert!(
+        xml.contains(r#"tests="3" failures="0" errors="2""#),
+        "{xml}"
+    );
+}
