@@ -15,6 +15,7 @@ pub mod lint;
 pub mod llm_api;
 pub mod models;
 pub mod plan;
+pub mod provenance;
 pub mod report;
 pub mod results;
 pub mod runner;

@@ -22,6 +22,8 @@
 //! the gate uses as [`Observation::night`], independent of clocks and time zones.
 
 pub mod cli;
+pub mod export;
+pub mod import;
 mod schema;
 
 use std::path::{Path, PathBuf};
