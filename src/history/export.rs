@@ -101,17 +101,7 @@ impl History {
         let path = &self.path;
         let mut stmt = self
             .conn
-            .prepare_cached(
-                "SELECT c.test_id, c.perf_case_name, c.network_name, c.case_dir, c.step,
-                        c.metric, m.repetition, m.value, m.state,
-                        v.verdict, v.gated, v.baseline, v.change_pct, v.mde_pct
-                 FROM measurements m
-                 JOIN cases c ON c.id = m.case_id
-                 LEFT JOIN verdicts v ON v.night = m.night AND v.perf_case_name = c.perf_case_name
-                                     AND v.step = c.step AND v.metric = c.metric
-                 WHERE m.night = ?1
-                 ORDER BY m.case_id, m.repetition",
-            )
+            .prepare_cached(EXPORT_SQL)
             .map_err(on(path, "cannot prepare the export query"))?;
         let mut rows = stmt
             .query(params![night])
@@ -151,6 +141,19 @@ impl History {
     }
 }
 
+/// One run's measurements with their verdicts. `ORDER BY` follows the by-night index
+/// (`night`, then the key's `case_id`, `repetition`), so SQLite streams rows without sorting.
+const EXPORT_SQL: &str = "
+SELECT c.test_id, c.perf_case_name, c.network_name, c.case_dir, c.step,
+       c.metric, m.repetition, m.value, m.state,
+       v.verdict, v.gated, v.baseline, v.change_pct, v.mde_pct
+FROM measurements m
+JOIN cases c ON c.id = m.case_id
+LEFT JOIN verdicts v ON v.night = m.night AND v.perf_case_name = c.perf_case_name
+                    AND v.step = c.step AND v.metric = c.metric
+WHERE m.night = ?1
+ORDER BY m.case_id, m.repetition";
+
 /// The export formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -168,7 +171,7 @@ pub struct ExportWriter<W: Write> {
 }
 
 enum Sink<W: Write> {
-    Csv(csv::Writer<W>),
+    Csv(Box<csv::Writer<W>>),
     Lines(W),
 }
 
@@ -179,7 +182,7 @@ impl<W: Write> ExportWriter<W> {
             Format::Csv => {
                 let mut w = csv::Writer::from_writer(out);
                 w.write_record(COLUMNS).map_err(std::io::Error::other)?;
-                Sink::Csv(w)
+                Sink::Csv(Box::new(w))
             }
             Format::Jsonl | Format::OpensearchBulk => Sink::Lines(out),
         };
@@ -327,4 +330,43 @@ pub fn check_index_name(name: &str) -> Result<(), String> {
         return bad(&format!("it cannot contain `{c}`"));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Streaming needs a plan without a sort (a temp B-tree holds every row) and without a
+    /// scan of another run's rows.
+    #[test]
+    fn the_export_query_streams_through_indexes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let history = History::open(&dir.path().join("h.sqlite")).expect("open");
+        let mut stmt = history
+            .conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {EXPORT_SQL}"))
+            .expect("explain");
+        let plan: Vec<String> = stmt
+            .query_map(params![1], |r| r.get::<_, String>(3))
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("rows");
+        let plan = plan.join("\n");
+        assert!(
+            !plan.contains("TEMP B-TREE"),
+            "a sort in the export plan:\n{plan}"
+        );
+        assert!(
+            !plan.lines().any(|l| l.starts_with("SCAN")),
+            "a full scan in the export plan:\n{plan}"
+        );
+    }
+
+    #[test]
+    fn index_names_follow_opensearch_rules() {
+        assert!(check_index_name("perfgate-results").is_ok());
+        for bad in ["", "Perf", "_x", "a b", "a,b", "a:b", ".."] {
+            assert!(check_index_name(bad).is_err(), "{bad}");
+        }
+    }
 }

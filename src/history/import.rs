@@ -290,7 +290,13 @@ fn read_results_jsonl(path: &Path) -> anyhow::Result<ImportSource> {
 /// One row of an upstream file: where it is (for messages) and its columns.
 struct UpstreamRow {
     at: String,
-    get: Box<dyn Fn(&str) -> Option<String>>,
+    fields: std::collections::HashMap<String, String>,
+}
+
+impl UpstreamRow {
+    fn get(&self, key: &str) -> Option<String> {
+        self.fields.get(key).cloned()
+    }
 }
 
 /// Reads upstream's CSV or YAML: one run, named after the file's content
@@ -311,13 +317,13 @@ fn read_upstream(path: &Path) -> anyhow::Result<ImportSource> {
     let mut device: Option<String> = None;
     for row in &rows {
         let need = |k: &str| {
-            (row.get)(k)
+            row.get(k)
                 .filter(|v| !v.is_empty())
                 .with_context(|| format!("{}: no `{k}`", row.at))
         };
         let metric = need("metric_type")?;
         let test_id = need("original_test_name")?;
-        let command = (row.get)("command").unwrap_or_default();
+        let command = row.get("command").unwrap_or_default();
         let step = step_of(&metric, &command).with_context(|| {
             format!(
                 "{}: cannot tell the step of {metric}: the command names no trtllm-bench \
@@ -325,7 +331,7 @@ fn read_upstream(path: &Path) -> anyhow::Result<ImportSource> {
                 row.at
             )
         })?;
-        let value = match (row.get)("perf_metric").filter(|v| !v.trim().is_empty()) {
+        let value = match row.get("perf_metric").filter(|v| !v.trim().is_empty()) {
             Some(v) => Some(
                 v.trim()
                     .parse::<f64>()
@@ -335,7 +341,7 @@ fn read_upstream(path: &Path) -> anyhow::Result<ImportSource> {
             ),
             None => None,
         };
-        let state = match (row.get)("state").as_deref().map(str::trim) {
+        let state = match row.get("state").as_deref().map(str::trim) {
             None | Some("") => {
                 if value.is_some() {
                     State::Valid
@@ -358,7 +364,7 @@ fn read_upstream(path: &Path) -> anyhow::Result<ImportSource> {
             ("start_timestamp", &mut earliest, true),
             ("end_timestamp", &mut latest, false),
         ] {
-            let Some(text) = (row.get)(key).filter(|t| !t.trim().is_empty()) else {
+            let Some(text) = row.get(key).filter(|t| !t.trim().is_empty()) else {
                 continue;
             };
             let t = upstream_time(&text).with_context(|| {
@@ -375,7 +381,7 @@ fn read_upstream(path: &Path) -> anyhow::Result<ImportSource> {
             });
         }
         if device.is_none() {
-            device = (row.get)("device_subtype").filter(|d| !d.is_empty());
+            device = row.get("device_subtype").filter(|d| !d.is_empty());
         }
         first_test_id.get_or_insert_with(|| test_id.clone());
         let perf_case_name = need("perf_case_name")?;
@@ -479,13 +485,13 @@ fn upstream_csv_rows(path: &Path, bytes: &[u8]) -> anyhow::Result<Vec<UpstreamRo
             anyhow::anyhow!("{}:{line}: {e}", path.display())
         })?;
         let line = record.position().map_or(0, |p| p.line());
-        let header = header.clone();
         rows.push(UpstreamRow {
             at: format!("{}:{line}", path.display()),
-            get: Box::new(move |k| {
-                let i = header.iter().position(|h| h == k)?;
-                record.get(i).map(str::to_string)
-            }),
+            fields: header
+                .iter()
+                .cloned()
+                .zip(record.iter().map(str::to_string))
+                .collect(),
         });
     }
     Ok(rows)
@@ -511,14 +517,15 @@ fn upstream_yaml_rows(path: &Path, bytes: &[u8]) -> anyhow::Result<Vec<UpstreamR
         let Some(Value::Object(result)) = entry.get("test_result").cloned() else {
             anyhow::bail!("{at}: no `test_result` mapping");
         };
-        rows.push(UpstreamRow {
-            at,
-            get: Box::new(move |k| match result.get(k)? {
+        let fields = result
+            .into_iter()
+            .filter_map(|(k, v)| match v {
                 Value::Null => None,
-                Value::String(s) => Some(s.clone()),
-                other => Some(other.to_string()),
-            }),
-        });
+                Value::String(s) => Some((k, s)),
+                other => Some((k, other.to_string())),
+            })
+            .collect();
+        rows.push(UpstreamRow { at, fields });
     }
     Ok(rows)
 }
