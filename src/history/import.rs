@@ -261,6 +261,27 @@ fn read_results_jsonl(path: &Path) -> anyhow::Result<ImportSource> {
             .unwrap_or_else(|| Fingerprint::of(system, env("gpu").as_deref()).to_string());
         let mine: Vec<VerdictRecord>;
         (mine, verdicts) = verdicts.into_iter().partition(|v| v.run_id == run.run_id);
+        // A verdict on a measured value names the same series as the measurement: a name
+        // rebuilt differently from the harness's would split the series silently.
+        let unmatched: Vec<String> = mine
+            .iter()
+            .filter(|v| v.value.is_some())
+            .filter(|v| {
+                !run.rows.iter().any(|m| {
+                    m.perf_case_name == v.perf_case_name && m.step == v.step && m.metric == v.metric
+                })
+            })
+            .map(|v| format!("{} ({})", v.perf_case_name, v.step))
+            .collect();
+        if let Some(first) = unmatched.first() {
+            warnings.push(format!(
+                "{}: run {}: {} verdict(s) name a series with no measurement in {}, e.g. {first}",
+                gate.display(),
+                run.run_id,
+                unmatched.len(),
+                path.display()
+            ));
+        }
         out.push(ImportedRun {
             meta: RunMeta {
                 run_id: run.run_id.clone(),
@@ -272,7 +293,7 @@ fn read_results_jsonl(path: &Path) -> anyhow::Result<ImportSource> {
                 revision: env("revision"),
                 branch: env("branch"),
                 build_url: env("build_url"),
-                imported_from: Some(path.display().to_string()),
+                imported_from: Some(absolute(path)),
             },
             ended: run.latest.map(rfc3339),
             measurements: run.rows,
@@ -434,7 +455,7 @@ fn read_upstream(path: &Path) -> anyhow::Result<ImportSource> {
             revision: None,
             branch: None,
             build_url: None,
-            imported_from: Some(path.display().to_string()),
+            imported_from: Some(absolute(path)),
         },
         ended: latest.map(rfc3339),
         measurements,
@@ -559,6 +580,14 @@ fn upstream_time(text: &str) -> Option<DateTime<FixedOffset>> {
 fn rfc3339(t: DateTime<FixedOffset>) -> String {
     t.with_timezone(&Utc)
         .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+        .to_string()
+}
+
+/// The path as `imported_from` keeps it: absolute when it can be, for whoever reads it later.
+fn absolute(path: &Path) -> String {
+    std::fs::canonicalize(path)
+        .unwrap_or_else(|_| path.to_path_buf())
+        .display()
         .to_string()
 }
 

@@ -224,6 +224,10 @@ fn an_imported_output_directory_exports_like_the_history_it_came_from() {
     let (code, text, err) = perfgate(&["history", "import", "--history", s(&fresh), s(&out)]);
     assert_eq!(code, Some(0), "{err}");
     assert_eq!(text.matches("imported run").count(), 2, "{text}");
+    assert!(
+        !err.contains("warning"),
+        "every verdict matches a measurement: {err}"
+    );
 
     let before = csv_rows(&export(&original, "csv", &[]));
     let after = csv_rows(&export(&fresh, "csv", &[]));
