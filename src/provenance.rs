@@ -10,14 +10,14 @@ use serde::Serialize;
 /// The provenance flags, shared by the harness and `perfgate history import`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, clap::Args)]
 pub struct ProvenanceArgs {
-    /// The source revision under test (a commit id) [default: the CI's, e.g. GIT_COMMIT,
-    /// GITHUB_SHA, CI_COMMIT_SHA].
+    /// The source revision under test (a commit id). Unset: a run takes the CI's (GIT_COMMIT,
+    /// GITHUB_SHA, CI_COMMIT_SHA); an import keeps the one its files name.
     #[arg(long, env = "PERF_REVISION", value_name = "REV")]
     pub revision: Option<String>,
-    /// The branch (or ref) the revision came from [default: the CI's].
+    /// The branch (or ref) the revision came from (unset: as for --revision).
     #[arg(long, env = "PERF_BRANCH", value_name = "NAME")]
     pub branch: Option<String>,
-    /// The CI build that ran it, for people to follow [default: the CI's].
+    /// The CI build that ran it, for people to follow (unset: as for --revision).
     #[arg(long = "build-url", env = "PERF_BUILD_URL", value_name = "URL")]
     pub build_url: Option<String>,
 }
