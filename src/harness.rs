@@ -181,6 +181,8 @@ pub struct HarnessArgs {
     #[command(flatten)]
     pub gate: GateArgs,
     #[command(flatten)]
+    pub provenance: crate::provenance::ProvenanceArgs,
+    #[command(flatten)]
     pub telemetry: TelemetryArgs,
     #[command(flatten)]
     pub libtest: Arguments,
@@ -639,13 +641,13 @@ pub fn run(mut args: HarnessArgs) -> anyhow::Result<libtest_mimic::Conclusion> {
     } else {
         // Everything that can refuse to start (a bad baseline file, a corrupt history, an
         // output directory of another version) does so before the first benchmark.
-        let gate = GateState::open(
-            &args,
-            &run_id,
-            collection.system.as_ref(),
-            gpu_type.as_deref(),
-        )?;
-        let writers = open_writers(&args, &run_id, collection.system.as_ref())?;
+        let facts = RunFacts {
+            started: results::rfc3339(session_started),
+            fingerprint: Fingerprint::of(collection.system.as_ref(), gpu_type.as_deref()),
+            provenance: args.provenance.resolve(),
+        };
+        let gate = GateState::open(&args, &run_id, collection.system.as_ref(), &facts)?;
+        let writers = open_writers(&args, &run_id, collection.system.as_ref(), &facts)?;
         runner::signals::install();
         shard_record = Some(Mutex::new(shard_record_of(
             &args,
@@ -843,12 +845,21 @@ struct RunContext {
     output_dir: PathBuf,
 }
 
+/// What the history and `results.jsonl` both say about the run, computed once.
+struct RunFacts {
+    /// RFC 3339.
+    started: String,
+    fingerprint: Fingerprint,
+    provenance: crate::provenance::Provenance,
+}
+
 /// Opens every result file before anything runs, so a bad output directory or a CSV from
 /// another version stops the run at once instead of after hours of benchmarks.
 fn open_writers(
     args: &HarnessArgs,
     run_id: &str,
     system: Option<&System>,
+    facts: &RunFacts,
 ) -> anyhow::Result<Writers> {
     let dir = &args.common.output_dir;
     std::fs::create_dir_all(dir).map_err(|e| {
@@ -863,6 +874,13 @@ fn open_writers(
     env.insert("gpu".into(), c.gpu.clone().into());
     env.insert("sm".into(), c.sm.into());
     env.insert("repeat".into(), args.repeat.into());
+    // What `perfgate history import` needs to rebuild the run's history row exactly.
+    env.insert("run_started".into(), facts.started.clone().into());
+    env.insert("fingerprint".into(), facts.fingerprint.to_string().into());
+    let p = &facts.provenance;
+    env.insert("revision".into(), p.revision.clone().into());
+    env.insert("branch".into(), p.branch.clone().into());
+    env.insert("build_url".into(), p.build_url.clone().into());
     if let Some(system) = system {
         env.insert("system".into(), serde_json::Value::Object(system.clone()));
     }
@@ -969,7 +987,7 @@ impl GateState {
         args: &HarnessArgs,
         run_id: &str,
         system: Option<&System>,
-        gpu_type: Option<&str>,
+        facts: &RunFacts,
     ) -> anyhow::Result<GateState> {
         let g = &args.gate;
         let baselines = match &g.baseline_file {
@@ -990,7 +1008,7 @@ impl GateState {
                 b
             }
         };
-        let fingerprint = Fingerprint::of(system, gpu_type);
+        let fingerprint = facts.fingerprint.clone();
         let history = if g.no_history {
             None
         } else {
@@ -1001,15 +1019,15 @@ impl GateState {
             let mut h = History::open(&path)?;
             h.begin_run(&RunMeta {
                 run_id: run_id.to_string(),
-                started: results::rfc3339(std::time::SystemTime::now()),
+                started: facts.started.clone(),
                 host: hostname(),
                 test_prefix: args.common.test_prefix.clone(),
                 fingerprint: fingerprint.to_string(),
                 env_json: serde_json::Value::Object(system.cloned().unwrap_or_default())
                     .to_string(),
-                revision: None,
-                branch: None,
-                build_url: None,
+                revision: facts.provenance.revision.clone(),
+                branch: facts.provenance.branch.clone(),
+                build_url: facts.provenance.build_url.clone(),
                 imported_from: None,
             })?;
             Some(Mutex::new(h))

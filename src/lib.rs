@@ -16,6 +16,7 @@ pub mod llm_api;
 pub mod merge;
 pub mod models;
 pub mod plan;
+pub mod provenance;
 pub mod report;
 pub mod results;
 pub mod runner;

@@ -68,8 +68,67 @@ pub struct HistoryArgs {
 
 #[derive(clap::Subcommand)]
 pub enum HistoryCommand {
-    /// List the stored runs, most recent first: run id, night, start, end, host, test prefix.
+    /// List the stored runs, most recent first: run id, night, start, end, host, test prefix,
+    /// revision.
     Runs(RunsArgs),
+    /// Bring runs into the history from their result files: an output directory
+    /// (results.jsonl with its gate.jsonl), a results.jsonl, or upstream's
+    /// perf_script_test_results.csv / .yaml.
+    Import(ImportArgs),
+    /// Write every measurement of the chosen runs, with run metadata and verdicts, as CSV, JSON
+    /// lines or OpenSearch _bulk NDJSON.
+    Export(ExportArgs),
+}
+
+#[derive(clap::Args)]
+pub struct ImportArgs {
+    #[command(flatten)]
+    pub location: HistoryLocation,
+    /// Store the run under this id (only when the paths hold a single run).
+    #[arg(long, value_name = "ID")]
+    pub run_id: Option<String>,
+    /// Leave runs already in the history as they are (and import the others) instead of
+    /// stopping.
+    #[arg(long)]
+    pub skip_existing: bool,
+    /// Replace the revision, branch and build URL the files name (CI variables are not read:
+    /// the importing job is not the one that ran the benchmarks).
+    #[command(flatten)]
+    pub provenance: crate::provenance::ProvenanceArgs,
+    /// Output directories, results.jsonl files, or upstream result CSV/YAML files.
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum ExportFormat {
+    /// A header, then one row per measurement.
+    Csv,
+    /// One JSON object per measurement and line.
+    Jsonl,
+    /// OpenSearch `_bulk` NDJSON: an `index` action line, then the document (with
+    /// `@timestamp`), per measurement; ids are stable, so loading twice replaces.
+    OpensearchBulk,
+}
+
+#[derive(clap::Args)]
+pub struct ExportArgs {
+    #[command(flatten)]
+    pub location: HistoryLocation,
+    #[arg(long, value_enum)]
+    pub format: ExportFormat,
+    /// Only this run (repeatable); with --last, these and the last N.
+    #[arg(long = "run", value_name = "ID")]
+    pub runs: Vec<String>,
+    /// Only the N most recent runs.
+    #[arg(long, value_name = "N")]
+    pub last: Option<usize>,
+    /// Write to this file (replaced atomically when complete) instead of stdout.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// The OpenSearch index of --format opensearch-bulk.
+    #[arg(long, value_name = "NAME")]
+    pub index: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -149,6 +208,8 @@ pub fn run_gate(a: GateArgs) -> anyhow::Result<ExitCode> {
 /// `perfgate history ...`.
 pub fn run_history(a: HistoryArgs) -> anyhow::Result<ExitCode> {
     match a.command {
+        HistoryCommand::Import(a) => run_import(a),
+        HistoryCommand::Export(a) => run_export(a),
         HistoryCommand::Runs(r) => {
             let history = History::open_existing(&r.location.path())?;
             let runs = history.runs(r.limit)?;
@@ -159,6 +220,7 @@ pub fn run_history(a: HistoryArgs) -> anyhow::Result<ExitCode> {
                 "ENDED".into(),
                 "HOST".into(),
                 "PREFIX".into(),
+                "REVISION".into(),
             ]];
             for run in &runs {
                 rows.push([
@@ -168,6 +230,7 @@ pub fn run_history(a: HistoryArgs) -> anyhow::Result<ExitCode> {
                     run.ended.clone().unwrap_or_else(|| "-".into()),
                     run.meta.host.clone(),
                     run.meta.test_prefix.clone().unwrap_or_else(|| "-".into()),
+                    short_revision(run.meta.revision.as_deref()),
                 ]);
             }
             let mut out = std::io::stdout().lock();
@@ -265,4 +328,205 @@ fn aligned<const N: usize>(rows: &[[String; N]], right: &[usize]) -> String {
         out.push('\n');
     }
     out
+}
+
+/// A commit id's first 12 characters (enough to name it); other revisions as they are.
+fn short_revision(revision: Option<&str>) -> String {
+    match revision {
+        None => "-".into(),
+        Some(r) if r.len() > 12 && r.chars().all(|c| c.is_ascii_hexdigit()) => r[..12].into(),
+        Some(r) => r.into(),
+    }
+}
+
+/// `perfgate history import`: every run is checked against the history before any is
+/// written, then each is stored in a transaction of its own.
+fn run_import(a: ImportArgs) -> anyhow::Result<ExitCode> {
+    use super::import::{ImportOutcome, read_path};
+    let mut sources = Vec::new();
+    for path in &a.paths {
+        sources.push(read_path(path)?);
+    }
+    let total: usize = sources.iter().map(|s| s.runs.len()).sum();
+    if let Some(id) = &a.run_id {
+        if total != 1 {
+            anyhow::bail!(
+                "--run-id {id}: the paths hold {total} runs; --run-id names a single run (import \
+                 the others separately)"
+            );
+        }
+        for s in &mut sources {
+            for r in &mut s.runs {
+                r.rename(id);
+            }
+        }
+    }
+    let explicit = a.provenance.explicit();
+    for s in &mut sources {
+        for r in &mut s.runs {
+            r.set_provenance(&explicit);
+        }
+    }
+    let path = a.location.path();
+    let mut history = History::open(&path)?;
+    // Refuse before writing anything: a run already stored, or one named twice.
+    let mut seen: Vec<(&str, &std::path::Path)> = Vec::new();
+    for s in &sources {
+        for r in &s.runs {
+            let id = r.meta.run_id.as_str();
+            if let Some((_, other)) = seen.iter().find(|(x, _)| *x == id) {
+                anyhow::bail!(
+                    "{}: run `{id}` is also in {}; import one of them with --run-id NEW",
+                    s.file.display(),
+                    other.display()
+                );
+            }
+            seen.push((id, &s.file));
+            if !a.skip_existing
+                && let Some(stored) = history.run(id)?
+            {
+                anyhow::bail!(
+                    "{}: run `{id}` is already in the history {} (night {}, started {}{}); \
+                     nothing was imported. Import it under another id with --run-id NEW, or \
+                     pass --skip-existing to leave stored runs as they are",
+                    s.file.display(),
+                    path.display(),
+                    stored.night,
+                    stored.meta.started,
+                    stored
+                        .meta
+                        .imported_from
+                        .as_deref()
+                        .map(|f| format!(", imported from {f}"))
+                        .unwrap_or_default()
+                );
+            }
+        }
+    }
+    for s in &sources {
+        for w in &s.warnings {
+            eprintln!("perfgate: warning: {w}");
+        }
+        for r in &s.runs {
+            let id = &r.meta.run_id;
+            match history.import_run(r)? {
+                ImportOutcome::AlreadyStored { night } => {
+                    println!("skipped run {id}: already in the history (night {night})")
+                }
+                ImportOutcome::Imported { night } => {
+                    println!(
+                        "imported run {id} (night {night}): {} measurement(s), {} verdict(s) \
+                         from {}",
+                        r.measurements.len(),
+                        r.verdicts.len(),
+                        s.file.display()
+                    );
+                    if r.measurements.is_empty() {
+                        let why = if r.reasons.is_empty() {
+                            "the file gives no reason".to_string()
+                        } else {
+                            r.reasons.join("; ")
+                        };
+                        eprintln!(
+                            "perfgate: warning: run {id} has 0 metrics (stored: the run \
+                             happened): {why}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `perfgate history export`: streamed run by run; `--out` is replaced only when complete.
+fn run_export(a: ExportArgs) -> anyhow::Result<ExitCode> {
+    use super::export::{DEFAULT_INDEX, ExportWriter, Format, check_index_name};
+    let format = match a.format {
+        ExportFormat::Csv => Format::Csv,
+        ExportFormat::Jsonl => Format::Jsonl,
+        ExportFormat::OpensearchBulk => Format::OpensearchBulk,
+    };
+    if a.index.is_some() && format != Format::OpensearchBulk {
+        anyhow::bail!("--index names the index of --format opensearch-bulk only");
+    }
+    let index = a.index.as_deref().unwrap_or(DEFAULT_INDEX);
+    check_index_name(index).map_err(|e| anyhow::anyhow!("--index: {e}"))?;
+    let path = a.location.path();
+    let history = History::open_existing(&path)?;
+    let runs = history.export_runs(&a.runs, a.last)?;
+    let export = |out: &mut dyn Write| -> anyhow::Result<u64> {
+        let mut w = ExportWriter::new(format, index, out)?;
+        for run in &runs {
+            history.for_each_measurement(run.night, |m| -> anyhow::Result<()> {
+                Ok(w.write(run, &m)?)
+            })?;
+        }
+        let rows = w.rows();
+        w.finish()?;
+        Ok(rows)
+    };
+    let rows = match &a.out {
+        Some(file) => write_streamed_atomic(file, |f| export(f))?,
+        None => {
+            let stdout = std::io::stdout();
+            let mut out = std::io::BufWriter::new(stdout.lock());
+            let rows = export(&mut out)?;
+            out.flush()?;
+            rows
+        }
+    };
+    if rows == 0 {
+        eprintln!(
+            "perfgate: {}: no measurements to export ({} run(s) selected); {}",
+            path.display(),
+            runs.len(),
+            if format == Format::Csv {
+                "wrote the header only"
+            } else {
+                "wrote nothing"
+            }
+        );
+    } else {
+        eprintln!(
+            "perfgate: exported {rows} measurement(s) of {} run(s)",
+            runs.len()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Writes `path` through a temporary file next to it, renamed over `path` only when `fill`
+/// succeeded: an export that fails halfway leaves the previous file as it was.
+fn write_streamed_atomic<T>(
+    path: &std::path::Path,
+    fill: impl FnOnce(&mut dyn Write) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    use anyhow::Context;
+    let name = path
+        .file_name()
+        .with_context(|| format!("{}: --out needs a file name", path.display()))?;
+    let mut temp_name = std::ffi::OsString::from(".");
+    temp_name.push(name);
+    temp_name.push(format!(".tmp-{}", std::process::id()));
+    let temp = path.with_file_name(temp_name);
+    let result = (|| {
+        let file = std::fs::File::create(&temp)
+            .with_context(|| format!("{}: cannot create", temp.display()))?;
+        let mut out = std::io::BufWriter::new(file);
+        let value = fill(&mut out)?;
+        let file = out
+            .into_inner()
+            .map_err(|e| e.into_error())
+            .with_context(|| format!("{}: cannot write", temp.display()))?;
+        file.sync_data()
+            .with_context(|| format!("{}: cannot write", temp.display()))?;
+        std::fs::rename(&temp, path)
+            .with_context(|| format!("{}: cannot replace", path.display()))?;
+        Ok(value)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&temp);
+    }
+    result
 }

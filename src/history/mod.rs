@@ -23,6 +23,8 @@
 
 pub mod cli;
 mod durations;
+pub mod export;
+pub mod import;
 pub mod merge;
 mod schema;
 

@@ -59,7 +59,19 @@ pub(crate) fn run(
     argv.extend(extra.iter().map(|s| s.to_string()));
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_perfgate"));
     for (k, _) in std::env::vars() {
-        if k.starts_with("FAKE_BENCH_") || k.starts_with("PERF_") || k.starts_with("PERFGATE_") {
+        // The CI variables of the machine running the tests would become the runs' revision.
+        let ci = k.starts_with("GITHUB_")
+            || k.starts_with("CI_")
+            || k.starts_with("GITLAB_")
+            || matches!(
+                k.as_str(),
+                "GIT_COMMIT" | "GIT_BRANCH" | "BUILD_URL" | "BRANCH_NAME" | "JENKINS_URL"
+            );
+        if ci
+            || k.starts_with("FAKE_BENCH_")
+            || k.starts_with("PERF_")
+            || k.starts_with("PERFGATE_")
+        {
             cmd.env_remove(k);
         }
     }

@@ -12,6 +12,7 @@ mod e2e_telemetry;
 mod gate_stats;
 mod gate_verdicts;
 mod history;
+mod history_io;
 mod junit_xsd;
 mod llm_api;
 mod names;
