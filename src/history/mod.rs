@@ -423,72 +423,12 @@ impl History {
         rows: &[MeasurementRow],
     ) -> Result<(), HistoryError> {
         let path = &self.path;
-        for row in rows {
-            if row.state == State::Valid && !row.value.is_finite() {
-                return Err(invalid(
-                    path,
-                    format!(
-                        "{} {} repetition {}: a valid measurement needs a finite value, not {}",
-                        row.perf_case_name, row.metric, row.repetition, row.value
-                    ),
-                ));
-            }
-        }
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(on(path, "cannot begin a write"))?;
         let night = night_of(&tx, path, run_id)?;
-        {
-            let mut case_insert = tx
-                .prepare_cached(
-                    "INSERT INTO cases
-                         (perf_case_name, metric, step, test_id, network_name, case_dir)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                     ON CONFLICT DO NOTHING",
-                )
-                .map_err(on(path, "cannot prepare the case insert"))?;
-            let mut case_id = tx
-                .prepare_cached(
-                    "SELECT id FROM cases WHERE perf_case_name = ?1 AND metric = ?2 AND step = ?3
-                     AND test_id = ?4 AND network_name = ?5 AND case_dir = ?6",
-                )
-                .map_err(on(path, "cannot prepare the case lookup"))?;
-            let mut insert = tx
-                .prepare_cached(
-                    "INSERT INTO measurements (case_id, night, repetition, value, state)
-                     VALUES (?1, ?2, ?3, ?4, ?5)
-                     ON CONFLICT (case_id, night, repetition)
-                     DO UPDATE SET value = excluded.value, state = excluded.state",
-                )
-                .map_err(on(path, "cannot prepare the measurement insert"))?;
-            for row in rows {
-                let key = params![
-                    row.perf_case_name,
-                    row.metric,
-                    row.step,
-                    row.test_id,
-                    row.network_name,
-                    row.case.as_deref().unwrap_or("")
-                ];
-                case_insert
-                    .execute(key)
-                    .map_err(on(path, "cannot record a case"))?;
-                let id: i64 = case_id
-                    .query_row(key, |r| r.get(0))
-                    .map_err(on(path, "cannot look up a case"))?;
-                let value = row.value.is_finite().then_some(row.value);
-                insert
-                    .execute(params![
-                        id,
-                        night,
-                        row.repetition,
-                        value,
-                        row.state.as_str()
-                    ])
-                    .map_err(on(path, "cannot record a measurement"))?;
-            }
-        }
+        insert_measurements(&tx, path, night, rows)?;
         tx.commit()
             .map_err(on(path, "cannot commit the measurements"))
     }
@@ -549,53 +489,7 @@ impl History {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(on(path, "cannot begin a write"))?;
-        {
-            let mut insert = tx
-                .prepare_cached(
-                    "INSERT INTO verdicts (night, perf_case_name, step, metric, verdict, gated,
-                                           value, baseline, change_pct, mde_pct, source, record)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
-                     ON CONFLICT (night, perf_case_name, step, metric) DO UPDATE SET
-                         verdict = excluded.verdict, gated = excluded.gated,
-                         value = excluded.value, baseline = excluded.baseline,
-                         change_pct = excluded.change_pct, mde_pct = excluded.mde_pct,
-                         source = excluded.source, record = excluded.record",
-                )
-                .map_err(on(path, "cannot prepare the verdict insert"))?;
-            let mut nights: Vec<(&str, i64)> = Vec::new();
-            for v in rows {
-                let night = match nights.iter().find(|(id, _)| *id == v.run_id) {
-                    Some(&(_, n)) => n,
-                    None => {
-                        let n = night_of(&tx, path, &v.run_id)?;
-                        nights.push((&v.run_id, n));
-                        n
-                    }
-                };
-                let record = serde_json::to_string(v).map_err(|e| {
-                    invalid(
-                        path,
-                        format!("the verdict of {} cannot be stored: {e}", v.perf_case_name),
-                    )
-                })?;
-                insert
-                    .execute(params![
-                        night,
-                        v.perf_case_name,
-                        v.step,
-                        v.metric,
-                        v.verdict.as_str(),
-                        v.gated,
-                        v.value,
-                        v.baseline,
-                        v.change_pct,
-                        v.mde_pct,
-                        v.source,
-                        record
-                    ])
-                    .map_err(on(path, "cannot record a verdict"))?;
-            }
-        }
+        insert_verdicts(&tx, path, rows, None)?;
         tx.commit().map_err(on(path, "cannot commit the verdicts"))
     }
 
@@ -778,6 +672,135 @@ FROM measurements m
 WHERE m.case_id IN keys AND m.night IN nights
   AND m.state = 'valid' AND m.value IS NOT NULL
 ORDER BY m.night, m.repetition, m.case_id";
+
+/// Stores measurements of the run with night index `night` inside the caller's transaction. A
+/// row for the same case, step, metric and repetition replaces the stored one (a rerun of a
+/// repetition). Checks every row before writing any.
+pub(super) fn insert_measurements(
+    tx: &rusqlite::Transaction<'_>,
+    path: &Path,
+    night: i64,
+    rows: &[MeasurementRow],
+) -> Result<(), HistoryError> {
+    for row in rows {
+        if row.state == State::Valid && !row.value.is_finite() {
+            return Err(invalid(
+                path,
+                format!(
+                    "{} {} repetition {}: a valid measurement needs a finite value, not {}",
+                    row.perf_case_name, row.metric, row.repetition, row.value
+                ),
+            ));
+        }
+    }
+    let mut case_insert = tx
+        .prepare_cached(
+            "INSERT INTO cases (perf_case_name, metric, step, test_id, network_name, case_dir)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT DO NOTHING",
+        )
+        .map_err(on(path, "cannot prepare the case insert"))?;
+    let mut case_id = tx
+        .prepare_cached(
+            "SELECT id FROM cases WHERE perf_case_name = ?1 AND metric = ?2 AND step = ?3
+             AND test_id = ?4 AND network_name = ?5 AND case_dir = ?6",
+        )
+        .map_err(on(path, "cannot prepare the case lookup"))?;
+    let mut insert = tx
+        .prepare_cached(
+            "INSERT INTO measurements (case_id, night, repetition, value, state)
+             VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (case_id, night, repetition)
+             DO UPDATE SET value = excluded.value, state = excluded.state",
+        )
+        .map_err(on(path, "cannot prepare the measurement insert"))?;
+    for row in rows {
+        let key = params![
+            row.perf_case_name,
+            row.metric,
+            row.step,
+            row.test_id,
+            row.network_name,
+            row.case.as_deref().unwrap_or("")
+        ];
+        case_insert
+            .execute(key)
+            .map_err(on(path, "cannot record a case"))?;
+        let id: i64 = case_id
+            .query_row(key, |r| r.get(0))
+            .map_err(on(path, "cannot look up a case"))?;
+        insert
+            .execute(params![
+                id,
+                night,
+                row.repetition,
+                row.value.is_finite().then_some(row.value),
+                row.state.as_str()
+            ])
+            .map_err(on(path, "cannot record a measurement"))?;
+    }
+    Ok(())
+}
+
+/// Stores verdicts inside the caller's transaction, each under the night of its `run_id`, or
+/// under `night` when given (an import that renamed its run). A verdict for the same night,
+/// case, step and metric replaces the stored one (a rerun's verdict).
+pub(super) fn insert_verdicts(
+    tx: &rusqlite::Transaction<'_>,
+    path: &Path,
+    rows: &[VerdictRecord],
+    night: Option<i64>,
+) -> Result<(), HistoryError> {
+    let mut insert = tx
+        .prepare_cached(
+            "INSERT INTO verdicts (night, perf_case_name, step, metric, verdict, gated,
+                                   value, baseline, change_pct, mde_pct, source, record)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+             ON CONFLICT (night, perf_case_name, step, metric) DO UPDATE SET
+                 verdict = excluded.verdict, gated = excluded.gated,
+                 value = excluded.value, baseline = excluded.baseline,
+                 change_pct = excluded.change_pct, mde_pct = excluded.mde_pct,
+                 source = excluded.source, record = excluded.record",
+        )
+        .map_err(on(path, "cannot prepare the verdict insert"))?;
+    let mut nights: Vec<(&str, i64)> = Vec::new();
+    for v in rows {
+        let night = match night {
+            Some(n) => n,
+            None => match nights.iter().find(|(id, _)| *id == v.run_id) {
+                Some(&(_, n)) => n,
+                None => {
+                    let n = night_of(tx, path, &v.run_id)?;
+                    nights.push((&v.run_id, n));
+                    n
+                }
+            },
+        };
+        let record = serde_json::to_string(v).map_err(|e| {
+            invalid(
+                path,
+                format!("the verdict of {} cannot be stored: {e}", v.perf_case_name),
+            )
+        })?;
+        insert
+            .execute(params![
+                night,
+                v.perf_case_name,
+                v.step,
+                v.metric,
+                v.verdict.as_str(),
+                v.gated,
+                v.value,
+                v.baseline,
+                v.change_pct,
+                v.mde_pct,
+                v.source,
+                record
+            ])
+            .map_err(on(path, "cannot record a verdict"))?;
+    }
+    Ok(())
+}
 
 const RUN_SELECT: &str =
     "SELECT night, run_id, started, host, test_prefix, fingerprint, env_json, ended,
