@@ -55,6 +55,10 @@ enum Command {
     Gate(perfgate::history::cli::GateArgs),
     /// Look into the history file (runs, nights).
     History(perfgate::history::cli::HistoryArgs),
+    /// Build the static nightly dashboard (HTML, works from file://) from a history.
+    Dashboard(perfgate::dashboard::cli::DashboardArgs),
+    /// Time building the dashboard of a synthesized year of nightlies.
+    BenchDashboard(perfgate::dashboard::cli::BenchDashboardArgs),
     /// Show what GPU telemetry sees: the environment and a few samples (reads only).
     Telemetry(perfgate::telemetry::cli::TelemetryArgs),
 }
@@ -176,6 +180,8 @@ fn main() -> ExitCode {
         Command::Baseline(c) => perfgate::gate::baseline::cli::run_cli(c),
         Command::Gate(a) => perfgate::history::cli::run_gate(a),
         Command::History(a) => perfgate::history::cli::run_history(a),
+        Command::Dashboard(a) => perfgate::dashboard::cli::run_dashboard(a),
+        Command::BenchDashboard(a) => perfgate::dashboard::cli::run_bench(a),
         Command::Telemetry(a) => perfgate::telemetry::cli::run_cli(a),
     };
     match result {
