@@ -106,7 +106,7 @@
     }
     svg.appendChild(sv("line", { class: "axis", x1: L, x2: L, y1: T, y2: h - B }));
     svg.appendChild(sv("line", { class: "axis", x1: L, x2: w - R, y1: h - B, y2: h - B }));
-    var ticks = Math.min(6, nights.length);
+    var ticks = Math.max(2, Math.min(Math.floor((w - L - R) / 110), nights.length));
     for (var t = 0; t < ticks; t++) {
       var n = nights[Math.round(t * (nights.length - 1) / Math.max(1, ticks - 1))];
       var anchor = t === 0 ? "start" : t === ticks - 1 ? "end" : "middle";
