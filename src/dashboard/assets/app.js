@@ -405,6 +405,8 @@
       }
       document.body.setAttribute("data-errors", errors.join(" | "));
       document.body.setAttribute("data-rendered", "1");
+      // From navigation start to rendered: what `perfgate bench-dashboard` reports as load time.
+      if (window.performance) document.body.setAttribute("data-render-ms", String(Math.round(performance.now())));
     }
   };
 })();
