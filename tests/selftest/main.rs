@@ -4,6 +4,7 @@ mod cli;
 mod collect;
 mod commands;
 mod conformance;
+mod cpd;
 mod dataset;
 mod double;
 mod e2e;
