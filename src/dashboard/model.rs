@@ -682,8 +682,23 @@ fn num(v: Option<f64>) -> String {
 /// Detected change points of a series (the CPD of `gate::cpd`), as JSON
 /// `[[night, p-value, change %], ...]`.
 fn detected_json(values: &[(i64, Option<f64>)]) -> String {
-    let _ = values;
-    "[]".into()
+    let xs: Vec<f64> = values.iter().map(|(_, v)| v.unwrap_or(f64::NAN)).collect();
+    let found = crate::gate::cpd::change_points(&xs, &crate::gate::cpd::CpdParams::default());
+    let mut out = String::from("[");
+    for (k, c) in found.iter().filter(|c| c.index < values.len()).enumerate() {
+        if k > 0 {
+            out.push(',');
+        }
+        let _ = write!(
+            out,
+            "[{},{},{}]",
+            values[c.index].0,
+            num(Some(c.pvalue)),
+            num(Some(c.change_pct))
+        );
+    }
+    out.push(']');
+    out
 }
 
 /// The noise band of a series: at each night with at least [`BAND_MIN`] earlier values (since

@@ -157,7 +157,13 @@ fn build_history(path: &Path) {
         for (c, (label, last_verdict)) in cases().into_iter().enumerate() {
             let con: f64 = [1.0, 4.0, 16.0, 8.0, 2.0][c];
             let jitter = 1.0 + 0.004 * ((night * 7 + c) % 5) as f64;
-            let seq = 10.0 * con.sqrt() * jitter * if last && c == 1 { 0.8 } else { 1.0 };
+            // con:4 regresses on the last night; con:16 steps up 30% from night 4 (a level
+            // shift the change-point detection finds).
+            let seq = 10.0
+                * con.sqrt()
+                * jitter
+                * if last && c == 1 { 0.8 } else { 1.0 }
+                * if c == 2 && night >= 4 { 1.3 } else { 1.0 };
             let metrics = [
                 ("SEQ_THROUGHPUT", seq),
                 ("PER_USER_OUTPUT_THROUGHPUT", 200.0 / con.sqrt()),
@@ -310,6 +316,19 @@ fn dashboard_renders_in_chromium() {
     assert!(
         ack.contains("class=\"acked\""),
         "acknowledged change point drawn"
+    );
+
+    // The detected level shift of con:16 (the IMPROVED row).
+    let shifted = dom(&site.join(format!("case/{}.html", cases_shown[3])));
+    assert!(shifted.contains(&sweep_label(16)));
+    assert_eq!(
+        shifted.matches("class=\"detected\"").count(),
+        1,
+        "one detected change point"
+    );
+    assert!(
+        !case.contains("class=\"detected\""),
+        "a one-night drop is no change point"
     );
 
     // Sweeps: the three llama concurrencies, all on the frontier (per-user falls as per-GPU rises).
