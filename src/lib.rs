@@ -6,6 +6,7 @@
 
 pub mod bench;
 pub mod config;
+pub mod dashboard;
 pub mod dataset;
 pub mod execute;
 pub mod gate;

@@ -47,6 +47,9 @@ enum Command {
     /// Simulate nightly histories and compare the gate's detection and false-alarm rates with
     /// upstream's two methods.
     BenchGate(BenchGateArgs),
+    /// Time change-point detection over simulated nightly series (a dashboard's worth) and
+    /// measure its detection and false-alarm rates.
+    BenchCpd(BenchCpdArgs),
     /// Stored baselines: re-baseline from a run (`update`), validate files (`check`).
     #[command(subcommand)]
     Baseline(perfgate::gate::baseline::cli::BaselineCommand),
@@ -60,6 +63,10 @@ enum Command {
     Shards(perfgate::shard::ShardsArgs),
     /// Merge the output directories of the shards of one run into one.
     Merge(perfgate::merge::MergeArgs),
+    /// Build the static nightly dashboard (HTML, works from file://) from a history.
+    Dashboard(perfgate::dashboard::cli::DashboardArgs),
+    /// Time building the dashboard of a synthesized year of nightlies.
+    BenchDashboard(perfgate::dashboard::cli::BenchDashboardArgs),
     /// Show what GPU telemetry sees: the environment and a few samples (reads only).
     Telemetry(perfgate::telemetry::cli::TelemetryArgs),
 }
@@ -162,6 +169,40 @@ struct BenchGateArgs {
     max_reruns: u32,
 }
 
+#[derive(clap::Args)]
+struct BenchCpdArgs {
+    /// Series to simulate (the dashboard's case x step x metric count).
+    #[arg(long, default_value_t = 6000)]
+    series: usize,
+    /// Nights per series.
+    #[arg(long, default_value_t = 365)]
+    nights: usize,
+    /// Repetitions per night (the night's value is their median).
+    #[arg(long, default_value_t = 3)]
+    reps: usize,
+    /// Noise per repetition, as a coefficient of variation (0.01 = 1%).
+    #[arg(long, default_value_t = 0.01)]
+    cv: f64,
+    /// The step regression in half of the series (0.05 = 5% worse).
+    #[arg(long, default_value_t = 0.05)]
+    step: f64,
+    /// Random-walk drift per night (standard deviation, a fraction; bench-gate's model: 0.001).
+    #[arg(long, default_value_t = 0.001)]
+    drift: f64,
+    #[arg(long, default_value_t = 20_240_601)]
+    seed: u64,
+    /// Points per sliding window.
+    #[arg(long, default_value_t = 50)]
+    window: usize,
+    #[arg(long, default_value_t = 0.001)]
+    max_pvalue: f64,
+    #[arg(long, default_value_t = 3)]
+    min_segment: usize,
+    /// The time budget for all series, in seconds (the dashboard's).
+    #[arg(long, default_value_t = 10.0)]
+    target_s: f64,
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
@@ -178,9 +219,12 @@ fn main() -> ExitCode {
         Command::Parse(a) => perfgate::report::cli::run_cli(a),
         Command::BenchParse(a) => run_bench_parse(a),
         Command::BenchGate(a) => run_bench_gate(a),
+        Command::BenchCpd(a) => run_bench_cpd(a),
         Command::Baseline(c) => perfgate::gate::baseline::cli::run_cli(c),
         Command::Gate(a) => perfgate::history::cli::run_gate(a),
         Command::History(a) => perfgate::history::cli::run_history(a),
+        Command::Dashboard(a) => perfgate::dashboard::cli::run_dashboard(a),
+        Command::BenchDashboard(a) => perfgate::dashboard::cli::run_bench(a),
         Command::Telemetry(a) => perfgate::telemetry::cli::run_cli(a),
         Command::Shards(a) => perfgate::shard::run_cli(a),
         Command::Merge(a) => perfgate::merge::run_cli(a),
@@ -360,6 +404,36 @@ fn run_bench_gate(a: BenchGateArgs) -> anyhow::Result<ExitCode> {
         t0.elapsed().as_secs_f64()
     );
     // A benchmark reports; like bench-names it does not fail the process on a missed target.
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_bench_cpd(a: BenchCpdArgs) -> anyhow::Result<ExitCode> {
+    use perfgate::gate::cpd_sim;
+    if !(a.cv >= 0.0 && a.drift >= 0.0 && a.step.is_finite() && a.step < 1.0) {
+        anyhow::bail!("--cv and --drift must be >= 0 and --step below 1 (fractions: 0.05 is 5%)");
+    }
+    let report = cpd_sim::run(cpd_sim::CpdSimOptions {
+        series: a.series,
+        nights: a.nights,
+        reps: a.reps,
+        cv: a.cv,
+        step: a.step,
+        drift: a.drift,
+        seed: a.seed,
+        params: perfgate::gate::cpd::CpdParams {
+            window: a.window,
+            max_pvalue: a.max_pvalue,
+            min_segment: a.min_segment,
+            min_magnitude_pct: 0.0,
+        },
+    });
+    print!("{report}");
+    let secs = report.detect_time.as_secs_f64();
+    let verdict = if secs <= a.target_s { "within" } else { "OVER" };
+    println!(
+        "target: {:.1} s for {} series: {verdict} target",
+        a.target_s, a.series
+    );
     Ok(ExitCode::SUCCESS)
 }
 

@@ -11,10 +11,14 @@
 //!   [`record::VerdictRecord`]s.
 //! - [`baseline`]: stored baselines (`baselines/<prefix>.csv`, a superset of upstream's
 //!   `base_perf.csv`) and `perfgate baseline update|check`.
+//! - [`cpd`]: change-point detection over a nightly series (E-divisive means with t-tests, as
+//!   Apache Otava does it); [`cpd_sim`] measures it (`perfgate bench-cpd`).
 //! - [`physics`]: compute and memory ceilings per case (roofline), MBU/MFU, and the check that
 //!   no result beats physics.
 
 pub mod baseline;
+pub mod cpd;
+pub mod cpd_sim;
 pub mod env;
 pub mod evaluate;
 pub mod physics;

@@ -36,10 +36,10 @@ use crate::report::metric::{self, Direction};
 /// The metric simulated: upstream has a threshold for it and it is the one upstream's newer
 /// system gates by default.
 pub const METRIC: &str = "TOKEN_THROUGHPUT";
-const BASE_VALUE: f64 = 2000.0;
-const DRIFT_PER_NIGHT: f64 = 0.001;
-const OUTLIER_RATE: f64 = 0.02;
-const OUTLIER_RANGE: (f64, f64) = (0.05, 0.30);
+pub(crate) const BASE_VALUE: f64 = 2000.0;
+pub(crate) const DRIFT_PER_NIGHT: f64 = 0.001;
+pub(crate) const OUTLIER_RATE: f64 = 0.02;
+pub(crate) const OUTLIER_RANGE: (f64, f64) = (0.05, 0.30);
 const B_WINDOW_NIGHTS: usize = 90;
 const B_THRESHOLD: f64 = 0.05;
 

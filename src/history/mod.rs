@@ -22,6 +22,7 @@
 //! the gate uses as [`Observation::night`], independent of clocks and time zones.
 
 pub mod cli;
+pub mod dashboard;
 mod durations;
 pub mod export;
 pub mod import;

@@ -4,6 +4,8 @@ mod cli;
 mod collect;
 mod commands;
 mod conformance;
+mod cpd;
+mod dashboard;
 mod dataset;
 mod double;
 mod e2e;
