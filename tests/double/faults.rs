@@ -117,6 +117,20 @@ fn var(name: &str) -> Result<Option<String>, String> {
     }
 }
 
+/// Whether the knobs that `for_var` (`s1,s2`: substrings of `--model`) restricts apply to
+/// `model`: yes when it is unset or empty, or when the model contains one of them.
+fn applies_to(model: &str, for_var: &str) -> Result<bool, String> {
+    let Some(only) = var(for_var)? else {
+        return Ok(true);
+    };
+    let wanted: Vec<&str> = only
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
+    Ok(wanted.is_empty() || wanted.iter().any(|w| model.contains(w)))
+}
+
 /// Reads the knobs for one `subcommand` (`build`, `throughput`, `latency`) run on `model`.
 pub fn from_env(subcommand: &str, model: &str) -> Result<Knobs, String> {
     let era = match var("FAKE_BENCH_ERA")? {
@@ -135,17 +149,11 @@ pub fn from_env(subcommand: &str, model: &str) -> Result<Knobs, String> {
         ),
     };
     let mut modes = Modes::parse(&list).map_err(|e| format!("{mode_var}: {e}"))?;
-    if let Some(only) = var("FAKE_BENCH_MODE_FOR")? {
-        let wanted: Vec<&str> = only
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .collect();
-        if !wanted.is_empty() && !wanted.iter().any(|w| model.contains(w)) {
-            modes = Modes::default();
-        }
+    if !applies_to(model, "FAKE_BENCH_MODE_FOR")? {
+        modes = Modes::default();
     }
     let scale = match var("FAKE_BENCH_SCALE")? {
+        _ if !applies_to(model, "FAKE_BENCH_SCALE_FOR")? => 1.0,
         Some(s) if !s.trim().is_empty() => s
             .trim()
             .parse::<f64>()

@@ -42,6 +42,7 @@
 //!   FAKE_BENCH_MODE_FOR=s1,s2   apply the modes only when --model contains one of the substrings
 //!                               (so one case of a test list fails while the others pass)
 //!   FAKE_BENCH_SCALE=F          speed factor: 2 halves every duration (throughput doubles)
+//!   FAKE_BENCH_SCALE_FOR=s1,s2  apply the speed factor only when --model contains one of them
 //!   FAKE_BENCH_NOISE=F          relative standard deviation of a run-to-run speed factor
 //!   FAKE_BENCH_SEED=N|pid       seed for that factor (same seed, same numbers; default 0;
 //!                               `pid`: a new draw in every run)

@@ -23,6 +23,7 @@ const KNOBS: &[&str] = &[
     "FAKE_BENCH_MODE_LATENCY",
     "FAKE_BENCH_MODE_FOR",
     "FAKE_BENCH_SCALE",
+    "FAKE_BENCH_SCALE_FOR",
     "FAKE_BENCH_NOISE",
     "FAKE_BENCH_SEED",
 ];
@@ -873,6 +874,11 @@ fn scale_and_noise_move_the_numbers_deterministically() {
     assert!(close(fast / base, 2.0, 0.01), "{base} {fast}");
     assert!(close(base / slow, 2.0, 0.01), "{base} {slow}");
     assert_eq!(rps(&[]), base, "deterministic");
+    // FAKE_BENCH_SCALE_FOR restricts the factor to models containing one of its substrings.
+    let only_llama = [("FAKE_BENCH_SCALE", "2"), ("FAKE_BENCH_SCALE_FOR", "qwen,Llama-3.1")];
+    assert_eq!(rps(&only_llama), fast);
+    let only_qwen = [("FAKE_BENCH_SCALE", "2"), ("FAKE_BENCH_SCALE_FOR", "qwen")];
+    assert_eq!(rps(&only_qwen), base);
     // Without noise the seed does not matter; with it, the seed decides.
     assert_eq!(rps(&[("FAKE_BENCH_SEED", "7")]), base);
     let n1 = rps(&[("FAKE_BENCH_NOISE", "0.05"), ("FAKE_BENCH_SEED", "1")]);
