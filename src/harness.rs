@@ -171,6 +171,13 @@ pub struct HarnessArgs {
     /// The JUnit XML report (default: <output-dir>/results.xml).
     #[arg(long = "junit-xml", env = "PERF_JUNIT_XML")]
     pub junit_xml: Option<PathBuf>,
+    /// Run only shard K of N (`--shard 2/8`): the list is split into N GPU-pure shards balanced
+    /// by expected duration (see `perfgate shards`); the other shards' tests are not collected.
+    #[arg(long, env = "PERF_SHARD", value_name = "K/N")]
+    pub shard: Option<crate::shard::ShardSpec>,
+    /// The run id (default `<UTC time>-<pid>`): give every shard of one job the same one.
+    #[arg(long = "run-id", env = "PERF_RUN_ID", value_name = "ID")]
+    pub run_id: Option<String>,
     #[command(flatten)]
     pub gate: GateArgs,
     #[command(flatten)]
@@ -545,7 +552,7 @@ pub fn run(mut args: HarnessArgs) -> anyhow::Result<libtest_mimic::Conclusion> {
             }
         }
     }
-    let collection = args.common.collect()?;
+    let mut collection = args.common.collect()?;
     // Name errors fail their own test; only list-level errors stop the whole run.
     let name_error_sources: std::collections::HashSet<(&PathBuf, usize)> = collection
         .tests
@@ -575,17 +582,58 @@ pub fn run(mut args: HarnessArgs) -> anyhow::Result<libtest_mimic::Conclusion> {
             list_errors.len()
         );
     }
+    if let Some(re) = &regexp {
+        collection.tests.retain(|t| re.is_match(&t.test_id));
+    }
+    let run_id = match &args.run_id {
+        Some(id) => check_run_id(id)?,
+        None => format!(
+            "{}-{}",
+            chrono::DateTime::<chrono::Utc>::from(std::time::SystemTime::now())
+                .format("%Y%m%dT%H%M%SZ"),
+            std::process::id()
+        ),
+    };
+    let shard = match args.shard {
+        Some(spec) => {
+            let history = (!args.gate.no_history)
+                .then_some(args.gate.history.as_deref())
+                .flatten();
+            let refs: Vec<&Collected> = collection.tests.iter().collect();
+            let cases = crate::shard::shard_cases(&refs, &durations(history, Some(&run_id))?);
+            let shards = crate::shard::partition(&cases, spec.count)?;
+            let hash = crate::shard::partition_hash(&shards);
+            let mine = shards.into_iter().nth(spec.index - 1).ok_or(
+                crate::shard::ShardError::NoSuchShard {
+                    index: spec.index,
+                    count: spec.count,
+                },
+            )?;
+            let ids: std::collections::HashSet<&str> =
+                mine.test_ids.iter().map(String::as_str).collect();
+            collection
+                .tests
+                .retain(|t| ids.contains(t.test_id.as_str()));
+            eprintln!(
+                "perfgate: shard {spec}: {} test(s) of {} GPU(s), expected cost {:.1} {}",
+                mine.test_ids.len(),
+                mine.gpus,
+                mine.expected_cost,
+                cases.first().map_or("", |c| match c.unit {
+                    crate::shard::CostUnit::Seconds => "s",
+                    crate::shard::CostUnit::Tokens => "tokens",
+                })
+            );
+            Some((spec, mine.gpus, hash))
+        }
+        None => None,
+    };
     let plans: Arc<Mutex<Vec<String>>> = Arc::default();
     let gpu_type = args
         .common
         .gpu_type(collection.system.as_ref(), &collection.configs);
     let session_started = std::time::SystemTime::now();
-    let run_id = format!(
-        "{}-{}",
-        chrono::DateTime::<chrono::Utc>::from(std::time::SystemTime::now())
-            .format("%Y%m%dT%H%M%SZ"),
-        std::process::id()
-    );
+    let mut shard_record = None;
     let (writers, gate) = if args.dry_run || args.libtest.list {
         (None, None)
     } else {
@@ -599,6 +647,12 @@ pub fn run(mut args: HarnessArgs) -> anyhow::Result<libtest_mimic::Conclusion> {
         )?;
         let writers = open_writers(&args, &run_id, collection.system.as_ref())?;
         runner::signals::install();
+        shard_record = Some(Mutex::new(shard_record_of(
+            &args,
+            &run_id,
+            shard,
+            collection.tests.iter().map(|t| t.test_id.clone()).collect(),
+        )?));
         (Some(Mutex::new(writers)), Some(gate))
     };
     // Physical limits: shown by the dry run, checked on every result, when the GPU type is
@@ -636,12 +690,11 @@ pub fn run(mut args: HarnessArgs) -> anyhow::Result<libtest_mimic::Conclusion> {
         writers,
         finished: Mutex::default(),
         verdicts: Mutex::default(),
+        shard: shard_record,
+        output_dir: args.common.output_dir.clone(),
     });
     let mut trials = Vec::new();
     for t in collection.tests {
-        if regexp.as_ref().is_some_and(|re| !re.is_match(&t.test_id)) {
-            continue;
-        }
         let (ctx, plans) = (ctx.clone(), plans.clone());
         let id = t.test_id.clone();
         trials.push(Trial::ignorable_test(id, move || {
@@ -785,6 +838,9 @@ struct RunContext {
     finished: Mutex<Vec<results::CaseResult>>,
     /// Every verdict, for the summary at the end.
     verdicts: Mutex<Vec<VerdictRecord>>,
+    /// `shard.json`, rewritten as each test finishes; `None` in a dry run.
+    shard: Option<Mutex<crate::shard::ShardRecord>>,
+    output_dir: PathBuf,
 }
 
 /// Opens every result file before anything runs, so a bad output directory or a CSV from
@@ -1040,6 +1096,16 @@ impl GateState {
         Ok(())
     }
 
+    /// Stores how long a test took, for `--shard` to balance by.
+    fn record_duration(&self, test_id: &str, took: Duration) -> anyhow::Result<()> {
+        let Some(h) = &self.history else {
+            return Ok(());
+        };
+        let mut h = h.lock().map_err(|_| anyhow::anyhow!("history poisoned"))?;
+        h.record_duration(&self.run_id, test_id, took.as_secs_f64())?;
+        Ok(())
+    }
+
     fn finish(&self) {
         if let Some(h) = &self.history
             && let Ok(mut h) = h.lock()
@@ -1098,6 +1164,22 @@ fn run_test(
         if let Err(e) = written {
             return Err(Failed::from(format!(
                 "cannot write the JUnit report: {e:#}"
+            )));
+        }
+    }
+    if let (Some(gate), false) = (&ctx.gate, record.cases.is_empty())
+        && let Err(e) = gate.record_duration(&t.test_id, clock.elapsed())
+    {
+        eprintln!("perfgate: {e:#}");
+    }
+    if let Some(shard) = &ctx.shard
+        && let Ok(mut r) = shard.lock()
+    {
+        r.finished.push(t.test_id.clone());
+        r.updated = results::rfc3339(std::time::SystemTime::now());
+        if let Err(e) = r.write(&ctx.output_dir) {
+            return Err(Failed::from(format!(
+                "cannot write the shard record: {e:#}"
             )));
         }
     }
@@ -1441,4 +1523,108 @@ impl CommonArgs {
             .map(|o| o.common)
             .map_err(|e| anyhow::anyhow!("{e}"))
     }
+}
+
+/// A run id from `--run-id`: it names files and history rows, so only letters, digits and
+/// `._:+-`.
+fn check_run_id(id: &str) -> anyhow::Result<String> {
+    let ok = !id.is_empty()
+        && id.len() <= 128
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._:+-".contains(c));
+    if !ok {
+        anyhow::bail!(
+            "--run-id `{id}`: expected 1 to 128 letters, digits or `._:+-` (e.g. slurm-123456)"
+        );
+    }
+    Ok(id.to_string())
+}
+
+/// The stored test durations of a history (`None`, or a file not there yet: none), leaving
+/// out the run `exclude_run`.
+pub fn durations(
+    history: Option<&Path>,
+    exclude_run: Option<&str>,
+) -> anyhow::Result<std::collections::BTreeMap<String, f64>> {
+    let Some(path) = history else {
+        return Ok(Default::default());
+    };
+    match History::open_existing(path) {
+        Ok(h) => Ok(h.latest_durations(exclude_run)?),
+        Err(crate::history::HistoryError::Missing { .. }) => Ok(Default::default()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The options that change which tests run or what they measure, as recorded in
+/// `shard.json`: shards (and runs) that differ in any of them are not one run. Left out on
+/// purpose: the output directory, the history and dataset cache paths, the models root and
+/// tokenizer paths (they differ per machine, not per result), telemetry sampling and
+/// `--test-threads`.
+pub fn result_settings(args: &HarnessArgs) -> serde_json::Value {
+    let c = &args.common;
+    let g = &args.gate;
+    serde_json::json!({
+        "test_prefix": c.test_prefix,
+        "context": c.context,
+        "system_set": c.system_set,
+        "bench_cmd": c.bench_cmd,
+        "bench_args": c.bench_args,
+        "latency": c.latency,
+        "sm": c.sm,
+        "gpu": c.gpu,
+        "dataset_generator": format!("{:?}", c.dataset_generator),
+        "upstream_lora_yaml": c.upstream_lora_yaml,
+        "regexp": args.regexp,
+        "repeat": args.repeat,
+        "timeout_minutes": args.timeout,
+        "stall_timeout_s": args.stall_timeout,
+        "fatal_stall_timeout_s": args.fatal_stall_timeout,
+        "perf_log_formats": args.perf_log_formats.iter().map(|f| format!("{f:?}")).collect::<Vec<_>>(),
+        "gate": format!("{:?}", g.mode),
+        "fail_on": format!("{:?}", g.fail_on),
+        "max_reruns": g.max_reruns,
+        "gate_metrics": g.gated,
+        "no_history": g.no_history,
+        "baseline_file": g.baseline_file,
+        "on_throttle": format!("{:?}", args.telemetry.on_throttle),
+        "clock_tolerance_pct": args.telemetry.clock_tolerance_pct,
+        "throttle_share": args.telemetry.throttle_share,
+    })
+}
+
+fn shard_record_of(
+    args: &HarnessArgs,
+    run_id: &str,
+    shard: Option<(crate::shard::ShardSpec, u32, String)>,
+    assigned: Vec<String>,
+) -> anyhow::Result<crate::shard::ShardRecord> {
+    let lists = args
+        .common
+        .test_list
+        .iter()
+        .map(|p| crate::shard::ListDigest::of(p))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let settings = result_settings(args);
+    let now = results::rfc3339(std::time::SystemTime::now());
+    let record = crate::shard::ShardRecord {
+        perfgate: env!("CARGO_PKG_VERSION").to_string(),
+        run_id: run_id.to_string(),
+        lists,
+        settings_sha256: crate::textutil::sha256_hex(settings.to_string().as_bytes()),
+        settings,
+        shard: shard.as_ref().map_or(
+            crate::shard::ShardSpec { index: 1, count: 1 },
+            |(s, _, _)| *s,
+        ),
+        gpus: shard.as_ref().map(|(_, g, _)| *g),
+        partition_sha256: shard.map(|(_, _, h)| h),
+        assigned,
+        finished: Vec::new(),
+        started: now.clone(),
+        updated: now,
+    };
+    record.write(&args.common.output_dir)?;
+    Ok(record)
 }

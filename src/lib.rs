@@ -18,6 +18,7 @@ pub mod plan;
 pub mod report;
 pub mod results;
 pub mod runner;
+pub mod shard;
 pub mod telemetry;
 pub mod testlist;
 pub mod textutil;

@@ -55,6 +55,9 @@ enum Command {
     Gate(perfgate::history::cli::GateArgs),
     /// Look into the history file (runs, nights).
     History(perfgate::history::cli::HistoryArgs),
+    /// Split a test list into N GPU-pure shards balanced by expected duration (what
+    /// `perfgate run --shard K/N` runs).
+    Shards(perfgate::shard::ShardsArgs),
     /// Show what GPU telemetry sees: the environment and a few samples (reads only).
     Telemetry(perfgate::telemetry::cli::TelemetryArgs),
 }
@@ -177,6 +180,7 @@ fn main() -> ExitCode {
         Command::Gate(a) => perfgate::history::cli::run_gate(a),
         Command::History(a) => perfgate::history::cli::run_history(a),
         Command::Telemetry(a) => perfgate::telemetry::cli::run_cli(a),
+        Command::Shards(a) => perfgate::shard::run_cli(a),
     };
     match result {
         Ok(code) => code,

@@ -22,6 +22,7 @@
 //! the gate uses as [`Observation::night`], independent of clocks and time zones.
 
 pub mod cli;
+mod durations;
 mod schema;
 
 use std::path::{Path, PathBuf};

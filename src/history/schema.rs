@@ -18,6 +18,8 @@
 //! - `change_points` are acknowledged re-baselinings; a series' history starts after the latest.
 //! - V2 adds each run's source revision, branch and CI build URL (a blame range names
 //!   revisions) and, for a run brought in by `perfgate history import`, where it came from.
+//! - V3 adds `case_durations`: how long each test took (wall seconds, every step and rerun
+//!   included), one row per test id and night, so `--shard` can balance shards by time.
 
 /// `PRAGMA application_id` of a perfgate history ("pfgt"): tells it apart from other SQLite
 /// files a `--history` path might name by mistake.
@@ -26,7 +28,7 @@ pub(super) const APPLICATION_ID: i64 = 0x7066_6774;
 /// The schema version this perfgate writes (and the newest it reads).
 pub(super) const LATEST: i64 = MIGRATIONS.len() as i64;
 
-pub(super) const MIGRATIONS: &[&str] = &[V1, V2];
+pub(super) const MIGRATIONS: &[&str] = &[V1, V2, V3];
 
 const V1: &str = "
 CREATE TABLE meta (
@@ -104,4 +106,13 @@ ALTER TABLE runs ADD COLUMN revision TEXT;
 ALTER TABLE runs ADD COLUMN branch TEXT;
 ALTER TABLE runs ADD COLUMN build_url TEXT;
 ALTER TABLE runs ADD COLUMN imported_from TEXT;
+";
+
+const V3: &str = "
+CREATE TABLE case_durations (
+    test_id TEXT NOT NULL,
+    night   INTEGER NOT NULL REFERENCES runs(night),
+    seconds REAL NOT NULL CHECK (seconds >= 0),
+    PRIMARY KEY (test_id, night)
+) WITHOUT ROWID;
 ";
