@@ -58,6 +58,9 @@ enum Command {
     /// Split a test list into N GPU-pure shards balanced by expected duration (what
     /// `perfgate run --shard K/N` runs).
     Shards(perfgate::shard::ShardsArgs),
+    /// Run a sharded list on a SLURM cluster: job arrays per GPU class, followed, merged.
+    #[command(subcommand)]
+    Slurm(perfgate::slurm::SlurmCommand),
     /// Show what GPU telemetry sees: the environment and a few samples (reads only).
     Telemetry(perfgate::telemetry::cli::TelemetryArgs),
 }
@@ -181,6 +184,7 @@ fn main() -> ExitCode {
         Command::History(a) => perfgate::history::cli::run_history(a),
         Command::Telemetry(a) => perfgate::telemetry::cli::run_cli(a),
         Command::Shards(a) => perfgate::shard::run_cli(a),
+        Command::Slurm(perfgate::slurm::SlurmCommand::Submit(a)) => perfgate::slurm::submit(a),
     };
     match result {
         Ok(code) => code,
