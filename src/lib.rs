@@ -13,6 +13,7 @@ pub mod harness;
 pub mod history;
 pub mod lint;
 pub mod llm_api;
+pub mod merge;
 pub mod models;
 pub mod plan;
 pub mod report;

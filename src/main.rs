@@ -58,6 +58,8 @@ enum Command {
     /// Split a test list into N GPU-pure shards balanced by expected duration (what
     /// `perfgate run --shard K/N` runs).
     Shards(perfgate::shard::ShardsArgs),
+    /// Merge the output directories of the shards of one run into one.
+    Merge(perfgate::merge::MergeArgs),
     /// Run a sharded list on a SLURM cluster: job arrays per GPU class, followed, merged.
     #[command(subcommand)]
     Slurm(perfgate::slurm::SlurmCommand),
@@ -184,6 +186,7 @@ fn main() -> ExitCode {
         Command::History(a) => perfgate::history::cli::run_history(a),
         Command::Telemetry(a) => perfgate::telemetry::cli::run_cli(a),
         Command::Shards(a) => perfgate::shard::run_cli(a),
+        Command::Merge(a) => perfgate::merge::run_cli(a),
         Command::Slurm(perfgate::slurm::SlurmCommand::Submit(a)) => perfgate::slurm::submit(a),
     };
     match result {

@@ -23,6 +23,7 @@
 
 pub mod cli;
 mod durations;
+pub mod merge;
 mod schema;
 
 use std::path::{Path, PathBuf};

@@ -26,6 +26,11 @@ pub enum Outcome {
     Skipped {
         message: String,
     },
+    /// The test did not run to an end (its job was killed): an `<error>`, not a failure.
+    Error {
+        message: String,
+        detail: String,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -58,6 +63,11 @@ impl JunitWriter {
         &self.path
     }
 
+    /// Adds a test without writing the file (for a report rendered once).
+    pub fn add(&mut self, case: JunitCase) {
+        self.cases.push(case);
+    }
+
     /// Adds a test and rewrites the file.
     pub fn record(&mut self, case: JunitCase) -> anyhow::Result<()> {
         self.cases.push(case);
@@ -71,7 +81,7 @@ impl JunitWriter {
 
     pub fn render(&self) -> anyhow::Result<String> {
         let mut report = Report::new("perfgate");
-        let (mut total, mut failures) = (Duration::ZERO, 0usize);
+        let (mut total, mut failures, mut errors) = (Duration::ZERO, 0usize, 0usize);
         for c in &self.cases {
             total += c.duration;
             let (classname, name) = split_id(&c.test_id);
@@ -80,6 +90,12 @@ impl JunitWriter {
                 Outcome::Failed { message, detail } => {
                     failures += 1;
                     let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
+                    s.set_message(clean(message)).set_description(clean(detail));
+                    s
+                }
+                Outcome::Error { message, detail } => {
+                    errors += 1;
+                    let mut s = TestCaseStatus::non_success(NonSuccessKind::Error);
                     s.set_message(clean(message)).set_description(clean(detail));
                     s
                 }
@@ -108,7 +124,7 @@ impl JunitWriter {
             .to_string()
             .map_err(|e| anyhow::anyhow!("{}: cannot write JUnit XML: {e}", self.path.display()))?;
         let root = format!(
-            "<testsuites name=\"{}\" tests=\"{}\" failures=\"{failures}\" errors=\"0\" time=\"{:.3}\">",
+            "<testsuites name=\"{}\" tests=\"{}\" failures=\"{failures}\" errors=\"{errors}\" time=\"{:.3}\">",
             self.suite,
             self.cases.len(),
             total.as_secs_f64()
@@ -120,6 +136,75 @@ impl JunitWriter {
             )
         })
     }
+}
+
+/// The totals of a report's root tag and the `<testsuite>` elements inside it, as this writer
+/// writes them (for `perfgate merge`, which joins the reports of several shards).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ReportParts {
+    pub tests: usize,
+    pub failures: usize,
+    pub errors: usize,
+    pub time: f64,
+    /// Everything between the root's start and end tags.
+    pub body: String,
+}
+
+/// Splits a report this writer wrote; `None` for XML of another shape.
+pub fn split_report(xml: &str) -> Option<ReportParts> {
+    let start = xml.find("<testsuites")?;
+    let end = start + xml[start..].find('>')?;
+    let tag = &xml[start..=end];
+    let attr = |name: &str| -> Option<String> {
+        let key = format!(" {name}=\"");
+        let at = tag.find(&key)? + key.len();
+        let len = tag[at..].find('"')?;
+        Some(tag[at..at + len].to_string())
+    };
+    let count = |name: &str| attr(name).and_then(|v| v.parse::<usize>().ok());
+    let mut parts = ReportParts {
+        tests: count("tests")?,
+        failures: count("failures")?,
+        errors: count("errors").unwrap_or(0),
+        time: attr("time")?.parse().ok()?,
+        body: String::new(),
+    };
+    if !tag.ends_with("/>") {
+        let close = xml.rfind("</testsuites>")?;
+        if close <= end {
+            return None;
+        }
+        parts.body = xml[end + 1..close].trim_matches('\n').to_string();
+    }
+    Some(parts)
+}
+
+/// One report from the parts of several (see [`split_report`]).
+pub fn join_reports(suite: &str, parts: &[ReportParts]) -> String {
+    let sum = |f: fn(&ReportParts) -> usize| parts.iter().map(f).sum::<usize>();
+    let time: f64 = parts.iter().map(|p| p.time).sum();
+    let mut xml = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"{}\" tests=\"{}\" failures=\"{}\" errors=\"{}\" time=\"{time:.3}\">\n",
+        quick_xml_escape(suite),
+        sum(|p| p.tests),
+        sum(|p| p.failures),
+        sum(|p| p.errors),
+    );
+    for p in parts {
+        if !p.body.trim().is_empty() {
+            xml.push_str(&p.body);
+            xml.push('\n');
+        }
+    }
+    xml.push_str("</testsuites>\n");
+    xml
+}
+
+fn quick_xml_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 /// `xml` with its `<testsuites ...>` start tag replaced by `root`. quick-junit always writes a
