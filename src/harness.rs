@@ -1172,7 +1172,10 @@ fn run_test(
     {
         eprintln!("perfgate: {e:#}");
     }
+    // A test stopped (or never started) because the run was interrupted (Ctrl-C, SLURM's
+    // SIGTERM at the time limit) did not finish: it stays unfinished for the merge and a requeue.
     if let Some(shard) = &ctx.shard
+        && runner::signals::interrupted().is_none()
         && let Ok(mut r) = shard.lock()
     {
         r.finished.push(t.test_id.clone());

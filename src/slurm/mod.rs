@@ -163,14 +163,5 @@ pub struct ShardEntry {
     pub exit_code: Option<String>,
 }
 
-/// `<shard dir>/slurm_state.json`, which `perfgate merge` reads to mark the shard's unfinished
-/// tests.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SlurmState {
-    pub state: String,
-    pub exit_code: String,
-    pub log: PathBuf,
-}
-
 pub const JOB_FILE: &str = "slurm.json";
-pub const STATE_FILE: &str = "slurm_state.json";
+pub const STATE_FILE: &str = crate::merge::SLURM_STATE_FILE;

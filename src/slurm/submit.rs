@@ -10,9 +10,7 @@ use clap::Parser;
 
 use super::query::{self, Phase, TaskId, TaskState};
 use super::script::{self, ArrayScript};
-use super::{
-    ArrayRecord, JOB_FILE, JobFile, STATE_FILE, ShardEntry, SlurmError, SlurmState, SubmitArgs,
-};
+use super::{ArrayRecord, JOB_FILE, JobFile, STATE_FILE, ShardEntry, SlurmError, SubmitArgs};
 use crate::runner::{self, process};
 
 /// How long one SLURM client call may take.
@@ -95,6 +93,9 @@ fn absolute(p: &Path) -> anyhow::Result<PathBuf> {
 
 /// Entry point of `perfgate slurm submit`.
 pub fn submit(args: SubmitArgs) -> anyhow::Result<ExitCode> {
+    // From the start: a Ctrl-C between sbatch and following must still cancel what was
+    // submitted (following checks for it first thing).
+    runner::signals::install();
     match args.requeue_failed.clone() {
         Some(dir) => requeue(args, &dir),
         None => first_submit(args),
@@ -407,7 +408,6 @@ fn finish(
     jobs: Vec<String>,
     poll_ms: u64,
 ) -> anyhow::Result<ExitCode> {
-    runner::signals::install();
     let tasks: Vec<(TaskId, usize)> = job
         .shards
         .iter()
@@ -441,10 +441,10 @@ fn finish(
         } else {
             std::fs::create_dir_all(&s.dir)
                 .with_context(|| format!("{}: cannot create", s.dir.display()))?;
-            let record = SlurmState {
+            let record = crate::merge::SlurmState {
                 state: state.state.clone(),
-                exit_code: state.exit_code.clone(),
-                log,
+                exit_code: Some(state.exit_code.clone()).filter(|c| !c.is_empty()),
+                log: Some(log),
             };
             runner::write_file_atomic(
                 &state_file,
@@ -689,20 +689,53 @@ fn follow(
     }
 }
 
-/// Merges the shard dirs into `<job-dir>/merged`; `Ok(true)` when the merge found nothing
-/// wrong.
+/// Merges the shard dirs that have a `shard.json` into `<job-dir>/merged` (an earlier merge
+/// is moved aside) and prints its summary; `Ok(true)` when every shard's tests finished.
 fn merge(job: &JobFile, job_dir: &Path) -> anyhow::Result<bool> {
-    let dirs: Vec<PathBuf> = job.shards.iter().map(|s| s.dir.clone()).collect();
-    crate::slurm::submit::merge_dirs(&job_dir.join("merged"), &dirs)
-}
-
-/// The merge (`perfgate merge`) of `dirs` into `out`.
-fn merge_dirs(out: &Path, dirs: &[PathBuf]) -> anyhow::Result<bool> {
-    let _ = (out, dirs);
+    use crate::merge::{self, ShardDir};
+    let out = job_dir.join("merged");
+    if out.exists() {
+        let mut n = 1;
+        let aside = loop {
+            let p = job_dir.join(format!("merged.{n}"));
+            if !p.exists() {
+                break p;
+            }
+            n += 1;
+        };
+        std::fs::rename(&out, &aside)
+            .with_context(|| format!("{}: cannot move to {}", out.display(), aside.display()))?;
+    }
+    let mut shards = Vec::new();
+    for s in &job.shards {
+        if s.dir.join(crate::shard::RECORD_FILE).exists() {
+            shards.push(ShardDir::read(&s.dir)?);
+        } else {
+            println!(
+                "perfgate slurm: shard {}/{} wrote no {} (it never started)",
+                s.index,
+                job.shard_count,
+                crate::shard::RECORD_FILE
+            );
+        }
+    }
+    if shards.is_empty() {
+        return Ok(false);
+    }
+    merge::check(&mut shards)?;
+    let summary = merge::merge(&shards, &out, None)?;
+    for n in &summary.notes {
+        println!("perfgate merge: {n}");
+    }
+    let c = &summary.completeness;
+    print!("{c}");
     println!(
-        "perfgate slurm: perfgate merge is not available in this build; shard dirs left as they are"
+        "perfgate slurm: merged {} shard dir(s) of run {} into {}",
+        shards.len(),
+        c.run_id,
+        summary.out.display()
     );
-    Ok(true)
+    Ok(c.is_complete())
 }
 
 /// A shard completed when SLURM says so, or when it finished every test it was given (a

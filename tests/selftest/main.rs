@@ -19,4 +19,5 @@ mod physics;
 mod report;
 mod results;
 mod runner;
+mod slurm;
 mod telemetry;
