@@ -11,7 +11,16 @@
 #   SLURM_LOCAL_GPUS   fake GPUs on the node (default 2; 0 = none).
 #   SLURM_LOCAL_FRESH  1: cancel every job, stop the daemons and wipe the state first.
 # Each daemon's pid is recorded in $SLURM_LOCAL_DIR/pids/ for ci/slurm-local-down.sh.
+#
+#   ci/slurm-local-up.sh [--install-only]   --install-only: install the packages, start nothing
 set -euo pipefail
+
+install_only=0
+case "${1:-}" in
+  --install-only) install_only=1 ;;
+  "") ;;
+  *) echo "usage: $0 [--install-only]" >&2; exit 2 ;;
+esac
 
 D=${SLURM_LOCAL_DIR:-/var/tmp/perfgate-slurm}
 ACCT=${SLURM_LOCAL_ACCT:-1}
@@ -78,6 +87,8 @@ if [ ${#missing[@]} -gt 0 ]; then
     || die "apt-get install ${missing[*]} failed"
   [ "$made_policy" = 1 ] && rm -f /usr/sbin/policy-rc.d
 fi
+
+[ "$install_only" = 1 ] && { log "packages installed: ${pkgs[*]}"; exit 0; }
 
 if [ "$FRESH" = 1 ]; then
   SLURM_LOCAL_DIR=$D "$HERE/slurm-local-down.sh" --purge

@@ -333,6 +333,27 @@ fn slurm_submit_shards_follows_times_out_requeues_merges_and_cancels() {
         );
     }
     crate::junit_xsd::validate(&job.join("merged/results.xml")).expect("merged JUnit is valid");
+    // A requeue whose shard dirs are another run's is refused before anything is submitted.
+    let other = tmp.join("other-run");
+    std::fs::create_dir_all(&other).expect("dir");
+    let mut forged = json(&job.join("slurm.json"));
+    forged["run_id"] = "another-run".into();
+    std::fs::write(other.join("slurm.json"), forged.to_string()).expect("write");
+    let (rc, text) = perfgate(
+        &[
+            "slurm".into(),
+            "submit".into(),
+            "--requeue-failed".into(),
+            other.display().to_string(),
+        ],
+        &[],
+    );
+    assert_ne!(rc, 0, "{text}");
+    assert!(
+        text.contains("but ") && text.contains("is run `another-run`; nothing was requeued"),
+        "{text}"
+    );
+    assert_eq!(squeue_active(), "");
     drop(cluster);
 
     // Ctrl-C, without accounting: progress from squeue + scontrol; the jobs are cancelled.
@@ -397,5 +418,120 @@ fn slurm_submit_shards_follows_times_out_requeues_merges_and_cancels() {
     eprintln!(
         "slurm selftest: the TIMEOUT run took {:.1} s",
         timeout_run.as_secs_f64()
+    );
+}
+
+// Pure parts (no cluster): what SLURM prints, read; the script, written.
+
+use perfgate::slurm::query::{self, Phase, TaskId};
+use perfgate::slurm::script::{ArrayScript, array_spec, nodes_for, shell_quote};
+
+fn tid(job: &str, task: usize) -> TaskId {
+    TaskId {
+        job: job.into(),
+        task,
+    }
+}
+
+#[test]
+fn sacct_lines_expand_pending_ranges_and_drop_the_cancelled_by_tail() {
+    let text =
+        "12_1|COMPLETED|0:0\n12_[2-3,5%2]|PENDING|0:0\n13_4|CANCELLED by 0|0:15\n14|RUNNING|0:0\n";
+    let m = query::parse_sacct(text).expect("parses");
+    let keys: Vec<TaskId> = m.keys().cloned().collect();
+    assert_eq!(
+        keys,
+        [
+            tid("12", 1),
+            tid("12", 2),
+            tid("12", 3),
+            tid("12", 5),
+            tid("13", 4)
+        ]
+    );
+    assert_eq!(m[&tid("13", 4)].state, "CANCELLED");
+    assert_eq!(m[&tid("13", 4)].exit_code, "0:15");
+    assert_eq!(m[&tid("12", 3)].state, "PENDING");
+    let err = query::parse_sacct("12_1|COMPLETED\n").expect_err("two fields");
+    assert_eq!(err.line, 1);
+    assert!(err.to_string().contains("JobID|State|ExitCode"), "{err}");
+}
+
+#[test]
+fn squeue_and_scontrol_answers_give_states_and_exit_codes() {
+    let m = query::parse_squeue("7_1|TIMEOUT\n7_2|RUNNING\n8_3|PENDING\n").expect("parses");
+    assert_eq!(m[&tid("7", 1)].state, "TIMEOUT");
+    assert_eq!(Phase::of(&m[&tid("7", 2)].state), Phase::Running);
+    assert!(query::parse_squeue("garbage").is_err());
+    let sc = "JobId=9 ArrayJobId=7 ArrayTaskId=1 JobName=x JobState=TIMEOUT Reason=TimeLimit ExitCode=0:15\n\
+              JobId=7 ArrayJobId=7 ArrayTaskId=2-3 JobState=PENDING ExitCode=0:0\n";
+    let m = query::parse_scontrol(sc);
+    assert_eq!(m[&tid("7", 1)].exit_code, "0:15");
+    assert_eq!(m[&tid("7", 3)].state, "PENDING");
+    assert_eq!(query::parse_sbatch("42;cluster\n").as_deref(), Some("42"));
+    assert_eq!(query::parse_sbatch("Submitted batch job 42"), None);
+    for (state, phase) in [
+        ("COMPLETED", Phase::Done),
+        ("TIMEOUT", Phase::Failed),
+        ("OUT_OF_MEMORY", Phase::Failed),
+        ("NODE_FAIL", Phase::Failed),
+        ("COMPLETING", Phase::Running),
+        ("PENDING", Phase::Queued),
+    ] {
+        assert_eq!(Phase::of(state), phase, "{state}");
+    }
+}
+
+#[test]
+fn an_array_script_asks_for_its_class_gpus_and_runs_its_shard() {
+    assert_eq!(array_spec(&[5, 1, 2, 3, 7, 8]), "1-3,5,7-8");
+    assert_eq!(shell_quote("it's"), r"'it'\''s'");
+    assert_eq!(shell_quote("/a/b-c"), "/a/b-c");
+    assert_eq!(
+        (nodes_for(2, 8), nodes_for(16, 8), nodes_for(9, 8)),
+        (1, 2, 2)
+    );
+    let mut s = ArrayScript {
+        run_id: "r1".into(),
+        partition: "gpu".into(),
+        gpus: 2,
+        gpus_per_node: 8,
+        shards: vec![3, 4],
+        shard_count: 5,
+        time: Some("30".into()),
+        account: None,
+        perfgate: "/opt/perfgate".into(),
+        test_list: "/l/list.txt".into(),
+        job_dir: "/jobs/j 1".into(),
+        run_args: vec!["--bench-arg=--x y".into()],
+    };
+    let text = s.render();
+    let lines: Vec<&str> = text.lines().collect();
+    for want in [
+        "#SBATCH --array=3-4",
+        "#SBATCH --gres=gpu:2",
+        "#SBATCH --nodes=1",
+        "#SBATCH --time=30",
+        "#SBATCH --output='/jobs/j 1/logs/slurm-%A_%a.out'",
+    ] {
+        assert!(lines.contains(&want), "{want} missing:\n{text}");
+    }
+    assert!(!text.contains("--account"), "{text}");
+    let exec = lines.last().expect("exec line");
+    assert!(
+        exec.contains(r#"--shard "$SLURM_ARRAY_TASK_ID/5""#),
+        "{exec}"
+    );
+    assert!(
+        exec.contains(r#"--output-dir '/jobs/j 1/shards'/"$SLURM_ARRAY_TASK_ID""#),
+        "{exec}"
+    );
+    assert!(exec.ends_with("'--bench-arg=--x y'"), "{exec}");
+    // A case of more GPUs than a node has takes whole nodes.
+    s.gpus = 16;
+    let text = s.render();
+    assert!(
+        text.contains("#SBATCH --nodes=2\n") && text.contains("#SBATCH --gres=gpu:8\n"),
+        "{text}"
     );
 }
