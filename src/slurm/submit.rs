@@ -605,6 +605,10 @@ fn follow(
     };
     let gpus_of: BTreeMap<usize, u32> = job.shards.iter().map(|s| (s.index, s.gpus)).collect();
     let mut last: BTreeMap<TaskId, String> = BTreeMap::new();
+    // The latest answer per task: a task missing from an answer keeps its last state (squeue
+    // forgets finished jobs after MinJobAge), and one failed query is not the end.
+    let mut states: BTreeMap<TaskId, TaskState> = BTreeMap::new();
+    let mut failures = 0u32;
     let mut interrupted = None;
     let mut cancel_deadline: Option<Instant> = None;
     loop {
@@ -620,7 +624,23 @@ fn follow(
             interrupted = Some(sig);
             cancel_deadline = Some(Instant::now() + Duration::from_secs(30));
         }
-        let mut states = poll(source, jobs)?;
+        match poll(source, jobs) {
+            Ok(answer) => {
+                failures = 0;
+                states.extend(answer);
+            }
+            Err(e) => {
+                failures += 1;
+                eprintln!("perfgate slurm: {e:#} (attempt {failures}; still following)");
+                if failures >= 30 {
+                    cancel(jobs);
+                    return Err(e.context(format!(
+                        "SLURM did not answer 30 times in a row; cancelled job(s) {}",
+                        jobs.join(" ")
+                    )));
+                }
+            }
+        }
         let mut changed = false;
         for (task, _) in tasks {
             let st = states.entry(task.clone()).or_insert_with(|| TaskState {
@@ -665,7 +685,7 @@ fn follow(
                 BTreeMap::new()
             };
             for (task, _) in tasks {
-                let mut st = states.remove(task).unwrap_or(TaskState {
+                let mut st = states.get(task).cloned().unwrap_or(TaskState {
                     state: "CANCELLED".into(),
                     exit_code: String::new(),
                 });
