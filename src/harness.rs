@@ -1172,8 +1172,8 @@ fn run_test(
     {
         eprintln!("perfgate: {e:#}");
     }
-    // A test stopped (or never started) because the run was interrupted (Ctrl-C, SLURM's
-    // SIGTERM at the time limit) did not finish: it stays unfinished for the merge and a requeue.
+    // A test cut short or never started because the job was signalled (SLURM's time limit
+    // sends SIGTERM) did not finish: `perfgate merge` reports it as such.
     if let Some(shard) = &ctx.shard
         && runner::signals::interrupted().is_none()
         && let Ok(mut r) = shard.lock()

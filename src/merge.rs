@@ -394,6 +394,46 @@ fn xml_attr(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
+/// Takes the test suite of `test_id` (this writer puts each test in a suite of its own) out of
+/// a report's parts, with its counts.
+fn remove_suite(p: &mut junit::ReportParts, test_id: &str) {
+    let open = format!("<testsuite name=\"{}\"", xml_attr(test_id));
+    let Some(start) = p.body.find(&open) else {
+        return;
+    };
+    let Some(len) = p.body[start..].find("</testsuite>") else {
+        return;
+    };
+    let end = start + len + "</testsuite>".len();
+    let suite = &p.body[start..end];
+    let tag_end = suite.find('>').unwrap_or(suite.len());
+    let time = suite[..tag_end]
+        .split(" time=\"")
+        .nth(1)
+        .and_then(|t| t.split('"').next())
+        .and_then(|t| t.parse::<f64>().ok())
+        .unwrap_or(0.0);
+    p.tests = p.tests.saturating_sub(1);
+    if suite.contains("<failure") {
+        p.failures = p.failures.saturating_sub(1);
+    }
+    if suite.contains("<error") {
+        p.errors = p.errors.saturating_sub(1);
+    }
+    p.time = (p.time - time).max(0.0);
+    // The line's indentation and end go with it.
+    let line_start = p.body[..start]
+        .rfind('\n')
+        .map_or(0, |i| i + 1)
+        .max(start - (p.body[..start].len() - p.body[..start].trim_end_matches(' ').len()));
+    let line_end = if p.body[end..].starts_with('\n') {
+        end + 1
+    } else {
+        end
+    };
+    p.body.replace_range(line_start..line_end, "");
+}
+
 /// One JUnit report: every shard's test suites in shard order, then an error testcase for
 /// every unfinished test and every missing shard.
 fn merge_junit(shards: &[ShardDir], c: &Completeness) -> Result<(String, usize), MergeError> {
@@ -403,21 +443,21 @@ fn merge_junit(shards: &[ShardDir], c: &Completeness) -> Result<(String, usize),
         let Some(text) = read_text(&path)? else {
             continue;
         };
-        let p = junit::split_report(&text).ok_or_else(|| MergeError::File {
+        let mut p = junit::split_report(&text).ok_or_else(|| MergeError::File {
             path: path.clone(),
             message: "not a JUnit report written by perfgate (no <testsuites> root with tests, failures and time)".into(),
         })?;
+        // A test the job was killed in (reported failed or "not run: interrupted") is
+        // reported once, as not finished, below.
+        for u in c.unfinished.iter().filter(|u| u.dir == s.dir) {
+            remove_suite(&mut p, &u.test_id);
+        }
         parts.push(p);
     }
     let n = parts.len();
-    let written: String = parts.iter().map(|p| p.body.as_str()).collect();
     let mut errors = JunitWriter::new(Path::new(JUNIT_FILE), "perf");
     let now = std::time::SystemTime::now();
     for u in &c.unfinished {
-        // A test whose report was written just before the job died is not reported twice.
-        if written.contains(&format!("<testsuite name=\"{}\"", xml_attr(&u.test_id))) {
-            continue;
-        }
         let how = match (&u.state, &u.exit_code) {
             (Some(s), Some(code)) => format!("the job ended {s} (exit {code})"),
             (Some(s), None) => format!("the job ended {s}"),

@@ -19,5 +19,6 @@ mod physics;
 mod report;
 mod results;
 mod runner;
+mod shard;
 mod slurm;
 mod telemetry;
