@@ -22,6 +22,7 @@ pub mod report;
 pub mod results;
 pub mod runner;
 pub mod shard;
+pub mod slurm;
 pub mod telemetry;
 pub mod testlist;
 pub mod textutil;

@@ -67,6 +67,9 @@ enum Command {
     Dashboard(perfgate::dashboard::cli::DashboardArgs),
     /// Time building the dashboard of a synthesized year of nightlies.
     BenchDashboard(perfgate::dashboard::cli::BenchDashboardArgs),
+    /// Run a sharded list on a SLURM cluster: job arrays per GPU class, followed, merged.
+    #[command(subcommand)]
+    Slurm(perfgate::slurm::SlurmCommand),
     /// Show what GPU telemetry sees: the environment and a few samples (reads only).
     Telemetry(perfgate::telemetry::cli::TelemetryArgs),
 }
@@ -228,6 +231,7 @@ fn main() -> ExitCode {
         Command::Telemetry(a) => perfgate::telemetry::cli::run_cli(a),
         Command::Shards(a) => perfgate::shard::run_cli(a),
         Command::Merge(a) => perfgate::merge::run_cli(a),
+        Command::Slurm(perfgate::slurm::SlurmCommand::Submit(a)) => perfgate::slurm::submit(a),
     };
     match result {
         Ok(code) => code,

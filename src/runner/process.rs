@@ -483,3 +483,88 @@ mod tests {
         assert_eq!(find_fatal(b"all good\n"), None);
     }
 }
+
+/// A short command run to completion with its output kept (SLURM's client tools: sbatch,
+/// squeue, sacct, scontrol, scancel).
+#[derive(Debug, Clone)]
+pub struct Captured {
+    /// The exit status; `None` when a signal ended it.
+    pub status: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Captured {
+    pub fn success(&self) -> bool {
+        self.status == Some(0)
+    }
+}
+
+/// Runs `argv` with stdin closed and returns its output. A command still running after
+/// `limit` is killed (a client stuck on an unreachable controller must not hang perfgate).
+/// The command stays in perfgate's process group: these are short clients, and a Ctrl-C
+/// at the terminal may as well reach them.
+pub fn capture(argv: &[String], limit: Duration) -> Result<Captured, ProcessError> {
+    let (program, args) = argv.split_first().ok_or_else(|| ProcessError::Spawn {
+        program: String::new(),
+        source: std::io::Error::other("empty command"),
+    })?;
+    let child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|source| match source.kind() {
+            std::io::ErrorKind::NotFound => ProcessError::NotFound {
+                program: program.clone(),
+            },
+            _ => ProcessError::Spawn {
+                program: program.clone(),
+                source,
+            },
+        })?;
+    let pid = child.id() as i32;
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    let output = match rx.recv_timeout(limit) {
+        Ok(r) => r.map_err(|source| ProcessError::Spawn {
+            program: program.clone(),
+            source,
+        })?,
+        Err(_) => {
+            // SAFETY: signalling the child this function started (the waiter thread has not
+            // reaped it, or recv would have returned).
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+            }
+            return Err(ProcessError::TimeLimit {
+                program: program.clone(),
+                limit,
+                tail: String::new(),
+            });
+        }
+    };
+    Ok(Captured {
+        status: output.status.code(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    })
+}
+
+/// The first `program` on `PATH` (a file with an execute bit), without starting anything.
+pub fn find_on_path(program: &str) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    if program.contains('/') {
+        return Some(PathBuf::from(program)).filter(|p| p.is_file());
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(program))
+        .find(|p| {
+            p.metadata()
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+}

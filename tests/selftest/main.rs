@@ -23,4 +23,5 @@ mod report;
 mod results;
 mod runner;
 mod shard;
+mod slurm;
 mod telemetry;
