@@ -54,6 +54,12 @@
     if (a >= 10) return v.toFixed(2);
     return v.toPrecision(3);
   }
+  // An axis label with as many decimals as the spacing between labels needs, so that close
+  // values (a flat series) do not all print alike.
+  function tick(v, step) {
+    var decimals = step > 0 ? Math.max(0, Math.min(6, 1 - Math.floor(Math.log10(step)))) : 0;
+    return Math.abs(v) >= 1000 && decimals === 0 ? v.toFixed(0) : v.toFixed(decimals);
+  }
   function pct(v) {
     if (v === null || v === undefined) return "–";
     return (v >= 0 ? "+" : "") + v.toFixed(2) + "%";
@@ -102,16 +108,21 @@
     for (var i = 0; i <= 4; i++) {
       var v = y0 + (y1 - y0) * i / 4, y = Y(v);
       svg.appendChild(sv("line", { class: "gridline", x1: L, x2: w - R, y1: y, y2: y }));
-      svg.appendChild(sv("text", { x: L - 6, y: y + 3, "text-anchor": "end", text: fmt(v) }));
+      svg.appendChild(sv("text", { x: L - 6, y: y + 3, "text-anchor": "end", text: tick(v, (y1 - y0) / 4) }));
     }
     svg.appendChild(sv("line", { class: "axis", x1: L, x2: L, y1: T, y2: h - B }));
     svg.appendChild(sv("line", { class: "axis", x1: L, x2: w - R, y1: h - B, y2: h - B }));
     var ticks = Math.max(2, Math.min(Math.floor((w - L - R) / 110), nights.length));
-    for (var t = 0; t < ticks; t++) {
-      var n = nights[Math.round(t * (nights.length - 1) / Math.max(1, ticks - 1))];
+    var tickNights = [];
+    for (var t = 0; t < ticks; t++) tickNights.push(nights[Math.round(t * (nights.length - 1) / Math.max(1, ticks - 1))]);
+    // Dates label the nights unless two ticks would read the same (several runs a day):
+    // then the night numbers do.
+    var labels = tickNights.map(day);
+    if (labels.some(function (l, i) { return labels.indexOf(l) !== i; })) labels = tickNights.map(function (n) { return "#" + n; });
+    tickNights.forEach(function (n, t) {
       var anchor = t === 0 ? "start" : t === ticks - 1 ? "end" : "middle";
-      svg.appendChild(sv("text", { x: X(n), y: h - 8, "text-anchor": anchor, text: day(n) }));
-    }
+      svg.appendChild(sv("text", { x: X(n), y: h - 8, "text-anchor": anchor, text: labels[t] }));
+    });
     if (opts.full && s.band && s.band.length) {
       var up = s.band.map(function (b) { return X(b[0]).toFixed(1) + "," + Y(b[2]).toFixed(1); });
       var down = s.band.slice().reverse().map(function (b) { return X(b[0]).toFixed(1) + "," + Y(b[1]).toFixed(1); });
