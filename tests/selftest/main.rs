@@ -1,5 +1,6 @@
 //! The project's own tests: `cargo test --lib --test selftest`.
 mod baseline;
+mod changes;
 mod cli;
 mod collect;
 mod commands;
