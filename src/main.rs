@@ -56,6 +56,9 @@ enum Command {
     /// Print the verdicts a run stored in the history (table or JSON); exit status 1 when a
     /// gated verdict is FAIL.
     Gate(perfgate::history::cli::GateArgs),
+    /// Compare two runs (output directories or history runs): medians, Δ%, better/worse,
+    /// significance; as a table, markdown or self-contained HTML.
+    Compare(CompareArgs),
     /// Look into the history file (runs, nights).
     History(perfgate::history::cli::HistoryArgs),
     /// Show what GPU telemetry sees: the environment and a few samples (reads only).
@@ -194,6 +197,32 @@ struct BenchCpdArgs {
     target_s: f64,
 }
 
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum CompareFormat {
+    Table,
+    Markdown,
+    Html,
+}
+
+#[derive(clap::Args)]
+struct CompareArgs {
+    /// The base: an output directory (its results.jsonl; `DIR@RUN_ID` picks one of several
+    /// appended runs, default the last), or a run of the history (`latest`, `latest~N`, an id).
+    a: String,
+    /// The one compared with A, named the same ways.
+    b: String,
+    #[command(flatten)]
+    location: perfgate::history::cli::HistoryLocation,
+    #[arg(long, value_enum, default_value = "table")]
+    format: CompareFormat,
+    /// Write to this file (atomically) instead of standard output.
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+    /// Only this metric (repeatable), e.g. --metric TOKEN_THROUGHPUT.
+    #[arg(long = "metric", value_name = "M")]
+    metrics: Vec<String>,
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
@@ -213,6 +242,7 @@ fn main() -> ExitCode {
         Command::BenchCpd(a) => run_bench_cpd(a),
         Command::Baseline(c) => perfgate::gate::baseline::cli::run_cli(c),
         Command::Gate(a) => perfgate::history::cli::run_gate(a),
+        Command::Compare(a) => run_compare(a),
         Command::History(a) => perfgate::history::cli::run_history(a),
         Command::Telemetry(a) => perfgate::telemetry::cli::run_cli(a),
     };
@@ -421,6 +451,24 @@ fn run_bench_cpd(a: BenchCpdArgs) -> anyhow::Result<ExitCode> {
         "target: {:.1} s for {} series: {verdict} target",
         a.target_s, a.series
     );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_compare(a: CompareArgs) -> anyhow::Result<ExitCode> {
+    use perfgate::compare;
+    let history = a.location.path();
+    let side_a = compare::load_side(&a.a, &history).map_err(|e| anyhow::anyhow!("A: {e:#}"))?;
+    let side_b = compare::load_side(&a.b, &history).map_err(|e| anyhow::anyhow!("B: {e:#}"))?;
+    let c = compare::compare_sides(&side_a, &side_b, &a.metrics);
+    let text = match a.format {
+        CompareFormat::Table => compare::render_table(&c),
+        CompareFormat::Markdown => compare::render_markdown(&c),
+        CompareFormat::Html => compare::render_html(&c),
+    };
+    match &a.out {
+        Some(path) => perfgate::runner::write_file_atomic(path, text.as_bytes())?,
+        None => std::io::stdout().lock().write_all(text.as_bytes())?,
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -4,6 +4,7 @@ mod changes;
 mod cli;
 mod collect;
 mod commands;
+mod compare;
 mod conformance;
 mod cpd;
 mod dataset;
