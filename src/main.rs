@@ -192,6 +192,9 @@ struct BenchCpdArgs {
     max_pvalue: f64,
     #[arg(long, default_value_t = 3)]
     min_segment: usize,
+    /// Drop change points smaller than this (in %).
+    #[arg(long, default_value_t = 0.0)]
+    min_magnitude_pct: f64,
     /// The time budget for all series, in seconds (the dashboard's).
     #[arg(long, default_value_t = 10.0)]
     target_s: f64,
@@ -441,7 +444,7 @@ fn run_bench_cpd(a: BenchCpdArgs) -> anyhow::Result<ExitCode> {
             window: a.window,
             max_pvalue: a.max_pvalue,
             min_segment: a.min_segment,
-            min_magnitude_pct: 0.0,
+            min_magnitude_pct: a.min_magnitude_pct,
         },
     });
     print!("{report}");
