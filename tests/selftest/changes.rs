@@ -318,3 +318,58 @@ fn an_acknowledged_change_starts_the_series_and_unknown_runs_list_the_latest() {
         "{err}"
     );
 }
+
+/// Through the harness: a slowdown that persists is a PENDING change point in the report on
+/// its first night and a CONFIRMED one, with its blame range, on its third.
+#[test]
+fn the_run_report_carries_the_change_points_of_its_failures() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let history = dir.path().join("history.sqlite");
+    let h = history.to_str().expect("utf-8").to_string();
+    let list = "llama_v3.1_8b-bench-pytorch-bfloat16-input_output_len:16,8-reqs:4\n";
+    let mut report = String::new();
+    let mut text = String::new();
+    for n in 1..=9u32 {
+        let night_dir = dir.path().join(format!("night{n}"));
+        std::fs::create_dir_all(&night_dir).expect("mkdir");
+        let seed = n.to_string();
+        let scale = if n >= 7 { "0.8" } else { "1" };
+        let (_, t) = super::e2e::run(
+            &night_dir,
+            list,
+            &["--repeat", "2", "--history", &h],
+            &[
+                ("FAKE_BENCH_NOISE", "0.004"),
+                ("FAKE_BENCH_SEED", &seed),
+                ("FAKE_BENCH_SCALE", scale),
+            ],
+        );
+        text = t;
+        report = std::fs::read_to_string(night_dir.join("out/perf_report.md")).unwrap_or_default();
+        if n == 7 {
+            assert!(report.contains("### Change points"), "{report}\n{text}");
+            assert!(report.contains("| PENDING |"), "{report}");
+        }
+        if n < 7 {
+            assert!(!report.contains("### Change points"), "night {n}: {report}");
+        }
+    }
+    assert!(report.contains("| CONFIRMED |"), "{report}\n{text}");
+    // The blame range: the sixth run (last at full speed) and the seventh.
+    let runs = History::open_existing(&history)
+        .expect("open")
+        .runs(9)
+        .expect("runs");
+    let id = |n: usize| runs[9 - n].meta.run_id.clone();
+    let row = report
+        .lines()
+        .find(|l| l.starts_with("| CONFIRMED |") && l.contains("TOKEN_THROUGHPUT"))
+        .unwrap_or_else(|| panic!("{report}"));
+    let cells: Vec<&str> = row.split(" | ").collect();
+    assert!(cells[5].starts_with(&id(6)), "{row}");
+    assert!(cells[6].starts_with(&id(7)), "{row}");
+    assert!(
+        text.contains("confirmed regression:") && text.contains("-> first bad"),
+        "{text}"
+    );
+}
