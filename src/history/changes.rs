@@ -130,3 +130,35 @@ fn median(v: &mut [f64]) -> f64 {
         (v[n / 2 - 1] + v[n / 2]) / 2.0
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `history changes` reads one series per FAIL; on years of nights that must go through
+    /// the indexes, like the gate's series.
+    #[test]
+    fn the_night_series_query_uses_indexes_only() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let history = History::open(&dir.path().join("h.sqlite")).expect("open");
+        let mut stmt = history
+            .conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {NIGHTS_SQL}"))
+            .expect("explain");
+        let plan: Vec<String> = stmt
+            .query_map(params!["p", "m", "s", Option::<String>::None], |r| {
+                r.get::<_, String>(3)
+            })
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("rows");
+        let plan = plan.join("\n");
+        for line in plan.lines() {
+            assert!(
+                !line.starts_with("SCAN") || line == "SCAN keys",
+                "a full scan in the night-series plan:\n{plan}"
+            );
+        }
+        assert!(plan.contains("SEARCH m USING PRIMARY KEY"), "{plan}");
+    }
+}
