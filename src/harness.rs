@@ -722,8 +722,23 @@ pub fn run(mut args: HarnessArgs) -> anyhow::Result<libtest_mimic::Conclusion> {
             }
         }
     }
+    let mut change_summary = String::new();
     if let Some(gate) = &ctx.gate {
         gate.finish();
+        // Tonight's FAILs against the nights before: confirmed (with a blame range) or pending.
+        match gate.change_points() {
+            Ok(Some((section, confirmed))) => {
+                change_summary = confirmed;
+                if let Some(w) = &ctx.writers
+                    && let Ok(mut w) = w.lock()
+                    && let Err(e) = w.verdicts.set_appendix(&section)
+                {
+                    eprintln!("perfgate: {e:#}");
+                }
+            }
+            Ok(None) => {}
+            Err(e) => eprintln!("perfgate: change points: {e:#}"),
+        }
     }
     // The original clocks come back before the summary, also after an interrupt (a panic
     // unwinds through the lock's drop, which restores them too).
@@ -771,7 +786,7 @@ pub fn run(mut args: HarnessArgs) -> anyhow::Result<libtest_mimic::Conclusion> {
                 _ => String::new(),
             };
             println!(
-                "{}{gate_summary}\nresults: {} (perf_script_test_results.csv/.yaml, results.jsonl, gate.jsonl), JUnit {junit}, report {report}",
+                "{}{gate_summary}{change_summary}\nresults: {} (perf_script_test_results.csv/.yaml, results.jsonl, gate.jsonl), JUnit {junit}, report {report}",
                 summary(&cases),
                 args.common.output_dir.display()
             );
@@ -1122,6 +1137,50 @@ impl GateState {
         let mut h = h.lock().map_err(|_| anyhow::anyhow!("history poisoned"))?;
         h.record_duration(&self.run_id, test_id, took.as_secs_f64())?;
         Ok(())
+    }
+
+    /// The "Change points" section of the report for tonight's FAIL verdicts, and the lines
+    /// for the terminal (confirmed regressions with their blame ranges); `None` without a
+    /// history or without a FAIL.
+    fn change_points(&self) -> anyhow::Result<Option<(String, String)>> {
+        use crate::history::changes_cli;
+        let Some(h) = &self.history else {
+            return Ok(None);
+        };
+        let h = h.lock().map_err(|_| anyhow::anyhow!("history poisoned"))?;
+        let Some(run) = h.run(&self.run_id)? else {
+            return Ok(None);
+        };
+        let rows = changes_cli::change_rows(&h, &run, false)?;
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        let section = format!(
+            "### Change points\n\nTonight's regressions against the nights before them \
+             (`perfgate history changes` after later nights confirms or clears the pending \
+             ones):\n\n{}",
+            changes_cli::render_markdown(&rows, false)
+        );
+        let mut terminal = String::new();
+        for r in rows.iter().filter(|r| changes_cli::is_confirmed(r)) {
+            if let Some(b) = &r.blame {
+                terminal.push_str(&format!(
+                    "\nconfirmed regression: {} {} {}: last good {} -> first bad {}",
+                    r.perf_case_name,
+                    r.step,
+                    r.metric,
+                    b.last_good
+                        .as_ref()
+                        .map(changes_cli::run_ref)
+                        .unwrap_or_else(|| "-".into()),
+                    changes_cli::run_ref(&b.first_bad)
+                ));
+            }
+        }
+        if !terminal.is_empty() {
+            terminal.push('\n');
+        }
+        Ok(Some((section, terminal)))
     }
 
     fn finish(&self) {

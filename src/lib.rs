@@ -5,6 +5,7 @@
 //! (`src/main.rs`) are thin shells over this library.
 
 pub mod bench;
+pub mod compare;
 pub mod config;
 pub mod dashboard;
 pub mod dataset;

@@ -56,6 +56,9 @@ enum Command {
     /// Print the verdicts a run stored in the history (table or JSON); exit status 1 when a
     /// gated verdict is FAIL.
     Gate(perfgate::history::cli::GateArgs),
+    /// Compare two runs (output directories or history runs): medians, Δ%, better/worse,
+    /// significance; as a table, markdown or self-contained HTML.
+    Compare(CompareArgs),
     /// Look into the history file (runs, nights).
     History(perfgate::history::cli::HistoryArgs),
     /// Split a test list into N GPU-pure shards balanced by expected duration (what
@@ -201,9 +204,38 @@ struct BenchCpdArgs {
     max_pvalue: f64,
     #[arg(long, default_value_t = 3)]
     min_segment: usize,
+    /// Drop change points smaller than this (in %).
+    #[arg(long, default_value_t = 0.0)]
+    min_magnitude_pct: f64,
     /// The time budget for all series, in seconds (the dashboard's).
     #[arg(long, default_value_t = 10.0)]
     target_s: f64,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum CompareFormat {
+    Table,
+    Markdown,
+    Html,
+}
+
+#[derive(clap::Args)]
+struct CompareArgs {
+    /// The base: an output directory (its results.jsonl; `DIR@RUN_ID` picks one of several
+    /// appended runs, default the last), or a run of the history (`latest`, `latest~N`, an id).
+    a: String,
+    /// The one compared with A, named the same ways.
+    b: String,
+    #[command(flatten)]
+    location: perfgate::history::cli::HistoryLocation,
+    #[arg(long, value_enum, default_value = "table")]
+    format: CompareFormat,
+    /// Write to this file (atomically) instead of standard output.
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+    /// Only this metric (repeatable), e.g. --metric TOKEN_THROUGHPUT.
+    #[arg(long = "metric", value_name = "M")]
+    metrics: Vec<String>,
 }
 
 fn main() -> ExitCode {
@@ -225,6 +257,7 @@ fn main() -> ExitCode {
         Command::BenchCpd(a) => run_bench_cpd(a),
         Command::Baseline(c) => perfgate::gate::baseline::cli::run_cli(c),
         Command::Gate(a) => perfgate::history::cli::run_gate(a),
+        Command::Compare(a) => run_compare(a),
         Command::History(a) => perfgate::history::cli::run_history(a),
         Command::Dashboard(a) => perfgate::dashboard::cli::run_dashboard(a),
         Command::BenchDashboard(a) => perfgate::dashboard::cli::run_bench(a),
@@ -428,7 +461,7 @@ fn run_bench_cpd(a: BenchCpdArgs) -> anyhow::Result<ExitCode> {
             window: a.window,
             max_pvalue: a.max_pvalue,
             min_segment: a.min_segment,
-            min_magnitude_pct: 0.0,
+            min_magnitude_pct: a.min_magnitude_pct,
         },
     });
     print!("{report}");
@@ -438,6 +471,24 @@ fn run_bench_cpd(a: BenchCpdArgs) -> anyhow::Result<ExitCode> {
         "target: {:.1} s for {} series: {verdict} target",
         a.target_s, a.series
     );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_compare(a: CompareArgs) -> anyhow::Result<ExitCode> {
+    use perfgate::compare;
+    let history = a.location.path();
+    let side_a = compare::load_side(&a.a, &history).map_err(|e| anyhow::anyhow!("A: {e:#}"))?;
+    let side_b = compare::load_side(&a.b, &history).map_err(|e| anyhow::anyhow!("B: {e:#}"))?;
+    let c = compare::compare_sides(&side_a, &side_b, &a.metrics);
+    let text = match a.format {
+        CompareFormat::Table => compare::render_table(&c),
+        CompareFormat::Markdown => compare::render_markdown(&c),
+        CompareFormat::Html => compare::render_html(&c),
+    };
+    match &a.out {
+        Some(path) => perfgate::runner::write_file_atomic(path, text.as_bytes())?,
+        None => std::io::stdout().lock().write_all(text.as_bytes())?,
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -18,6 +18,9 @@
 //!    the previous candidate and the one up to the next), and the weakest one is dropped while
 //!    any has p ≥ `max_pvalue`, a relative change below `min_magnitude_pct`, or a neighbouring
 //!    segment shorter than `min_segment`.
+//! 3. *Refine.* Each survivor moves to the split with the largest |t| less than `min_segment`
+//!    points away, when that split is at least as significant: q̂ cannot split closer than
+//!    `min_segment` to the end, so a step on the second-to-last night is first found early.
 //!
 //! The t-test replaces E-divisive's permutation test, as in Hunter: the same answer on every
 //! run, and far cheaper. Its p-value comes from the Student t CDF, computed here through the
@@ -108,7 +111,7 @@ pub fn change_points(values: &[f64], p: &CpdParams) -> Vec<ChangePoint> {
     candidates.sort_unstable();
     candidates.dedup();
 
-    let kept = merge(&xs, candidates, ms, p);
+    let kept = refine(&xs, merge(&xs, candidates, ms, p), ms);
     kept.into_iter()
         .map(|t| ChangePoint {
             index: orig[t.index],
@@ -224,6 +227,40 @@ fn merge(xs: &[f64], mut cps: Vec<usize>, ms: usize, p: &CpdParams) -> Vec<Chang
     }
 }
 
+/// Moves each change point to the split with the largest |t| less than `min_segment` from it
+/// (each side keeping at least 2 points): q̂ cannot put a split closer than `min_segment` to a
+/// window's end, so a step one or two nights before the end is first found a night or two
+/// early; this puts it on its night.
+fn refine(xs: &[f64], kept: Vec<ChangePoint>, ms: usize) -> Vec<ChangePoint> {
+    let cps: Vec<usize> = kept.iter().map(|c| c.index).collect();
+    let mut out = kept;
+    for (i, c) in out.iter_mut().enumerate() {
+        let lo = if i == 0 { 0 } else { cps[i - 1] };
+        let hi = cps.get(i + 1).copied().unwrap_or(xs.len());
+        let mut best = (
+            c.index,
+            t_statistic(&xs[lo..c.index], &xs[c.index..hi]).abs(),
+        );
+        for tau in lo + 2..=hi.saturating_sub(2) {
+            if tau.abs_diff(c.index) >= ms {
+                continue;
+            }
+            let t = t_statistic(&xs[lo..tau], &xs[tau..hi]).abs();
+            if t > best.1 {
+                best = (tau, t);
+            }
+        }
+        if best.0 != c.index {
+            let moved = assess(&xs[lo..best.0], &xs[best.0..hi], best.0, 2);
+            // Keep the move only when the new split is itself significant.
+            if moved.pvalue <= c.pvalue {
+                *c = moved;
+            }
+        }
+    }
+    out
+}
+
 fn assess(before: &[f64], after: &[f64], index: usize, ms: usize) -> ChangePoint {
     let mean_before = mean(before);
     let mean_after = mean(after);
@@ -253,6 +290,19 @@ fn mean(v: &[f64]) -> f64 {
         return f64::NAN;
     }
     v.iter().sum::<f64>() / v.len() as f64
+}
+
+/// Student's two-sample t statistic (pooled variance); 0 when it is undefined.
+fn t_statistic(a: &[f64], b: &[f64]) -> f64 {
+    let (n1, n2) = (a.len() as f64, b.len() as f64);
+    if a.len() < 2 || b.len() < 2 {
+        return 0.0;
+    }
+    let (m1, m2) = (mean(a), mean(b));
+    let ss = |v: &[f64], m: f64| v.iter().map(|x| (x - m) * (x - m)).sum::<f64>();
+    let pooled = (ss(a, m1) + ss(b, m2)) / (n1 + n2 - 2.0);
+    let t = (m2 - m1) / (pooled * (1.0 / n1 + 1.0 / n2)).sqrt();
+    if t.is_finite() { t } else { 0.0 }
 }
 
 /// Two-sided p-value of Student's two-sample t-test (pooled variance). Segments with no

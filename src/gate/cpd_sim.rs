@@ -137,7 +137,7 @@ impl std::fmt::Display for CpdSimReport {
         let o = &self.options;
         writeln!(
             f,
-            "{} series x {} nights ({} reps/night, CV {:.1}%, drift {:.2}%/night, step -{:.1}% in half of them), window {}, p < {}, min segment {}",
+            "{} series x {} nights ({} reps/night, CV {:.1}%, drift {:.2}%/night, step -{:.1}% in half of them), window {}, p < {}, min segment {}, min magnitude {}%",
             o.series,
             o.nights,
             o.reps,
@@ -146,7 +146,8 @@ impl std::fmt::Display for CpdSimReport {
             o.step * 100.0,
             o.params.window,
             o.params.max_pvalue,
-            o.params.min_segment
+            o.params.min_segment,
+            o.params.min_magnitude_pct
         )?;
         writeln!(
             f,

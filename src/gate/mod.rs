@@ -13,10 +13,14 @@
 //!   `base_perf.csv`) and `perfgate baseline update|check`.
 //! - [`cpd`]: change-point detection over a nightly series (E-divisive means with t-tests, as
 //!   Apache Otava does it); [`cpd_sim`] measures it (`perfgate bench-cpd`).
+//! - [`changes`]: a provisional regression confirmed, cleared or pending, with its blame range.
+//! - [`compare`]: two runs side by side: medians, Δ%, better/worse, Welch t on logs.
 //! - [`physics`]: compute and memory ceilings per case (roofline), MBU/MFU, and the check that
 //!   no result beats physics.
 
 pub mod baseline;
+pub mod changes;
+pub mod compare;
 pub mod cpd;
 pub mod cpd_sim;
 pub mod env;

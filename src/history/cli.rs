@@ -78,6 +78,10 @@ pub enum HistoryCommand {
     /// Write every measurement of the chosen runs, with run metadata and verdicts, as CSV, JSON
     /// lines or OpenSearch _bulk NDJSON.
     Export(ExportArgs),
+    /// Confirm, clear or leave pending a run's provisional regressions (its FAIL verdicts) by
+    /// change-point detection over the nights around it, with blame ranges (last good run ->
+    /// first bad run); `--all` lists every change point of the run's series.
+    Changes(super::changes_cli::ChangesArgs),
 }
 
 #[derive(clap::Args)]
@@ -210,6 +214,7 @@ pub fn run_history(a: HistoryArgs) -> anyhow::Result<ExitCode> {
     match a.command {
         HistoryCommand::Import(a) => run_import(a),
         HistoryCommand::Export(a) => run_export(a),
+        HistoryCommand::Changes(c) => super::changes_cli::run_changes(c),
         HistoryCommand::Runs(r) => {
             let history = History::open_existing(&r.location.path())?;
             let runs = history.runs(r.limit)?;
@@ -299,7 +304,7 @@ fn counts(records: &[VerdictRecord]) -> String {
 
 /// Columns padded to their widest cell (by characters: `Δ` is one); `right` columns (numbers)
 /// aligned right. The last column is not padded.
-fn aligned<const N: usize>(rows: &[[String; N]], right: &[usize]) -> String {
+pub(super) fn aligned<const N: usize>(rows: &[[String; N]], right: &[usize]) -> String {
     let mut widths = [0usize; N];
     for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {

@@ -21,6 +21,8 @@
 //! **Nights.** Each run gets a night index when it begins (`runs.night`): an increasing integer
 //! the gate uses as [`Observation::night`], independent of clocks and time zones.
 
+pub mod changes;
+pub mod changes_cli;
 pub mod cli;
 pub mod dashboard;
 mod durations;

@@ -32,6 +32,8 @@ pub struct VerdictWriter {
     markdown: PathBuf,
     all: Vec<VerdictRecord>,
     title: String,
+    /// Sections after the verdicts (the run's change points), set at the end of a run.
+    appendix: String,
 }
 
 impl VerdictWriter {
@@ -48,6 +50,7 @@ impl VerdictWriter {
             markdown: dir.join(MARKDOWN_FILE),
             all: Vec::new(),
             title: title.to_string(),
+            appendix: String::new(),
         })
     }
 
@@ -62,10 +65,22 @@ impl VerdictWriter {
             .and_then(|_| self.file.sync_data())
             .with_context(|| format!("{}: cannot write", self.path.display()))?;
         self.all.extend(records.iter().cloned());
-        crate::runner::write_file_atomic(
-            &self.markdown,
-            markdown(&self.title, &self.all).as_bytes(),
-        )
+        self.rewrite_markdown()
+    }
+
+    /// Adds markdown after the verdicts (e.g. a "Change points" section) and rewrites the report.
+    pub fn set_appendix(&mut self, markdown: &str) -> anyhow::Result<()> {
+        self.appendix = markdown.to_string();
+        self.rewrite_markdown()
+    }
+
+    fn rewrite_markdown(&self) -> anyhow::Result<()> {
+        let mut text = markdown(&self.title, &self.all);
+        if !self.appendix.is_empty() {
+            text.push('\n');
+            text.push_str(&self.appendix);
+        }
+        crate::runner::write_file_atomic(&self.markdown, text.as_bytes())
     }
 
     pub fn markdown_path(&self) -> &Path {

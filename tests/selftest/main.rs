@@ -1,8 +1,10 @@
 //! The project's own tests: `cargo test --lib --test selftest`.
 mod baseline;
+mod changes;
 mod cli;
 mod collect;
 mod commands;
+mod compare;
 mod conformance;
 mod cpd;
 mod dashboard;
