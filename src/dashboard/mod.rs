@@ -51,9 +51,13 @@ pub struct Summary {
 /// Builds the site. An empty history gives a site that says so (not an error); a missing file
 /// is an error naming it.
 pub fn build(opts: &Options) -> anyhow::Result<Summary> {
+    phase("start");
     let history = History::open_existing(&opts.history)?;
+    phase("opened the history");
     let site = Site::load(&history, opts.nights.max(1))?;
-    write(&site, &opts.history, &opts.out)
+    let summary = write(&site, &opts.history, &opts.out)?;
+    phase("wrote the site");
+    Ok(summary)
 }
 
 /// Writes a loaded site to `out` (created when absent).
@@ -158,6 +162,16 @@ pub fn write(site: &Site, history_path: &Path, out: &Path) -> anyhow::Result<Sum
         files,
         bytes,
     })
+}
+
+/// With `PERFGATE_DASHBOARD_PHASES` set, says on stderr how long after the build's start each
+/// of its phases ended (for profiling a large history).
+pub(crate) fn phase(what: &str) {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    if std::env::var_os("PERFGATE_DASHBOARD_PHASES").is_some() {
+        let start = START.get_or_init(std::time::Instant::now);
+        eprintln!("dashboard: {:7.2} s {what}", start.elapsed().as_secs_f64());
+    }
 }
 
 fn file_name(p: &Path) -> String {

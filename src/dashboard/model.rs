@@ -227,18 +227,39 @@ impl Site {
         let mut series_at: HashMap<(String, String, String), usize> = HashMap::new();
         let mut case_at: HashMap<String, usize> = HashMap::new();
         let mut series_case: Vec<usize> = Vec::new();
+        // Rows of one series arrive together: the last one found answers most lookups.
+        let mut last: Option<usize> = None;
         let mut series_of = |site: &mut Site,
-                             perf_case_name: String,
-                             step: String,
-                             metric: String,
+                             perf_case_name: &str,
+                             step: &str,
+                             metric: &str,
                              night: i64|
          -> usize {
-            let key = (perf_case_name, step, metric);
-            if let Some(&i) = series_at.get(&key) {
+            let same = |i: usize| {
+                let s = &site.series[i];
+                s.perf_case_name == perf_case_name && s.step == step && s.metric == metric
+            };
+            let found = match last {
+                Some(i) if same(i) => Some(i),
+                _ => series_at
+                    .get(&(
+                        perf_case_name.to_string(),
+                        step.to_string(),
+                        metric.to_string(),
+                    ))
+                    .copied(),
+            };
+            if let Some(i) = found {
                 let c = &mut site.cases[series_case[i]];
                 c.last_night = c.last_night.max(night);
+                last = Some(i);
                 return i;
             }
+            let key = (
+                perf_case_name.to_string(),
+                step.to_string(),
+                metric.to_string(),
+            );
             let (perf_case_name, step, metric) = key.clone();
             let split = split_perf_case_name(&perf_case_name);
             let case_key = match split {
@@ -279,13 +300,20 @@ impl Site {
             });
             series_case.push(case);
             series_at.insert(key, site.series.len() - 1);
+            last = Some(site.series.len() - 1);
             site.series.len() - 1
         };
         // Pass 1: per-night means of every measured series.
+        // Each case row's names, in the order the rows first appear.
         let mut names: Vec<(usize, String, String, Option<String>)> = Vec::new();
+        let mut last_case: Option<i64> = None;
         history.dashboard_measurements(first, |m: DashMeasurement| {
-            let s = series_of(&mut site, m.perf_case_name, m.step, m.metric, m.night);
-            names.push((s, m.test_id, m.network_name, m.case));
+            let c = m.case;
+            let s = series_of(&mut site, &c.perf_case_name, &c.step, &c.metric, m.night);
+            if last_case != Some(c.id) {
+                last_case = Some(c.id);
+                names.push((s, c.test_id.clone(), c.network_name.clone(), c.case.clone()));
+            }
             site.series[s].points.push(Point {
                 night: m.night,
                 value: m.mean,
@@ -296,6 +324,7 @@ impl Site {
                 reps: Some((m.valid, m.total)),
             });
         })?;
+        super::phase("read the measurements");
         // Pass 2: verdicts over the measured points.
         history.dashboard_verdicts(first, |v: DashVerdict| {
             let s = series_of(&mut site, v.perf_case_name, v.step, v.metric, v.night);
@@ -327,13 +356,14 @@ impl Site {
             p.change_pct = v.change_pct;
             p.mde_pct = v.mde_pct;
             if let Some(record) = v.record {
-                let note = serde_json::from_str::<Note>(&record).unwrap_or_else(|e| Note {
+                let note = serde_json::from_str::<Note>(record).unwrap_or_else(|e| Note {
                     explanation: format!("(the stored verdict record cannot be read: {e})"),
                     ..Note::default()
                 });
                 series.notes.insert(v.night, note);
             }
         })?;
+        super::phase("read the verdicts");
         for (s, test_id, network_name, case_dir) in names.drain(..) {
             let c = &mut site.cases[series_case[s]];
             if c.test_id.is_none() {
