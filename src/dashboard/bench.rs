@@ -16,9 +16,12 @@ pub struct BenchOptions {
     pub cases: usize,
     pub metrics: usize,
     pub dir: PathBuf,
+    /// Build from `dir/history.sqlite` as it is (an error when absent).
+    pub reuse: bool,
 }
 
 pub struct BenchReport {
+    pub reused: bool,
     pub nights: usize,
     pub cases: usize,
     pub metrics: usize,
@@ -32,16 +35,24 @@ pub struct BenchReport {
 
 impl fmt::Display for BenchReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(
-            f,
-            "history: {} nights x {} cases x {} metrics = {} verdicts, {:.0} MB, synthesized in {:.1} s",
-            self.nights,
-            self.cases,
-            self.metrics,
-            self.nights * self.cases * self.metrics,
-            self.history_mb,
-            self.fill_s
-        )?;
+        if self.reused {
+            writeln!(
+                f,
+                "history: reused, {:.0} MB; showing its last {} nights",
+                self.history_mb, self.nights
+            )?;
+        } else {
+            writeln!(
+                f,
+                "history: {} nights x {} cases x {} metrics = {} verdicts, {:.0} MB, synthesized in {:.1} s",
+                self.nights,
+                self.cases,
+                self.metrics,
+                self.nights * self.cases * self.metrics,
+                self.history_mb,
+                self.fill_s
+            )?;
+        }
         write!(
             f,
             "dashboard: built in {:.2} s: {} cases, {} series, {} points, {} sweeps, {} files, {:.1} MB (index data {:.0} kB) in {}",
@@ -110,6 +121,15 @@ fn noise(a: usize, b: usize, c: usize) -> f64 {
 pub fn run(o: &BenchOptions) -> anyhow::Result<BenchReport> {
     std::fs::create_dir_all(&o.dir)?;
     let path = o.dir.join("history.sqlite");
+    if o.reuse {
+        if !path.is_file() {
+            anyhow::bail!(
+                "{}: no history to reuse; run without --reuse first",
+                path.display()
+            );
+        }
+        return build_timed(o, path, 0.0, true);
+    }
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
     }
@@ -213,6 +233,15 @@ pub fn run(o: &BenchOptions) -> anyhow::Result<BenchReport> {
     })?;
     drop(history);
     let fill_s = t0.elapsed().as_secs_f64();
+    build_timed(o, path, fill_s, false)
+}
+
+fn build_timed(
+    o: &BenchOptions,
+    path: PathBuf,
+    fill_s: f64,
+    reused: bool,
+) -> anyhow::Result<BenchReport> {
     let history_mb = std::fs::metadata(&path).map_or(0.0, |m| m.len() as f64 / 1e6);
     let site = o.dir.join("site");
     let t1 = Instant::now();
@@ -225,6 +254,7 @@ pub fn run(o: &BenchOptions) -> anyhow::Result<BenchReport> {
     let index_kb =
         std::fs::metadata(site.join("data/index.js")).map_or(0.0, |m| m.len() as f64 / 1e3);
     Ok(BenchReport {
+        reused,
         nights: o.nights,
         cases: o.cases,
         metrics: o.metrics,

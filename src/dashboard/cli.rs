@@ -30,6 +30,10 @@ pub struct BenchDashboardArgs {
     /// Where the history and the site go (default: a temporary directory, removed after).
     #[arg(long)]
     pub dir: Option<PathBuf>,
+    /// Build from the history already in `--dir` (one an earlier run synthesized) instead of
+    /// synthesizing it again; `--nights` then says how many of its runs the site shows.
+    #[arg(long, requires = "dir")]
+    pub reuse: bool,
     /// The build time target, seconds.
     #[arg(long, default_value_t = 10.0)]
     pub target_s: f64,
@@ -79,6 +83,7 @@ pub fn run_bench(a: BenchDashboardArgs) -> anyhow::Result<ExitCode> {
         cases: a.cases,
         metrics: a.metrics,
         dir: dir.clone(),
+        reuse: a.reuse,
     })?;
     println!("{report}");
     println!(

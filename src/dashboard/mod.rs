@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-pub use model::{Site, pareto_frontier, robust_band};
+pub use model::{Site, chart_number_slow, pareto_frontier, push_chart_number, robust_band};
 
 use crate::history::History;
 
@@ -51,9 +51,15 @@ pub struct Summary {
 /// Builds the site. An empty history gives a site that says so (not an error); a missing file
 /// is an error naming it.
 pub fn build(opts: &Options) -> anyhow::Result<Summary> {
-    let history = History::open_existing(&opts.history)?;
+    phase("start");
+    // The dashboard only reads: a damaged page fails the read that meets it, so the
+    // whole-file check (seconds on a year of history) is left to the writers' opens.
+    let history = History::open_existing_unchecked(&opts.history)?;
+    phase("opened the history");
     let site = Site::load(&history, opts.nights.max(1))?;
-    write(&site, &opts.history, &opts.out)
+    let summary = write(&site, &opts.history, &opts.out)?;
+    phase("wrote the site");
+    Ok(summary)
 }
 
 /// Writes a loaded site to `out` (created when absent).
@@ -158,6 +164,16 @@ pub fn write(site: &Site, history_path: &Path, out: &Path) -> anyhow::Result<Sum
         files,
         bytes,
     })
+}
+
+/// With `PERFGATE_DASHBOARD_PHASES` set, says on stderr how long after the build's start each
+/// of its phases ended (for profiling a large history).
+pub(crate) fn phase(what: &str) {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    if std::env::var_os("PERFGATE_DASHBOARD_PHASES").is_some() {
+        let start = START.get_or_init(std::time::Instant::now);
+        eprintln!("dashboard: {:7.2} s {what}", start.elapsed().as_secs_f64());
+    }
 }
 
 fn file_name(p: &Path) -> String {

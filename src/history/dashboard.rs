@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 
+use rusqlite::types::ValueRef;
 use rusqlite::{TransactionBehavior, params};
 
 use super::{
@@ -12,28 +13,31 @@ use super::{
 };
 use crate::gate::record::VerdictRecord;
 
-/// One stored verdict as the dashboard draws it. `record` is the whole [`VerdictRecord`] JSON
-/// only for verdicts other than PASS (their explanation and evidence are shown); a PASS says
-/// nothing the columns do not, and parsing a year of them would dominate the build.
+/// One stored verdict as the dashboard draws it, borrowed from the row being read (a year of
+/// nightlies is millions of rows; the reader copies only what it keeps). `record` is the whole
+/// [`VerdictRecord`] JSON only for verdicts other than PASS (their explanation and evidence are
+/// shown); a PASS says nothing the columns do not, and reading a year of them would dominate
+/// the build.
 #[derive(Debug, Clone, PartialEq)]
-pub struct DashVerdict {
+pub struct DashVerdict<'a> {
     pub night: i64,
-    pub perf_case_name: String,
-    pub step: String,
-    pub metric: String,
-    pub verdict: String,
+    pub perf_case_name: &'a str,
+    pub step: &'a str,
+    pub metric: &'a str,
+    pub verdict: &'a str,
     pub gated: bool,
     pub value: Option<f64>,
     pub baseline: Option<f64>,
     pub change_pct: Option<f64>,
     pub mde_pct: Option<f64>,
-    pub record: Option<String>,
+    pub record: Option<&'a str>,
 }
 
-/// The mean of one night's repetitions of one series, with the case's names.
+/// One row of `cases`: a series as one test id spelled it.
 #[derive(Debug, Clone, PartialEq)]
-pub struct DashMeasurement {
-    pub night: i64,
+pub struct DashCase {
+    /// The row's id; every [`DashMeasurement`] of this case names it.
+    pub id: i64,
     pub perf_case_name: String,
     pub step: String,
     pub metric: String,
@@ -41,6 +45,13 @@ pub struct DashMeasurement {
     pub network_name: String,
     /// `None` for a name with one case.
     pub case: Option<String>,
+}
+
+/// The mean of one night's repetitions of one case.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DashMeasurement<'a> {
+    pub night: i64,
+    pub case: &'a DashCase,
     /// The mean of the valid repetitions; `None` when none was valid.
     pub mean: Option<f64>,
     pub valid: u32,
@@ -65,11 +76,14 @@ impl History {
         Ok(runs)
     }
 
-    /// Every verdict of the nights from `first_night` on, in night order.
+    /// Every verdict of the nights from `first_night` on, series by series (perf case name,
+    /// metric, step), each series in night order. Reads only the covering index
+    /// `verdicts_by_series` (schema V4), and the table only for a verdict other than PASS:
+    /// SQLite seeks the row lazily, when `record` is read.
     pub fn dashboard_verdicts(
         &self,
         first_night: i64,
-        mut each: impl FnMut(DashVerdict),
+        mut each: impl FnMut(DashVerdict<'_>),
     ) -> Result<(), HistoryError> {
         let path = &self.path;
         let mut stmt = self
@@ -77,7 +91,7 @@ impl History {
             .prepare(
                 "SELECT night, perf_case_name, step, metric, verdict, gated, value, baseline,
                         change_pct, mde_pct, CASE WHEN verdict = 'PASS' THEN NULL ELSE record END
-                 FROM verdicts WHERE night >= ?1 ORDER BY night, id",
+                 FROM verdicts INDEXED BY verdicts_by_series WHERE night >= ?1",
             )
             .map_err(on(path, "cannot prepare the dashboard's verdict query"))?;
         let mut rows = stmt
@@ -87,16 +101,19 @@ impl History {
             let v = (|| {
                 Ok::<_, rusqlite::Error>(DashVerdict {
                     night: r.get(0)?,
-                    perf_case_name: r.get(1)?,
-                    step: r.get(2)?,
-                    metric: r.get(3)?,
-                    verdict: r.get(4)?,
+                    perf_case_name: text(r, 1)?,
+                    step: text(r, 2)?,
+                    metric: text(r, 3)?,
+                    verdict: text(r, 4)?,
                     gated: r.get(5)?,
                     value: r.get(6)?,
                     baseline: r.get(7)?,
                     change_pct: r.get(8)?,
                     mde_pct: r.get(9)?,
-                    record: r.get(10)?,
+                    record: match r.get_ref(10)? {
+                        ValueRef::Null => None,
+                        _ => Some(text(r, 10)?),
+                    },
                 })
             })()
             .map_err(on(path, "cannot read a verdict"))?;
@@ -105,41 +122,77 @@ impl History {
         Ok(())
     }
 
-    /// The per-night means of every series measured from `first_night` on, series by series.
+    /// The per-night means of every case measured from `first_night` on, case by case, each
+    /// in night order. `cases` is read once; the scan of `measurements` follows its primary
+    /// key (the `+` keeps SQLite off the by-night index, which would cost a lookup per row
+    /// and a sort for the grouping).
     pub fn dashboard_measurements(
         &self,
         first_night: i64,
-        mut each: impl FnMut(DashMeasurement),
+        mut each: impl FnMut(DashMeasurement<'_>),
     ) -> Result<(), HistoryError> {
         let path = &self.path;
         let mut stmt = self
             .conn
             .prepare(
-                "SELECT m.night, c.perf_case_name, c.step, c.metric, c.test_id, c.network_name,
-                        c.case_dir, avg(CASE WHEN m.state = 'valid' THEN m.value END),
-                        sum(m.state = 'valid' AND m.value IS NOT NULL), count(*)
-                 FROM measurements m JOIN cases c ON c.id = m.case_id
-                 WHERE m.night >= ?1
-                 GROUP BY m.case_id, m.night",
+                "SELECT id, perf_case_name, step, metric, test_id, network_name, case_dir
+                 FROM cases",
             )
-            .map_err(on(path, "cannot prepare the dashboard's measurement query"))?;
-        let mut rows = stmt
-            .query([first_night])
-            .map_err(on(path, "cannot read measurements"))?;
-        while let Some(r) = rows.next().map_err(on(path, "cannot read a measurement"))? {
-            let m = (|| {
+            .map_err(on(path, "cannot prepare the dashboard's case query"))?;
+        let cases: Vec<DashCase> = stmt
+            .query_map([], |r| {
                 let case: String = r.get(6)?;
-                Ok::<_, rusqlite::Error>(DashMeasurement {
-                    night: r.get(0)?,
+                Ok(DashCase {
+                    id: r.get(0)?,
                     perf_case_name: r.get(1)?,
                     step: r.get(2)?,
                     metric: r.get(3)?,
                     test_id: r.get(4)?,
                     network_name: r.get(5)?,
                     case: (!case.is_empty()).then_some(case),
-                    mean: r.get(7)?,
-                    valid: r.get(8)?,
-                    total: r.get(9)?,
+                })
+            })
+            .map_err(on(path, "cannot read cases"))?
+            .collect::<Result<_, _>>()
+            .map_err(on(path, "cannot read cases"))?;
+        let by_id: HashMap<i64, usize> = cases.iter().enumerate().map(|(i, c)| (c.id, i)).collect();
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT case_id, night, avg(CASE WHEN state = 'valid' THEN value END),
+                        sum(state = 'valid' AND value IS NOT NULL), count(*)
+                 FROM measurements
+                 WHERE +night >= ?1
+                 GROUP BY case_id, night",
+            )
+            .map_err(on(path, "cannot prepare the dashboard's measurement query"))?;
+        let mut rows = stmt
+            .query([first_night])
+            .map_err(on(path, "cannot read measurements"))?;
+        // Rows of one case are contiguous: look its id up once.
+        let mut last: Option<(i64, usize)> = None;
+        while let Some(r) = rows.next().map_err(on(path, "cannot read a measurement"))? {
+            let case_id: i64 = r.get(0).map_err(on(path, "cannot read a measurement"))?;
+            let at = match last {
+                Some((id, at)) if id == case_id => at,
+                _ => {
+                    let Some(&at) = by_id.get(&case_id) else {
+                        return Err(super::invalid(
+                            path,
+                            format!("a measurement names case {case_id}, which is not in `cases`"),
+                        ));
+                    };
+                    last = Some((case_id, at));
+                    at
+                }
+            };
+            let m = (|| {
+                Ok::<_, rusqlite::Error>(DashMeasurement {
+                    night: r.get(1)?,
+                    case: &cases[at],
+                    mean: r.get(2)?,
+                    valid: r.get(3)?,
+                    total: r.get(4)?,
                 })
             })()
             .map_err(on(path, "cannot read a measurement"))?;
@@ -307,4 +360,11 @@ impl History {
         }
         tx.commit().map_err(on(path, "cannot commit the bulk load"))
     }
+}
+
+/// Column `i` as text borrowed from the row (no copy); an error for any other type.
+fn text<'r>(r: &'r rusqlite::Row<'_>, i: usize) -> Result<&'r str, rusqlite::Error> {
+    r.get_ref(i)?.as_str().map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
+    })
 }

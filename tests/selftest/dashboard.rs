@@ -7,12 +7,13 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use perfgate::dashboard::{pareto_frontier, robust_band};
+use perfgate::dashboard::{chart_number_slow, pareto_frontier, push_chart_number, robust_band};
 use perfgate::gate::record::VerdictRecord;
 use perfgate::gate::stats::Verdict;
 use perfgate::history::{History, MeasurementRow, RunMeta};
 use perfgate::report::metric::Direction;
 use perfgate::results::State;
+use proptest::prelude::*;
 
 const PREFIX: &str = "H100_80GB_HBM3";
 const NIGHTS: usize = 8;
@@ -401,4 +402,125 @@ fn pareto_frontier_and_noise_band() {
     // An acknowledged change point at night 4 restarts the window: five values after it
     // would be needed, and only nights 4-8 exist.
     assert!(robust_band(&values, &[4]).is_empty());
+}
+
+/// The chart numbers' fast path writes exactly what the reference (`{:.6e}`, parsed back,
+/// written with `{}`) writes: at rounding halves, at powers of ten, at the range's ends, for
+/// negatives and where it declines.
+#[test]
+fn chart_numbers_match_the_reference() {
+    let mut edge = vec![
+        0.0,
+        -0.0,
+        1.0,
+        -1.0,
+        10.0,
+        0.1,
+        1e-9,
+        9.9999995e-10,
+        1e15,
+        1.0000001e15,
+        1e300,
+        5e-324,
+        123.4565,
+        1.0000005,
+        0.1234565,
+        9.9999995,
+        9.9999994,
+        9.9999996,
+        999999.95,
+        99.999995,
+        1234567.5,
+        1234568.5,
+        2.5e-7,
+        7.389056098930651,
+        100.12345678,
+        -3.14159265358979,
+        f64::MAX,
+        f64::MIN_POSITIVE,
+    ];
+    for e in -12..17 {
+        let p = 10f64.powi(e);
+        edge.extend([p, p * (1.0 - 1e-16), p * (1.0 + 1e-16), p * 0.99999995, -p]);
+    }
+    for v in edge {
+        let mut fast = String::new();
+        push_chart_number(&mut fast, Some(v));
+        assert_eq!(fast, chart_number_slow(v), "{v:e}");
+    }
+    for v in [
+        None,
+        Some(f64::NAN),
+        Some(f64::INFINITY),
+        Some(f64::NEG_INFINITY),
+    ] {
+        let mut s = String::new();
+        push_chart_number(&mut s, v);
+        assert_eq!(s, "null");
+    }
+}
+
+proptest! {
+    #[test]
+    fn chart_numbers_match_the_reference_anywhere(
+        mantissa in -1.0e7f64..1.0e7,
+        exp in -14i32..18,
+        bits in any::<u64>(),
+    ) {
+        let scaled = mantissa * 10f64.powi(exp);
+        let raw = f64::from_bits(bits);
+        for v in [scaled, raw, (mantissa.round() + 0.5) * 10f64.powi(exp - 7)] {
+            let mut fast = String::new();
+            push_chart_number(&mut fast, Some(v));
+            let want = if v.is_finite() { chart_number_slow(v) } else { "null".to_string() };
+            prop_assert_eq!(fast, want, "{:e}", v);
+        }
+    }
+
+    /// The band's medians by selection equal medians by sorting (odd and even windows, ties).
+    #[test]
+    fn noise_band_matches_a_sorting_reference(
+        values in proptest::collection::vec(proptest::option::weighted(0.9, 0i32..40), 0..60),
+        starts in proptest::collection::vec(1i64..60, 0..3),
+    ) {
+        let values: Vec<(i64, Option<f64>)> = values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (i as i64 + 1, v.map(|v| f64::from(v) / 4.0)))
+            .collect();
+        prop_assert_eq!(robust_band(&values, &starts), sorting_band(&values, &starts));
+    }
+}
+
+fn sorting_band(values: &[(i64, Option<f64>)], starts: &[i64]) -> Vec<(i64, f64, f64)> {
+    fn median(v: &mut [f64]) -> f64 {
+        v.sort_by(f64::total_cmp);
+        let n = v.len();
+        if n % 2 == 1 {
+            v[n / 2]
+        } else {
+            (v[n / 2 - 1] + v[n / 2]) / 2.0
+        }
+    }
+    let mut out = Vec::new();
+    let mut window: Vec<f64> = Vec::new();
+    for &(night, value) in values {
+        if starts.contains(&night) {
+            window.clear();
+        }
+        if window.len() >= 5 {
+            let mut w = window.clone();
+            let m = median(&mut w);
+            let mut dev: Vec<f64> = w.iter().map(|v| (v - m).abs()).collect();
+            let half = 3.0 * 1.4826 * median(&mut dev);
+            out.push((night, m - half, m + half));
+        }
+        if let Some(v) = value {
+            window.push(v);
+            if window.len() > 20 {
+                window.remove(0);
+            }
+        }
+    }
+    out
 }

@@ -788,8 +788,9 @@ fn perfgate_history_runs_lists_runs_most_recent_first() {
 }
 
 /// A history written by schema version 1 (before runs carried their revision) is migrated in
-/// place: its runs survive, and new runs store their revision. The version 1 file is made by
-/// taking V2's and V3's additions off a new history, which leaves exactly what version 1 wrote.
+/// place: its runs survive, new runs store their revision, and the verdicts' by-series index
+/// becomes V4's covering one. The version 1 file is made by taking V2's, V3's and V4's changes
+/// off a new history, which leaves exactly what version 1 wrote.
 #[test]
 fn a_version_1_history_is_migrated() {
     let (_dir, path) = fresh();
@@ -802,6 +803,8 @@ fn a_version_1_history_is_migrated() {
              ALTER TABLE runs DROP COLUMN branch;
              ALTER TABLE runs DROP COLUMN build_url;
              ALTER TABLE runs DROP COLUMN imported_from;
+             DROP INDEX verdicts_by_series;
+             CREATE INDEX verdicts_by_series ON verdicts(perf_case_name, metric, step, night);
              INSERT INTO runs (run_id, started, host, test_prefix, fingerprint, env_json)
                  VALUES ('old', '2025-01-01T00:00:00Z', 'n1', 'H100', 'A', '{}');
              PRAGMA user_version = 1;",
@@ -816,9 +819,31 @@ fn a_version_1_history_is_migrated() {
     let new = h.run("new").expect("read").expect("stored");
     assert_eq!(new.meta.revision.as_deref(), Some("rev-new"));
     assert_eq!(new.meta.branch.as_deref(), Some("main"));
-    let version: i64 = rusqlite::Connection::open(&path)
-        .expect("raw")
+    let raw = rusqlite::Connection::open(&path).expect("raw");
+    let version: i64 = raw
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .expect("version");
-    assert_eq!(version, 3);
+    assert_eq!(version, 4);
+    let columns: Vec<String> = raw
+        .prepare("SELECT name FROM pragma_index_info('verdicts_by_series') ORDER BY seqno")
+        .expect("index info")
+        .query_map([], |r| r.get(0))
+        .expect("index info")
+        .collect::<Result<_, _>>()
+        .expect("index info");
+    assert_eq!(
+        columns,
+        [
+            "perf_case_name",
+            "metric",
+            "step",
+            "night",
+            "verdict",
+            "gated",
+            "value",
+            "baseline",
+            "change_pct",
+            "mde_pct"
+        ]
+    );
 }
