@@ -875,7 +875,10 @@ fn scale_and_noise_move_the_numbers_deterministically() {
     assert!(close(base / slow, 2.0, 0.01), "{base} {slow}");
     assert_eq!(rps(&[]), base, "deterministic");
     // FAKE_BENCH_SCALE_FOR restricts the factor to models containing one of its substrings.
-    let only_llama = [("FAKE_BENCH_SCALE", "2"), ("FAKE_BENCH_SCALE_FOR", "qwen,Llama-3.1")];
+    let only_llama = [
+        ("FAKE_BENCH_SCALE", "2"),
+        ("FAKE_BENCH_SCALE_FOR", "qwen,Llama-3.1"),
+    ];
     assert_eq!(rps(&only_llama), fast);
     let only_qwen = [("FAKE_BENCH_SCALE", "2"), ("FAKE_BENCH_SCALE_FOR", "qwen")];
     assert_eq!(rps(&only_qwen), base);
