@@ -276,13 +276,6 @@ impl History {
                      VALUES (?1, ?2, ?3, ?4, ?5)",
                 )
                 .map_err(on(path, "cannot prepare the measurement insert"))?;
-            let mut v_insert = tx
-                .prepare(
-                    "INSERT INTO verdicts (night, perf_case_name, step, metric, verdict, gated,
-                                           value, baseline, change_pct, mde_pct, source, record)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-                )
-                .map_err(on(path, "cannot prepare the verdict insert"))?;
             let mut case_ids: HashMap<(String, String, String), i64> = HashMap::new();
             for i in 0..nights {
                 let (meta, rows, verdicts) = night(i);
@@ -335,27 +328,7 @@ impl History {
                         ])
                         .map_err(on(path, "cannot record a measurement"))?;
                 }
-                for v in &verdicts {
-                    let record = serde_json::to_string(v).map_err(|e| {
-                        super::invalid(path, format!("a verdict cannot be stored: {e}"))
-                    })?;
-                    v_insert
-                        .execute(params![
-                            night_index,
-                            v.perf_case_name,
-                            v.step,
-                            v.metric,
-                            v.verdict.as_str(),
-                            v.gated,
-                            v.value,
-                            v.baseline,
-                            v.change_pct,
-                            v.mde_pct,
-                            v.source,
-                            record
-                        ])
-                        .map_err(on(path, "cannot record a verdict"))?;
-                }
+                super::insert_verdicts(&tx, path, &verdicts, Some(night_index))?;
             }
         }
         tx.commit().map_err(on(path, "cannot commit the bulk load"))
