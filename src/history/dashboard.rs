@@ -256,13 +256,6 @@ impl History {
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(on(path, "cannot begin a write"))?;
         {
-            let mut run_insert = tx
-                .prepare(
-                    "INSERT INTO runs (run_id, started, ended, host, test_prefix, fingerprint,
-                                       env_json, revision, branch, build_url)
-                     VALUES (?1, ?2, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                )
-                .map_err(on(path, "cannot prepare the run insert"))?;
             let mut case_insert = tx
                 .prepare(
                     "INSERT INTO cases
@@ -280,20 +273,7 @@ impl History {
             for i in 0..nights {
                 let (meta, rows, verdicts) = night(i);
                 check_time(path, "started", &meta.started)?;
-                run_insert
-                    .execute(params![
-                        meta.run_id,
-                        meta.started,
-                        meta.host,
-                        meta.test_prefix,
-                        meta.fingerprint,
-                        meta.env_json,
-                        meta.revision,
-                        meta.branch,
-                        meta.build_url
-                    ])
-                    .map_err(on(path, "cannot record the run"))?;
-                let night_index = tx.last_insert_rowid();
+                let night_index = super::insert_run(&tx, path, &meta, Some(&meta.started))?;
                 for row in &rows {
                     let key = (
                         row.perf_case_name.clone(),

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use chrono::{DateTime, FixedOffset, NaiveDateTime, Utc};
-use rusqlite::{TransactionBehavior, params};
+use rusqlite::TransactionBehavior;
 use serde_json::{Map, Value};
 
 use super::{History, HistoryError, MeasurementRow, RunMeta, check_time, night_of, on};
@@ -622,26 +622,7 @@ impl History {
         if let Ok(night) = night_of(&tx, path, &meta.run_id) {
             return Ok(ImportOutcome::AlreadyStored { night });
         }
-        tx.execute(
-            "INSERT INTO runs (run_id, started, ended, host, test_prefix, fingerprint, env_json,
-                               revision, branch, build_url, imported_from)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-            params![
-                meta.run_id,
-                meta.started,
-                run.ended,
-                meta.host,
-                meta.test_prefix,
-                meta.fingerprint,
-                meta.env_json,
-                meta.revision,
-                meta.branch,
-                meta.build_url,
-                meta.imported_from
-            ],
-        )
-        .map_err(on(path, "cannot record the run"))?;
-        let night = night_of(&tx, path, &meta.run_id)?;
+        let night = super::insert_run(&tx, path, meta, run.ended.as_deref())?;
         super::insert_measurements(&tx, path, night, &run.measurements)?;
         super::insert_verdicts(&tx, path, &run.verdicts, Some(night))?;
         tx.commit().map_err(on(path, "cannot commit the import"))?;

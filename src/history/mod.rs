@@ -390,26 +390,7 @@ impl History {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(on(path, "cannot begin a write"))?;
-        tx.execute(
-            "INSERT INTO runs (run_id, started, host, test_prefix, fingerprint, env_json,
-                               revision, branch, build_url, imported_from)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
-             ON CONFLICT (run_id) DO NOTHING",
-            params![
-                meta.run_id,
-                meta.started,
-                meta.host,
-                meta.test_prefix,
-                meta.fingerprint,
-                meta.env_json,
-                meta.revision,
-                meta.branch,
-                meta.build_url,
-                meta.imported_from
-            ],
-        )
-        .map_err(on(path, "cannot record the run"))?;
-        let night = night_of(&tx, path, &meta.run_id)?;
+        let night = insert_run(&tx, path, meta, None)?;
         tx.commit().map_err(on(path, "cannot commit the run"))?;
         Ok(night)
     }
@@ -692,6 +673,39 @@ FROM measurements m
 WHERE m.case_id IN keys AND m.night IN nights
   AND m.state = 'valid' AND m.value IS NOT NULL
 ORDER BY m.night, m.repetition, m.case_id";
+
+/// Stores a run's description inside the caller's transaction (a run id already stored keeps
+/// its description) and returns its night index.
+pub(super) fn insert_run(
+    tx: &rusqlite::Transaction<'_>,
+    path: &Path,
+    meta: &RunMeta,
+    ended: Option<&str>,
+) -> Result<i64, HistoryError> {
+    tx.prepare_cached(
+        "INSERT INTO runs (run_id, started, ended, host, test_prefix, fingerprint, env_json,
+                           revision, branch, build_url, imported_from)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+         ON CONFLICT (run_id) DO NOTHING",
+    )
+    .and_then(|mut insert| {
+        insert.execute(params![
+            meta.run_id,
+            meta.started,
+            ended,
+            meta.host,
+            meta.test_prefix,
+            meta.fingerprint,
+            meta.env_json,
+            meta.revision,
+            meta.branch,
+            meta.build_url,
+            meta.imported_from
+        ])
+    })
+    .map_err(on(path, "cannot record the run"))?;
+    night_of(tx, path, &meta.run_id)
+}
 
 /// Stores measurements of the run with night index `night` inside the caller's transaction. A
 /// row for the same case, step, metric and repetition replaces the stored one (a rerun of a
