@@ -19,6 +19,29 @@ const BENCH: &str = env!("CARGO_BIN_EXE_fake-trtllm-bench");
 /// Runs `perfgate run` (the harness) with `env` for the benchmark (the double's FAKE_BENCH_*
 /// variables; the harness passes its environment on) and returns (passed, failed, ignored) and
 /// its output.
+/// Sends `signal` to a child the test started and waits up to `limit` for it to exit.
+pub(crate) fn signal_and_wait(
+    child: &mut std::process::Child,
+    signal: i32,
+    limit: std::time::Duration,
+) -> std::process::ExitStatus {
+    // SAFETY: signalling a child process the test started.
+    unsafe {
+        libc::kill(child.id() as i32, signal);
+    }
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            return s;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the child did not stop within {limit:?} of signal {signal}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
 pub(crate) fn run(
     dir: &Path,
     list: &str,
@@ -482,20 +505,7 @@ llama_v3.1_8b-bench-pytorch-bfloat16-input_output_len:16,8-reqs:6
         );
         std::thread::sleep(Duration::from_millis(50));
     };
-    // SAFETY: signalling the child we started.
-    unsafe {
-        libc::kill(child.id() as i32, libc::SIGINT);
-    }
-    let status = loop {
-        if let Some(s) = child.try_wait().expect("wait") {
-            break s;
-        }
-        assert!(
-            Instant::now() < deadline + Duration::from_secs(30),
-            "perfgate did not stop"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = signal_and_wait(&mut child, libc::SIGINT, Duration::from_secs(30));
     assert_eq!(status.code(), Some(130));
     assert!(
         crate::runner::gone_within(worker, Duration::from_secs(10)),

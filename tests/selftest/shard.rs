@@ -666,20 +666,7 @@ llama_v3.1_8b-bench-pytorch-bfloat16-input_output_len:16,8-reqs:6
         std::thread::sleep(Duration::from_millis(50));
     }
     std::thread::sleep(Duration::from_millis(300));
-    // SAFETY: signalling the child we started.
-    unsafe {
-        libc::kill(child.id() as i32, libc::SIGTERM);
-    }
-    let status = loop {
-        if let Some(s) = child.try_wait().expect("wait") {
-            break s;
-        }
-        assert!(
-            Instant::now() < deadline + Duration::from_secs(30),
-            "perfgate did not stop"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = crate::e2e::signal_and_wait(&mut child, libc::SIGTERM, Duration::from_secs(30));
     assert_eq!(status.code(), Some(128 + libc::SIGTERM));
     let rec = perfgate::shard::ShardRecord::read(&out).expect("shard.json");
     assert_eq!(rec.assigned.len(), 3);

@@ -391,21 +391,7 @@ fn slurm_submit_shards_follows_times_out_requeues_merges_and_cancels() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    // SAFETY: signalling the child this test started.
-    unsafe {
-        libc::kill(child.id() as i32, libc::SIGINT);
-    }
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        if let Some(s) = child.try_wait().expect("wait") {
-            break s;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "perfgate did not stop after SIGINT"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let status = crate::e2e::signal_and_wait(&mut child, libc::SIGINT, Duration::from_secs(60));
     let text = std::fs::read_to_string(&out_path).unwrap_or_default();
     assert_eq!(status.code(), Some(130), "{text}");
     assert!(text.contains("with squeue + scontrol"), "{text}");
