@@ -1545,8 +1545,8 @@ fn write_plan_files(plan: &TestPlan, dataset_cache: Option<&Path>) -> anyhow::Re
             plan.dir.display()
         )
     })?;
-    runner::write_file_atomic(&plan.dir.join("plan.txt"), plan.render().as_bytes())?;
-    runner::write_file_atomic(
+    crate::fsutil::write(&plan.dir.join("plan.txt"), plan.render().as_bytes())?;
+    crate::fsutil::write(
         &plan.dir.join("plan.json"),
         serde_json::to_string_pretty(plan)?.as_bytes(),
     )?;
@@ -1556,7 +1556,7 @@ fn write_plan_files(plan: &TestPlan, dataset_cache: Option<&Path>) -> anyhow::Re
         script.push_str(&step.command_line());
         script.push('\n');
     }
-    runner::write_file_atomic(&plan.dir.join("commands.sh"), script.as_bytes())?;
+    crate::fsutil::write(&plan.dir.join("commands.sh"), script.as_bytes())?;
     let mut written = format!(
         "          wrote {}/{{plan.txt,plan.json,commands.sh}}\n",
         plan.dir.display()

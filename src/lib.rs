@@ -10,6 +10,7 @@ pub mod config;
 pub mod dashboard;
 pub mod dataset;
 pub mod execute;
+pub mod fsutil;
 pub mod gate;
 pub mod harness;
 pub mod history;

@@ -486,7 +486,7 @@ fn run_compare(a: CompareArgs) -> anyhow::Result<ExitCode> {
         CompareFormat::Html => compare::render_html(&c),
     };
     match &a.out {
-        Some(path) => perfgate::runner::write_file_atomic(path, text.as_bytes())?,
+        Some(path) => perfgate::fsutil::write(path, text.as_bytes())?,
         None => std::io::stdout().lock().write_all(text.as_bytes())?,
     }
     Ok(ExitCode::SUCCESS)

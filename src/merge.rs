@@ -530,7 +530,8 @@ fn link_tree(from: &Path, to: &Path) -> std::io::Result<()> {
 }
 
 fn write(out: &Path, name: &str, text: &str) -> anyhow::Result<()> {
-    crate::runner::write_file_atomic(&out.join(name), text.as_bytes())
+    crate::fsutil::write(&out.join(name), text.as_bytes())?;
+    Ok(())
 }
 
 /// Merges checked shard directories (see [`check`]) into `out`, which must not exist or be

@@ -386,7 +386,8 @@ pub struct ShardRecord {
 impl ShardRecord {
     pub fn write(&self, dir: &Path) -> anyhow::Result<()> {
         let json = serde_json::to_string_pretty(self)?;
-        crate::runner::write_file_atomic(&dir.join(RECORD_FILE), (json + "\n").as_bytes())
+        crate::fsutil::write(&dir.join(RECORD_FILE), (json + "\n").as_bytes())?;
+        Ok(())
     }
 
     /// Reads `<dir>/shard.json`.

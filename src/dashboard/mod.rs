@@ -72,7 +72,7 @@ pub fn write(site: &Site, history_path: &Path, out: &Path) -> anyhow::Result<Sum
     let mut files = 0usize;
     let mut bytes = 0u64;
     let mut put = |path: &Path, text: &[u8]| -> anyhow::Result<()> {
-        crate::runner::write_file_atomic(path, text)?;
+        crate::fsutil::write(path, text)?;
         files += 1;
         bytes += text.len() as u64;
         Ok(())
@@ -121,17 +121,14 @@ pub fn write(site: &Site, history_path: &Path, out: &Path) -> anyhow::Result<Sum
                     for i in start..(start + chunk).min(n) {
                         let json = site.case_json(i);
                         let js = global("PG_CASE", &json);
-                        crate::runner::write_file_atomic(
-                            &data.join(format!("case-{i}.js")),
-                            js.as_bytes(),
-                        )?;
+                        crate::fsutil::write(&data.join(format!("case-{i}.js")), js.as_bytes())?;
                         let html = page(
                             &format!("{}: {}", site.cases[i].label, title),
                             "case",
                             "../",
                             &["../data/runs.js", &format!("../data/case-{i}.js")],
                         );
-                        crate::runner::write_file_atomic(
+                        crate::fsutil::write(
                             &cases_dir.join(format!("{i}.html")),
                             html.as_bytes(),
                         )?;

@@ -44,6 +44,10 @@ pub enum DatasetError {
         source: std::io::Error,
     },
 
+    /// Writing the output file whole failed (the previous file, if any, is left as it was).
+    #[error(transparent)]
+    Fs(#[from] crate::fsutil::FsError),
+
     /// The job would need more memory than can be had.
     #[error("out of memory: {0}")]
     OutOfMemory(String),

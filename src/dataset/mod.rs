@@ -23,7 +23,6 @@
 //!   its random task ids (upstream's real-data path draws them unseeded), and adds
 //!   `lora_request` like the synthetic commands do.
 
-mod atomic;
 pub mod cache;
 pub mod cli;
 pub mod cpython;
@@ -41,7 +40,6 @@ mod spec;
 mod synthetic;
 pub mod tokenizer;
 
-pub(crate) use atomic::write_atomically;
 pub use cache::{VocabIdentity, cache_key};
 pub use error::DatasetError;
 pub use for_plan::{PlannedDataset, default_cache_dir, generate_for_plan};

@@ -8,13 +8,13 @@
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 
-use super::atomic::write_atomically;
 use super::cpython::PyRandom;
 use super::error::DatasetError;
 use super::lengths::{normal_lengths, standard_normals};
 use super::records::{MetaValue, Metadata, OutputFormat, RecordWriter};
 use super::spec::{MAX_REQUEST_TOKENS, TaskIds};
 use super::synthetic::DatasetSummary;
+use crate::fsutil::write_with as write_atomically;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PromptsSpec {

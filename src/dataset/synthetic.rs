@@ -3,7 +3,6 @@
 use std::io::Write;
 use std::path::Path;
 
-use super::atomic::write_atomically;
 use super::cpython::{PyRandom, SeenSet};
 use super::error::DatasetError;
 use super::lengths::{Lengths, draw_lengths};
@@ -12,6 +11,7 @@ use super::progress::Progress;
 use super::records::{MetaValue, Metadata, OutputFormat, RecordWriter};
 use super::spec::{LengthDist, SyntheticSpec, TaskIds, validate, validate_vocab};
 use super::tokenizer::Vocab;
+use crate::fsutil::write_with as write_atomically;
 
 /// What a finished dataset holds.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

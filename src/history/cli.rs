@@ -507,31 +507,11 @@ fn write_streamed_atomic<T>(
     path: &std::path::Path,
     fill: impl FnOnce(&mut dyn Write) -> anyhow::Result<T>,
 ) -> anyhow::Result<T> {
-    use anyhow::Context;
-    let name = path
-        .file_name()
-        .with_context(|| format!("{}: --out needs a file name", path.display()))?;
-    let mut temp_name = std::ffi::OsString::from(".");
-    temp_name.push(name);
-    temp_name.push(format!(".tmp-{}", std::process::id()));
-    let temp = path.with_file_name(temp_name);
-    let result = (|| {
-        let file = std::fs::File::create(&temp)
-            .with_context(|| format!("{}: cannot create", temp.display()))?;
+    crate::fsutil::write_with(path, |file| {
         let mut out = std::io::BufWriter::new(file);
         let value = fill(&mut out)?;
-        let file = out
-            .into_inner()
-            .map_err(|e| e.into_error())
-            .with_context(|| format!("{}: cannot write", temp.display()))?;
-        file.sync_data()
-            .with_context(|| format!("{}: cannot write", temp.display()))?;
-        std::fs::rename(&temp, path)
-            .with_context(|| format!("{}: cannot replace", path.display()))?;
+        out.flush()
+            .map_err(|e| anyhow::anyhow!("{}: cannot write: {e}", path.display()))?;
         Ok(value)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&temp);
-    }
-    result
+    })
 }

@@ -76,7 +76,8 @@ impl JunitWriter {
 
     pub fn write(&self) -> anyhow::Result<()> {
         let xml = self.render()?;
-        crate::runner::write_file_atomic(&self.path, xml.as_bytes())
+        crate::fsutil::write(&self.path, xml.as_bytes())?;
+        Ok(())
     }
 
     pub fn render(&self) -> anyhow::Result<String> {

@@ -138,7 +138,7 @@ impl CsvWriter {
     /// anything runs, rather than a file that no tool can read afterwards.
     pub fn open(dir: &Path) -> anyhow::Result<CsvWriter> {
         let path = dir.join(CSV_NAME);
-        let file = crate::runner::open_csv_appending(&path, COLUMNS)?;
+        let file = crate::fsutil::open_csv_appending(&path, COLUMNS)?;
         Ok(CsvWriter { path, file })
     }
 

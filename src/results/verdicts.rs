@@ -80,7 +80,8 @@ impl VerdictWriter {
             text.push('\n');
             text.push_str(&self.appendix);
         }
-        crate::runner::write_file_atomic(&self.markdown, text.as_bytes())
+        crate::fsutil::write(&self.markdown, text.as_bytes())?;
+        Ok(())
     }
 
     pub fn markdown_path(&self) -> &Path {

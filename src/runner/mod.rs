@@ -151,7 +151,7 @@ pub fn write_step_files(step: &Step) -> anyhow::Result<()> {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("{}: cannot create", dir.display()))?;
         }
-        write_file_atomic(&f.path, f.contents.as_bytes())?;
+        crate::fsutil::write(&f.path, f.contents.as_bytes())?;
     }
     if let Some(req) = &step.dataset {
         if let Some(dir) = &req.lora_dir {
@@ -174,54 +174,6 @@ pub fn write_step_files(step: &Step) -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-/// Writes `bytes` to `path` whole or not at all (the dataset writer's temp-file-and-rename).
-pub fn write_file_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    crate::dataset::write_atomically(path, |f| {
-        f.write_all(bytes)
-            .map_err(|e| crate::dataset::DatasetError::Write {
-                target: path.display().to_string(),
-                source: e,
-            })
-    })?;
-    Ok(())
-}
-
-/// Opens the CSV `path` for appending, writing the header to a new or empty file; a file with
-/// another header is an error (rather than a file no tool can read). The upstream result CSV,
-/// `gpu_monitoring.csv` and `session_properties.csv` all open this way.
-pub fn open_csv_appending(path: &Path, columns: &[&str]) -> anyhow::Result<std::fs::File> {
-    let header = columns.join(",");
-    let existing = match std::fs::File::open(path) {
-        Ok(f) => {
-            let mut first = String::new();
-            std::io::BufRead::read_line(&mut std::io::BufReader::new(f), &mut first)
-                .with_context(|| format!("{}: cannot read", path.display()))?;
-            Some(first.trim_end().to_string())
-        }
-        Err(_) => None,
-    };
-    if let Some(first) = &existing
-        && !first.is_empty()
-        && *first != header
-    {
-        anyhow::bail!(
-            "{}:1: the header is `{first}`, expected `{header}` (a file from another version?); move it away or use another --output-dir",
-            path.display()
-        );
-    }
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .with_context(|| format!("{}: cannot open", path.display()))?;
-    if existing.is_none_or(|f| f.is_empty()) {
-        writeln!(file, "{header}")
-            .and_then(|_| file.sync_data())
-            .with_context(|| format!("{}: cannot write", path.display()))?;
-    }
-    Ok(file)
 }
 
 /// `a:b:$LD_LIBRARY_PATH` → `a:b:<inherited value>` (the trailing `:` dropped when unset).

@@ -329,7 +329,7 @@ fn submit_arrays(
             println!("{text}");
             continue;
         }
-        runner::write_file_atomic(&script_path, text.as_bytes())?;
+        crate::fsutil::write(&script_path, text.as_bytes())?;
         let mut cmd = argv(&["sbatch", "--parsable"]);
         cmd.extend(job.sbatch_args.iter().cloned());
         cmd.push(script_path.display().to_string());
@@ -372,7 +372,8 @@ fn submit_arrays(
 
 fn write_job(job: &JobFile, job_dir: &Path) -> anyhow::Result<()> {
     let json = serde_json::to_string_pretty(job)?;
-    runner::write_file_atomic(&job_dir.join(JOB_FILE), (json + "\n").as_bytes())
+    crate::fsutil::write(&job_dir.join(JOB_FILE), (json + "\n").as_bytes())?;
+    Ok(())
 }
 
 fn read_job(job_dir: &Path) -> anyhow::Result<JobFile> {
@@ -446,7 +447,7 @@ fn finish(
                 exit_code: Some(state.exit_code.clone()).filter(|c| !c.is_empty()),
                 log: Some(log),
             };
-            runner::write_file_atomic(
+            crate::fsutil::write(
                 &state_file,
                 (serde_json::to_string_pretty(&record)? + "\n").as_bytes(),
             )?;

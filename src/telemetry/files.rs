@@ -131,7 +131,7 @@ pub struct GpuMonitoringWriter {
 impl GpuMonitoringWriter {
     pub fn open(dir: &Path) -> anyhow::Result<GpuMonitoringWriter> {
         let path = dir.join(GPU_MONITORING_NAME);
-        let file = crate::runner::open_csv_appending(&path, &GPU_MONITORING_COLUMNS)?;
+        let file = crate::fsutil::open_csv_appending(&path, &GPU_MONITORING_COLUMNS)?;
         Ok(GpuMonitoringWriter { path, file })
     }
 
@@ -191,7 +191,7 @@ pub fn write_session_properties(
     end: SystemTime,
 ) -> anyhow::Result<()> {
     let path = dir.join(SESSION_NAME);
-    let mut file = crate::runner::open_csv_appending(&path, &SESSION_COLUMNS)?;
+    let mut file = crate::fsutil::open_csv_appending(&path, &SESSION_COLUMNS)?;
     let row = vec![
         text(env, "username"),
         session_time(start),

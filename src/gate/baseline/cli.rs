@@ -159,8 +159,8 @@ fn run_update(a: UpdateArgs) -> anyhow::Result<ExitCode> {
             writeln!(out, "removed the stale {}", patch_path.display())?;
         }
     } else {
-        crate::runner::write_file_atomic(&path, new_text.as_bytes())?;
-        crate::runner::write_file_atomic(&patch_path, diff.as_bytes())?;
+        crate::fsutil::write(&path, new_text.as_bytes())?;
+        crate::fsutil::write(&patch_path, diff.as_bytes())?;
         writeln!(
             out,
             "wrote {} and {} (apply elsewhere with `git apply {}` from the repository root)",
