@@ -14,8 +14,9 @@ use serde::Serialize;
 use crate::gate::compare::{self, Delta, Effect, Sample};
 use crate::history::History;
 use crate::history::changes_cli::resolve_run;
-use crate::report::metric;
-use crate::results::{State, jsonl};
+use crate::record::State;
+use crate::record::metric;
+use crate::results::jsonl;
 
 /// The series one row compares: the case (its canonical label, and its directory when a name
 /// expands into several cases), the step and the metric. The test prefix (GPU) is left out so

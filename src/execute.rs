@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::plan::{CasePlan, Step, StepKind, TestPlan};
+use crate::record::{CaseId, CaseResult, Measurement, State};
 use crate::report::{self, Report, ReportKind};
-use crate::results::{CaseId, CaseResult, Measurement, State};
 use crate::runner::{Limits, Runner, StepRun};
 use crate::telemetry::Telemetry;
 

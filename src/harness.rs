@@ -19,12 +19,12 @@ use crate::gate::evaluate::{
     self as gate_eval, CaseContext, DEFAULT_GATED, FailOn, GateMode, Reference,
 };
 use crate::gate::physics::Roofline;
-use crate::gate::record::VerdictRecord;
 use crate::gate::stats::GateParams;
-use crate::gate::validity::Expectations;
 use crate::history::{History, MeasurementRow, RunMeta, SeriesQuery};
 use crate::models::ModelConfigs;
 use crate::plan::{self, DatasetGenerator, PlanOptions, StepKind, TestPlan};
+use crate::record::Expectations;
+use crate::record::VerdictRecord;
 use crate::results::{
     self, Writers,
     junit::{JunitCase, Outcome},
@@ -642,7 +642,7 @@ pub fn run(mut args: HarnessArgs) -> anyhow::Result<libtest_mimic::Conclusion> {
         // Everything that can refuse to start (a bad baseline file, a corrupt history, an
         // output directory of another version) does so before the first benchmark.
         let facts = RunFacts {
-            started: results::rfc3339(session_started),
+            started: crate::record::rfc3339(session_started),
             fingerprint: Fingerprint::of(collection.system.as_ref(), gpu_type.as_deref()),
             provenance: args.provenance.resolve(),
         };
@@ -796,7 +796,7 @@ pub fn run(mut args: HarnessArgs) -> anyhow::Result<libtest_mimic::Conclusion> {
 }
 
 /// The upstream metrics of every case, one line each, for the terminal.
-fn summary(cases: &[results::CaseResult]) -> String {
+fn summary(cases: &[crate::record::CaseResult]) -> String {
     let mut out = String::from("\nperfgate summary:\n");
     for case in cases {
         let name = match &case.id.case {
@@ -808,7 +808,7 @@ fn summary(cases: &[results::CaseResult]) -> String {
         };
         let mut parts = Vec::new();
         for &(step, metric) in &case.expected {
-            let unit = crate::report::metric::metric(metric)
+            let unit = crate::record::metric::metric(metric)
                 .map(|d| d.unit.symbol())
                 .unwrap_or("");
             match case.stats(step, metric) {
@@ -852,7 +852,7 @@ struct RunContext {
     /// The result files; `None` in a dry run.
     writers: Option<Mutex<Writers>>,
     /// Every finished case, for the summary at the end.
-    finished: Mutex<Vec<results::CaseResult>>,
+    finished: Mutex<Vec<crate::record::CaseResult>>,
     /// Every verdict, for the summary at the end.
     verdicts: Mutex<Vec<VerdictRecord>>,
     /// `shard.json`, rewritten as each test finishes; `None` in a dry run.
@@ -1102,7 +1102,11 @@ impl GateState {
     }
 
     /// Stores a finished case's measurements and verdicts.
-    fn record(&self, case: &results::CaseResult, verdicts: &[VerdictRecord]) -> anyhow::Result<()> {
+    fn record(
+        &self,
+        case: &crate::record::CaseResult,
+        verdicts: &[VerdictRecord],
+    ) -> anyhow::Result<()> {
         let Some(h) = &self.history else {
             return Ok(());
         };
@@ -1188,7 +1192,7 @@ impl GateState {
             && let Ok(mut h) = h.lock()
             && let Err(e) = h.finish_run(
                 &self.run_id,
-                &results::rfc3339(std::time::SystemTime::now()),
+                &crate::record::rfc3339(std::time::SystemTime::now()),
             )
         {
             eprintln!("perfgate: {e}");
@@ -1256,7 +1260,7 @@ fn run_test(
         && let Ok(mut r) = shard.lock()
     {
         r.finished.push(t.test_id.clone());
-        r.updated = results::rfc3339(std::time::SystemTime::now());
+        r.updated = crate::record::rfc3339(std::time::SystemTime::now());
         if let Err(e) = r.write(&ctx.output_dir) {
             return Err(Failed::from(format!(
                 "cannot write the shard record: {e:#}"
@@ -1269,7 +1273,7 @@ fn run_test(
 /// What a test produced besides its verdict, for the JUnit report.
 #[derive(Default)]
 struct TestRecord {
-    cases: Vec<results::CaseResult>,
+    cases: Vec<crate::record::CaseResult>,
     verdicts: Vec<VerdictRecord>,
     detail: Option<String>,
     log_tail: Option<String>,
@@ -1365,7 +1369,7 @@ fn execute(
     let judge = CaseJudge::new(t, plan, ctx);
     let mut write_error: Option<String> = None;
     let mut verdicts: Vec<VerdictRecord> = Vec::new();
-    let mut on_case = |case: &results::CaseResult| {
+    let mut on_case = |case: &crate::record::CaseResult| {
         let records = judge.judge(case);
         if let Ok(mut f) = ctx.finished.lock() {
             f.push(case.clone());
@@ -1392,7 +1396,7 @@ fn execute(
         }
         verdicts.extend(records);
     };
-    let mut more = |case: &results::CaseResult| judge.wants_rerun(case);
+    let mut more = |case: &crate::record::CaseResult| judge.wants_rerun(case);
     let outcome = crate::execute::execute(plan, &t.test_id, &opts, &mut on_case, &mut more)
         .map_err(|e| format!("{e:#}"))?;
     record.cases = outcome.cases.clone();
@@ -1467,7 +1471,7 @@ impl<'a> CaseJudge<'a> {
                     .iter()
                     .find(|r| r.case.label == cp.spec.label)
                     .cloned();
-                (cp.spec.label.clone(), Expectations::of_case(cp), roof)
+                (cp.spec.label.clone(), cp.expectations(), roof)
             })
             .collect();
         CaseJudge {
@@ -1477,7 +1481,7 @@ impl<'a> CaseJudge<'a> {
         }
     }
 
-    fn judge(&self, case: &results::CaseResult) -> Vec<VerdictRecord> {
+    fn judge(&self, case: &crate::record::CaseResult) -> Vec<VerdictRecord> {
         let key = (
             case.id.label.clone(),
             case.measurements.first().map(|m| m.step),
@@ -1493,7 +1497,7 @@ impl<'a> CaseJudge<'a> {
         records
     }
 
-    fn evaluate(&self, case: &results::CaseResult) -> Vec<VerdictRecord> {
+    fn evaluate(&self, case: &crate::record::CaseResult) -> Vec<VerdictRecord> {
         let Some(gate) = &self.ctx.gate else {
             return Vec::new();
         };
@@ -1525,7 +1529,7 @@ impl<'a> CaseJudge<'a> {
     }
 
     /// Another repetition, when a gated verdict is UNKNOWN and the budget lasts.
-    fn wants_rerun(&self, case: &results::CaseResult) -> bool {
+    fn wants_rerun(&self, case: &crate::record::CaseResult) -> bool {
         let Some(gate) = &self.ctx.gate else {
             return false;
         };
@@ -1687,7 +1691,7 @@ fn shard_record_of(
         .map(|p| crate::shard::ListDigest::of(p))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let settings = result_settings(args);
-    let now = results::rfc3339(std::time::SystemTime::now());
+    let now = crate::record::rfc3339(std::time::SystemTime::now());
     let record = crate::shard::ShardRecord {
         perfgate: env!("CARGO_PKG_VERSION").to_string(),
         run_id: run_id.to_string(),

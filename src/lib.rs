@@ -20,6 +20,7 @@ pub mod merge;
 pub mod models;
 pub mod plan;
 pub mod provenance;
+pub mod record;
 pub mod report;
 pub mod results;
 pub mod runner;

@@ -299,7 +299,7 @@ const CSV_FILES: &[&str] = &[
 const CONCAT_FILES: &[&str] = &[
     crate::results::upstream::YAML_NAME,
     crate::results::jsonl::NAME,
-    crate::gate::record::GATE_FILE,
+    crate::record::GATE_FILE,
 ];
 const JUNIT_FILE: &str = "results.xml";
 
@@ -581,7 +581,7 @@ pub fn merge(
     files.insert(JUNIT_FILE.into(), n);
     let mut verdicts = Vec::new();
     for s in shards {
-        let path = s.dir.join(crate::gate::record::GATE_FILE);
+        let path = s.dir.join(crate::record::GATE_FILE);
         if path.exists() {
             verdicts.extend(crate::results::verdicts::read(&path)?);
         }

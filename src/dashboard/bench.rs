@@ -5,11 +5,11 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use crate::gate::record::VerdictRecord;
-use crate::gate::stats::Verdict;
 use crate::history::{History, MeasurementRow, RunMeta};
-use crate::report::metric::{Direction, metric};
-use crate::results::State;
+use crate::record::State;
+use crate::record::Verdict;
+use crate::record::VerdictRecord;
+use crate::record::metric::{Direction, metric};
 
 pub struct BenchOptions {
     pub nights: usize,

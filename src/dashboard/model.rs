@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use crate::config::{self, PerfName};
 use crate::history::dashboard::{DashChangePoint, DashMeasurement, DashVerdict};
 use crate::history::{History, HistoryError, StoredRun};
-use crate::report::metric::{Direction, metric};
+use crate::record::metric::{Direction, metric};
 
 /// Verdicts from what needs a person to what does not; a case's status is its worst.
 const ORDER: &[&str] = &[
@@ -478,7 +478,7 @@ impl Site {
         });
         json!({
             "source": source,
-            "generated": crate::results::rfc3339(std::time::SystemTime::now()),
+            "generated": crate::record::rfc3339(std::time::SystemTime::now()),
             "runs": self.runs.len(),
             "first_night": self.runs.first().map(|r| r.night),
             "last_night": self.runs.last().map(|r| r.night),

@@ -15,7 +15,7 @@
 //! unit that contradicts the metric table: each is reported as `file:line: what was expected`,
 //! every problem of the file at once.
 //!
-//! Direction always comes from the metric table ([`crate::report::metric`]), never from the
+//! Direction always comes from the metric table ([`crate::record::metric`]), never from the
 //! sign of `threshold` (upstream's sign is wrong for `TOTAL_TOKEN_THROUGHPUT` and
 //! `USER_THROUGHPUT`). Upstream's signed thresholds are kept and written back as they are, so
 //! upstream tools read the same numbers.
@@ -27,9 +27,9 @@ use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use super::record::VerdictRecord;
 use super::stats::StoredBaseline;
-use crate::report::metric::{Direction, METRICS, MetricDef, Unit, metric};
+use crate::record::VerdictRecord;
+use crate::record::metric::{Direction, METRICS, MetricDef, Unit, metric};
 
 /// Upstream's `base_perf.csv` columns, in upstream's order. All are required.
 pub const UPSTREAM_COLUMNS: [&str; 7] = [

@@ -17,7 +17,7 @@
 use serde::Serialize;
 
 use super::cpd::{self, ChangePoint, CpdParams};
-use crate::report::metric::Direction;
+use crate::record::metric::Direction;
 
 /// Nights after a provisional regression that must be back at the old level to clear it.
 pub const CLEAR_NIGHTS: usize = 2;

@@ -13,7 +13,7 @@
 use serde::Serialize;
 
 use super::cpd;
-use crate::report::metric::Direction;
+use crate::record::metric::Direction;
 
 /// A change with p below this is called significant.
 pub const ALPHA: f64 = 0.05;

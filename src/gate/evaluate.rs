@@ -8,11 +8,13 @@ use std::collections::BTreeMap;
 
 use super::env::Fingerprint;
 use super::physics::Roofline;
-use super::record::VerdictRecord;
-use super::stats::{self, BaselineSource, GateParams, Observation, StoredBaseline, Verdict};
-use super::validity::{self, Expectations};
-use crate::report::metric::{Direction, metric};
-use crate::results::{CaseResult, State};
+use super::stats::{self, BaselineSource, GateParams, StoredBaseline};
+use super::validity;
+use crate::record::Expectations;
+use crate::record::VerdictRecord;
+use crate::record::metric::{Direction, metric};
+use crate::record::{CaseResult, State};
+use crate::record::{Observation, Verdict};
 
 /// Which check decides.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]

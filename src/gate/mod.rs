@@ -8,7 +8,7 @@
 //!   measurement INVALID.
 //! - [`env`]: the environment fingerprint; a different one makes a comparison ENV_CHANGED.
 //! - [`evaluate`]: one case's verdicts, validity → environment → statistics, as
-//!   [`record::VerdictRecord`]s.
+//!   [`crate::record::VerdictRecord`]s.
 //! - [`baseline`]: stored baselines (`baselines/<prefix>.csv`, a superset of upstream's
 //!   `base_perf.csv`) and `perfgate baseline update|check`.
 //! - [`cpd`]: change-point detection over a nightly series (E-divisive means with t-tests, as
@@ -26,7 +26,6 @@ pub mod cpd_sim;
 pub mod env;
 pub mod evaluate;
 pub mod physics;
-pub mod record;
 pub mod sim;
 pub mod stats;
 pub mod validity;

@@ -30,8 +30,9 @@
 
 use std::fmt;
 
-use super::stats::{self, GateParams, Observation, Verdict};
-use crate::report::metric::{self, Direction};
+use super::stats::{self, GateParams};
+use crate::record::metric::{self, Direction};
+use crate::record::{Observation, Verdict};
 
 /// The metric simulated: upstream has a threshold for it and it is the one upstream's newer
 /// system gates by default.

@@ -58,11 +58,10 @@
 //! change point" with the same environment fingerprint, and confirming a provisional FAIL on a
 //! second night or by change-point detection.
 
-use std::fmt;
+use serde::Serialize;
 
-use serde::{Deserialize, Serialize};
-
-use crate::report::metric::Direction;
+use crate::record::metric::Direction;
+pub use crate::record::{Observation, Verdict};
 
 /// Upstream's L0 check (`sanity_perf_check.py`): `numpy.isclose(base, target, rtol, atol)` is
 /// false, i.e. `|base − target| > atol + rtol·|target|`, with the thresholds taken as absolute
@@ -73,56 +72,6 @@ pub fn upstream_check(base: f64, target: f64, rel: f64, abs: f64) -> bool {
     // NaN compares false everywhere, and numpy.isclose(NaN, x) is false, i.e. "differs".
     let close = (base - target).abs() <= abs.abs() + rel.abs() * target.abs();
     !close
-}
-
-/// The verdict of the default gate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum Verdict {
-    Pass,
-    /// A regression larger than the effect floor, beyond the noise.
-    Fail,
-    /// Not enough evidence either way: rerun if the budget allows.
-    Unknown,
-    /// A large, significant improvement: re-baseline suggested, not a failure.
-    Improved,
-    /// No history and no stored baseline: nothing to compare with.
-    New,
-    /// The measurement cannot be trusted (counts do not match the dataset, an invariant
-    /// fails, a value beats physics): never compared, never a regression. Set by
-    /// [`crate::gate::validity`], not by [`decide`].
-    Invalid,
-    /// The environment differs from the baseline's (driver, CUDA, GPU, versions): the
-    /// comparison would mix a code change with an environment change. Set by the caller.
-    EnvChanged,
-}
-
-impl Verdict {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Verdict::Pass => "PASS",
-            Verdict::Fail => "FAIL",
-            Verdict::Unknown => "UNKNOWN",
-            Verdict::Improved => "IMPROVED",
-            Verdict::New => "NEW",
-            Verdict::Invalid => "INVALID",
-            Verdict::EnvChanged => "ENV_CHANGED",
-        }
-    }
-}
-
-impl fmt::Display for Verdict {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// One stored measurement of an earlier night. Several per night are allowed (repetitions).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct Observation {
-    /// Any increasing night index (days since an epoch, a build number).
-    pub night: i64,
-    pub value: f64,
 }
 
 /// A stored baseline (a `base_perf.csv` row, or a re-baselining record).

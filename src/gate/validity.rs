@@ -17,33 +17,9 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
-
 use super::physics::Roofline;
-use crate::plan::{CasePlan, StepKind};
-
-/// What the dataset of a case makes every correct report show.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
-pub struct Expectations {
-    pub num_requests: Option<u32>,
-    /// Exact mean lengths, when every request has the same lengths (stdev 0).
-    pub input_len: Option<u32>,
-    pub output_len: Option<u32>,
-}
-
-impl Expectations {
-    /// From the dataset a case generates. A case without a generated dataset expects nothing.
-    pub fn of_case(cp: &CasePlan) -> Expectations {
-        let Some(d) = cp.steps.iter().find_map(|s| s.dataset.as_ref()) else {
-            return Expectations::default();
-        };
-        Expectations {
-            num_requests: Some(d.num_requests),
-            input_len: (d.input_stdev == 0).then_some(d.input_mean),
-            output_len: (d.output_stdev == 0).then_some(d.output_mean),
-        }
-    }
-}
+use crate::plan::StepKind;
+use crate::record::Expectations;
 
 /// Relative tolerance of identities between printed values (4-decimal rounding, averages of
 /// averages).

@@ -12,8 +12,8 @@ use super::cli::{HistoryLocation, aligned};
 use super::{History, StoredRun};
 use crate::gate::changes::{self, BlameRange, RunRef, Status};
 use crate::gate::cpd::CpdParams;
-use crate::gate::stats::Verdict;
-use crate::report::metric::{self, Direction};
+use crate::record::Verdict;
+use crate::record::metric::{self, Direction};
 
 #[derive(Clone, Copy, ValueEnum)]
 pub enum ChangesFormat {

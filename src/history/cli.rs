@@ -7,8 +7,8 @@ use std::process::ExitCode;
 use clap::ValueEnum;
 
 use super::{History, default_path};
-use crate::gate::record::VerdictRecord;
-use crate::gate::stats::Verdict;
+use crate::record::Verdict;
+use crate::record::VerdictRecord;
 
 /// Which history file: `--history`, or the one in the output directory.
 #[derive(clap::Args)]

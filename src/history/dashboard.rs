@@ -11,7 +11,7 @@ use super::{
     History, HistoryError, MeasurementRow, RUN_SELECT, RunMeta, StoredRun, check_time, on,
     stored_run,
 };
-use crate::gate::record::VerdictRecord;
+use crate::record::VerdictRecord;
 
 /// One stored verdict as the dashboard draws it, borrowed from the row being read (a year of
 /// nightlies is millions of rows; the reader copies only what it keeps). `record` is the whole

@@ -9,7 +9,7 @@ use rusqlite::params;
 use serde_json::{Map, Value};
 
 use super::{History, HistoryError, StoredRun, on};
-use crate::report::metric::metric;
+use crate::record::metric::metric;
 
 /// The columns of every format, in order.
 pub const COLUMNS: &[&str] = &[

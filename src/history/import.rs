@@ -14,11 +14,11 @@ use serde_json::{Map, Value};
 
 use super::{History, HistoryError, MeasurementRow, RunMeta, check_time, night_of, on};
 use crate::gate::env::Fingerprint;
-use crate::gate::record::{GATE_FILE, VerdictRecord};
 use crate::provenance::Provenance;
+use crate::record::{CaseId, State};
+use crate::record::{GATE_FILE, VerdictRecord};
 use crate::results::jsonl::Record;
 use crate::results::upstream::{CSV_NAME, YAML_NAME};
-use crate::results::{CaseId, State};
 
 /// One run read from result files, ready to store.
 #[derive(Debug, Clone, PartialEq)]
@@ -596,7 +596,7 @@ fn modified(path: &Path) -> anyhow::Result<String> {
     let t = std::fs::metadata(path)
         .and_then(|m| m.modified())
         .with_context(|| format!("{}: cannot read its modification time", path.display()))?;
-    Ok(crate::results::rfc3339(t))
+    Ok(crate::record::rfc3339(t))
 }
 
 impl History {

@@ -37,9 +37,9 @@ use std::time::{Duration, SystemTime};
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior, params};
 use serde::Serialize;
 
-use crate::gate::record::VerdictRecord;
-use crate::gate::stats::Observation;
-use crate::results::State;
+use crate::record::Observation;
+use crate::record::State;
+use crate::record::VerdictRecord;
 
 /// The history's file name inside the output directory.
 pub const FILE_NAME: &str = "history.sqlite";

@@ -680,3 +680,18 @@ impl TestPlan {
         s
     }
 }
+
+impl CasePlan {
+    /// What the dataset the case generates makes every correct report show; a case without a
+    /// generated dataset expects nothing.
+    pub fn expectations(&self) -> crate::record::Expectations {
+        let Some(d) = self.steps.iter().find_map(|s| s.dataset.as_ref()) else {
+            return crate::record::Expectations::default();
+        };
+        crate::record::Expectations {
+            num_requests: Some(d.num_requests),
+            input_len: (d.input_stdev == 0).then_some(d.input_mean),
+            output_len: (d.output_stdev == 0).then_some(d.output_mean),
+        }
+    }
+}

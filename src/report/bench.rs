@@ -444,7 +444,7 @@ pub(crate) fn percentile(tag: &[u8], stat: &[u8]) -> Option<Percentile> {
         .find(|(s, _)| stat.eq_ignore_ascii_case(s.as_bytes()))?;
     let name = format!("{prefix}_{suffix}");
     Some(Percentile {
-        metric: super::metric::metric(&name)?.name,
+        metric: crate::record::metric::metric(&name)?.name,
         streaming: *streaming,
         spec_decoding: *spec_decoding,
         eras: *eras,
@@ -573,14 +573,14 @@ mod tests {
         ];
         for d in tables.iter().flat_map(|t| t.iter()) {
             for m in d.metrics {
-                assert!(super::super::metric::metric(m).is_some(), "{m}");
+                assert!(crate::record::metric::metric(m).is_some(), "{m}");
             }
         }
         for s in expected_throughput(D, true, true)
             .into_iter()
             .chain(expected_latency())
         {
-            assert!(super::super::metric::metric(&s).is_some(), "{s}");
+            assert!(crate::record::metric::metric(&s).is_some(), "{s}");
         }
     }
 

@@ -8,7 +8,8 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::ValueEnum;
 
-use super::{METRICS, Report, ReportKind, metric, parse_reader, parse_report_json, reconcile};
+use super::{Report, ReportKind, parse_reader, parse_report_json, reconcile};
+use crate::record::metric::{METRICS, metric};
 
 #[derive(Clone, Copy, ValueEnum)]
 pub enum ParseFormat {

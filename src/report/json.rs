@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
-use super::metric::METRICS;
 use super::{Report, ReportError, ReportKind};
+use crate::record::metric::METRICS;
 
 type Obj = Map<String, Value>;
 
@@ -72,7 +72,7 @@ impl Reader {
         };
         for (k, stat) in PERCENTILES {
             let name = format!("{stat}_{family}");
-            if let Some(def) = super::metric::metric(&name) {
+            if let Some(def) = crate::record::metric::metric(&name) {
                 self.number(p, &format!("{path}.{key}"), k, &[def.name]);
             }
         }

@@ -3,7 +3,7 @@
 //! benchmark's result block, and trtllm-bench's `--report_json` file.
 //!
 //! Knows nothing of tests or baselines: a [`Report`] is what one log says, with every value in
-//! the unit of its [`metric::MetricDef`].
+//! the unit of its [`crate::record::metric::MetricDef`].
 //!
 //! Decisions (also in README.md, "Reading reports"):
 //! - **Structure, not labels.** A value is read only inside a report section: a `= TITLE` line
@@ -30,8 +30,6 @@
 //!   never stored; a warning names the line.
 //! - `failed_requests`: the largest `Failed requests: N` in the log (any failure matters).
 
-pub mod metric;
-
 mod bench;
 pub mod cli;
 mod json;
@@ -45,7 +43,7 @@ use std::io::BufRead;
 
 use serde::{Deserialize, Serialize};
 
-pub use metric::{Direction, METRICS, MetricDef, Unit, metric};
+use crate::record::metric::{METRICS, metric};
 
 /// What kind of output a log holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

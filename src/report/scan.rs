@@ -12,9 +12,9 @@ use std::collections::BTreeMap;
 use memchr::memmem;
 
 use super::bench::{self, Order, Section};
-use super::metric::METRICS;
 use super::text::{self, excerpt, label_eq, parse_value, split_label, strip_prefixes, visible};
 use super::{Report, ReportKind, logline, serve};
+use crate::record::metric::METRICS;
 
 /// The rule that frames every trtllm-bench section.
 const RULE_WIDTH: usize = 59;

@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use serde_json::{Map, Value, json};
 
-use super::{CaseResult, State, rfc3339};
-use crate::report::metric::metric;
+use crate::record::metric::metric;
+use crate::record::{CaseResult, State, rfc3339};
 
 pub const NAME: &str = "results.jsonl";
 

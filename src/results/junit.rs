@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime};
 
 use quick_junit::{NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestSuite};
 
-use super::CaseResult;
+use crate::record::CaseResult;
 
 #[derive(Debug, Clone)]
 pub enum Outcome {
@@ -284,7 +284,7 @@ pub fn properties(cases: &[CaseResult]) -> Vec<(String, String)> {
 /// `.mde_pct` (what this case can detect), `.roofline_pct`, `.mfu_pct`, `.mbu_pct`, `.gated`,
 /// keyed like
 /// [`properties`] (`<case>/` first when a test has several cases).
-pub fn verdict_properties(records: &[crate::gate::record::VerdictRecord]) -> Vec<(String, String)> {
+pub fn verdict_properties(records: &[crate::record::VerdictRecord]) -> Vec<(String, String)> {
     let mut cases: Vec<&str> = records
         .iter()
         .map(|r| r.case.as_deref().unwrap_or(""))

@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-use super::{CaseResult, State, upstream_timestamp};
-use crate::report::metric::metric;
+use crate::record::metric::metric;
+use crate::record::{CaseResult, State, upstream_timestamp};
 
 /// The CSV's columns, in upstream's (newest) order.
 pub const COLUMNS: &[&str] = &[

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-use crate::gate::record::{GATE_FILE, VerdictRecord};
-use crate::gate::stats::Verdict;
+use crate::record::Verdict;
+use crate::record::{GATE_FILE, VerdictRecord};
 
 pub const MARKDOWN_FILE: &str = "perf_report.md";
 

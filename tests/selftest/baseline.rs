@@ -10,9 +10,9 @@ use perfgate::gate::baseline::update::{
 use perfgate::gate::baseline::{
     BaselineError, Baselines, PERFGATE_COLUMNS, UPSTREAM_COLUMNS, baseline_path, prefix_of,
 };
-use perfgate::gate::record::VerdictRecord;
-use perfgate::gate::stats::Verdict;
-use perfgate::report::metric::{Direction, metric};
+use perfgate::record::Verdict;
+use perfgate::record::VerdictRecord;
+use perfgate::record::metric::{Direction, metric};
 
 const SAMPLE: &str = include_str!("../fixtures/baselines/base_perf_sample.csv");
 const TRT: &str = "H100_PCIe-TensorRT-Perf-1";

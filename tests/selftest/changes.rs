@@ -6,12 +6,12 @@ use std::process::Command;
 
 use perfgate::gate::changes::{self, Status};
 use perfgate::gate::cpd::CpdParams;
-use perfgate::gate::record::VerdictRecord;
 use perfgate::gate::sim::Rng;
-use perfgate::gate::stats::Verdict;
 use perfgate::history::{History, MeasurementRow, RunMeta};
-use perfgate::report::metric::Direction;
-use perfgate::results::State;
+use perfgate::record::State;
+use perfgate::record::Verdict;
+use perfgate::record::VerdictRecord;
+use perfgate::record::metric::Direction;
 
 const CASE: &str = "H100/perf/test_perf.py::test_perf_metric_token_throughput[llama-bench-float16]";
 const METRIC: &str = "TOKEN_THROUGHPUT";

@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 
-use perfgate::results::{State, jsonl};
+use perfgate::record::State;
+use perfgate::results::jsonl;
 
 use super::e2e::run;
 

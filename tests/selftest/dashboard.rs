@@ -8,11 +8,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use perfgate::dashboard::{chart_number_slow, pareto_frontier, push_chart_number, robust_band};
-use perfgate::gate::record::VerdictRecord;
-use perfgate::gate::stats::Verdict;
 use perfgate::history::{History, MeasurementRow, RunMeta};
-use perfgate::report::metric::Direction;
-use perfgate::results::State;
+use perfgate::record::State;
+use perfgate::record::Verdict;
+use perfgate::record::VerdictRecord;
+use perfgate::record::metric::Direction;
 use proptest::prelude::*;
 
 const PREFIX: &str = "H100_80GB_HBM3";

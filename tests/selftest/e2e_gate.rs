@@ -5,8 +5,8 @@
 
 use std::path::Path;
 
-use perfgate::gate::record::VerdictRecord;
-use perfgate::gate::stats::Verdict;
+use perfgate::record::Verdict;
+use perfgate::record::VerdictRecord;
 
 use super::e2e::run;
 

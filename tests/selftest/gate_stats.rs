@@ -2,10 +2,11 @@
 
 use perfgate::gate::sim::{self, Scenario, SimOptions};
 use perfgate::gate::stats::{
-    BaselineSource, GateError, GateParams, Observation, StoredBaseline, Verdict, decide,
-    should_rerun, t_quantile, upstream_check,
+    BaselineSource, GateError, GateParams, StoredBaseline, decide, should_rerun, t_quantile,
+    upstream_check,
 };
-use perfgate::report::metric::Direction::{HigherIsBetter, LowerIsBetter};
+use perfgate::record::metric::Direction::{HigherIsBetter, LowerIsBetter};
+use perfgate::record::{Observation, Verdict};
 
 /// 20 nights of 3 repetitions around `center` with ~1% deterministic spread.
 fn history(center: f64) -> Vec<Observation> {

@@ -12,11 +12,14 @@ use perfgate::gate::evaluate::{
     BaselineRef, CaseContext, FailOn, GateMode, Reference, evaluate, wants_rerun,
 };
 use perfgate::gate::physics::{Roofline, rooflines};
-use perfgate::gate::record::VerdictRecord;
-use perfgate::gate::stats::{Observation, StoredBaseline, Verdict};
-use perfgate::gate::validity::{Expectations, check};
+use perfgate::gate::stats::StoredBaseline;
+use perfgate::gate::validity::check;
 use perfgate::models::ModelConfigs;
-use perfgate::results::{CaseId, CaseResult, Measurement, State, junit, verdicts};
+use perfgate::record::Expectations;
+use perfgate::record::VerdictRecord;
+use perfgate::record::{CaseId, CaseResult, Measurement, State};
+use perfgate::record::{Observation, Verdict};
+use perfgate::results::{junit, verdicts};
 
 /// The metrics of a real trtllm-bench 0.21 report (devblog, Llama-3.1-8B, 100 requests of
 /// 128/128): every invariant holds on it.

@@ -6,11 +6,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Barrier};
 
-use perfgate::gate::record::VerdictRecord;
-use perfgate::gate::stats::{Observation, Verdict};
 use perfgate::history::{History, HistoryError, MeasurementRow, RunMeta, SeriesQuery};
-use perfgate::report::metric::Direction;
-use perfgate::results::State;
+use perfgate::record::State;
+use perfgate::record::VerdictRecord;
+use perfgate::record::metric::Direction;
+use perfgate::record::{Observation, Verdict};
 
 const CASE: &str = "H100/perf/test_perf.py::test_perf_metric_token_throughput[llama-bench-float16]";
 const METRIC: &str = "TOKEN_THROUGHPUT";

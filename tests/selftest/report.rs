@@ -7,9 +7,9 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
+use perfgate::record::metric::{Direction, METRICS, Unit, metric};
 use perfgate::report::{
-    Direction, METRICS, Report, ReportError, ReportKind, Unit, metric, parse_reader,
-    parse_report_json, parse_str, reconcile,
+    Report, ReportError, ReportKind, parse_reader, parse_report_json, parse_str, reconcile,
 };
 
 fn fixture_path(rel: &str) -> PathBuf {

@@ -6,9 +6,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use perfgate::results::{
-    CaseId, CaseResult, Measurement, State, Writers, jsonl, junit, upstream, verdicts,
-};
+use perfgate::record::{CaseId, CaseResult, Measurement, State};
+use perfgate::results::{Writers, jsonl, junit, upstream, verdicts};
 
 fn measurement(rep: u32, state: State, metrics: &[(&str, f64)]) -> Measurement {
     let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_790_000_000 + u64::from(rep) * 100);
@@ -257,7 +256,7 @@ fn jsonl_has_every_repetition_and_a_summary() {
         .find(|r| r.metric.as_deref() == Some("TOKEN_THROUGHPUT") && r.repetition == Some(2))
         .expect("repetition 2");
     assert_eq!(r.value, Some(80.0));
-    assert_eq!(r.state, perfgate::results::State::Valid);
+    assert_eq!(r.state, perfgate::record::State::Valid);
     let bad = dir.path().join("bad.jsonl");
     std::fs::write(
         &bad,

@@ -15,7 +15,7 @@ use super::update::{
     selected, unified_diff,
 };
 use super::{Baselines, baseline_path};
-use crate::gate::record::GATE_FILE;
+use crate::record::GATE_FILE;
 
 #[derive(clap::Subcommand)]
 pub enum BaselineCommand {
@@ -120,7 +120,7 @@ fn run_update(a: UpdateArgs) -> anyhow::Result<ExitCode> {
         }
     };
     let current = Baselines::read_or_empty(&path)?;
-    let now = crate::results::rfc3339(std::time::SystemTime::now());
+    let now = crate::record::rfc3339(std::time::SystemTime::now());
     let plan = plan_update(
         &current,
         &chosen,

@@ -24,9 +24,9 @@ use std::path::{Path, PathBuf};
 use regex::Regex;
 
 use super::{BaselineRow, Baselines, prefix_of};
-use crate::gate::record::VerdictRecord;
-use crate::gate::stats::Verdict;
-use crate::report::metric::Direction;
+use crate::record::Verdict;
+use crate::record::VerdictRecord;
+use crate::record::metric::Direction;
 
 /// The patch written next to `gate.jsonl`, as upstream's check writes `perf_patch.patch`.
 pub const PATCH_FILE: &str = "perf_patch.patch";

@@ -4,8 +4,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::stats::Verdict;
-use crate::report::metric::Direction;
+use std::fmt;
+
+use super::metric::Direction;
 
 /// The file in the output directory with one [`VerdictRecord`] per line.
 pub const GATE_FILE: &str = "gate.jsonl";
@@ -68,4 +69,54 @@ pub struct VerdictRecord {
     pub explanation: String,
     /// For INVALID and ENV_CHANGED: each piece of evidence.
     pub evidence: Vec<String>,
+}
+
+/// The verdict of the default gate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Verdict {
+    Pass,
+    /// A regression larger than the effect floor, beyond the noise.
+    Fail,
+    /// Not enough evidence either way: rerun if the budget allows.
+    Unknown,
+    /// A large, significant improvement: re-baseline suggested, not a failure.
+    Improved,
+    /// No history and no stored baseline: nothing to compare with.
+    New,
+    /// The measurement cannot be trusted (counts do not match the dataset, an invariant
+    /// fails, a value beats physics): never compared, never a regression. Set by
+    /// the gate's validity checks, not by its statistics.
+    Invalid,
+    /// The environment differs from the baseline's (driver, CUDA, GPU, versions): the
+    /// comparison would mix a code change with an environment change. Set by the caller.
+    EnvChanged,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Pass => "PASS",
+            Verdict::Fail => "FAIL",
+            Verdict::Unknown => "UNKNOWN",
+            Verdict::Improved => "IMPROVED",
+            Verdict::New => "NEW",
+            Verdict::Invalid => "INVALID",
+            Verdict::EnvChanged => "ENV_CHANGED",
+        }
+    }
+}
+
+impl fmt::Display for Verdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One stored measurement of an earlier night. Several per night are allowed (repetitions).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Observation {
+    /// Any increasing night index (days since an epoch, a build number).
+    pub night: i64,
+    pub value: f64,
 }
