@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use crate::gate::compare::{self, Delta, Effect, Sample};
 use crate::history::History;
-use crate::history::changes_cli::resolve_run;
+use crate::history::regressions::resolve_run;
 use crate::record::State;
 use crate::record::metric;
 use crate::results::jsonl;

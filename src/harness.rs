@@ -18,10 +18,10 @@ use crate::gate::evaluate::BaselineRef;
 use crate::gate::evaluate::{
     self as gate_eval, CaseContext, DEFAULT_GATED, FailOn, GateMode, Reference,
 };
-use crate::gate::physics::Roofline;
 use crate::gate::stats::GateParams;
 use crate::history::{History, MeasurementRow, RunMeta, SeriesQuery};
 use crate::models::ModelConfigs;
+use crate::physics::Roofline;
 use crate::plan::{self, DatasetGenerator, PlanOptions, StepKind, TestPlan};
 use crate::record::Expectations;
 use crate::record::VerdictRecord;
@@ -834,7 +834,7 @@ fn physics_text(t: &Collected, ctx: &RunContext) -> String {
     let (Some((configs, gpu)), Ok(PerfName::Standard(cfg))) = (&ctx.physics, &t.name) else {
         return String::new();
     };
-    match crate::gate::physics::rooflines(configs, cfg, gpu) {
+    match crate::physics::rooflines(configs, cfg, gpu) {
         Ok(roofs) => roofs.iter().map(|r| r.limits().render()).collect(),
         Err(e) => format!("  physical limits: {e}\n"),
     }
@@ -1147,7 +1147,7 @@ impl GateState {
     /// for the terminal (confirmed regressions with their blame ranges); `None` without a
     /// history or without a FAIL.
     fn change_points(&self) -> anyhow::Result<Option<(String, String)>> {
-        use crate::history::changes_cli;
+        use crate::history::regressions as changes_cli;
         let Some(h) = &self.history else {
             return Ok(None);
         };
@@ -1459,7 +1459,7 @@ impl<'a> CaseJudge<'a> {
     fn new(t: &Collected, plan: &TestPlan, ctx: &'a RunContext) -> CaseJudge<'a> {
         let rooflines = match (&ctx.physics, &t.name) {
             (Some((configs, gpu)), Ok(PerfName::Standard(cfg))) => {
-                crate::gate::physics::rooflines(configs, cfg, gpu).unwrap_or_default()
+                crate::physics::rooflines(configs, cfg, gpu).unwrap_or_default()
             }
             _ => Vec::new(),
         };

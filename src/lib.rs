@@ -5,6 +5,7 @@
 //! (`src/main.rs`) are thin shells over this library.
 
 pub mod bench;
+pub mod cli;
 pub mod compare;
 pub mod config;
 pub mod dashboard;
@@ -18,6 +19,7 @@ pub mod lint;
 pub mod llm_api;
 pub mod merge;
 pub mod models;
+pub mod physics;
 pub mod plan;
 pub mod provenance;
 pub mod record;

@@ -39,9 +39,9 @@ enum Command {
     /// Time collecting, parsing and planning a large list (the harness's start-up cost).
     BenchNames(BenchNamesArgs),
     /// Generate a benchmark dataset (a bit-exact drop-in for upstream prepare_dataset.py).
-    Dataset(perfgate::dataset::cli::DatasetArgs),
+    Dataset(perfgate::cli::dataset::DatasetArgs),
     /// Read metrics out of trtllm-bench, build and serving-benchmark logs.
-    Parse(perfgate::report::cli::ParseArgs),
+    Parse(perfgate::cli::parse::ParseArgs),
     /// Time parsing a synthesized ~200 MB log (a report amid per-iteration logging).
     BenchParse(BenchParseArgs),
     /// Simulate nightly histories and compare the gate's detection and false-alarm rates with
@@ -52,29 +52,29 @@ enum Command {
     BenchCpd(BenchCpdArgs),
     /// Stored baselines: re-baseline from a run (`update`), validate files (`check`).
     #[command(subcommand)]
-    Baseline(perfgate::gate::baseline::cli::BaselineCommand),
+    Baseline(perfgate::cli::baseline::BaselineCommand),
     /// Print the verdicts a run stored in the history (table or JSON); exit status 1 when a
     /// gated verdict is FAIL.
-    Gate(perfgate::history::cli::GateArgs),
+    Gate(perfgate::cli::history::GateArgs),
     /// Compare two runs (output directories or history runs): medians, Δ%, better/worse,
     /// significance; as a table, markdown or self-contained HTML.
     Compare(CompareArgs),
     /// Look into the history file (runs, nights).
-    History(perfgate::history::cli::HistoryArgs),
+    History(perfgate::cli::history::HistoryArgs),
     /// Split a test list into N GPU-pure shards balanced by expected duration (what
     /// `perfgate run --shard K/N` runs).
     Shards(perfgate::shard::ShardsArgs),
     /// Merge the output directories of the shards of one run into one.
     Merge(perfgate::merge::MergeArgs),
     /// Build the static nightly dashboard (HTML, works from file://) from a history.
-    Dashboard(perfgate::dashboard::cli::DashboardArgs),
+    Dashboard(perfgate::cli::dashboard::DashboardArgs),
     /// Time building the dashboard of a synthesized year of nightlies.
-    BenchDashboard(perfgate::dashboard::cli::BenchDashboardArgs),
+    BenchDashboard(perfgate::cli::dashboard::BenchDashboardArgs),
     /// Run a sharded list on a SLURM cluster: job arrays per GPU class, followed, merged.
     #[command(subcommand)]
     Slurm(perfgate::slurm::SlurmCommand),
     /// Show what GPU telemetry sees: the environment and a few samples (reads only).
-    Telemetry(perfgate::telemetry::cli::TelemetryArgs),
+    Telemetry(perfgate::cli::telemetry::TelemetryArgs),
 }
 
 #[derive(clap::Args)]
@@ -227,7 +227,7 @@ struct CompareArgs {
     /// The one compared with A, named the same ways.
     b: String,
     #[command(flatten)]
-    location: perfgate::history::cli::HistoryLocation,
+    location: perfgate::cli::history::HistoryLocation,
     #[arg(long, value_enum, default_value = "table")]
     format: CompareFormat,
     /// Write to this file (atomically) instead of standard output.
@@ -250,18 +250,18 @@ fn main() -> ExitCode {
         Command::Config(a) => run_config(a),
         Command::Estimate(a) => run_estimate(a),
         Command::BenchNames(a) => run_bench_names(a),
-        Command::Dataset(a) => perfgate::dataset::cli::run_cli(a).map(|()| ExitCode::SUCCESS),
-        Command::Parse(a) => perfgate::report::cli::run_cli(a),
+        Command::Dataset(a) => perfgate::cli::dataset::run_cli(a).map(|()| ExitCode::SUCCESS),
+        Command::Parse(a) => perfgate::cli::parse::run_cli(a),
         Command::BenchParse(a) => run_bench_parse(a),
         Command::BenchGate(a) => run_bench_gate(a),
         Command::BenchCpd(a) => run_bench_cpd(a),
-        Command::Baseline(c) => perfgate::gate::baseline::cli::run_cli(c),
-        Command::Gate(a) => perfgate::history::cli::run_gate(a),
+        Command::Baseline(c) => perfgate::cli::baseline::run_cli(c),
+        Command::Gate(a) => perfgate::cli::history::run_gate(a),
         Command::Compare(a) => run_compare(a),
-        Command::History(a) => perfgate::history::cli::run_history(a),
-        Command::Dashboard(a) => perfgate::dashboard::cli::run_dashboard(a),
-        Command::BenchDashboard(a) => perfgate::dashboard::cli::run_bench(a),
-        Command::Telemetry(a) => perfgate::telemetry::cli::run_cli(a),
+        Command::History(a) => perfgate::cli::history::run_history(a),
+        Command::Dashboard(a) => perfgate::cli::dashboard::run_dashboard(a),
+        Command::BenchDashboard(a) => perfgate::cli::dashboard::run_bench(a),
+        Command::Telemetry(a) => perfgate::cli::telemetry::run_cli(a),
         Command::Shards(a) => perfgate::shard::run_cli(a),
         Command::Merge(a) => perfgate::merge::run_cli(a),
         Command::Slurm(perfgate::slurm::SlurmCommand::Submit(a)) => perfgate::slurm::submit(a),
@@ -517,7 +517,7 @@ fn run_estimate(a: EstimateArgs) -> anyhow::Result<ExitCode> {
         .common
         .gpu_type(a.common.system()?.as_ref(), &configs)
         .unwrap_or_else(|| "H100_SXM".to_string());
-    let roofs = perfgate::gate::physics::rooflines(&configs, cfg, &gpu)
+    let roofs = perfgate::physics::rooflines(&configs, cfg, &gpu)
         .map_err(|e| anyhow::anyhow!("`{raw}`: {e}"))?;
     let mut out = std::io::stdout().lock();
     match a.format {

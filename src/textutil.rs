@@ -162,3 +162,36 @@ mod tests {
         assert_eq!(shell_quote("it's"), r"'it'\''s'");
     }
 }
+
+/// Columns padded to their widest cell (by characters: `Δ` is one); `right` columns (numbers)
+/// aligned right. The last column is not padded.
+pub fn aligned<const N: usize>(rows: &[[String; N]], right: &[usize]) -> String {
+    let mut widths = [0usize; N];
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for row in rows {
+        let mut line = String::new();
+        for (i, cell) in row.iter().enumerate() {
+            if i + 1 == N {
+                line.push_str(cell);
+                break;
+            }
+            let pad = " ".repeat(widths[i] - cell.chars().count());
+            if right.contains(&i) {
+                line.push_str(&pad);
+                line.push_str(cell);
+            } else {
+                line.push_str(cell);
+                line.push_str(&pad);
+            }
+            line.push_str("  ");
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}

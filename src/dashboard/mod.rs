@@ -13,7 +13,6 @@
 //! - `data/runs.js`: every run shown (id, revision, host, environment), for the drill-down.
 
 pub mod bench;
-pub mod cli;
 mod model;
 
 use std::path::{Path, PathBuf};

@@ -24,7 +24,6 @@
 //!   `lora_request` like the synthetic commands do.
 
 pub mod cache;
-pub mod cli;
 pub mod cpython;
 mod error;
 pub mod fmt;
@@ -36,8 +35,8 @@ mod pipeline;
 mod progress;
 pub mod prompts;
 pub mod records;
-mod spec;
-mod synthetic;
+pub mod spec;
+pub mod synthetic;
 pub mod tokenizer;
 
 pub use cache::{VocabIdentity, cache_key};

@@ -20,7 +20,6 @@
 //! `USER_THROUGHPUT`). Upstream's signed thresholds are kept and written back as they are, so
 //! upstream tools read the same numbers.
 
-pub mod cli;
 pub mod update;
 
 use std::collections::HashMap;

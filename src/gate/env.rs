@@ -14,7 +14,8 @@ use std::fmt;
 
 use serde_json::Value;
 
-use crate::testlist::System;
+/// The machine description (`--system`, detected facts) the fingerprint is taken from.
+type System = serde_json::Map<String, serde_json::Value>;
 
 /// The system-description keys that describe the platform. Any key starting with
 /// `fingerprint.` is taken too, for what a site wants to pin (a container image, a BIOS

@@ -7,9 +7,9 @@
 use std::collections::BTreeMap;
 
 use super::env::Fingerprint;
-use super::physics::Roofline;
 use super::stats::{self, BaselineSource, GateParams, StoredBaseline};
 use super::validity;
+use crate::physics::Roofline;
 use crate::record::Expectations;
 use crate::record::VerdictRecord;
 use crate::record::metric::{Direction, metric};

@@ -15,8 +15,6 @@
 //!   Apache Otava does it); [`cpd_sim`] measures it (`perfgate bench-cpd`).
 //! - [`changes`]: a provisional regression confirmed, cleared or pending, with its blame range.
 //! - [`compare`]: two runs side by side: medians, Δ%, better/worse, Welch t on logs.
-//! - [`physics`]: compute and memory ceilings per case (roofline), MBU/MFU, and the check that
-//!   no result beats physics.
 
 pub mod baseline;
 pub mod changes;
@@ -25,7 +23,6 @@ pub mod cpd;
 pub mod cpd_sim;
 pub mod env;
 pub mod evaluate;
-pub mod physics;
 pub mod sim;
 pub mod stats;
 pub mod validity;

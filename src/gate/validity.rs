@@ -13,11 +13,11 @@
 //! - **Invariants.** Output tok/s = req/s × mean output length (within 1%, the rounding of
 //!   printed values); average concurrency = req/s × mean request latency (Little's law, within
 //!   5%); mean TTFT ≤ mean request latency.
-//! - **Physics.** No value beats its roofline bound ([`super::physics::Roofline::check`]).
+//! - **Physics.** No value beats its roofline bound ([`crate::physics::Roofline::check`]).
 
 use std::collections::BTreeMap;
 
-use super::physics::Roofline;
+use crate::physics::Roofline;
 use crate::plan::StepKind;
 use crate::record::Expectations;
 

@@ -22,13 +22,12 @@
 //! the gate uses as [`Observation::night`], independent of clocks and time zones.
 
 pub mod changes;
-pub mod changes_cli;
-pub mod cli;
 pub mod dashboard;
 mod durations;
 pub mod export;
 pub mod import;
 pub mod merge;
+pub mod regressions;
 mod schema;
 
 use std::path::{Path, PathBuf};

@@ -31,7 +31,6 @@
 //! - `failed_requests`: the largest `Failed requests: N` in the log (any failure matters).
 
 mod bench;
-pub mod cli;
 mod json;
 mod logline;
 mod scan;

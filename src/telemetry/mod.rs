@@ -11,7 +11,6 @@
 //! Nothing here invents a reading: what NVML cannot give is `None`, and why is said once in the
 //! recording's `problems`.
 
-pub mod cli;
 mod clocks;
 mod files;
 mod host;

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use clap::Parser;
-use perfgate::dataset::cli::{DatasetArgs, run_cli_with};
+use perfgate::cli::dataset::{DatasetArgs, run_cli_with};
 use perfgate::dataset::cpython::{PyRandom, SeenSet};
 use perfgate::dataset::lengths::{draw_lengths, normal_lengths, standard_normals};
 use perfgate::dataset::numpy::{LegacyRandomState, Pcg64};

@@ -11,10 +11,10 @@ use perfgate::gate::env::Fingerprint;
 use perfgate::gate::evaluate::{
     BaselineRef, CaseContext, FailOn, GateMode, Reference, evaluate, wants_rerun,
 };
-use perfgate::gate::physics::{Roofline, rooflines};
 use perfgate::gate::stats::StoredBaseline;
 use perfgate::gate::validity::check;
 use perfgate::models::ModelConfigs;
+use perfgate::physics::{Roofline, rooflines};
 use perfgate::record::Expectations;
 use perfgate::record::VerdictRecord;
 use perfgate::record::{CaseId, CaseResult, Measurement, State};

@@ -3,8 +3,8 @@
 use std::collections::BTreeMap;
 
 use perfgate::config::{PerfName, parse};
-use perfgate::gate::physics::{PhysicsError, Roofline, SAFETY_MARGIN, rooflines};
 use perfgate::models::{Catalog, ModelConfigs};
+use perfgate::physics::{PhysicsError, Roofline, SAFETY_MARGIN, rooflines};
 
 fn roofs(name: &str, gpu: &str) -> Result<Vec<Roofline>, PhysicsError> {
     let Ok(PerfName::Standard(cfg)) = parse(name) else {

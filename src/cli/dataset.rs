@@ -12,11 +12,13 @@ use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 
-use super::prompts::{PromptsSpec, write_prompts, write_prompts_file};
-use super::records::OutputFormat;
-use super::spec::{LengthDist, SyntheticSpec, TaskIds};
-use super::synthetic::{DatasetSummary, write_synthetic_as, write_synthetic_file_as};
-use super::tokenizer::{EosPolicy, TokenizerFiles, Vocab, load_tokenizer, tokenizer_class};
+use crate::dataset::prompts::{PromptsSpec, write_prompts, write_prompts_file};
+use crate::dataset::records::OutputFormat;
+use crate::dataset::spec::{LengthDist, SyntheticSpec, TaskIds};
+use crate::dataset::synthetic::{DatasetSummary, write_synthetic_as, write_synthetic_file_as};
+use crate::dataset::tokenizer::{
+    EosPolicy, TokenizerFiles, Vocab, load_tokenizer, tokenizer_class,
+};
 
 #[derive(Debug, Clone, clap::Args)]
 #[command(about = "Generate a trtllm-bench dataset (a bit-exact port of prepare_dataset.py)")]

@@ -6,9 +6,10 @@ use std::process::ExitCode;
 
 use clap::ValueEnum;
 
-use super::{History, default_path};
+use crate::history::{History, default_path};
 use crate::record::Verdict;
 use crate::record::VerdictRecord;
+use crate::textutil::aligned;
 
 /// Which history file: `--history`, or the one in the output directory.
 #[derive(clap::Args)]
@@ -81,7 +82,7 @@ pub enum HistoryCommand {
     /// Confirm, clear or leave pending a run's provisional regressions (its FAIL verdicts) by
     /// change-point detection over the nights around it, with blame ranges (last good run ->
     /// first bad run); `--all` lists every change point of the run's series.
-    Changes(super::changes_cli::ChangesArgs),
+    Changes(super::changes::ChangesArgs),
 }
 
 #[derive(clap::Args)]
@@ -163,7 +164,7 @@ pub fn run_gate(a: GateArgs) -> anyhow::Result<ExitCode> {
     };
     let run = history
         .run(&run_id)?
-        .ok_or_else(|| super::unknown_run(&path, &run_id))?;
+        .ok_or_else(|| crate::history::unknown_run(&path, &run_id))?;
     let records: Vec<VerdictRecord> = history
         .verdicts(&run_id)?
         .into_iter()
@@ -214,7 +215,7 @@ pub fn run_history(a: HistoryArgs) -> anyhow::Result<ExitCode> {
     match a.command {
         HistoryCommand::Import(a) => run_import(a),
         HistoryCommand::Export(a) => run_export(a),
-        HistoryCommand::Changes(c) => super::changes_cli::run_changes(c),
+        HistoryCommand::Changes(c) => super::changes::run_changes(c),
         HistoryCommand::Runs(r) => {
             let history = History::open_existing(&r.location.path())?;
             let runs = history.runs(r.limit)?;
@@ -302,39 +303,6 @@ fn counts(records: &[VerdictRecord]) -> String {
     format!(" ({})", parts.join(", "))
 }
 
-/// Columns padded to their widest cell (by characters: `Δ` is one); `right` columns (numbers)
-/// aligned right. The last column is not padded.
-pub(super) fn aligned<const N: usize>(rows: &[[String; N]], right: &[usize]) -> String {
-    let mut widths = [0usize; N];
-    for row in rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let mut out = String::new();
-    for row in rows {
-        let mut line = String::new();
-        for (i, cell) in row.iter().enumerate() {
-            if i + 1 == N {
-                line.push_str(cell);
-                break;
-            }
-            let pad = " ".repeat(widths[i] - cell.chars().count());
-            if right.contains(&i) {
-                line.push_str(&pad);
-                line.push_str(cell);
-            } else {
-                line.push_str(cell);
-                line.push_str(&pad);
-            }
-            line.push_str("  ");
-        }
-        out.push_str(line.trim_end());
-        out.push('\n');
-    }
-    out
-}
-
 /// A commit id's first 12 characters (enough to name it); other revisions as they are.
 fn short_revision(revision: Option<&str>) -> String {
     match revision {
@@ -347,7 +315,7 @@ fn short_revision(revision: Option<&str>) -> String {
 /// `perfgate history import`: every run is checked against the history before any is
 /// written, then each is stored in a transaction of its own.
 fn run_import(a: ImportArgs) -> anyhow::Result<ExitCode> {
-    use super::import::{ImportOutcome, read_path};
+    use crate::history::import::{ImportOutcome, read_path};
     let mut sources = Vec::new();
     for path in &a.paths {
         sources.push(read_path(path)?);
@@ -446,7 +414,7 @@ fn run_import(a: ImportArgs) -> anyhow::Result<ExitCode> {
 
 /// `perfgate history export`: streamed run by run; `--out` is replaced only when complete.
 fn run_export(a: ExportArgs) -> anyhow::Result<ExitCode> {
-    use super::export::{DEFAULT_INDEX, ExportWriter, Format, check_index_name};
+    use crate::history::export::{DEFAULT_INDEX, ExportWriter, Format, check_index_name};
     let format = match a.format {
         ExportFormat::Csv => Format::Csv,
         ExportFormat::Jsonl => Format::Jsonl,

@@ -1,40 +1,17 @@
-//! `perfgate history changes`: a run's provisional regressions confirmed, cleared or pending,
-//! with blame ranges; `--all`: every change point of every series the run measured.
+//! A run's provisional regressions confirmed, cleared or pending by change-point detection
+//! over the nights before and after it, with blame ranges ([`change_rows`]); also every change
+//! point of every series a run measured. What `perfgate history changes` prints and what a
+//! run's report lists under "Change points".
 
-use std::io::Write;
 use std::path::Path;
-use std::process::ExitCode;
 
-use clap::ValueEnum;
 use serde::Serialize;
 
-use super::cli::{HistoryLocation, aligned};
 use super::{History, StoredRun};
 use crate::gate::changes::{self, BlameRange, RunRef, Status};
 use crate::gate::cpd::CpdParams;
 use crate::record::Verdict;
 use crate::record::metric::{self, Direction};
-
-#[derive(Clone, Copy, ValueEnum)]
-pub enum ChangesFormat {
-    Table,
-    Json,
-    Markdown,
-}
-
-#[derive(clap::Args)]
-pub struct ChangesArgs {
-    #[command(flatten)]
-    pub location: HistoryLocation,
-    /// The run whose FAIL verdicts to assess: a run id, `latest`, or `latest~N` (N runs before).
-    #[arg(long, default_value = "latest", value_name = "RUN")]
-    pub run: String,
-    /// List every change point (regressions and improvements) of every series the run measured.
-    #[arg(long)]
-    pub all: bool,
-    #[arg(long, value_enum, default_value = "table")]
-    pub format: ChangesFormat,
-}
 
 /// One line of the output.
 #[derive(Debug, Clone, Serialize)]
@@ -161,29 +138,6 @@ pub fn change_rows(
     Ok(rows)
 }
 
-pub fn run_changes(a: ChangesArgs) -> anyhow::Result<ExitCode> {
-    let path = a.location.path();
-    let history = History::open_existing(&path)?;
-    let run = resolve_run(&history, &path, &a.run)?;
-    let rows = change_rows(&history, &run, a.all)?;
-    let mut out = std::io::stdout().lock();
-    match a.format {
-        ChangesFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(&rows)?)?,
-        ChangesFormat::Markdown => write!(out, "{}", render_markdown(&rows, a.all))?,
-        ChangesFormat::Table => {
-            writeln!(out, "run {} (night {})", run.meta.run_id, run.night)?;
-            write!(out, "{}", render_table(&rows))?;
-            let what = if a.all {
-                "change point(s)"
-            } else {
-                "provisional regression(s)"
-            };
-            writeln!(out, "{} {what}", rows.len())?;
-        }
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
 /// `run 20260101T... (night 12, rev abc123, 2026-01-01)`.
 pub fn run_ref(r: &RunRef) -> String {
     format!(
@@ -195,7 +149,7 @@ pub fn run_ref(r: &RunRef) -> String {
     )
 }
 
-fn blame_text(b: &Option<BlameRange>) -> (String, String) {
+pub fn blame_text(b: &Option<BlameRange>) -> (String, String) {
     match b {
         Some(b) => (
             b.last_good
@@ -208,31 +162,8 @@ fn blame_text(b: &Option<BlameRange>) -> (String, String) {
     }
 }
 
-fn pct(v: Option<f64>) -> String {
+pub fn pct(v: Option<f64>) -> String {
     v.map(|v| format!("{v:+.2}")).unwrap_or_else(|| "-".into())
-}
-
-fn render_table(rows: &[ChangeRow]) -> String {
-    let mut t = vec![[
-        "STATUS".to_string(),
-        "METRIC".into(),
-        "Δ%".into(),
-        "LAST GOOD".into(),
-        "FIRST BAD".into(),
-        "CASE".into(),
-    ]];
-    for r in rows {
-        let (good, bad) = blame_text(&r.blame);
-        t.push([
-            r.status.clone(),
-            format!("{} {}", r.step, r.metric),
-            pct(r.change_pct),
-            good,
-            bad,
-            r.perf_case_name.clone(),
-        ]);
-    }
-    aligned(&t, &[2])
 }
 
 /// The markdown table (also the "Change points" section of a run's report).

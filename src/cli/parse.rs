@@ -8,8 +8,8 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::ValueEnum;
 
-use super::{Report, ReportKind, parse_reader, parse_report_json, reconcile};
 use crate::record::metric::{METRICS, metric};
+use crate::report::{Report, ReportKind, parse_reader, parse_report_json, reconcile};
 
 #[derive(Clone, Copy, ValueEnum)]
 pub enum ParseFormat {

@@ -41,7 +41,7 @@ pub struct BenchDashboardArgs {
 
 pub fn run_dashboard(a: DashboardArgs) -> anyhow::Result<ExitCode> {
     let t0 = std::time::Instant::now();
-    let summary = super::build(&super::Options {
+    let summary = crate::dashboard::build(&crate::dashboard::Options {
         history: a.history.clone(),
         out: a.out.clone(),
         nights: a.nights,
@@ -78,7 +78,7 @@ pub fn run_bench(a: BenchDashboardArgs) -> anyhow::Result<ExitCode> {
             tmp.clone()
         }
     };
-    let report = super::bench::run(&super::bench::BenchOptions {
+    let report = crate::dashboard::bench::run(&crate::dashboard::bench::BenchOptions {
         nights: a.nights,
         cases: a.cases,
         metrics: a.metrics,

@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::ValueEnum;
 use serde_json::json;
 
-use super::{Sample, Telemetry, throttle_names};
+use crate::telemetry::{Sample, Telemetry, throttle_names};
 
 #[derive(Clone, Copy, ValueEnum)]
 pub enum Format {

@@ -10,11 +10,11 @@ use std::process::ExitCode;
 use anyhow::Context;
 use regex::Regex;
 
-use super::update::{
+use crate::gate::baseline::update::{
     self, Decision, Outcome, PATCH_FILE, UpdateOptions, common_prefix, plan_update, read_gate_file,
     selected, unified_diff,
 };
-use super::{Baselines, baseline_path};
+use crate::gate::baseline::{Baselines, baseline_path};
 use crate::record::GATE_FILE;
 
 #[derive(clap::Subcommand)]
