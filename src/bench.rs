@@ -3,8 +3,8 @@
 use std::fmt;
 use std::time::Instant;
 
+use crate::collect::CollectOptions;
 use crate::config::Slot;
-use crate::harness::CommonArgs;
 
 pub struct NamesReport {
     pub count: usize,
@@ -63,16 +63,16 @@ pub fn names(count: usize) -> anyhow::Result<NamesReport> {
         ));
     }
     std::fs::write(&list, text)?;
-    let common = CommonArgs {
+    let common = CollectOptions {
         test_prefix: Some("H100_80GB_HBM3".into()),
-        ..CommonArgs::for_lists(vec![list.clone()])?
+        ..CollectOptions::for_lists(vec![list.clone()])
     };
     let t0 = Instant::now();
-    let loaded = crate::testlist::load(&common.test_list, &Default::default());
+    let loaded = crate::testlist::load(&common.test_lists, &Default::default());
     let load_ms = t0.elapsed().as_secs_f64() * 1e3;
     drop(loaded);
     let t0 = Instant::now();
-    let collection = common.collect()?;
+    let collection = common.collect(&crate::backend::Registry::builtin())?;
     let total_ms = t0.elapsed().as_secs_f64() * 1e3;
     let _ = std::fs::remove_dir_all(&dir);
     let parsed = collection.tests.iter().filter(|t| t.name.is_ok()).count();

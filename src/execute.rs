@@ -1,17 +1,16 @@
-//! Runs one planned test for real: the runner starts each step, the report parsers read what
-//! the benchmark printed (and its report.json), and each finished case goes to the result files
-//! at once. A failing case does not stop the test's other cases; an interrupt stops everything.
+//! Runs one planned test for real: the runner starts each step (and keeps each service up for
+//! its scope), the step's backend reads what it printed and wrote, and each finished case goes
+//! to the sinks at once. A failing case does not stop the test's other cases; an interrupt
+//! stops everything.
 
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::io::{BufReader, Read, Seek, SeekFrom};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use crate::plan::{CasePlan, Step, StepKind, TestPlan};
+use crate::backend::{Reading, Registry, StepOutput};
+use crate::plan::{CasePlan, Phase, Step, TestPlan};
 use crate::record::{CaseId, CaseResult, Measurement, State};
-use crate::report::{self, Report, ReportKind};
-use crate::runner::{Limits, Runner, StepRun};
+use crate::runner::{Limits, Runner, Service, ServiceContext};
 use crate::telemetry::Telemetry;
 
 #[derive(Debug, Clone)]
@@ -93,7 +92,8 @@ impl TestOutcome {
     }
 }
 
-/// Runs `plan` and calls `on_case` as each case (and the shared engine build) finishes.
+/// Runs `plan` and calls `on_case` as each case (and the shared setup) finishes. `registry`
+/// gives each step's reader.
 ///
 /// After a case's planned repetitions, `more` is asked whether to run one more (the gate
 /// asks for reruns when its verdict is UNKNOWN); it is asked again after each one, so the
@@ -101,6 +101,7 @@ impl TestOutcome {
 pub fn execute(
     plan: &TestPlan,
     test_id: &str,
+    registry: &Registry,
     opts: &ExecOptions,
     on_case: &mut dyn FnMut(&CaseResult),
     more: &mut dyn FnMut(&CaseResult) -> bool,
@@ -117,35 +118,67 @@ pub fn execute(
         on_case(&case);
         out.cases.push(case);
     };
+    let reader = Reader { registry };
 
-    let mut build_failed: Option<String> = None;
+    // The test's scope: setup steps run once; its services stay up for every case.
+    let mut test_services = Scope::default();
+    let mut stopped: Option<String> = None;
     if !plan.setup.is_empty() {
+        let measured = plan.measured_setup().map(|s| s.label);
         let mut case = CaseResult {
             id: id(test_id, plan, &plan.canonical, None),
-            expected: plan.setup_metrics.iter().map(|m| ("build", *m)).collect(),
+            expected: measured
+                .map(|label| plan.setup_metrics.iter().map(|m| (label, *m)).collect())
+                .unwrap_or_default(),
             measurements: Vec::new(),
             reason: None,
+            title: plan.measured_setup().and_then(|s| s.title),
         };
         for step in &plan.setup {
-            let m = measure(&mut runner, step, 1, &plan.setup_metrics, None);
-            let failed = m.state != State::Valid;
-            if failed {
-                build_failed = Some(format!(
-                    "the engine build failed: {}",
-                    m.reason
-                        .as_deref()
-                        .unwrap_or("")
-                        .lines()
-                        .next()
-                        .unwrap_or("")
-                ));
-            }
-            case.measurements.push(m);
-            if failed {
-                break;
+            match step.phase {
+                Phase::Service => {
+                    if let Err(e) = test_services.start(&mut runner, step) {
+                        stopped = Some(format!("the {} service did not start: {e}", step.label));
+                        break;
+                    }
+                }
+                Phase::Setup => {
+                    let m = measure(&mut runner, &reader, step, 1, &test_services.context, None);
+                    let failed = m.state != State::Valid;
+                    if failed {
+                        let what = match step.title {
+                            Some(t) => format!("the {t}"),
+                            None => format!("the {} step", step.label),
+                        };
+                        stopped = Some(format!(
+                            "{what} failed: {}",
+                            m.reason
+                                .as_deref()
+                                .unwrap_or("")
+                                .lines()
+                                .next()
+                                .unwrap_or("")
+                        ));
+                    }
+                    case.measurements.push(m);
+                    if failed {
+                        break;
+                    }
+                }
+                Phase::Prepare | Phase::Measure => {
+                    if let Err(e) = runner.run_step(step, &test_services.context) {
+                        stopped = Some(format!("{} step failed: {e}", step.label));
+                        break;
+                    }
+                }
             }
         }
-        finish(case, &mut out);
+        if !plan.setup_metrics.is_empty() {
+            if let (Some(why), true) = (&stopped, case.measurements.is_empty()) {
+                case.reason = Some(why.clone());
+            }
+            finish(case, &mut out);
+        }
     }
 
     let multi = plan.cases.len() > 1;
@@ -154,14 +187,12 @@ pub fn execute(
         let mut case = CaseResult {
             id: id(test_id, plan, &cp.spec.label, case_name),
             expected: cp
-                .steps
-                .iter()
-                .filter(|s| s.kind == StepKind::Throughput)
-                .take(1)
-                .flat_map(|_| cp.metrics.iter().map(|m| ("throughput", *m)))
-                .collect(),
+                .first_measure()
+                .map(|s| cp.metrics.iter().map(|m| (s.label, *m)).collect())
+                .unwrap_or_default(),
             measurements: Vec::new(),
             reason: None,
+            title: None,
         };
         if let Some(signal) = crate::runner::signals::interrupted() {
             case.reason = Some(format!(
@@ -171,23 +202,35 @@ pub fn execute(
             finish(case, &mut out);
             continue;
         }
-        if let Some(why) = &build_failed {
+        if let Some(why) = &stopped {
             case.reason = Some(format!("not run: {why}"));
             finish(case, &mut out);
             continue;
         }
-        let (prepare, benches): (Vec<&Step>, Vec<&Step>) = cp
-            .steps
-            .iter()
-            .partition(|s| !matches!(s.kind, StepKind::Throughput | StepKind::Latency));
+        if let Err(e) = test_services.check_alive() {
+            stopped = Some(e.to_string());
+            case.reason = Some(format!("not run: {e}"));
+            finish(case, &mut out);
+            continue;
+        }
+        let mut services = test_services.nested();
         let mut prepared = true;
-        for step in prepare {
-            if let Err(e) = runner.run_step(step) {
-                case.reason = Some(format!("{} step failed: {e}", step.kind.as_str()));
+        for step in cp.steps.iter().filter(|s| s.phase != Phase::Measure) {
+            let done = match step.phase {
+                Phase::Service => services.start(&mut runner, step).map(|_| ()),
+                _ => runner.run_step(step, &services.context).map(|_| ()),
+            };
+            if let Err(e) = done {
+                case.reason = Some(format!("{} step failed: {e}", step.label));
                 prepared = false;
                 break;
             }
         }
+        let benches: Vec<&Step> = cp
+            .steps
+            .iter()
+            .filter(|s| s.phase == Phase::Measure)
+            .collect();
         let planned = if prepared { opts.repeat.max(1) } else { 0 };
         let mut rep = 0;
         loop {
@@ -213,12 +256,19 @@ pub fn execute(
             }
             let mut stop = false;
             for step in &benches {
-                let required: &[&str] = if step.kind == StepKind::Latency {
-                    &["INFERENCE_TIME"]
-                } else {
-                    &cp.metrics
-                };
-                let m = measure(&mut runner, step, rep, required, opts.telemetry.as_ref());
+                if let Err(e) = services.check_alive().and(test_services.check_alive()) {
+                    case.reason = Some(e.to_string());
+                    stop = true;
+                    break;
+                }
+                let m = measure(
+                    &mut runner,
+                    &reader,
+                    step,
+                    rep,
+                    &services.context,
+                    opts.telemetry.as_ref(),
+                );
                 stop = m.state != State::Valid;
                 case.measurements.push(m);
                 if stop {
@@ -229,9 +279,57 @@ pub fn execute(
                 break;
             }
         }
+        services.stop_all(&mut runner);
         finish(case, &mut out);
     }
+    test_services.stop_all(&mut runner);
     Ok(out)
+}
+
+/// The services of one scope (a test, or a case inside it), started in order and stopped in
+/// reverse; dropping the scope stops them too, so no path leaves one running.
+#[derive(Default)]
+struct Scope {
+    services: Vec<Service>,
+    context: ServiceContext,
+}
+
+impl Scope {
+    /// A scope inside this one: it sees the outer services' addresses.
+    fn nested(&self) -> Scope {
+        Scope {
+            services: Vec::new(),
+            context: self.context.clone(),
+        }
+    }
+
+    fn start(&mut self, runner: &mut Runner, step: &Step) -> Result<(), crate::runner::StepError> {
+        let service = runner.start_service(step, &self.context)?;
+        if let Some(addr) = &service.addr {
+            self.context.add(step.label, addr);
+        }
+        self.services.push(service);
+        Ok(())
+    }
+
+    fn check_alive(&mut self) -> Result<(), crate::runner::ServiceError> {
+        for s in &mut self.services {
+            s.check_alive()?;
+        }
+        Ok(())
+    }
+
+    fn stop_all(&mut self, runner: &mut Runner) {
+        while let Some(mut s) = self.services.pop() {
+            s.stop();
+            runner.note(&format!("{} service stopped", s.label()));
+        }
+    }
+}
+
+/// Finds each step's backend.
+struct Reader<'a> {
+    registry: &'a Registry,
 }
 
 fn id(test_id: &str, plan: &TestPlan, label: &str, case: Option<String>) -> CaseId {
@@ -250,26 +348,25 @@ fn case_dir_name(cp: &CasePlan) -> String {
         .unwrap_or_else(|| cp.spec.label.clone())
 }
 
-/// Runs one benchmark step and reads its metrics. The measurement is `failed` when the step
-/// failed, requests failed, there is not exactly one report, or a required metric is missing.
+/// Runs one measured step and has its backend read the output. The measurement is `failed`
+/// when the step failed, its output has a problem, or a required metric is missing.
 fn measure(
     runner: &mut Runner,
+    reader: &Reader,
     step: &Step,
     repetition: u32,
-    required: &[&str],
+    context: &ServiceContext,
     telemetry: Option<&TelemetryOptions>,
 ) -> Measurement {
-    let report_json = match step.kind {
-        StepKind::Throughput | StepKind::Latency => step.outputs.first().cloned(),
-        _ => None,
-    };
-    if let Some(path) = &report_json {
-        // A report.json left by an earlier run must not be read as this run's.
-        let _ = std::fs::remove_file(path);
+    if step.phase == Phase::Measure {
+        // A report left by an earlier run must not be read as this run's.
+        for path in &step.outputs {
+            let _ = std::fs::remove_file(path);
+        }
     }
     let started = std::time::SystemTime::now();
     let mut m = Measurement {
-        step: step.kind.as_str(),
+        step: step.label,
         repetition,
         state: State::Valid,
         reason: None,
@@ -283,10 +380,9 @@ fn measure(
         telemetry: None,
         evidence: Vec::new(),
     };
-    let sampled =
-        telemetry.filter(|_| matches!(step.kind, StepKind::Throughput | StepKind::Latency));
+    let sampled = telemetry.filter(|_| step.phase == Phase::Measure);
     let recorder = sampled.map(|t| t.telemetry.start(&t.gpus, t.interval));
-    let run = runner.run_step(step);
+    let run = runner.run_step(step, context);
     let recording = recorder.map(|r| r.stop());
     let run = match run {
         Ok(run) => run,
@@ -301,8 +397,21 @@ fn measure(
     m.started = run.started;
     m.ended = run.ended;
     m.duration = run.duration;
-    match read_report(runner.log_path(), &run, report_json.as_deref()) {
-        Ok(report) => judge(&mut m, report, required),
+    m.command = run.command.clone();
+    let output = StepOutput {
+        log: runner.log_path(),
+        log_range: run.log_range.clone(),
+        duration: run.duration,
+    };
+    let reading = match reader.registry.get(step.backend) {
+        Some(backend) => backend.read(step, &output),
+        None => Err(anyhow::anyhow!(
+            "no backend `{}` is registered to read this step",
+            step.backend
+        )),
+    };
+    match reading {
+        Ok(reading) => judge(&mut m, reading, &step.required),
         Err(e) => {
             m.state = State::Failed;
             m.reason = Some(format!("cannot read the report: {e:#}"));
@@ -356,66 +465,24 @@ fn add_telemetry(m: &mut Measurement, opts: &TelemetryOptions, rec: crate::telem
     m.telemetry = Some(std::sync::Arc::new(rec));
 }
 
-/// Parses the step's slice of the log, and its report.json when it wrote one.
-fn read_report(log: &Path, run: &StepRun, json: Option<&Path>) -> anyhow::Result<Report> {
-    let mut f = File::open(log)?;
-    f.seek(SeekFrom::Start(run.log_range.start))?;
-    let len = run.log_range.end.saturating_sub(run.log_range.start);
-    let text = report::parse_reader(BufReader::with_capacity(1 << 20, f.take(len)))?;
-    let json = match json {
-        Some(path) if path.exists() => {
-            let s = std::fs::read_to_string(path)
-                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-            Some(
-                report::parse_report_json(&s)
-                    .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?,
-            )
-        }
-        _ => None,
-    };
-    let had_json = json.is_some();
-    let mut r = report::reconcile(text, json);
-    if !had_json && matches!(r.kind, ReportKind::Throughput | ReportKind::Latency) {
-        r.warnings
-            .push("no report.json was written; the values come from the text report".into());
-    }
-    Ok(r)
-}
-
-fn judge(m: &mut Measurement, report: Report, required: &[&str]) {
-    let mut problems = Vec::new();
-    if report.kind == ReportKind::Unknown && m.step != "build" {
-        problems.push("the output holds no trtllm-bench report".to_string());
-    }
-    if report.reports_found > 1 {
-        problems.push(format!(
-            "the output holds {} reports; one run must print one",
-            report.reports_found
-        ));
-    }
-    if let Some(n) = report.failed_requests.filter(|n| *n > 0) {
-        problems.push(format!("{n} request(s) failed"));
-    }
-    for marker in &report.error_markers {
-        problems.push(format!("the benchmark printed `{marker}`"));
-    }
+fn judge(m: &mut Measurement, reading: Reading, required: &[&str]) {
+    let mut problems = reading.problems;
     let missing: Vec<&str> = required
         .iter()
         .copied()
-        .filter(|name| !report.metrics.contains_key(*name))
+        .filter(|name| !reading.metrics.contains_key(*name))
         .collect();
     if !missing.is_empty() {
-        let place = match &report.era {
-            Some(era) => format!("the era {era} report and the log do not have them"),
-            None => "not in the report or log".to_string(),
-        };
+        let place = reading
+            .missing_hint
+            .unwrap_or_else(|| "not in the report or log".to_string());
         problems.push(format!(
             "missing metric(s): {} ({place})",
             missing.join(", ")
         ));
     }
-    m.metrics = report.metrics;
-    m.warnings = report.warnings;
+    m.metrics = reading.metrics;
+    m.warnings = reading.warnings;
     if !problems.is_empty() {
         m.state = State::Failed;
         m.reason = Some(problems.join("; "));

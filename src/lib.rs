@@ -4,8 +4,10 @@
 //! which use [`dataset`] and [`llm_api`]; the harness (`tests/perf.rs`) and the CLI
 //! (`src/main.rs`) are thin shells over this library.
 
+pub mod backend;
 pub mod bench;
 pub mod cli;
+pub mod collect;
 pub mod compare;
 pub mod config;
 pub mod dashboard;
@@ -26,6 +28,7 @@ pub mod record;
 pub mod report;
 pub mod results;
 pub mod runner;
+pub mod session;
 pub mod shard;
 pub mod slurm;
 pub mod telemetry;

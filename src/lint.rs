@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use crate::harness::CommonArgs;
+use crate::collect::CollectOptions;
 use crate::llm_api::RuleWarningKind;
 use crate::testlist::{Diagnostic, Severity, Source};
 
@@ -32,8 +32,8 @@ impl LintReport {
 
 /// Lints the lists named in `common.test_list`. With a system description, test-db conditions
 /// are evaluated; without one, every block is checked.
-pub fn lint(common: &CommonArgs) -> anyhow::Result<LintReport> {
-    let collection = common.collect()?;
+pub fn lint(common: &CollectOptions) -> anyhow::Result<LintReport> {
+    let collection = common.collect(&crate::backend::Registry::builtin())?;
     let mut diagnostics = collection.diagnostics;
     let mut by_canonical: HashMap<String, Source> = HashMap::new();
     for t in &collection.tests {

@@ -7,21 +7,6 @@
 
 use serde::Serialize;
 
-/// The provenance flags, shared by the harness and `perfgate history import`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, clap::Args)]
-pub struct ProvenanceArgs {
-    /// The source revision under test (a commit id). Unset: a run takes the CI's (GIT_COMMIT,
-    /// GITHUB_SHA, CI_COMMIT_SHA); an import keeps the one its files name.
-    #[arg(long, env = "PERF_REVISION", value_name = "REV")]
-    pub revision: Option<String>,
-    /// The branch (or ref) the revision came from (unset: as for --revision).
-    #[arg(long, env = "PERF_BRANCH", value_name = "NAME")]
-    pub branch: Option<String>,
-    /// The CI build that ran it, for people to follow (unset: as for --revision).
-    #[arg(long = "build-url", env = "PERF_BUILD_URL", value_name = "URL")]
-    pub build_url: Option<String>,
-}
-
 /// A run's provenance as resolved. Every field is optional: a run on a laptop has none.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Provenance {
@@ -40,29 +25,31 @@ pub enum Ci {
     Jenkins,
 }
 
-impl ProvenanceArgs {
-    /// Only what was given explicitly (flags or `PERF_*`), no CI variables: for imports, where
-    /// the importing job's CI is not the one that ran the benchmarks.
-    pub fn explicit(&self) -> Provenance {
+impl Provenance {
+    /// What was given explicitly (flags or `PERF_*`), blanks dropped: for imports, where the
+    /// importing job's CI is not the one that ran the benchmarks.
+    pub fn explicit(
+        revision: Option<String>,
+        branch: Option<String>,
+        build_url: Option<String>,
+    ) -> Provenance {
         Provenance {
-            revision: non_empty(self.revision.clone()),
-            branch: non_empty(self.branch.clone()),
-            build_url: non_empty(self.build_url.clone()),
+            revision: non_empty(revision),
+            branch: non_empty(branch),
+            build_url: non_empty(build_url),
         }
     }
 
-    /// The explicit values, each completed from the CI variables read through `env`.
-    pub fn resolve_with(&self, env: impl Fn(&str) -> Option<String>) -> Provenance {
-        self.explicit().or(detect(env).1)
+    /// These values, each completed from the CI variables read through `env`.
+    pub fn completed_with(self, env: impl Fn(&str) -> Option<String>) -> Provenance {
+        self.or(detect(env).1)
     }
 
-    /// [`ProvenanceArgs::resolve_with`] over this process's environment.
-    pub fn resolve(&self) -> Provenance {
-        self.resolve_with(|k| std::env::var(k).ok())
+    /// [`Provenance::completed_with`] over this process's environment.
+    pub fn completed(self) -> Provenance {
+        self.completed_with(|k| std::env::var(k).ok())
     }
-}
 
-impl Provenance {
     /// Each field of `self`, else of `other`.
     pub fn or(self, other: Provenance) -> Provenance {
         Provenance {

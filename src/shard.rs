@@ -22,8 +22,8 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::collect::Collected;
 use crate::config::PerfName;
-use crate::harness::Collected;
 
 /// `--shard K/N`: the K-th (1-based) of N shards.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -381,6 +381,28 @@ pub struct ShardRecord {
     /// RFC 3339.
     pub started: String,
     pub updated: String,
+    /// The output directory it is written to.
+    #[serde(skip)]
+    pub dir: PathBuf,
+}
+
+/// `shard.json` is rewritten as each test finishes. A test cut short or never started because
+/// the job was signalled (SLURM's time limit sends SIGTERM) did not finish: `perfgate merge`
+/// reports it as such.
+impl crate::results::Sink for ShardRecord {
+    fn what(&self) -> &'static str {
+        "the shard record"
+    }
+
+    fn test_finished(&mut self, test: &crate::results::TestRecord) -> anyhow::Result<()> {
+        if crate::runner::signals::interrupted().is_some() {
+            return Ok(());
+        }
+        self.finished.push(test.test_id.clone());
+        self.updated = crate::record::rfc3339(std::time::SystemTime::now());
+        let dir = self.dir.clone();
+        self.write(&dir)
+    }
 }
 
 impl ShardRecord {
@@ -421,31 +443,6 @@ impl ShardRecord {
     }
 }
 
-/// `perfgate shards`: print the partition a `--shard K/N` run uses.
-#[derive(Debug, clap::Args)]
-pub struct ShardsArgs {
-    /// The number of shards.
-    #[arg(long)]
-    pub count: usize,
-    /// The history whose test durations balance the shards (the one the runs get with
-    /// `--history`); without it, tests are balanced by size.
-    #[arg(long, env = "PERF_HISTORY")]
-    pub history: Option<PathBuf>,
-    /// Only tests whose id matches this regular expression (as `--regexp` of a run).
-    #[arg(long = "regexp", short = 'R', env = "PERF_REGEXP")]
-    pub regexp: Option<String>,
-    #[arg(long, value_enum, default_value = "table")]
-    pub format: ShardsFormat,
-    #[command(flatten)]
-    pub common: crate::harness::CommonArgs,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum ShardsFormat {
-    Table,
-    Json,
-}
-
 /// The JSON `perfgate shards --format json` prints.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PartitionReport {
@@ -468,7 +465,7 @@ pub struct ShardReport {
 /// The partition of the lists in `common` into `count` shards, as a `--shard K/N` run with the
 /// same options (and `--history`, `--regexp`) computes it.
 pub fn plan(
-    common: &crate::harness::CommonArgs,
+    common: &crate::collect::CollectOptions,
     regexp: Option<&str>,
     history: Option<&Path>,
     count: usize,
@@ -477,7 +474,7 @@ pub fn plan(
         .map(regex::Regex::new)
         .transpose()
         .map_err(|e| anyhow::anyhow!("--regexp: invalid regular expression: {e}"))?;
-    let collection = common.collect()?;
+    let collection = common.collect(&crate::backend::Registry::builtin())?;
     for d in &collection.diagnostics {
         eprintln!("{d}");
     }
@@ -486,7 +483,7 @@ pub fn plan(
         .iter()
         .filter(|t| re.as_ref().is_none_or(|re| re.is_match(&t.test_id)))
         .collect();
-    let cases = shard_cases(&tests, &crate::harness::durations(history, None)?);
+    let cases = shard_cases(&tests, &crate::history::test_durations(history, None)?);
     let shards = partition(&cases, count)?;
     Ok(PartitionReport {
         count,
@@ -503,42 +500,4 @@ pub fn plan(
             })
             .collect(),
     })
-}
-
-pub fn run_cli(a: ShardsArgs) -> anyhow::Result<std::process::ExitCode> {
-    use std::io::Write;
-    if a.common.test_list.is_empty() {
-        anyhow::bail!("no test list given: pass --test-list FILE (or set PERF_TEST_LIST)");
-    }
-    let report = plan(
-        &a.common,
-        a.regexp.as_deref(),
-        a.history.as_deref(),
-        a.count,
-    )?;
-    let mut out = std::io::stdout().lock();
-    match a.format {
-        ShardsFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?,
-        ShardsFormat::Table => {
-            let unit = match report.unit {
-                CostUnit::Seconds => "s",
-                CostUnit::Tokens => "tokens",
-            };
-            writeln!(out, "shard  gpus  cases  expected cost")?;
-            for s in &report.shards {
-                writeln!(
-                    out,
-                    "{:>5}  {:>4}  {:>5}  {:.1} {unit}",
-                    format!("{}/{}", s.index, report.count),
-                    s.gpus,
-                    s.cases,
-                    s.expected_cost
-                )?;
-                for id in &s.test_ids {
-                    writeln!(out, "         {id}")?;
-                }
-            }
-        }
-    }
-    Ok(std::process::ExitCode::SUCCESS)
 }

@@ -122,6 +122,88 @@ pub fn shell_join<S: AsRef<str>>(argv: &[S]) -> String {
         .join(" ")
 }
 
+/// A `:`-separated list whose `$NAME` items name inherited variables, expanded the way the
+/// runner expands step environments: each `$NAME` item becomes the variable's value (from
+/// `lookup`), and empty items are dropped with their separator, so an unset
+/// `$LD_LIBRARY_PATH` leaves no trailing `:`.
+pub fn expand_path_list(value: &str, lookup: impl Fn(&str) -> Option<String>) -> String {
+    value
+        .split(':')
+        .map(|part| match variable_ref(part) {
+            Some(var) => lookup(var).unwrap_or_default(),
+            None => part.to_string(),
+        })
+        .filter(|p| !p.is_empty())
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+/// `NAME` when `part` is exactly `$NAME` (a shell variable name).
+fn variable_ref(part: &str) -> Option<&str> {
+    let var = part.strip_prefix('$')?;
+    let mut chars = var.chars();
+    let first = chars.next()?;
+    ((first.is_ascii_alphabetic() || first == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_'))
+    .then_some(var)
+}
+
+/// A shell word for an environment value that a POSIX shell expands as [`expand_path_list`]
+/// does: literal items quoted, each `$NAME` item after a literal written as `${NAME:+:$NAME}`
+/// and a leading one as `${NAME:+$NAME:}`, so an unset or empty variable adds no separator.
+/// Pasted into a shell, the command gets the value perfgate's own child got. (Two or more
+/// variables before the first literal are written plainly, `$A:$B`: then an unset one leaves
+/// an empty item, which search paths ignore.)
+pub fn shell_quote_expanding(value: &str) -> String {
+    let parts: Vec<&str> = value.split(':').filter(|p| !p.is_empty()).collect();
+    if parts.iter().all(|p| variable_ref(p).is_none()) {
+        return shell_quote(value);
+    }
+    let leading = parts
+        .iter()
+        .take_while(|p| variable_ref(p).is_some())
+        .count();
+    let mut out = String::new();
+    if leading > 1 {
+        let items: Vec<String> = parts
+            .iter()
+            .map(|p| match variable_ref(p) {
+                Some(var) => format!("${{{var}}}"),
+                None => double_quote_escape(p),
+            })
+            .collect();
+        out = items.join(":");
+    } else {
+        for (i, part) in parts.iter().enumerate() {
+            match (variable_ref(part), i) {
+                // A lone variable: nothing before or after it.
+                (Some(var), 0) if parts.len() == 1 => out.push_str(&format!("${{{var}}}")),
+                (Some(var), 0) => out.push_str(&format!("${{{var}:+${var}:}}")),
+                (Some(var), _) => out.push_str(&format!("${{{var}:+:${var}}}")),
+                (None, 0) => out.push_str(&double_quote_escape(part)),
+                // After a leading variable its `:` is already in its expansion.
+                (None, 1) if leading == 1 => out.push_str(&double_quote_escape(part)),
+                (None, _) => {
+                    out.push(':');
+                    out.push_str(&double_quote_escape(part));
+                }
+            }
+        }
+    }
+    format!("\"{out}\"")
+}
+
+fn double_quote_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '"' | '\\' | '$' | '`') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -350,3 +350,8 @@ pub fn run_cli_with(
     }
     Ok(summary)
 }
+
+crate::cli::value_enum!(OutputFormat {
+    Jsonl => "jsonl": "One compact JSON object per line (what trtllm-bench reads)",
+    Workload => "workload": "{\"metadata\": {...}, \"samples\": [...]} (what gptManagerBenchmark reads)",
+});

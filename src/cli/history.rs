@@ -99,7 +99,7 @@ pub struct ImportArgs {
     /// Replace the revision, branch and build URL the files name (CI variables are not read:
     /// the importing job is not the one that ran the benchmarks).
     #[command(flatten)]
-    pub provenance: crate::provenance::ProvenanceArgs,
+    pub provenance: super::args::ProvenanceArgs,
     /// Output directories, results.jsonl files, or upstream result CSV/YAML files.
     #[arg(required = true, value_name = "PATH")]
     pub paths: Vec<PathBuf>,

@@ -11,7 +11,24 @@ use super::error::DatasetError;
 use super::spec::{LengthDist, SyntheticSpec, TaskIds};
 use super::synthetic::write_synthetic_file;
 use super::tokenizer::Vocab;
-use crate::plan::DatasetRequest;
+
+/// A synthetic dataset to generate (upstream `prepare_dataset.py token-norm-dist`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct DatasetRequest {
+    pub tokenizer: PathBuf,
+    pub num_requests: u32,
+    pub input_mean: u32,
+    pub input_stdev: u32,
+    pub output_mean: u32,
+    pub output_stdev: u32,
+    pub seed: u64,
+    /// `--rand-task-id MIN MAX` for LoRA cases.
+    pub rand_task_ids: Option<(u32, u32)>,
+    pub lora_dir: Option<PathBuf>,
+    /// Adapters linked as `<lora_dir>/<i>` before generating (upstream `ln -sf`).
+    pub lora_adapters: Vec<PathBuf>,
+    pub output: PathBuf,
+}
 
 /// What [`generate_for_plan`] did.
 #[derive(Debug, Clone)]

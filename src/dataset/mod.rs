@@ -41,7 +41,7 @@ pub mod tokenizer;
 
 pub use cache::{VocabIdentity, cache_key};
 pub use error::DatasetError;
-pub use for_plan::{PlannedDataset, default_cache_dir, generate_for_plan};
+pub use for_plan::{DatasetRequest, PlannedDataset, default_cache_dir, generate_for_plan};
 pub use records::OutputFormat;
 pub use spec::{
     LengthDist, MAX_REQUEST_TOKENS, MAX_REQUESTS, MAX_VOCAB, SyntheticSpec, TaskIds, validate,

@@ -6,7 +6,7 @@ use std::io::Write;
 
 use super::fmt::{ChunkWriter, DigitTable, push_json_str};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OutputFormat {
     /// One compact JSON object per line (`json.dumps(..., separators=(",", ":"))`).
     Jsonl,

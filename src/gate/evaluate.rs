@@ -17,7 +17,7 @@ use crate::record::{CaseResult, State};
 use crate::record::{Observation, Verdict};
 
 /// Which check decides.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum GateMode {
     /// Noise-aware: repetitions and history, direction-aware, improvements are not failures.
     #[default]
@@ -64,7 +64,8 @@ pub struct CaseContext<'a> {
     /// Metric names that can fail the test.
     pub gated: &'a [String],
     pub fingerprint: &'a Fingerprint,
-    pub expect: Expectations,
+    /// What each step's dataset makes a correct report show, by step label (from the plan).
+    pub expect: &'a [(&'static str, Expectations)],
     pub roofline: Option<&'a Roofline>,
     /// Repetitions added so far because of UNKNOWN verdicts.
     pub reruns: u32,
@@ -83,7 +84,12 @@ pub fn evaluate(
     // Validity of each valid repetition, per step; the evidence names the repetition.
     let mut evidence: BTreeMap<&str, Vec<String>> = BTreeMap::new();
     for m in case.measurements.iter().filter(|m| m.state == State::Valid) {
-        let found = validity::check(m.step, &m.metrics, &ctx.expect, ctx.roofline);
+        let expect = ctx
+            .expect
+            .iter()
+            .find(|(step, _)| *step == m.step)
+            .map(|(_, e)| e);
+        let found = validity::check(&m.metrics, expect, ctx.roofline);
         for e in m.evidence.iter().cloned().chain(found) {
             evidence
                 .entry(m.step)
@@ -318,7 +324,7 @@ pub fn wants_rerun(records: &[VerdictRecord], reruns_done: u32, max_reruns: u32)
 }
 
 /// What makes a test fail.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum FailOn {
     /// A gated FAIL or INVALID.
     #[default]

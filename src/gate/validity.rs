@@ -18,7 +18,6 @@
 use std::collections::BTreeMap;
 
 use crate::physics::Roofline;
-use crate::plan::StepKind;
 use crate::record::Expectations;
 
 /// Relative tolerance of identities between printed values (4-decimal rounding, averages of
@@ -30,18 +29,19 @@ const LITTLE_TOLERANCE: f64 = 0.05;
 /// difference.
 const LENGTH_TOLERANCE: f64 = 0.005;
 
-/// Every piece of evidence that one measurement (one repetition of one step) is invalid.
-/// Empty means valid.
+/// Every piece of evidence that one measurement (one repetition of one step) is invalid:
+/// `expect` is what its dataset makes a correct report show (from the plan), `roofline` the
+/// case's physical limits. Empty means valid.
 pub fn check(
-    step: &str,
     metrics: &BTreeMap<String, f64>,
-    expect: &Expectations,
+    expect: Option<&Expectations>,
     roofline: Option<&Roofline>,
 ) -> Vec<String> {
     let mut evidence = Vec::new();
     let get = |k: &str| metrics.get(k).copied();
-    // The latency step runs its own request count (and the build has no dataset).
-    if step == StepKind::Throughput.as_str() {
+    // Only a step that ran its case's dataset has the dataset's counts to show (a latency
+    // step runs its own request count; a build has no dataset).
+    if let Some(expect) = expect {
         if let (Some(want), Some(got)) = (expect.num_requests, get("NUM_REQUESTS"))
             && (got - f64::from(want)).abs() > 0.5
         {

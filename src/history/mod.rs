@@ -29,6 +29,7 @@ pub mod import;
 pub mod merge;
 pub mod regressions;
 mod schema;
+pub mod sink;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -943,6 +944,22 @@ fn check_time(path: &Path, what: &str, value: &str) -> Result<(), HistoryError> 
                 format!("`{value}` is not an RFC 3339 time for `{what}`: {e}"),
             )
         })
+}
+
+/// The stored test durations of a history (`None`, or a file not there yet: none), leaving
+/// out the run `exclude_run`.
+pub fn test_durations(
+    history: Option<&Path>,
+    exclude_run: Option<&str>,
+) -> anyhow::Result<std::collections::BTreeMap<String, f64>> {
+    let Some(path) = history else {
+        return Ok(Default::default());
+    };
+    match History::open_existing(path) {
+        Ok(h) => Ok(h.latest_durations(exclude_run)?),
+        Err(HistoryError::Missing { .. }) => Ok(Default::default()),
+        Err(e) => Err(e.into()),
+    }
 }
 
 #[cfg(test)]

@@ -110,6 +110,9 @@ pub struct CaseResult {
     pub measurements: Vec<Measurement>,
     /// Why the case did not run at all (a failed build, an interrupted run).
     pub reason: Option<String>,
+    /// What a case of a test's shared setup is called in summaries (`engine build`).
+    #[serde(skip)]
+    pub title: Option<&'static str>,
 }
 
 /// Summary statistics of one metric over repetitions.
@@ -167,6 +170,12 @@ impl CaseResult {
             }
         }
         out
+    }
+
+    /// Whether `step` is one whose metrics upstream records for this case (the throughput
+    /// run, the engine build): its metrics are named without the step in reports.
+    pub fn is_primary_step(&self, step: &str) -> bool {
+        self.expected.iter().any(|(s, _)| *s == step)
     }
 
     /// The measurements of one step.

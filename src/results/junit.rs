@@ -248,7 +248,8 @@ fn clean(s: &str) -> String {
 
 /// A case's metrics as properties: `METRIC` = value for one repetition; `.mean`, `.stddev`,
 /// `.min`, `.max`, `.n` for several; prefixed with the case (`bs_1-isl_128-osl_128/`) when a
-/// test expands into several cases and with the step when it is not the throughput run.
+/// test expands into several cases and with the step when it is not one whose metrics upstream
+/// records (the throughput run, the engine build).
 pub fn properties(cases: &[CaseResult]) -> Vec<(String, String)> {
     let mut out = Vec::new();
     let multi = cases.len() > 1;
@@ -259,9 +260,10 @@ pub fn properties(cases: &[CaseResult]) -> Vec<(String, String)> {
         };
         out.push((format!("{prefix}state"), case.state().as_str().to_string()));
         for (step, name) in case.metric_names() {
-            let key = match step {
-                "throughput" | "build" => format!("{prefix}{name}"),
-                other => format!("{prefix}{other}.{name}"),
+            let key = if case.is_primary_step(step) {
+                format!("{prefix}{name}")
+            } else {
+                format!("{prefix}{step}.{name}")
             };
             let Some(stats) = case.stats(step, &name) else {
                 continue;
@@ -284,7 +286,12 @@ pub fn properties(cases: &[CaseResult]) -> Vec<(String, String)> {
 /// `.mde_pct` (what this case can detect), `.roofline_pct`, `.mfu_pct`, `.mbu_pct`, `.gated`,
 /// keyed like
 /// [`properties`] (`<case>/` first when a test has several cases).
-pub fn verdict_properties(records: &[crate::record::VerdictRecord]) -> Vec<(String, String)> {
+/// A verdict's step is named in its keys unless it is one its case records upstream's metrics
+/// of (`cases`, the test's finished cases).
+pub fn verdict_properties(
+    records: &[crate::record::VerdictRecord],
+    results: &[CaseResult],
+) -> Vec<(String, String)> {
     let mut cases: Vec<&str> = records
         .iter()
         .map(|r| r.case.as_deref().unwrap_or(""))
@@ -297,9 +304,11 @@ pub fn verdict_properties(records: &[crate::record::VerdictRecord]) -> Vec<(Stri
             (Some(c), true) => format!("{c}/"),
             _ => String::new(),
         };
-        let key = match r.step.as_str() {
-            "throughput" | "build" => format!("{prefix}{}", r.metric),
-            other => format!("{prefix}{other}.{}", r.metric),
+        let primary = results.iter().any(|c| c.is_primary_step(&r.step));
+        let key = if primary {
+            format!("{prefix}{}", r.metric)
+        } else {
+            format!("{prefix}{}.{}", r.step, r.metric)
         };
         out.push((format!("{key}.verdict"), r.verdict.as_str().to_string()));
         out.push((format!("{key}.gated"), r.gated.to_string()));

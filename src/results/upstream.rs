@@ -47,6 +47,23 @@ pub struct GpuColumns {
     pub device_subtype: Option<String>,
 }
 
+impl GpuColumns {
+    /// The run's columns with a case's own clocks: upstream's sm_clk/mem_clk are the last
+    /// sample's clocks, gpu_idx the first GPU sampled.
+    pub fn for_case(&self, case: &CaseResult) -> GpuColumns {
+        let mut gpu = self.clone();
+        for m in &case.measurements {
+            let Some(rec) = &m.telemetry else { continue };
+            if let Some(last) = rec.samples.iter().rev().find(|s| s.sm_mhz.is_some()) {
+                gpu.sm_clk = last.sm_mhz.map(f64::from);
+                gpu.mem_clk = last.mem_mhz.map(f64::from);
+                gpu.gpu_idx = rec.gpus.first().copied();
+            }
+        }
+        gpu
+    }
+}
+
 /// One metric row, as upstream writes it.
 #[derive(Debug, Clone)]
 pub struct Row {
@@ -131,15 +148,21 @@ fn format_value(v: f64) -> String {
 pub struct CsvWriter {
     path: PathBuf,
     file: File,
+    gpu: GpuColumns,
 }
 
 impl CsvWriter {
     /// Opens (or creates) the CSV. An existing file with other columns is an error here, before
     /// anything runs, rather than a file that no tool can read afterwards.
-    pub fn open(dir: &Path) -> anyhow::Result<CsvWriter> {
+    pub fn open(dir: &Path, gpu: GpuColumns) -> anyhow::Result<CsvWriter> {
         let path = dir.join(CSV_NAME);
         let file = crate::fsutil::open_csv_appending(&path, COLUMNS)?;
-        Ok(CsvWriter { path, file })
+        Ok(CsvWriter { path, file, gpu })
+    }
+
+    /// The GPU columns of a case's rows.
+    pub fn gpu_columns(&self, case: &CaseResult) -> GpuColumns {
+        self.gpu.for_case(case)
     }
 
     pub fn write(&mut self, rows: &[Row]) -> anyhow::Result<()> {
@@ -169,17 +192,23 @@ impl CsvWriter {
 pub struct YamlWriter {
     path: PathBuf,
     file: File,
+    gpu: GpuColumns,
 }
 
 impl YamlWriter {
-    pub fn open(dir: &Path) -> anyhow::Result<YamlWriter> {
+    /// The GPU columns of a case's rows.
+    pub fn gpu_columns(&self, case: &CaseResult) -> GpuColumns {
+        self.gpu.for_case(case)
+    }
+
+    pub fn open(dir: &Path, gpu: GpuColumns) -> anyhow::Result<YamlWriter> {
         let path = dir.join(YAML_NAME);
         let file = OpenOptions::new()
             .create(true)
             .append(true)
             .open(&path)
             .with_context(|| format!("{}: cannot open", path.display()))?;
-        Ok(YamlWriter { path, file })
+        Ok(YamlWriter { path, file, gpu })
     }
 
     pub fn write(&mut self, rows: &[Row]) -> anyhow::Result<()> {

@@ -3,6 +3,7 @@
 //! whole process group (trtllm-bench starts worker processes that must not outlive it).
 
 pub mod process;
+pub mod service;
 pub mod signals;
 
 use std::fs::{File, OpenOptions};
@@ -14,8 +15,9 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::Context;
 
 pub use process::{Limits, ProcessError};
+pub use service::{Service, ServiceContext, ServiceError};
 
-use crate::plan::{Step, StepKind};
+use crate::plan::Step;
 
 /// Runs steps for one test, appending everything to the test's log.
 pub struct Runner {
@@ -34,6 +36,8 @@ pub struct StepRun {
     pub duration: Duration,
     pub started: SystemTime,
     pub ended: SystemTime,
+    /// The command as it ran (placeholders and variables resolved), pasteable.
+    pub command: String,
 }
 
 /// Why a step failed.
@@ -41,6 +45,8 @@ pub struct StepRun {
 pub enum StepError {
     #[error(transparent)]
     Process(#[from] ProcessError),
+    #[error(transparent)]
+    Service(#[from] ServiceError),
     #[error("{0}")]
     Prepare(String),
 }
@@ -84,16 +90,22 @@ impl Runner {
         }
     }
 
-    /// Runs one step: writes its files, then generates its dataset in-process or runs its
-    /// command under the limits.
-    pub fn run_step(&mut self, step: &Step) -> Result<StepRun, StepError> {
+    /// Runs one step to completion: writes its files, then generates its dataset in-process or
+    /// runs its command under the limits. `context` is what the services of its scope give
+    /// (their addresses, as environment and placeholders).
+    pub fn run_step(
+        &mut self,
+        step: &Step,
+        context: &ServiceContext,
+    ) -> Result<StepRun, StepError> {
         let started = SystemTime::now();
         let clock = Instant::now();
         write_step_files(step).map_err(|e| StepError::Prepare(format!("{e:#}")))?;
-        let line = format!("$ {}", step.command_line());
-        let _ = writeln!(self.log, "{line}");
+        let (argv, env) = resolve(step, context);
+        let command = actual_command(step, &argv, &env);
+        let _ = writeln!(self.log, "$ {command}");
         if self.echo {
-            println!("{line}");
+            println!("$ {command}");
         }
         if let Some(signal) = signals::interrupted() {
             return Err(StepError::Prepare(format!(
@@ -101,8 +113,8 @@ impl Runner {
                 process::signal_name(signal)
             )));
         }
-        let log_range = match (step.kind, step.stdout_to.is_none(), &step.dataset) {
-            (StepKind::Dataset, true, Some(req)) => {
+        let log_range = match (&step.dataset, &step.stdout_to) {
+            (Some(req), None) => {
                 let made =
                     crate::dataset::generate_for_plan(req, &self.dataset_cache).map_err(|e| {
                         StepError::Prepare(format!("dataset for {}: {e:#}", req.output.display()))
@@ -116,13 +128,8 @@ impl Runner {
                 0..0
             }
             _ => {
-                let env: Vec<(String, String)> = step
-                    .env
-                    .iter()
-                    .map(|(k, v)| (k.clone(), expand_env(v)))
-                    .collect();
                 process::run(
-                    &step.argv,
+                    &argv,
                     &env,
                     step.stdout_to.as_deref(),
                     &mut self.log,
@@ -138,7 +145,85 @@ impl Runner {
             duration: clock.elapsed(),
             started,
             ended: SystemTime::now(),
+            command,
         })
+    }
+
+    /// Starts a service step and waits until it is ready (see [`service::Service`]); its
+    /// output goes to its own log, named in the test's log.
+    pub fn start_service(
+        &mut self,
+        step: &Step,
+        context: &ServiceContext,
+    ) -> Result<Service, StepError> {
+        write_step_files(step).map_err(|e| StepError::Prepare(format!("{e:#}")))?;
+        let (_, env) = resolve(step, context);
+        let log = step
+            .service
+            .as_ref()
+            .map(|s| s.log.display().to_string())
+            .unwrap_or_default();
+        let line = format!(
+            "$ {} &    # {} service, log {log}",
+            step.command_line(),
+            step.label
+        );
+        let _ = writeln!(self.log, "{line}");
+        if self.echo {
+            println!("{line}");
+        }
+        let deadline = self.limits.deadline.map(|(at, _)| at);
+        let service = Service::start(step, &env, context, self.limits.grace, deadline)?;
+        self.note(&format!(
+            "{} service ready{}",
+            step.label,
+            service
+                .addr
+                .as_ref()
+                .map(|a| format!(" at {a}"))
+                .unwrap_or_default()
+        ));
+        Ok(service)
+    }
+}
+
+/// The argv and environment a step really runs with: placeholders of its scope's services
+/// replaced, `$VAR` items of path lists expanded from perfgate's environment, and the
+/// services' variables added.
+fn resolve(step: &Step, context: &ServiceContext) -> (Vec<String>, Vec<(String, String)>) {
+    let argv = step.argv.iter().map(|a| context.apply(a)).collect();
+    let mut env: Vec<(String, String)> = step
+        .env
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.clone(),
+                crate::textutil::expand_path_list(&context.apply(v), |var| std::env::var(var).ok()),
+            )
+        })
+        .collect();
+    env.extend(context.env.iter().cloned());
+    (argv, env)
+}
+
+/// The command as it ran, pasteable: the values perfgate's child got, not the variables they
+/// came from.
+fn actual_command(step: &Step, argv: &[String], env: &[(String, String)]) -> String {
+    let mut cmd = crate::textutil::shell_join(argv);
+    if let Some(out) = &step.stdout_to {
+        cmd.push_str(&format!(
+            " > {}",
+            crate::textutil::shell_quote(&out.display().to_string())
+        ));
+    }
+    let env: Vec<String> = env
+        .iter()
+        .map(|(k, v)| format!("{k}={}", crate::textutil::shell_quote(v)))
+        .collect();
+    if env.is_empty() {
+        cmd
+    } else {
+        format!("{} {cmd}", env.join(" "))
     }
 }
 
@@ -174,23 +259,4 @@ pub fn write_step_files(step: &Step) -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-/// `a:b:$LD_LIBRARY_PATH` → `a:b:<inherited value>` (the trailing `:` dropped when unset).
-fn expand_env(value: &str) -> String {
-    let mut out = String::new();
-    for (i, part) in value.split(':').enumerate() {
-        let piece = match part.strip_prefix('$') {
-            Some(var) => std::env::var(var).unwrap_or_default(),
-            None => part.to_string(),
-        };
-        if piece.is_empty() {
-            continue;
-        }
-        if i > 0 && !out.is_empty() {
-            out.push(':');
-        }
-        out.push_str(&piece);
-    }
-    out
 }

@@ -408,7 +408,7 @@ fn find_fatal(text: &[u8]) -> Option<String> {
 }
 
 /// SIGTERM to the group, then SIGKILL once `grace` has passed or the group is gone.
-fn stop_group(pgid: i32, grace: Duration) {
+pub(crate) fn stop_group(pgid: i32, grace: Duration) {
     kill_group(pgid, libc::SIGTERM);
     let until = Instant::now() + grace;
     while Instant::now() < until {

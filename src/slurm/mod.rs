@@ -17,59 +17,53 @@ use serde::{Deserialize, Serialize};
 
 pub use submit::submit;
 
-/// `perfgate slurm ...`
-#[derive(Debug, clap::Subcommand)]
-pub enum SlurmCommand {
-    /// Submit a sharded run as job arrays (one per GPU class), follow it, merge the shards.
-    Submit(SubmitArgs),
-}
-
-#[derive(Debug, Clone, clap::Args)]
-pub struct SubmitArgs {
+/// What `perfgate slurm submit` was asked (the command line's flags, as plain data).
+#[derive(Debug, Clone)]
+pub struct SubmitOptions {
     /// The test list (required unless --requeue-failed).
-    #[arg(long = "test-list", short = 'F')]
     pub test_list: Option<PathBuf>,
     /// The SLURM partition (required unless --requeue-failed).
-    #[arg(long, short = 'p')]
     pub partition: Option<String>,
     /// GPUs of one node of the partition (required unless --requeue-failed).
-    #[arg(long)]
     pub gpus_per_node: Option<u32>,
     /// Nodes one task may span: only a case of more GPUs than a node has spans nodes.
-    #[arg(long, default_value_t = 1)]
     pub nodes: u32,
     /// Time limit of each task (sbatch --time: minutes, MM:SS, HH:MM:SS, D-HH).
-    #[arg(long)]
     pub time: Option<String>,
     /// sbatch --account.
-    #[arg(long)]
     pub account: Option<String>,
     /// The number of shards (default: one per GPU class of the list).
-    #[arg(long)]
     pub shards: Option<usize>,
     /// Where the scripts, slurm.json, logs/, shards/<K>/ and merged/ go (default
     /// slurm-jobs/<run id>).
-    #[arg(long)]
     pub job_dir: Option<PathBuf>,
     /// Print the sbatch script(s); submit nothing.
-    #[arg(long)]
     pub dry_run: bool,
     /// Resubmit the shards of this job dir that did not complete, into it, and merge again.
-    #[arg(long, value_name = "JOBDIR", conflicts_with_all = ["test_list", "shards", "job_dir"])]
     pub requeue_failed: Option<PathBuf>,
     /// An option passed on to every `perfgate run` (repeatable), e.g.
     /// `--run-arg=--bench-cmd=/opt/trtllm/bin/trtllm-bench`.
-    #[arg(long = "run-arg", value_name = "ARG", allow_hyphen_values = true)]
     pub run_args: Vec<String>,
     /// The perfgate the tasks run (default: this one; it must be reachable from the nodes).
-    #[arg(long)]
     pub perfgate: Option<PathBuf>,
     /// How often to ask SLURM for the tasks' states, in milliseconds.
-    #[arg(long, default_value_t = 1000)]
     pub poll_ms: u64,
     /// Extra sbatch arguments (after `--`).
-    #[arg(last = true)]
     pub sbatch_args: Vec<String>,
+    /// Parses a `perfgate run` argv the way `perfgate run` does (the command line's edge
+    /// knows the flags): a bad `--run-arg` is refused here, not in N tasks.
+    pub parse_run: fn(&[String]) -> anyhow::Result<RunView>,
+}
+
+/// What submission needs of the options every task's `perfgate run` gets.
+#[derive(Debug, Clone)]
+pub struct RunView {
+    pub collect: crate::collect::CollectOptions,
+    pub regexp: Option<String>,
+    /// The history the tasks write (for test durations), unless they keep none.
+    pub history: Option<PathBuf>,
+    pub sets_shard: bool,
+    pub sets_run_id: bool,
 }
 
 /// Why a submission was refused (before anything was submitted) or failed.

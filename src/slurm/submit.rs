@@ -6,11 +6,10 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context;
-use clap::Parser;
 
 use super::query::{self, Phase, TaskId, TaskState};
 use super::script::{self, ArrayScript};
-use super::{ArrayRecord, JOB_FILE, JobFile, STATE_FILE, ShardEntry, SlurmError, SubmitArgs};
+use super::{ArrayRecord, JOB_FILE, JobFile, STATE_FILE, ShardEntry, SlurmError, SubmitOptions};
 use crate::runner::{self, process};
 
 /// How long one SLURM client call may take.
@@ -92,7 +91,7 @@ fn absolute(p: &Path) -> anyhow::Result<PathBuf> {
 }
 
 /// Entry point of `perfgate slurm submit`.
-pub fn submit(args: SubmitArgs) -> anyhow::Result<ExitCode> {
+pub fn submit(args: SubmitOptions) -> anyhow::Result<ExitCode> {
     // From the start: a Ctrl-C between sbatch and following must still cancel what was
     // submitted (following checks for it first thing).
     runner::signals::install();
@@ -102,7 +101,7 @@ pub fn submit(args: SubmitArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn first_submit(args: SubmitArgs) -> anyhow::Result<ExitCode> {
+fn first_submit(args: SubmitOptions) -> anyhow::Result<ExitCode> {
     let list = args
         .test_list
         .as_deref()
@@ -129,11 +128,11 @@ fn first_submit(args: SubmitArgs) -> anyhow::Result<ExitCode> {
         list.display().to_string(),
     ];
     run_argv.extend(args.run_args.iter().cloned());
-    let harness = crate::harness::HarnessArgs::try_parse_from(&run_argv)
+    let harness = (args.parse_run)(&run_argv)
         .map_err(|e| anyhow::anyhow!("--run-arg: {}", e.to_string().trim_end()))?;
     for (flag, taken) in [
-        ("--shard", harness.shard.is_some()),
-        ("--run-id", harness.run_id.is_some()),
+        ("--shard", harness.sets_shard),
+        ("--run-id", harness.sets_run_id),
     ] {
         if taken {
             anyhow::bail!("--run-arg {flag}: set by `perfgate slurm submit` for every task");
@@ -148,9 +147,7 @@ fn first_submit(args: SubmitArgs) -> anyhow::Result<ExitCode> {
             "--run-arg --output-dir: every task writes <job-dir>/shards/<K>; give --job-dir"
         );
     }
-    let history = (!harness.gate.no_history)
-        .then_some(harness.gate.history.as_deref())
-        .flatten();
+    let history = harness.history.as_deref();
     // One shard per GPU class unless told otherwise: the fewest that keep classes apart.
     let count = match args.shards {
         Some(0) => {
@@ -162,7 +159,7 @@ fn first_submit(args: SubmitArgs) -> anyhow::Result<ExitCode> {
         }
         Some(n) => n,
         None => {
-            let one = crate::shard::plan(&harness.common, harness.regexp.as_deref(), history, 1);
+            let one = crate::shard::plan(&harness.collect, harness.regexp.as_deref(), history, 1);
             match one {
                 Err(e) => match e.downcast_ref::<crate::shard::ShardError>() {
                     Some(crate::shard::ShardError::TooFewShards { classes, .. }) => classes.len(),
@@ -172,7 +169,7 @@ fn first_submit(args: SubmitArgs) -> anyhow::Result<ExitCode> {
             }
         }
     };
-    let plan = crate::shard::plan(&harness.common, harness.regexp.as_deref(), history, count)
+    let plan = crate::shard::plan(&harness.collect, harness.regexp.as_deref(), history, count)
         .map_err(|e| match e.downcast::<crate::shard::ShardError>() {
             Ok(se) => SlurmError::BadShards {
                 given: count.to_string(),
@@ -777,7 +774,7 @@ fn shard_progress(dir: &Path) -> anyhow::Result<Option<(String, usize)>> {
     Ok(Some((record.run_id.clone(), record.unfinished().len())))
 }
 
-fn requeue(args: SubmitArgs, job_dir: &Path) -> anyhow::Result<ExitCode> {
+fn requeue(args: SubmitOptions, job_dir: &Path) -> anyhow::Result<ExitCode> {
     let job_dir = absolute(job_dir)?;
     let mut job = read_job(&job_dir)?;
     // Everything is checked before anything moves or is submitted.

@@ -4,7 +4,8 @@
 use std::path::PathBuf;
 
 use clap::Parser;
-use perfgate::harness::HarnessArgs;
+use perfgate::backend::Registry;
+use perfgate::cli::args::HarnessArgs;
 
 fn args(extra: &[&str]) -> HarnessArgs {
     let mut argv = vec!["perf"];
@@ -24,7 +25,11 @@ fn test_db_conditions_select_tests_for_the_machine() {
     let list = root("test_lists/perf_db.yml");
     let sys = root("ci/systems/h100x8.json");
     let a = args(&["--test-list", &list, "--system", &sys]);
-    let c = a.common.collect().expect("collects");
+    let c = a
+        .common
+        .to_collect()
+        .collect(&Registry::builtin())
+        .expect("collects");
     assert!(c.diagnostics.is_empty(), "{:?}", c.diagnostics);
     let raws: Vec<&str> = c.tests.iter().map(|t| t.entry.raw.as_str()).collect();
     assert_eq!(raws.len(), 3, "{raws:?}");
@@ -45,7 +50,14 @@ fn test_db_conditions_select_tests_for_the_machine() {
         "--system-set",
         "stage=pre_merge",
     ]);
-    assert!(a.common.collect().expect("collects").tests.is_empty());
+    assert!(
+        a.common
+            .to_collect()
+            .collect(&Registry::builtin())
+            .expect("collects")
+            .tests
+            .is_empty()
+    );
 
     // A GB200 node: only the chip block (and the FP8 block, it has 8 GPUs and enough memory).
     let a = args(&[
@@ -58,7 +70,11 @@ fn test_db_conditions_select_tests_for_the_machine() {
         "--system-set",
         "gpu=GB200",
     ]);
-    let c = a.common.collect().expect("collects");
+    let c = a
+        .common
+        .to_collect()
+        .collect(&Registry::builtin())
+        .expect("collects");
     let raws: Vec<&str> = c.tests.iter().map(|t| t.entry.raw.as_str()).collect();
     assert_eq!(raws.len(), 2, "{raws:?}");
 }
@@ -77,7 +93,8 @@ fn test_ids_carry_the_prefix_and_pinned_entries_follow_it() {
     let list = list.display().to_string();
     let c = args(&["--test-list", &list, "--test-prefix", "H100_PCIe"])
         .common
-        .collect()
+        .to_collect()
+        .collect(&Registry::builtin())
         .expect("collects");
     let ids: Vec<&str> = c.tests.iter().map(|t| t.test_id.as_str()).collect();
     assert_eq!(
@@ -89,7 +106,8 @@ fn test_ids_carry_the_prefix_and_pinned_entries_follow_it() {
     );
     let c = args(&["--test-list", &list])
         .common
-        .collect()
+        .to_collect()
+        .collect(&Registry::builtin())
         .expect("collects");
     assert_eq!(c.tests.len(), 3);
     assert!(c.tests[1].test_id.starts_with("B200/perf/"));
@@ -107,7 +125,8 @@ fn multi_case_names_get_one_directory_and_dataset_per_case() {
     let list = list.display().to_string();
     let c = args(&["--test-list", &list, "--output-dir", "/o"])
         .common
-        .collect()
+        .to_collect()
+        .collect(&Registry::builtin())
         .expect("collects");
     let plan = c.tests[0].plan.as_ref().expect("planned");
     assert_eq!(plan.cases.len(), 4);

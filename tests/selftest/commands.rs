@@ -4,9 +4,10 @@
 
 use std::path::PathBuf;
 
+use perfgate::backend::{self, DatasetGenerator, PlanOptions, trtllm_bench};
 use perfgate::config;
 use perfgate::models::ModelConfigs;
-use perfgate::plan::{self, DatasetGenerator, PlanOptions, Step, StepKind, TestPlan};
+use perfgate::plan::{Step, TestPlan};
 use serde_json::Value;
 
 const ORACLE: &str = include_str!("../fixtures/oracle/commands.jsonl");
@@ -27,7 +28,7 @@ fn upstream_options() -> PlanOptions {
 
 fn plan_for(name: &str, opts: &PlanOptions) -> TestPlan {
     let parsed = config::parse(name).unwrap_or_else(|e| panic!("{name}: {e}"));
-    plan::plan(name, &parsed, &ModelConfigs::embedded(), opts)
+    backend::plan(name, &parsed, &ModelConfigs::embedded(), opts)
 }
 
 /// Upstream's command list for a dataset step: `mkdir`/`ln` prefixes for LoRA, the script's
@@ -113,7 +114,7 @@ fn every_sample_command_plan_matches_upstream() {
         let got = p
             .setup
             .iter()
-            .find(|s| s.kind == StepKind::Build)
+            .find(|s| s.label == "build")
             .map(|s| s.argv.clone())
             .unwrap_or_default();
         if got != want {
@@ -252,10 +253,12 @@ fn multi_case_names_get_a_dataset_and_command_each() {
 #[test]
 fn trtllm_bench_environment_and_extra_flags() {
     let opts = PlanOptions {
-        bench_cmd: "/opt/trtllm/bin/trtllm-bench".into(),
-        trtllm_lib_dir: Some(PathBuf::from("/opt/trtllm/lib")),
-        extra_bench_args: vec!["--warmup=4".into()],
-        benchmarks: vec![StepKind::Throughput, StepKind::Latency],
+        trtllm: trtllm_bench::Options {
+            bench_cmd: "/opt/trtllm/bin/trtllm-bench".into(),
+            trtllm_lib_dir: Some(PathBuf::from("/opt/trtllm/lib")),
+            extra_bench_args: vec!["--warmup=4".into()],
+            latency: true,
+        },
         ..upstream_options()
     };
     let p = plan_for(
@@ -270,7 +273,7 @@ fn trtllm_bench_environment_and_extra_flags() {
     assert!(bench.env.contains(&("PYTHONUNBUFFERED".into(), "1".into())));
     assert_eq!(bench.argv.last().map(String::as_str), Some("--warmup=4"));
     let lat = &p.cases[0].steps[2];
-    assert_eq!(lat.kind, StepKind::Latency);
+    assert_eq!(lat.label, "latency");
     assert_eq!(lat.argv[3], "latency");
     assert!(
         bench

@@ -49,7 +49,7 @@ fn a_real_report_is_valid() {
     ] {
         assert!(m.contains_key(k), "fixture lacks {k}: {m:?}");
     }
-    assert_eq!(check("throughput", &m, &EXPECT, None), Vec::<String>::new());
+    assert_eq!(check(&m, Some(&EXPECT), None), Vec::<String>::new());
 }
 
 #[test]
@@ -58,7 +58,7 @@ fn each_broken_identity_is_evidence_with_its_numbers() {
     let broken = |k: &str, f: f64| {
         let mut m = base.clone();
         m.insert(k.into(), base[k] * f);
-        check("throughput", &m, &EXPECT, None)
+        check(&m, Some(&EXPECT), None)
     };
     let e = broken("NUM_REQUESTS", 0.9);
     assert_eq!(e.len(), 1, "{e:?}");
@@ -70,7 +70,7 @@ fn each_broken_identity_is_evidence_with_its_numbers() {
     let mut m = base.clone();
     m.insert("AVG_OUTPUT_LENGTH".into(), 97.5);
     // Shorter outputs also break output tok/s = req/s x mean length as printed.
-    let e = check("throughput", &m, &EXPECT, None);
+    let e = check(&m, Some(&EXPECT), None);
     assert!(
         e.iter()
             .any(|e| e.contains("AVG_OUTPUT_LENGTH is 97.5") && e.contains("ignore_eos")),
@@ -88,16 +88,17 @@ fn each_broken_identity_is_evidence_with_its_numbers() {
     let mut m = base.clone();
     let lat = m["AVG_REQUEST_LATENCY"];
     m.insert("AVG_TTFT".into(), lat * 1.2);
-    let e = check("throughput", &m, &EXPECT, None);
+    let e = check(&m, Some(&EXPECT), None);
     assert!(e.iter().any(|e| e.contains("mean TTFT")), "{e:?}");
 
     // Small print rounding is not evidence.
     assert!(broken("TOTAL_OUTPUT_THROUGHPUT", 1.002).is_empty());
     assert!(broken("AVG_CONCURRENCY", 1.03).is_empty());
-    // The latency step runs its own request count: no count check there.
+    // A step without its case's dataset (the latency step runs its own request count) has no
+    // count to check.
     let mut m = base.clone();
     m.insert("NUM_REQUESTS".into(), 7.0);
-    assert!(check("latency", &m, &EXPECT, None).is_empty());
+    assert!(check(&m, None, None).is_empty());
     // Lengths drawn with a spread are not checked against a mean.
     let spread = Expectations {
         input_len: None,
@@ -106,7 +107,7 @@ fn each_broken_identity_is_evidence_with_its_numbers() {
     };
     let mut m = base.clone();
     m.insert("AVG_INPUT_LENGTH".into(), 131.2);
-    assert!(check("throughput", &m, &spread, None).is_empty());
+    assert!(check(&m, Some(&spread), None).is_empty());
 }
 
 fn roofline(name: &str, gpu: &str) -> Roofline {
@@ -123,7 +124,7 @@ fn beating_physics_is_evidence() {
     let name = "llama_v3.1_8b-bench-pytorch-bfloat16-input_output_len:128,128-reqs:100";
     let roof = roofline(name, "H100_SXM");
     let m = published();
-    assert!(check("throughput", &m, &EXPECT, Some(&roof)).is_empty());
+    assert!(check(&m, Some(&EXPECT), Some(&roof)).is_empty());
     let frac = roof
         .fraction_of_limit("TOKEN_THROUGHPUT", &m)
         .expect("a throughput has a ceiling");
@@ -139,7 +140,7 @@ fn beating_physics_is_evidence() {
             *v *= 1.3 / frac;
         }
     }
-    let e = check("throughput", &fast, &EXPECT, Some(&roof));
+    let e = check(&fast, Some(&EXPECT), Some(&roof));
     assert!(
         e.iter()
             .any(|e| e.contains("TOKEN_THROUGHPUT") && e.contains("above the ceiling")),
@@ -221,6 +222,7 @@ fn case(reps: &[f64]) -> CaseResult {
             })
             .collect(),
         reason: None,
+        title: None,
     }
 }
 
@@ -254,7 +256,7 @@ fn run(
         mode,
         gated: &gated,
         fingerprint,
-        expect: Expectations::default(),
+        expect: &[],
         roofline: None,
         reruns: 0,
     };
@@ -423,10 +425,13 @@ fn invalid_measurements_are_never_compared() {
         mode: GateMode::Default,
         gated: &gated,
         fingerprint: &fp,
-        expect: Expectations {
-            num_requests: Some(100),
-            ..Expectations::default()
-        },
+        expect: &[(
+            "throughput",
+            Expectations {
+                num_requests: Some(100),
+                ..Expectations::default()
+            },
+        )],
         roofline: None,
         reruns: 0,
     };
@@ -513,7 +518,7 @@ fn verdicts_as_table_markdown_jsonl_and_junit() {
     let e = verdicts::read(&dir.path().join("bad.jsonl")).expect_err("bad");
     assert!(format!("{e:#}").contains("bad.jsonl:1:"), "{e:#}");
 
-    let props = junit::verdict_properties(&records);
+    let props = junit::verdict_properties(&records, &[case(&[1.0])]);
     let get = |k: &str| {
         props
             .iter()

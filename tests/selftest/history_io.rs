@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 
-use perfgate::provenance::{Ci, Provenance, ProvenanceArgs, detect};
+use perfgate::provenance::{Ci, Provenance, detect};
 
 use super::e2e::run;
 
@@ -106,18 +106,14 @@ fn explicit_provenance_wins_field_by_field() {
         ("GIT_BRANCH", "origin/main"),
         ("BUILD_URL", "https://ci.example/job/perf/7/"),
     ];
-    let args = ProvenanceArgs {
-        revision: some("v1.2.0-rc3"),
-        branch: Some("  ".into()),
-        build_url: None,
-    };
-    let p = args.resolve_with(env_of(&jenkins));
+    let explicit = Provenance::explicit(some("v1.2.0-rc3"), Some("  ".into()), None);
+    let p = explicit.clone().completed_with(env_of(&jenkins));
     assert_eq!(p.revision, some("v1.2.0-rc3"), "the flag wins");
     assert_eq!(p.branch, some("main"), "an empty flag is no flag");
     assert_eq!(p.build_url, some("https://ci.example/job/perf/7/"));
     // Imports read no CI variables: the importing job did not run the benchmarks.
     assert_eq!(
-        args.explicit(),
+        explicit,
         Provenance {
             revision: some("v1.2.0-rc3"),
             ..Provenance::default()

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use perfgate::record::{CaseId, CaseResult, Measurement, State};
-use perfgate::results::{Writers, jsonl, junit, upstream, verdicts};
+use perfgate::results::{Sink, jsonl, junit, upstream, verdicts};
 
 fn measurement(rep: u32, state: State, metrics: &[(&str, f64)]) -> Measurement {
     let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_790_000_000 + u64::from(rep) * 100);
@@ -45,19 +45,38 @@ fn case(raw: &str, measurements: Vec<Measurement>) -> CaseResult {
         ],
         measurements,
         reason: None,
+        title: None,
+    }
+}
+
+/// The sinks a run writes its result files through, in the run's order.
+struct Writers {
+    sinks: Vec<Box<dyn Sink>>,
+    junit: junit::JunitWriter,
+}
+
+impl Writers {
+    fn case(&mut self, case: &CaseResult) -> anyhow::Result<()> {
+        for s in &mut self.sinks {
+            s.case_finished(case, &[])?;
+        }
+        Ok(())
     }
 }
 
 fn writers(dir: &Path) -> Writers {
+    let gpu = upstream::GpuColumns::default();
     Writers {
-        csv: Some(upstream::CsvWriter::open(dir).expect("csv")),
-        yaml: Some(upstream::YamlWriter::open(dir).expect("yaml")),
-        jsonl: jsonl::JsonlWriter::open(dir, "run-1", serde_json::Map::new()).expect("jsonl"),
+        sinks: vec![
+            Box::new(perfgate::results::GpuMonitoring::new(dir)),
+            Box::new(upstream::CsvWriter::open(dir, gpu.clone()).expect("csv")),
+            Box::new(upstream::YamlWriter::open(dir, gpu).expect("yaml")),
+            Box::new(
+                jsonl::JsonlWriter::open(dir, "run-1", serde_json::Map::new()).expect("jsonl"),
+            ),
+            Box::new(verdicts::VerdictWriter::open(dir, "run-1").expect("gate.jsonl")),
+        ],
         junit: junit::JunitWriter::new(&dir.join("results.xml"), "perf"),
-        verdicts: verdicts::VerdictWriter::open(dir, "run-1").expect("gate.jsonl"),
-        gpu: upstream::GpuColumns::default(),
-        monitoring_dir: dir.to_path_buf(),
-        monitoring: None,
     }
 }
 
@@ -168,7 +187,7 @@ fn a_csv_from_another_version_is_refused_before_anything_runs() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join(upstream::CSV_NAME);
     std::fs::write(&path, "network_name,raw_result,perf_metric\nx,y,1\n").expect("write");
-    let err = upstream::CsvWriter::open(dir.path())
+    let err = upstream::CsvWriter::open(dir.path(), upstream::GpuColumns::default())
         .err()
         .expect("refused");
     let msg = format!("{err:#}");

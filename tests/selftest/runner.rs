@@ -5,18 +5,24 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use perfgate::plan::{Step, StepKind};
-use perfgate::runner::{Limits, Runner, StepError};
+use perfgate::plan::{Phase, Step};
+use perfgate::runner::{Limits, Runner, ServiceContext, StepError};
 
 fn step(argv: &[&str]) -> Step {
     Step {
-        kind: StepKind::Throughput,
+        phase: Phase::Measure,
+        label: "throughput",
+        backend: "trtllm-bench",
         argv: argv.iter().map(|s| s.to_string()).collect(),
         env: vec![("PERFGATE_TEST_VAR".into(), "from-plan".into())],
         dataset: None,
         outputs: vec![],
         files: vec![],
         stdout_to: None,
+        required: vec![],
+        service: None,
+        expect: None,
+        title: None,
     }
 }
 
@@ -44,9 +50,14 @@ fn output_goes_to_the_log_and_its_range_is_known() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut r = runner(dir.path(), quick());
     let first = r
-        .run_step(&sh("echo out; echo err >&2; echo $PERFGATE_TEST_VAR"))
+        .run_step(
+            &sh("echo out; echo err >&2; echo $PERFGATE_TEST_VAR"),
+            &ServiceContext::default(),
+        )
         .expect("runs");
-    let second = r.run_step(&sh("echo second")).expect("runs");
+    let second = r
+        .run_step(&sh("echo second"), &ServiceContext::default())
+        .expect("runs");
     let log = std::fs::read(dir.path().join("perf.log")).expect("log");
     let slice = |r: &std::ops::Range<u64>| {
         String::from_utf8_lossy(&log[r.start as usize..r.end as usize]).into_owned()
@@ -61,7 +72,10 @@ fn output_goes_to_the_log_and_its_range_is_known() {
 fn a_missing_benchmark_says_how_to_fix_it() {
     let dir = tempfile::tempdir().expect("tempdir");
     let err = runner(dir.path(), quick())
-        .run_step(&step(&["no-such-trtllm-bench", "throughput"]))
+        .run_step(
+            &step(&["no-such-trtllm-bench", "throughput"]),
+            &ServiceContext::default(),
+        )
         .expect_err("fails");
     let msg = message(err);
     assert!(
@@ -74,9 +88,10 @@ fn a_missing_benchmark_says_how_to_fix_it() {
 fn an_exit_status_is_reported_with_the_log_tail() {
     let dir = tempfile::tempdir().expect("tempdir");
     let err = runner(dir.path(), quick())
-        .run_step(&sh(
-            "echo '[TensorRT-LLM][ERROR] simulated failure' >&2; exit 3",
-        ))
+        .run_step(
+            &sh("echo '[TensorRT-LLM][ERROR] simulated failure' >&2; exit 3"),
+            &ServiceContext::default(),
+        )
         .expect_err("fails");
     let msg = message(err);
     assert!(
@@ -91,9 +106,10 @@ fn an_exit_status_is_reported_with_the_log_tail() {
 fn a_signal_is_reported_by_name() {
     let dir = tempfile::tempdir().expect("tempdir");
     let err = runner(dir.path(), quick())
-        .run_step(&sh(
-            "echo 'Segmentation fault (core dumped)'; kill -SEGV $$",
-        ))
+        .run_step(
+            &sh("echo 'Segmentation fault (core dumped)'; kill -SEGV $$"),
+            &ServiceContext::default(),
+        )
         .expect_err("fails");
     let msg = message(err);
     assert!(msg.contains("killed by signal 11 (SIGSEGV)"), "{msg}");
@@ -114,7 +130,7 @@ fn the_time_limit_stops_the_whole_process_group() {
     };
     let t0 = Instant::now();
     let err = runner(dir.path(), limits)
-        .run_step(&sh(&script))
+        .run_step(&sh(&script), &ServiceContext::default())
         .expect_err("times out");
     assert!(t0.elapsed() < Duration::from_secs(10));
     let msg = message(err);
@@ -132,7 +148,7 @@ fn a_silent_process_is_taken_as_hung() {
     };
     let t0 = Instant::now();
     let err = runner(dir.path(), limits)
-        .run_step(&sh("echo starting; sleep 30"))
+        .run_step(&sh("echo starting; sleep 30"), &ServiceContext::default())
         .expect_err("stalls");
     assert!(t0.elapsed() < Duration::from_secs(10));
     let msg = message(err);
@@ -152,7 +168,10 @@ fn after_a_fatal_line_the_stall_limit_is_much_shorter() {
     };
     let t0 = Instant::now();
     let err = runner(dir.path(), limits)
-        .run_step(&sh("echo 'Fatal Python error: Aborted'; sleep 30"))
+        .run_step(
+            &sh("echo 'Fatal Python error: Aborted'; sleep 30"),
+            &ServiceContext::default(),
+        )
         .expect_err("stalls");
     assert!(t0.elapsed() < Duration::from_secs(10));
     let msg = message(err);
@@ -169,7 +188,7 @@ fn what_a_finished_step_leaves_behind_in_its_group_is_stopped() {
     let script = format!("(sleep 2; touch {}) & echo done", marker.display());
     let t0 = Instant::now();
     runner(dir.path(), quick())
-        .run_step(&sh(&script))
+        .run_step(&sh(&script), &ServiceContext::default())
         .expect("the leader exits 0");
     assert!(t0.elapsed() < Duration::from_secs(2), "did not wait for it");
     std::thread::sleep(Duration::from_secs(3));
@@ -180,7 +199,10 @@ fn what_a_finished_step_leaves_behind_in_its_group_is_stopped() {
 fn output_without_newlines_is_captured_whole() {
     let dir = tempfile::tempdir().expect("tempdir");
     let run = runner(dir.path(), quick())
-        .run_step(&sh("head -c 3000000 /dev/zero | tr '\\0' x"))
+        .run_step(
+            &sh("head -c 3000000 /dev/zero | tr '\\0' x"),
+            &ServiceContext::default(),
+        )
         .expect("runs");
     assert_eq!(run.log_range.end - run.log_range.start, 3_000_000);
 }
@@ -214,7 +236,10 @@ fn the_time_limit_stops_a_hung_benchmark_and_its_worker() {
         ..quick()
     };
     let err = runner(dir.path(), limits)
-        .run_step(&double(dir.path(), "spawn-child,hang"))
+        .run_step(
+            &double(dir.path(), "spawn-child,hang"),
+            &ServiceContext::default(),
+        )
         .expect_err("times out");
     let msg = message(err);
     assert!(
@@ -259,7 +284,7 @@ pub fn gone_within(pid: i32, limit: Duration) -> bool {
 fn a_crashing_benchmark_is_reported_with_its_signal_and_fatal_line() {
     let dir = tempfile::tempdir().expect("tempdir");
     let err = runner(dir.path(), quick())
-        .run_step(&double(dir.path(), "crash"))
+        .run_step(&double(dir.path(), "crash"), &ServiceContext::default())
         .expect_err("crashes");
     let msg = message(err);
     assert!(

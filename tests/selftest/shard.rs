@@ -204,8 +204,10 @@ fn costs_come_from_the_history_when_it_has_durations() {
          llama_v3.1_8b-bench-pytorch-bfloat16-input_output_len:128,128-gpus:2\n",
     )
     .expect("list");
-    let common = perfgate::harness::CommonArgs::for_lists(vec![list]).expect("args");
-    let collection = common.collect().expect("collect");
+    let common = perfgate::collect::CollectOptions::for_lists(vec![list]);
+    let collection = common
+        .collect(&perfgate::backend::Registry::builtin())
+        .expect("collect");
     let tests: Vec<_> = collection.tests.iter().collect();
     let cases = perfgate::shard::shard_cases(&tests, &BTreeMap::new());
     let costs: Vec<(f64, u32, CostUnit)> = cases.iter().map(|c| (c.cost, c.gpus, c.unit)).collect();
@@ -252,7 +254,8 @@ fn costs_come_from_the_history_when_it_has_durations() {
     assert!(h.record_duration("newer", "x", f64::NAN).is_err());
     drop(h);
     // The current run's own durations never count (its shards must all agree).
-    let durations = perfgate::harness::durations(Some(&path), Some("current")).expect("durations");
+    let durations =
+        perfgate::history::test_durations(Some(&path), Some("current")).expect("durations");
     assert_eq!(
         durations.get(&cases[0].test_id),
         Some(&30.0),
@@ -268,7 +271,7 @@ fn costs_come_from_the_history_when_it_has_durations() {
     );
     assert_eq!(timed[2].unit, CostUnit::Seconds);
     // No file yet: no durations (a run creates it).
-    let none = perfgate::harness::durations(Some(&dir.path().join("absent.sqlite")), None);
+    let none = perfgate::history::test_durations(Some(&dir.path().join("absent.sqlite")), None);
     assert!(none.expect("absent is fine").is_empty());
 }
 

@@ -1,0 +1,423 @@
+//! The flags the harness (`cargo test -- --test-list ...`) and `perfgate run` share, and
+//! their translation into the library's plain options. Every flag also reads an environment
+//! variable, because `cargo nextest run` cannot pass arguments to a harness.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+use libtest_mimic::Arguments;
+
+use crate::backend::{DatasetGenerator, PlanOptions, trtllm_bench};
+use crate::collect::CollectOptions;
+use crate::gate::evaluate::{FailOn, GateMode};
+use crate::provenance::Provenance;
+use crate::session::{GateOptions, RunOptions, TelemetrySettings};
+
+/// Options shared by the harness and the CLI. Every flag also reads an environment variable,
+/// because `cargo nextest run` cannot pass arguments to a harness.
+#[derive(Debug, Clone, clap::Args)]
+pub struct CommonArgs {
+    /// Test list(s): plain text or test-db YAML (`.yml`). Repeat or separate with commas.
+    #[arg(
+        long = "test-list",
+        short = 'F',
+        env = "PERF_TEST_LIST",
+        value_delimiter = ','
+    )]
+    pub test_list: Vec<PathBuf>,
+    /// Prefix of every test id, usually the GPU / CI stage (e.g. `H100_80GB_HBM3`).
+    #[arg(long, short = 'P', env = "PERF_TEST_PREFIX")]
+    pub test_prefix: Option<String>,
+    /// Where results, logs and per-case work directories go.
+    #[arg(
+        long,
+        short = 'O',
+        env = "PERF_OUTPUT_DIR",
+        default_value = "perf-output"
+    )]
+    pub output_dir: PathBuf,
+    /// The machine test-db conditions are evaluated against (JSON object: gpu, chip,
+    /// system_gpu_count, gpu_memory, compute_capability, supports_fp8, ...).
+    #[arg(long, env = "PERF_SYSTEM")]
+    pub system: Option<PathBuf>,
+    /// Set or override one key of the system description, e.g. `--system-set stage=post_merge`.
+    #[arg(long = "system-set", value_name = "KEY=VALUE")]
+    pub system_set: Vec<String>,
+    /// The test-db context to read (needed when a YAML list has several).
+    #[arg(long, env = "PERF_CONTEXT")]
+    pub context: Option<String>,
+    /// Root of the model checkpoints.
+    #[arg(long, env = "LLM_MODELS_ROOT", default_value = "/models")]
+    pub models_root: PathBuf,
+    /// Directory holding models.yaml (and the other model configs); default: the copy built in.
+    #[arg(long, env = "PERF_MODEL_CONFIGS")]
+    pub model_configs: Option<PathBuf>,
+    /// The benchmark executable.
+    #[arg(long, env = "TRTLLM_BENCH", default_value = "trtllm-bench")]
+    pub bench_cmd: String,
+    /// Use this tokenizer (directory or tokenizer.json) for every dataset instead of each
+    /// model's checkpoint directory.
+    #[arg(long, env = "PERF_TOKENIZER")]
+    pub tokenizer: Option<PathBuf>,
+    /// The GPU's compute capability (e.g. 90, 100) for GPU-dependent LLM-API rules.
+    #[arg(long, env = "PERF_SM", conflicts_with = "gpu")]
+    pub sm: Option<u32>,
+    /// The GPU type (e.g. H100_SXM, B200) whose SM selects GPU-dependent LLM-API rules.
+    #[arg(long, env = "PERF_GPU")]
+    pub gpu: Option<String>,
+    /// Who generates datasets: perfgate's bit-exact port (default) or upstream's script.
+    #[arg(
+        long,
+        value_enum,
+        env = "PERF_DATASET_GENERATOR",
+        default_value = "perfgate"
+    )]
+    pub dataset_generator: GeneratorArg,
+    /// TensorRT-LLM source root, for `--dataset-generator upstream`.
+    #[arg(long, env = "LLM_ROOT", default_value = ".")]
+    pub llm_root: PathBuf,
+    /// Also run `trtllm-bench latency` for every case.
+    #[arg(long, env = "PERF_LATENCY")]
+    pub latency: bool,
+    /// A flag appended to every benchmark command (repeatable).
+    #[arg(long = "bench-arg", value_name = "ARG", allow_hyphen_values = true)]
+    pub bench_args: Vec<String>,
+    /// TensorRT-LLM's library directory, put first on the benchmark's LD_LIBRARY_PATH.
+    #[arg(long, env = "TRTLLM_LIB_DIR")]
+    pub trtllm_lib_dir: Option<PathBuf>,
+    /// Write LoRA YAML as upstream does (`lora_dir: []`, a bug) instead of the adapter dirs.
+    #[arg(long)]
+    pub upstream_lora_yaml: bool,
+    /// Where generated datasets are kept for reuse (default: ~/.cache/perfgate/datasets).
+    #[arg(long, env = "PERF_DATASET_CACHE")]
+    pub dataset_cache: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Csv,
+    Yaml,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum GeneratorArg {
+    Perfgate,
+    Upstream,
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "perf",
+    about = "perfgate: run perf test lists as tests (`cargo test -- --test-list FILE`)"
+)]
+pub struct HarnessArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Only tests whose id matches this regular expression (searched anywhere in the id).
+    #[arg(long = "regexp", short = 'R', env = "PERF_REGEXP")]
+    pub regexp: Option<String>,
+    /// Plan every case and write its files, but start no benchmark.
+    #[arg(long, env = "PERF_DRY_RUN")]
+    pub dry_run: bool,
+    /// Time limit per test in minutes when the list gives no TIMEOUT marker.
+    #[arg(long, env = "PERF_TIMEOUT", value_name = "MINUTES")]
+    pub timeout: Option<u64>,
+    /// Run each case's benchmark N times on the same dataset (mean, stddev, min, max reported).
+    #[arg(long, env = "PERF_REPEAT", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub repeat: u32,
+    /// A benchmark that prints nothing for this long is taken as hung and stopped.
+    #[arg(
+        long,
+        env = "PERF_STALL_TIMEOUT",
+        value_name = "SECONDS",
+        default_value_t = 1800
+    )]
+    pub stall_timeout: u64,
+    /// The same, once it has printed a fatal line (`Segmentation fault`, `Fatal Python error:`, ...).
+    #[arg(
+        long,
+        env = "PERF_FATAL_STALL_TIMEOUT",
+        value_name = "SECONDS",
+        default_value_t = 180
+    )]
+    pub fatal_stall_timeout: u64,
+    /// Upstream result files to write in the output directory (`perf_script_test_results.*`).
+    #[arg(long = "perf-log-formats", env = "PERF_LOG_FORMATS", value_delimiter = ',', default_values = ["csv", "yaml"])]
+    pub perf_log_formats: Vec<LogFormat>,
+    /// The JUnit XML report (default: <output-dir>/results.xml).
+    #[arg(long = "junit-xml", env = "PERF_JUNIT_XML")]
+    pub junit_xml: Option<PathBuf>,
+    /// Run only shard K of N (`--shard 2/8`): the list is split into N GPU-pure shards balanced
+    /// by expected duration (see `perfgate shards`); the other shards' tests are not collected.
+    #[arg(long, env = "PERF_SHARD", value_name = "K/N")]
+    pub shard: Option<crate::shard::ShardSpec>,
+    /// The run id (default `<UTC time>-<pid>`): give every shard of one job the same one.
+    #[arg(long = "run-id", env = "PERF_RUN_ID", value_name = "ID")]
+    pub run_id: Option<String>,
+    #[command(flatten)]
+    pub gate: GateArgs,
+    #[command(flatten)]
+    pub provenance: ProvenanceArgs,
+    #[command(flatten)]
+    pub telemetry: TelemetryArgs,
+    #[command(flatten)]
+    pub libtest: Arguments,
+}
+
+/// How results are judged (see the README's "The gate").
+#[derive(Debug, Clone, clap::Args)]
+pub struct GateArgs {
+    /// Which check decides: the noise-aware default, or upstream's isclose check exactly.
+    #[arg(
+        long = "gate",
+        value_enum,
+        env = "PERF_GATE",
+        default_value = "default"
+    )]
+    pub mode: GateMode,
+    /// What fails a test: a gated regression (FAIL or INVALID), also UNKNOWN and
+    /// ENV_CHANGED, or never (only a failed benchmark fails).
+    #[arg(long, value_enum, env = "PERF_FAIL_ON", default_value = "regression")]
+    pub fail_on: FailOn,
+    /// Extra repetitions of a case whose gated verdict is UNKNOWN (0 = never rerun).
+    #[arg(long, env = "PERF_MAX_RERUNS", default_value_t = 2)]
+    pub max_reruns: u32,
+    /// The metrics that can fail a test; every other metric gets a verdict, reported only.
+    #[arg(
+        long = "gate-metrics",
+        env = "PERF_GATE_METRICS",
+        value_delimiter = ',',
+        default_values = crate::gate::evaluate::DEFAULT_GATED
+    )]
+    pub gated: Vec<String>,
+    /// The history database (SQLite); set it once for a machine with PERF_HISTORY, e.g. in
+    /// `.cargo/config.toml` `[env]`. Default: <output-dir>/history.sqlite.
+    #[arg(long, env = "PERF_HISTORY")]
+    pub history: Option<PathBuf>,
+    /// Neither read nor write the history (compare with the baseline file only).
+    #[arg(long, env = "PERF_NO_HISTORY", conflicts_with = "history")]
+    pub no_history: bool,
+    /// Directory of baseline files, one `<test-prefix>.csv` per prefix (`default.csv`
+    /// without a prefix).
+    #[arg(long, env = "PERF_BASELINES", default_value = "baselines")]
+    pub baselines: PathBuf,
+    /// One baseline file to use instead (ours, or an upstream `base_perf.csv` as it is).
+    #[arg(long = "baseline-file", env = "PERF_BASELINE_FILE")]
+    pub baseline_file: Option<PathBuf>,
+}
+
+/// GPU telemetry (NVML) around every benchmark step; see the README's "GPU telemetry".
+#[derive(Debug, Clone, clap::Args)]
+pub struct TelemetryArgs {
+    /// Do not sample the GPUs (also: no NVML facts, no default test prefix from the GPU).
+    #[arg(long, env = "PERF_NO_TELEMETRY")]
+    pub no_telemetry: bool,
+    /// Sampling interval.
+    #[arg(
+        long = "telemetry-interval-ms",
+        env = "PERF_TELEMETRY_INTERVAL_MS",
+        default_value_t = 200,
+        value_parser = clap::value_parser!(u64).range(10..)
+    )]
+    pub interval_ms: u64,
+    /// A step whose SM clock is more than this % below its target (the locked clock, or the
+    /// GPU's default application clock)...
+    #[arg(long, env = "PERF_CLOCK_TOLERANCE_PCT", default_value_t = 10.0)]
+    pub clock_tolerance_pct: f64,
+    /// ...or that throttles (thermal, hardware slowdown, power brake) in more than this share
+    /// of its samples is flagged.
+    #[arg(long, env = "PERF_THROTTLE_SHARE", default_value_t = 0.1)]
+    pub throttle_share: f64,
+    /// What a flagged step is: INVALID (never compared) or a warning.
+    #[arg(long, value_enum, env = "PERF_ON_THROTTLE", default_value = "invalid")]
+    pub on_throttle: OnThrottle,
+    /// Lock the GPUs' application clocks to the targets in model_configs/gpus.yaml for the
+    /// run (needs root); the original clocks are restored at the end, on Ctrl-C and on error.
+    /// Off by default.
+    #[arg(long, env = "PERF_LOCK_CLOCKS")]
+    pub lock_clocks: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OnThrottle {
+    Invalid,
+    Warn,
+}
+
+/// The provenance flags, shared by the harness and `perfgate history import`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, clap::Args)]
+pub struct ProvenanceArgs {
+    /// The source revision under test (a commit id). Unset: a run takes the CI's (GIT_COMMIT,
+    /// GITHUB_SHA, CI_COMMIT_SHA); an import keeps the one its files name.
+    #[arg(long, env = "PERF_REVISION", value_name = "REV")]
+    pub revision: Option<String>,
+    /// The branch (or ref) the revision came from (unset: as for --revision).
+    #[arg(long, env = "PERF_BRANCH", value_name = "NAME")]
+    pub branch: Option<String>,
+    /// The CI build that ran it, for people to follow (unset: as for --revision).
+    #[arg(long = "build-url", env = "PERF_BUILD_URL", value_name = "URL")]
+    pub build_url: Option<String>,
+}
+
+impl ProvenanceArgs {
+    /// Only what was given explicitly (flags or `PERF_*`), no CI variables.
+    pub fn explicit(&self) -> Provenance {
+        Provenance::explicit(
+            self.revision.clone(),
+            self.branch.clone(),
+            self.build_url.clone(),
+        )
+    }
+}
+
+crate::cli::value_enum!(GateMode {
+    Default => "default": "Noise-aware: repetitions and history, direction-aware, improvements are not failures",
+    Upstream => "upstream": "Upstream's sanity_perf_check.py exactly: numpy.isclose against the stored baseline, either direction fails",
+});
+
+crate::cli::value_enum!(FailOn {
+    Regression => "regression": "A gated FAIL or INVALID",
+    Unknown => "unknown": "Also a gated UNKNOWN or ENV_CHANGED",
+    Never => "never": "Verdicts never fail a test (a failed benchmark still does)",
+});
+
+impl CommonArgs {
+    /// The plain options of collection and planning.
+    pub fn to_collect(&self) -> CollectOptions {
+        CollectOptions {
+            test_lists: self.test_list.clone(),
+            test_prefix: self.test_prefix.clone(),
+            system: self.system.clone(),
+            system_set: self.system_set.clone(),
+            detected: None,
+            context: self.context.clone(),
+            model_configs: self.model_configs.clone(),
+            sm: self.sm,
+            gpu: self.gpu.clone(),
+            plan: PlanOptions {
+                output_dir: self.output_dir.clone(),
+                models_root: self.models_root.clone(),
+                tokenizer_override: self.tokenizer.clone(),
+                dataset_generator: match self.dataset_generator {
+                    GeneratorArg::Perfgate => DatasetGenerator::Perfgate,
+                    GeneratorArg::Upstream => DatasetGenerator::Upstream {
+                        python: "python3".into(),
+                        llm_root: self.llm_root.clone(),
+                    },
+                },
+                upstream_lora_yaml: self.upstream_lora_yaml,
+                trtllm: trtllm_bench::Options {
+                    bench_cmd: self.bench_cmd.clone(),
+                    latency: self.latency,
+                    extra_bench_args: self.bench_args.clone(),
+                    trtllm_lib_dir: self.trtllm_lib_dir.clone(),
+                },
+                ..PlanOptions::default()
+            },
+            dataset_cache: self.dataset_cache.clone(),
+        }
+    }
+
+    /// The defaults (and environment), as if only `--test-list` were given.
+    pub fn for_lists(lists: Vec<PathBuf>) -> anyhow::Result<CommonArgs> {
+        let mut argv = vec!["perf".to_string()];
+        for l in &lists {
+            argv.push("--test-list".into());
+            argv.push(l.display().to_string());
+        }
+        #[derive(Parser)]
+        struct Only {
+            #[command(flatten)]
+            common: CommonArgs,
+        }
+        // Only a bad PERF_* environment variable can make this fail.
+        Only::try_parse_from(&argv)
+            .map(|o| o.common)
+            .map_err(|e| anyhow::anyhow!("{e}"))
+    }
+}
+
+impl HarnessArgs {
+    /// The plain options of a run.
+    pub fn to_run(&self) -> RunOptions {
+        let l = &self.libtest;
+        RunOptions {
+            collect: self.common.to_collect(),
+            regexp: self.regexp.clone(),
+            dry_run: self.dry_run,
+            list_only: l.list,
+            force_ignored: l.ignored || l.include_ignored,
+            echo: l.nocapture,
+            quiet: l.quiet
+                || l.list
+                || matches!(l.format, Some(libtest_mimic::FormatSetting::Json)),
+            timeout: self.timeout.map(|m| Duration::from_secs(m * 60)),
+            repeat: self.repeat,
+            stall: Duration::from_secs(self.stall_timeout),
+            fatal_stall: Duration::from_secs(self.fatal_stall_timeout),
+            csv: self.perf_log_formats.contains(&LogFormat::Csv),
+            yaml: self.perf_log_formats.contains(&LogFormat::Yaml),
+            junit_xml: self.junit_xml.clone(),
+            shard: self.shard,
+            run_id: self.run_id.clone(),
+            gate: GateOptions {
+                mode: self.gate.mode,
+                fail_on: self.gate.fail_on,
+                max_reruns: self.gate.max_reruns,
+                gated: self.gate.gated.clone(),
+                history: self.gate.history.clone(),
+                no_history: self.gate.no_history,
+                baselines: self.gate.baselines.clone(),
+                baseline_file: self.gate.baseline_file.clone(),
+            },
+            provenance: self.provenance.explicit(),
+            telemetry: TelemetrySettings {
+                enabled: !self.telemetry.no_telemetry,
+                interval: Duration::from_millis(self.telemetry.interval_ms),
+                clock_tolerance_pct: self.telemetry.clock_tolerance_pct,
+                throttle_share: self.telemetry.throttle_share,
+                invalid_on_throttle: self.telemetry.on_throttle == OnThrottle::Invalid,
+                lock_clocks: self.telemetry.lock_clocks,
+            },
+            result_settings: self.result_settings(),
+        }
+    }
+
+    /// The options that change which tests run or what they measure, as recorded in
+    /// `shard.json`: shards (and runs) that differ in any of them are not one run. Left out on
+    /// purpose: the output directory, the history and dataset cache paths, the models root and
+    /// tokenizer paths (they differ per machine, not per result), telemetry sampling and
+    /// `--test-threads`.
+    pub fn result_settings(&self) -> serde_json::Value {
+        let c = &self.common;
+        let g = &self.gate;
+        serde_json::json!({
+            "test_prefix": c.test_prefix,
+            "context": c.context,
+            "system_set": c.system_set,
+            "bench_cmd": c.bench_cmd,
+            "bench_args": c.bench_args,
+            "latency": c.latency,
+            "sm": c.sm,
+            "gpu": c.gpu,
+            "dataset_generator": format!("{:?}", c.dataset_generator),
+            "upstream_lora_yaml": c.upstream_lora_yaml,
+            "regexp": self.regexp,
+            "repeat": self.repeat,
+            "timeout_minutes": self.timeout,
+            "stall_timeout_s": self.stall_timeout,
+            "fatal_stall_timeout_s": self.fatal_stall_timeout,
+            "perf_log_formats": self.perf_log_formats.iter().map(|f| format!("{f:?}")).collect::<Vec<_>>(),
+            "gate": format!("{:?}", g.mode),
+            "fail_on": format!("{:?}", g.fail_on),
+            "max_reruns": g.max_reruns,
+            "gate_metrics": g.gated,
+            "no_history": g.no_history,
+            "baseline_file": g.baseline_file,
+            "on_throttle": format!("{:?}", self.telemetry.on_throttle),
+            "clock_tolerance_pct": self.telemetry.clock_tolerance_pct,
+            "throttle_share": self.telemetry.throttle_share,
+        })
+    }
+}

@@ -1,0 +1,273 @@
+//! `perfgate plan`, `perfgate estimate` and `perfgate config`: what names would run, their
+//! physical limits, and their extra LLM API YAML, without running anything.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::ValueEnum;
+use serde::Serialize;
+
+use super::args::CommonArgs;
+use crate::backend::Registry;
+use crate::config::{self, PerfName};
+use crate::testlist;
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+#[derive(clap::Args)]
+pub struct PlanArgs {
+    /// Test names (bare, or upstream ids `perf/test_perf.py::test_perf[...]`).
+    pub names: Vec<String>,
+    /// Read names from a file, one per line (`#` comments allowed).
+    #[arg(long)]
+    pub names_from: Option<PathBuf>,
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: Format,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+#[derive(clap::Args)]
+pub struct EstimateArgs {
+    /// A test name (bare or an upstream id).
+    pub name: String,
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: Format,
+    /// The GPU type is `--gpu` (default H100_SXM) or the system description's `gpu`.
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum ConfigFormat {
+    /// The YAML with, per key, the rule that set it.
+    Annotated,
+    /// Only the YAML, exactly as written for trtllm-bench (for scripts).
+    Yaml,
+}
+
+#[derive(clap::Args)]
+pub struct ConfigArgs {
+    /// A test name (bare or an upstream id).
+    name: String,
+    #[arg(long, value_enum, default_value = "annotated")]
+    format: ConfigFormat,
+    /// LoRA adapter directories for `loras:N` names.
+    #[arg(long, value_delimiter = ',')]
+    lora_dirs: Vec<String>,
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+/// `perfgate plan --format json`: one object per name.
+#[derive(Serialize)]
+pub struct PlanJson<'a> {
+    name: &'a str,
+    ok: bool,
+    canonical: Option<String>,
+    cases: Vec<String>,
+    error: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    blocked: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    skipped: Vec<String>,
+    /// Per case, the steps in order.
+    steps: Vec<Vec<StepJson>>,
+}
+
+#[derive(Serialize)]
+pub struct StepJson {
+    kind: &'static str,
+    argv: Vec<String>,
+}
+
+pub fn run_plan(a: PlanArgs) -> anyhow::Result<ExitCode> {
+    let mut names: Vec<String> = a
+        .names
+        .iter()
+        .map(|id| raw_name(id))
+        .collect::<anyhow::Result<_>>()?;
+    if let Some(path) = &a.names_from {
+        // The list reader: comments, markers and test ids handled as in a run.
+        let list = testlist::load(std::slice::from_ref(path), &Default::default());
+        if let Some(e) = list.errors().next() {
+            anyhow::bail!("{e}");
+        }
+        names.extend(list.entries.into_iter().map(|e| e.raw));
+    }
+    if names.is_empty() {
+        anyhow::bail!("no names given: pass names as arguments or use --names-from FILE");
+    }
+    let common = a.common.to_collect();
+    let configs = common.configs()?;
+    let opts = common.plan_options(&configs, common.system()?.as_ref())?;
+    let registry = Registry::builtin();
+    let mut out = std::io::stdout().lock();
+    let mut failed = false;
+    for raw in &names {
+        let raw = raw.as_str();
+        let parsed = config::parse(raw);
+        let plan = parsed
+            .as_ref()
+            .ok()
+            .map(|n| registry.plan(raw, n, &configs, &opts));
+        failed |= parsed.is_err();
+        match a.format {
+            Format::Json => {
+                let obj = PlanJson {
+                    name: raw,
+                    ok: parsed.is_ok(),
+                    canonical: parsed.as_ref().ok().map(PerfName::canonical),
+                    cases: parsed
+                        .as_ref()
+                        .map(|p| p.cases().into_iter().map(|c| c.label).collect())
+                        .unwrap_or_default(),
+                    error: parsed.as_ref().err().map(ToString::to_string),
+                    blocked: plan.as_ref().map(|p| p.blocked.clone()).unwrap_or_default(),
+                    skipped: plan.as_ref().map(|p| p.skipped.clone()).unwrap_or_default(),
+                    steps: plan
+                        .as_ref()
+                        .map(|p| {
+                            p.cases
+                                .iter()
+                                .map(|c| {
+                                    p.setup
+                                        .iter()
+                                        .chain(&c.steps)
+                                        .map(|s| StepJson {
+                                            kind: s.label,
+                                            argv: s.argv.clone(),
+                                        })
+                                        .collect()
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                };
+                writeln!(out, "{}", serde_json::to_string(&obj)?)?;
+            }
+            Format::Text => match (&parsed, &plan) {
+                (Ok(_), Some(p)) => writeln!(out, "{}", p.render())?,
+                (Err(e), _) => writeln!(out, "test      {raw}\nerror     {e}\n")?,
+                _ => {}
+            },
+        }
+    }
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// `perf/test_perf.py::test_perf[NAME]` (with any prefix) → `NAME`; a bare name is kept.
+/// `perf/test_perf.py::test_perf[NAME]` (with any prefix, as CI ids carry the GPU) → `NAME`;
+/// a bare name is kept.
+pub fn raw_name(id: &str) -> anyhow::Result<String> {
+    let from_func = id
+        .find("perf/test_perf.py::test_perf[")
+        .map_or(id, |i| &id[i..]);
+    match testlist::parse_test_id(from_func) {
+        Ok(Some((_, raw))) => Ok(raw),
+        Ok(None) => anyhow::bail!("`{id}` is not a test_perf test"),
+        Err(e) => anyhow::bail!("{e}"),
+    }
+}
+
+pub fn run_estimate(a: EstimateArgs) -> anyhow::Result<ExitCode> {
+    let raw = raw_name(&a.name)?;
+    let raw = raw.as_str();
+    let name = config::parse(raw).map_err(|e| anyhow::anyhow!("`{raw}`: {e}"))?;
+    let PerfName::Standard(cfg) = &name else {
+        anyhow::bail!("`{raw}` is not a trtllm-bench test; no physical limits");
+    };
+    let common = a.common.to_collect();
+    let configs = common.configs()?;
+    let gpu = common
+        .gpu_type(common.system()?.as_ref(), &configs)
+        .unwrap_or_else(|| "H100_SXM".to_string());
+    let roofs = crate::physics::rooflines(&configs, cfg, &gpu)
+        .map_err(|e| anyhow::anyhow!("`{raw}`: {e}"))?;
+    let mut out = std::io::stdout().lock();
+    match a.format {
+        Format::Text => {
+            for r in &roofs {
+                writeln!(out, "{}", r.case.label)?;
+                write!(out, "{}", r.limits().render())?;
+            }
+        }
+        Format::Json => {
+            let all: Vec<_> = roofs.iter().map(|r| r.limits()).collect();
+            writeln!(out, "{}", serde_json::to_string_pretty(&all)?)?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn run_config(a: ConfigArgs) -> anyhow::Result<ExitCode> {
+    let raw = raw_name(&a.name)?;
+    let raw = raw.as_str();
+    let name = config::parse(raw).map_err(|e| anyhow::anyhow!("`{raw}`: {e}"))?;
+    let PerfName::Standard(cfg) = &name else {
+        anyhow::bail!("`{raw}` is not a trtllm-bench test; it has no extra LLM API YAML");
+    };
+    let common = a.common.to_collect();
+    let configs = common.configs()?;
+    let opts = common.plan_options(&configs, common.system()?.as_ref())?;
+    let label = cfg.canonical();
+    let lora_dirs = (!a.lora_dirs.is_empty()).then(|| a.lora_dirs.clone());
+    if let Some(dirs) = &lora_dirs {
+        anyhow::ensure!(
+            dirs.len() == cfg.num_loras as usize,
+            "--lora-dirs gives {} director(ies) but the name has loras:{}",
+            dirs.len(),
+            cfg.num_loras
+        );
+    }
+    let ctx = crate::llm_api::RuleContext {
+        sm: opts.sm,
+        lora_dirs,
+        models_root: opts.models_root.display().to_string(),
+        backend: crate::llm_api::Backend::from_label(&label),
+    };
+    let effective = configs.rules.config_for(&label, &ctx);
+    let mut out = std::io::stdout().lock();
+    match a.format {
+        ConfigFormat::Yaml => write!(out, "{}", effective.to_pyyaml())?,
+        ConfigFormat::Annotated => {
+            writeln!(out, "# {label}")?;
+            writeln!(
+                out,
+                "# SM: {}",
+                opts.sm.map_or(
+                    "unknown (GPU-dependent rules off; use --sm or --gpu)".into(),
+                    |s| s.to_string()
+                )
+            )?;
+            write!(out, "{}", effective.to_pyyaml())?;
+            writeln!(out, "\n# where each key comes from:")?;
+            let width = effective
+                .provenance
+                .iter()
+                .map(|(k, _)| k.len())
+                .max()
+                .unwrap_or(0);
+            for (key, rule) in &effective.provenance {
+                writeln!(out, "#   {key:<width$}  {rule}")?;
+            }
+            for n in &effective.notes {
+                writeln!(out, "# note: {n}")?;
+            }
+        }
+    }
+    Ok(if effective.notes.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
