@@ -1,8 +1,11 @@
 //! perfgate: a pytest-style release perf-gating harness for LLM inference.
 //!
-//! Data flows one way: test lists → [`testlist`] → [`config::PerfConfig`] → [`plan`] → steps,
-//! which use [`dataset`] and [`llm_api`]; the harness (`tests/perf.rs`) and the CLI
-//! (`src/main.rs`) are thin shells over this library.
+//! Data flows one way (DESIGN.md): test lists → [`testlist`] → [`config`] (typed names) →
+//! [`collect`] → a [`backend`] plans each name into [`plan`] steps → [`execute`] runs them
+//! through the [`runner`] (with [`telemetry`]) and has the backend read them into
+//! [`record`]s → the [`gate`] gives verdicts → the [`results`] sinks and the [`history`] keep
+//! them → [`dashboard`], [`compare`], export. [`session`] is a run of all of it; the harness
+//! (`tests/perf.rs`) and the CLI (`src/main.rs`) are thin shells in [`cli`].
 
 pub mod backend;
 pub mod bench;
@@ -15,8 +18,8 @@ pub mod dataset;
 pub mod execute;
 pub mod fsutil;
 pub mod gate;
-pub mod harness;
 pub mod history;
+
 pub mod lint;
 pub mod llm_api;
 pub mod merge;
@@ -34,3 +37,6 @@ pub mod slurm;
 pub mod telemetry;
 pub mod testlist;
 pub mod textutil;
+
+/// The harness behind `cargo test -- --test-list FILE` (`tests/perf.rs`).
+pub use cli::harness;

@@ -204,6 +204,39 @@ fn double_quote_escape(s: &str) -> String {
     out
 }
 
+/// Columns padded to their widest cell (by characters: `Δ` is one); `right` columns (numbers)
+/// aligned right. The last column is not padded.
+pub fn aligned<const N: usize>(rows: &[[String; N]], right: &[usize]) -> String {
+    let mut widths = [0usize; N];
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for row in rows {
+        let mut line = String::new();
+        for (i, cell) in row.iter().enumerate() {
+            if i + 1 == N {
+                line.push_str(cell);
+                break;
+            }
+            let pad = " ".repeat(widths[i] - cell.chars().count());
+            if right.contains(&i) {
+                line.push_str(&pad);
+                line.push_str(cell);
+            } else {
+                line.push_str(cell);
+                line.push_str(&pad);
+            }
+            line.push_str("  ");
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -243,37 +276,4 @@ mod tests {
         assert_eq!(shell_quote("--x=1"), "--x=1");
         assert_eq!(shell_quote("it's"), r"'it'\''s'");
     }
-}
-
-/// Columns padded to their widest cell (by characters: `Δ` is one); `right` columns (numbers)
-/// aligned right. The last column is not padded.
-pub fn aligned<const N: usize>(rows: &[[String; N]], right: &[usize]) -> String {
-    let mut widths = [0usize; N];
-    for row in rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let mut out = String::new();
-    for row in rows {
-        let mut line = String::new();
-        for (i, cell) in row.iter().enumerate() {
-            if i + 1 == N {
-                line.push_str(cell);
-                break;
-            }
-            let pad = " ".repeat(widths[i] - cell.chars().count());
-            if right.contains(&i) {
-                line.push_str(&pad);
-                line.push_str(cell);
-            } else {
-                line.push_str(cell);
-                line.push_str(&pad);
-            }
-            line.push_str("  ");
-        }
-        out.push_str(line.trim_end());
-        out.push('\n');
-    }
-    out
 }

@@ -9,6 +9,7 @@ pub mod compare;
 pub mod dashboard;
 pub mod dataset;
 pub mod dev;
+pub mod harness;
 pub mod history;
 pub mod lint;
 pub mod merge;
@@ -99,8 +100,8 @@ enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Run(a) => match crate::harness::run(*a) {
-            Ok(conclusion) => crate::harness::exit(conclusion),
+        Command::Run(a) => match harness::run(*a) {
+            Ok(conclusion) => harness::exit(conclusion),
             Err(e) => Err(e),
         },
         Command::Lint(a) => lint::run_lint(a),

@@ -247,13 +247,15 @@ fn change_points(h: &History, run_id: &str) -> anyhow::Result<Option<ChangePoint
 /// verdicts are kept under this key.
 type JudgeKey = (String, Option<&'static str>, usize);
 
+/// What the plan says of one case: its label, each step's expectations, its physical limits.
+type CaseFacts = (String, Vec<(&'static str, Expectations)>, Option<Roofline>);
+
 /// The gate for one test: each case's expectations and physical limits (from its plan), and
 /// the verdicts of its finished cases.
 pub(crate) struct CaseJudge<'a> {
     gate: Option<&'a GateState>,
     repeat: u32,
-    /// By case label.
-    cases: Vec<(String, Vec<(&'static str, Expectations)>, Option<Roofline>)>,
+    cases: Vec<CaseFacts>,
     last: std::cell::RefCell<Option<(JudgeKey, Vec<VerdictRecord>)>>,
 }
 

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use clap::Parser;
 use libtest_mimic::{Completion, Failed, Trial};
 
+use super::args::HarnessArgs;
 use crate::backend::Registry;
-use crate::cli::args::HarnessArgs;
 use crate::runner;
 use crate::session::{self, TestPass};
 
