@@ -4,6 +4,7 @@
 //! which use [`dataset`] and [`llm_api`]; the harness (`tests/perf.rs`) and the CLI
 //! (`src/main.rs`) are thin shells over this library.
 
+pub mod accuracy;
 pub mod bench;
 pub mod compare;
 pub mod config;
