@@ -1,10 +1,11 @@
 //! Corpus BLEU as `sacrebleu` 2.6.0's `corpus_bleu` computes it with its defaults: the 13a
 //! tokenizer, mixed case, `exp` smoothing, n-grams up to 4, one reference per candidate.
 
-use std::collections::HashMap;
+use std::borrow::Cow;
 
 use serde::{Deserialize, Serialize};
 
+use super::rouge::{Interner, clipped_overlap, sorted_ngrams};
 use super::{AccuracyError, is_py_space};
 
 /// The highest n-gram order BLEU counts (sacrebleu's default).
@@ -55,23 +56,17 @@ impl BleuStats {
     pub fn add(&mut self, candidate: &str, reference: &str) {
         let cand_text = tokenize_13a(candidate.trim_end_matches(is_py_space));
         let ref_text = tokenize_13a(reference.trim_end_matches(is_py_space));
-        let mut ids: HashMap<&str, u32> = HashMap::new();
-        let cand = intern(&mut ids, &cand_text);
-        let reference = intern(&mut ids, &ref_text);
-
-        // Per n-gram of every order: (count in the reference, count in the candidate).
-        let mut grams: HashMap<&[u32], (u64, u64)> = HashMap::new();
+        // The tokenizer leaves single spaces between tokens.
+        let cand_tokens: Vec<&str> = cand_text.split(' ').filter(|t| !t.is_empty()).collect();
+        let ref_tokens: Vec<&str> = ref_text.split(' ').filter(|t| !t.is_empty()).collect();
+        let mut ids = Interner::default();
+        let cand = ids.intern_all(&cand_tokens);
+        let reference = ids.intern_all(&ref_tokens);
         for n in 1..=MAX_NGRAM_ORDER {
-            for gram in reference.windows(n) {
-                grams.entry(gram).or_default().0 += 1;
-            }
-            for gram in cand.windows(n) {
-                grams.entry(gram).or_default().1 += 1;
-            }
-            self.totals[n - 1] += cand.windows(n).len() as u64;
-        }
-        for (gram, &(in_ref, in_cand)) in &grams {
-            self.counts[gram.len() - 1] += in_ref.min(in_cand);
+            let cand_grams = sorted_ngrams(&cand, n);
+            let ref_grams = sorted_ngrams(&reference, n);
+            self.counts[n - 1] += clipped_overlap(&cand_grams, &ref_grams);
+            self.totals[n - 1] += cand_grams.len() as u64;
         }
         self.sys_len += cand.len() as u64;
         self.ref_len += reference.len() as u64;
@@ -110,17 +105,6 @@ pub fn corpus_bleu<C: AsRef<str>, R: AsRef<str>>(
         stats.add(candidate.as_ref(), reference.as_ref());
     }
     stats.bleu()
-}
-
-fn intern<'a>(ids: &mut HashMap<&'a str, u32>, tokenized: &'a str) -> Vec<u32> {
-    tokenized
-        .split(is_py_space)
-        .filter(|t| !t.is_empty())
-        .map(|t| {
-            let next = ids.len() as u32;
-            *ids.entry(t).or_insert(next)
-        })
-        .collect()
 }
 
 /// sacrebleu's `BLEU.compute_bleu` with `exp` smoothing, step for step, so the floating-point
@@ -181,54 +165,54 @@ fn compute(
     bleu
 }
 
-/// sacrebleu's `Tokenizer13a` (mteval-v13a's tokenization) of one line; the tokens are the
-/// result split on whitespace. BLEU strips trailing whitespace before calling it.
+/// sacrebleu's `Tokenizer13a` (mteval-v13a's tokenization) of one line: its tokens joined by
+/// single spaces. BLEU strips trailing whitespace before calling it.
 pub fn tokenize_13a(line: &str) -> String {
-    let mut line = line
-        .replace("<skipped>", "")
-        .replace("-\n", "")
-        .replace('\n', " ");
+    let mut line = Cow::Borrowed(line);
+    if line.contains("<skipped>") {
+        line = Cow::Owned(line.replace("<skipped>", ""));
+    }
+    if line.contains('\n') {
+        line = Cow::Owned(line.replace("-\n", "").replace('\n', " "));
+    }
     if line.contains('&') {
-        line = line
-            .replace("&quot;", "\"")
-            .replace("&amp;", "&")
-            .replace("&lt;", "<")
-            .replace("&gt;", ">");
+        line = Cow::Owned(
+            line.replace("&quot;", "\"")
+                .replace("&amp;", "&")
+                .replace("&lt;", "<")
+                .replace("&gt;", ">"),
+        );
     }
     // `([\{-\~\[-\` -\&\(-\+\:-\@\/])` → ` \1 `: ASCII punctuation except `'`, `,`, `-` and
-    // `.`, which the rules below treat by context. The surrounding spaces are sacrebleu's.
-    let mut spaced = String::with_capacity(line.len() * 2 + 2);
+    // `.`, which the rules below split by context. sacrebleu pads the line with a space first.
+    let mut spaced = String::with_capacity(line.len() + line.len() / 2 + 2);
     spaced.push(' ');
-    for c in line.chars() {
-        if matches!(c, '{'..='~' | '['..='`' | ' '..='&' | '('..='+' | ':'..='@' | '/') {
-            spaced.push(' ');
-            spaced.push(c);
-            spaced.push(' ');
-        } else {
-            spaced.push(c);
+    let mut copied = 0;
+    for (i, b) in line.bytes().enumerate() {
+        if matches!(b, b'{'..=b'~' | b'['..=b'`' | b' '..=b'&' | b'('..=b'+' | b':'..=b'@' | b'/') {
+            spaced.push_str(&line[copied..i]);
+            spaced.extend([' ', char::from(b), ' ']);
+            copied = i + 1;
         }
     }
+    spaced.push_str(&line[copied..]);
     spaced.push(' ');
-    let digit = |c: char| c.is_ascii_digit();
-    let period_or_comma = |c: char| c == '.' || c == ',';
+    let digit = |b: u8| b.is_ascii_digit();
+    let period_or_comma = |b: u8| b == b'.' || b == b',';
     // `([^0-9])([\.,])` → `\1 \2 `: a period or comma not after a digit.
-    let pass = substitute_pairs(
+    let pass = space_pairs(
         &spaced,
         |a, b| !digit(a) && period_or_comma(b),
-        |out, a, b| out.extend([a, ' ', b, ' ']),
+        Spaces::BetweenAndAfter,
     );
     // `([\.,])([^0-9])` → ` \1 \2`: a period or comma not before a digit.
-    let pass = substitute_pairs(
+    let pass = space_pairs(
         &pass,
         |a, b| period_or_comma(a) && !digit(b),
-        |out, a, b| out.extend([' ', a, ' ', b]),
+        Spaces::BeforeAndBetween,
     );
     // `([0-9])(-)` → `\1 \2 `: a dash after a digit.
-    let pass = substitute_pairs(
-        &pass,
-        |a, b| digit(a) && b == '-',
-        |out, a, b| out.extend([a, ' ', b, ' ']),
-    );
+    let pass = space_pairs(&pass, |a, b| digit(a) && b == b'-', Spaces::BetweenAndAfter);
     let mut out = String::with_capacity(pass.len());
     for token in pass.split(is_py_space).filter(|t| !t.is_empty()) {
         if !out.is_empty() {
@@ -239,23 +223,44 @@ pub fn tokenize_13a(line: &str) -> String {
     out
 }
 
-/// `re.sub` of a two-character pattern: scans left to right, and after a match resumes after
-/// its second character, so matches never overlap (a digit-free `..` matches once, not twice).
-fn substitute_pairs(
-    text: &str,
-    matches: impl Fn(char, char) -> bool,
-    replace: impl Fn(&mut String, char, char),
-) -> String {
-    let mut out = String::with_capacity(text.len() + text.len() / 2);
-    let mut chars = text.chars().peekable();
-    while let Some(a) = chars.next() {
-        match chars.peek() {
-            Some(&b) if matches(a, b) => {
-                chars.next();
-                replace(&mut out, a, b);
-            }
-            _ => out.push(a),
+/// Where a two-character rule inserts its two spaces around the pair `ab`.
+#[derive(Clone, Copy)]
+enum Spaces {
+    /// `a b ` (`\1 \2 `)
+    BetweenAndAfter,
+    /// ` a b` (` \1 \2`)
+    BeforeAndBetween,
+}
+
+/// `re.sub` of one of 13a's two-character rules. It scans left to right and, after a match,
+/// resumes after its second character, so matches never overlap (`a..` matches once).
+///
+/// It works on bytes: every character a rule names is ASCII and the only test a non-ASCII
+/// character can pass is "not a digit", which its last byte passes exactly when the character
+/// does, while its other bytes are followed by continuation bytes no rule's second half
+/// accepts. So the matches are those of Python's character-wise scan, and every space goes
+/// next to an ASCII byte, on a character boundary.
+fn space_pairs(text: &str, matches: impl Fn(u8, u8) -> bool, spaces: Spaces) -> String {
+    let bytes = text.as_bytes();
+    let mut out = String::with_capacity(text.len() + text.len() / 4);
+    let mut copied = 0;
+    let mut i = 0;
+    while i + 1 < bytes.len() {
+        if matches(bytes[i], bytes[i + 1]) {
+            let (first, second) = match spaces {
+                Spaces::BetweenAndAfter => (i + 1, i + 2),
+                Spaces::BeforeAndBetween => (i, i + 1),
+            };
+            out.push_str(&text[copied..first]);
+            out.push(' ');
+            out.push_str(&text[first..second]);
+            out.push(' ');
+            copied = second;
+            i += 2;
+        } else {
+            i += 1;
         }
     }
+    out.push_str(&text[copied..]);
     out
 }

@@ -42,95 +42,169 @@ pub struct Rouge {
 /// `rouge-score`'s default tokenization: lowercase, every character outside ASCII `[a-z0-9]` a
 /// separator, empty tokens dropped.
 pub fn rouge_tokens(text: &str) -> Vec<String> {
-    let mut tokens = Vec::new();
-    let mut token = String::new();
-    let mut take = |c: char, token: &mut String| {
+    token_text(text)
+        .split(' ')
+        .filter(|t| !t.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+/// The tokens of `text`, each followed by one space, in one buffer (one allocation per text,
+/// not per token).
+fn token_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 1);
+    let mut take = |c: char| {
         if c.is_ascii_alphanumeric() {
-            token.push(c.to_ascii_lowercase());
-        } else if !token.is_empty() {
-            tokens.push(std::mem::take(token));
+            out.push(c.to_ascii_lowercase());
+        } else if !out.is_empty() && !out.ends_with(' ') {
+            out.push(' ');
         }
     };
     for c in text.chars() {
         if c.is_ascii() {
-            take(c, &mut token);
+            take(c);
         } else {
             // Python lowercases the whole text before dropping non-ASCII characters, and two of
             // them lowercase to ASCII letters (U+0130 to "i" + U+0307, the Kelvin sign to "k").
-            for lower in c.to_lowercase() {
-                take(lower, &mut token);
-            }
+            c.to_lowercase().for_each(&mut take);
         }
     }
-    take(' ', &mut token);
-    tokens
+    take(' ');
+    out
 }
 
 /// ROUGE-1/2/L of `candidate` (rouge-score's `prediction`) against `reference` (its `target`).
 pub fn rouge(candidate: &str, reference: &str) -> Rouge {
-    let cand_tokens = rouge_tokens(candidate);
-    let ref_tokens = rouge_tokens(reference);
+    let cand_text = token_text(candidate);
+    let ref_text = token_text(reference);
+    let cand_tokens: Vec<&str> = cand_text.split(' ').filter(|t| !t.is_empty()).collect();
+    let ref_tokens: Vec<&str> = ref_text.split(' ').filter(|t| !t.is_empty()).collect();
     // Integer ids make n-gram keys and LCS comparisons cheap.
-    let mut ids = HashMap::new();
-    let cand = intern(&mut ids, &cand_tokens);
-    let reference_ids = intern(&mut ids, &ref_tokens);
+    let mut ids = Interner::default();
+    let cand = ids.intern_all(&cand_tokens);
+    let reference = ids.intern_all(&ref_tokens);
     Rouge {
-        rouge1: rouge_n(&cand, &reference_ids, 1),
-        rouge2: rouge_n(&cand, &reference_ids, 2),
-        rouge_l: rouge_lcs(&cand, &reference_ids),
+        rouge1: rouge_n(&cand, &reference, 1),
+        rouge2: rouge_n(&cand, &reference, 2),
+        rouge_l: rouge_lcs(&cand, &reference, ids.len()),
     }
 }
 
-fn intern<'a>(ids: &mut HashMap<&'a str, u32>, tokens: &'a [String]) -> Vec<u32> {
-    tokens
-        .iter()
-        .map(|t| {
-            let next = ids.len() as u32;
-            *ids.entry(t.as_str()).or_insert(next)
+/// Dense ids for distinct tokens, in order of first appearance.
+#[derive(Default)]
+pub(super) struct Interner<'a> {
+    ids: HashMap<&'a str, u32>,
+}
+
+impl<'a> Interner<'a> {
+    pub(super) fn intern_all(&mut self, tokens: &[&'a str]) -> Vec<u32> {
+        tokens
+            .iter()
+            .map(|&t| {
+                // A text with 2^32 distinct tokens would not fit in memory; saturating keeps
+                // this total without a panic path.
+                let next = u32::try_from(self.ids.len()).unwrap_or(u32::MAX);
+                *self.ids.entry(t).or_insert(next)
+            })
+            .collect()
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.ids.len()
+    }
+}
+
+/// Every n-gram of `ids` as one integer (a 32-bit lane per token, id + 1 so shorter n-grams
+/// never equal longer ones), sorted so two sides can be compared by one merge.
+pub(super) fn sorted_ngrams(ids: &[u32], n: usize) -> Vec<u128> {
+    let mut keys: Vec<u128> = ids
+        .windows(n)
+        .map(|gram| {
+            gram.iter().enumerate().fold(0u128, |key, (lane, &id)| {
+                key | (u128::from(id) + 1) << (32 * lane)
+            })
         })
-        .collect()
+        .collect();
+    keys.sort_unstable();
+    keys
+}
+
+/// The clipped overlap of two sorted n-gram lists: the sum over n-grams of the smaller count.
+pub(super) fn clipped_overlap(a: &[u128], b: &[u128]) -> u64 {
+    let (mut i, mut j, mut overlap) = (0, 0, 0u64);
+    while i < a.len() && j < b.len() {
+        match a[i].cmp(&b[j]) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => {
+                let key = a[i];
+                let run_a = a[i..].iter().take_while(|&&k| k == key).count();
+                let run_b = b[j..].iter().take_while(|&&k| k == key).count();
+                overlap += run_a.min(run_b) as u64;
+                i += run_a;
+                j += run_b;
+            }
+        }
+    }
+    overlap
 }
 
 fn rouge_n(cand: &[u32], reference: &[u32], n: usize) -> RougeScore {
-    // Per n-gram: (count in the reference, count in the candidate).
-    let mut counts: HashMap<&[u32], (u64, u64)> = HashMap::new();
-    for gram in reference.windows(n) {
-        counts.entry(gram).or_default().0 += 1;
-    }
-    for gram in cand.windows(n) {
-        counts.entry(gram).or_default().1 += 1;
-    }
-    let overlap: u64 = counts.values().map(|&(r, c)| r.min(c)).sum();
-    let ref_count = reference.windows(n).len() as u64;
-    let cand_count = cand.windows(n).len() as u64;
+    let cand_grams = sorted_ngrams(cand, n);
+    let ref_grams = sorted_ngrams(reference, n);
+    let overlap = clipped_overlap(&cand_grams, &ref_grams) as f64;
     // rouge-score divides by max(count, 1): no n-grams on a side scores 0, not NaN.
     RougeScore::new(
-        overlap as f64 / cand_count.max(1) as f64,
-        overlap as f64 / ref_count.max(1) as f64,
+        overlap / cand_grams.len().max(1) as f64,
+        overlap / ref_grams.len().max(1) as f64,
     )
 }
 
-fn rouge_lcs(cand: &[u32], reference: &[u32]) -> RougeScore {
+fn rouge_lcs(cand: &[u32], reference: &[u32], alphabet: usize) -> RougeScore {
     if cand.is_empty() || reference.is_empty() {
         return RougeScore::default();
     }
-    let lcs = lcs_len(cand, reference) as f64;
+    let lcs = lcs_len(cand, reference, alphabet) as f64;
     RougeScore::new(lcs / cand.len() as f64, lcs / reference.len() as f64)
 }
 
-/// Length of the longest common subsequence: the classic table, one row at a time over the
-/// shorter sequence, so memory is linear and time is the product of the lengths.
-fn lcs_len(a: &[u32], b: &[u32]) -> usize {
-    let (outer, inner) = if a.len() >= b.len() { (a, b) } else { (b, a) };
-    let mut row = vec![0usize; inner.len() + 1];
-    for &x in outer {
-        // `diag` is the previous row's value one column to the left.
-        let mut diag = 0;
-        for (j, &y) in inner.iter().enumerate() {
-            let above = row[j + 1];
-            row[j + 1] = if x == y { diag + 1 } else { above.max(row[j]) };
-            diag = above;
+/// Length of the longest common subsequence of two id sequences (ids below `alphabet`).
+///
+/// Bit-parallel (Allison–Dix, in Hyyrö's form): one bit per position of the shorter sequence,
+/// so the textbook table's row is updated 64 cells at a time, `V' = (V + (V & M)) | (V & !M)`
+/// with `M` the positions of the current symbol; the LCS is the number of zero bits at the end.
+/// It runs one 64-position block at a time over the whole longer sequence, keeping each step's
+/// carry for the next block, so memory stays linear however long the texts are.
+fn lcs_len(a: &[u32], b: &[u32], alphabet: usize) -> usize {
+    let (short, long) = if a.len() <= b.len() { (a, b) } else { (b, a) };
+    let mut masks = vec![0u64; alphabet];
+    let mut carries = vec![false; long.len()];
+    let mut lcs = 0;
+    for block in short.chunks(64) {
+        for (bit, &s) in block.iter().enumerate() {
+            if let Some(mask) = masks.get_mut(s as usize) {
+                *mask |= 1 << bit;
+            }
+        }
+        let mut v = u64::MAX;
+        for (&s, carry) in long.iter().zip(carries.iter_mut()) {
+            let u = v & masks.get(s as usize).copied().unwrap_or(0);
+            let (sum, c1) = v.overflowing_add(u);
+            let (sum, c2) = sum.overflowing_add(u64::from(*carry));
+            *carry = c1 || c2;
+            v = sum | (v & !u);
+        }
+        let valid = if block.len() == 64 {
+            u64::MAX
+        } else {
+            (1u64 << block.len()) - 1
+        };
+        lcs += (!v & valid).count_ones() as usize;
+        for &s in block {
+            if let Some(mask) = masks.get_mut(s as usize) {
+                *mask = 0;
+            }
         }
     }
-    row[inner.len()]
+    lcs
 }

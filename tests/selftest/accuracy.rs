@@ -431,6 +431,33 @@ proptest! {
     }
 
     #[test]
+    fn rouge_l_uses_the_longest_common_subsequence(
+        c in prop::collection::vec(prop::sample::select(vec!["a", "b", "c", "d"]), 0..300),
+        r in prop::collection::vec(prop::sample::select(vec!["a", "b", "c", "e"]), 0..300),
+    ) {
+        // Few distinct words and lengths past several 64-token blocks: many ties and carries
+        // for the bit-parallel LCS, checked against the textbook table.
+        let mut table = vec![vec![0usize; r.len() + 1]; c.len() + 1];
+        for i in 1..=c.len() {
+            for j in 1..=r.len() {
+                table[i][j] = if c[i - 1] == r[j - 1] {
+                    table[i - 1][j - 1] + 1
+                } else {
+                    table[i - 1][j].max(table[i][j - 1])
+                };
+            }
+        }
+        let lcs = table[c.len()][r.len()];
+        let s = rouge(&c.join(" "), &r.join(" "));
+        if c.is_empty() || r.is_empty() {
+            prop_assert_eq!(s.rouge_l, RougeScore::default());
+        } else {
+            prop_assert_eq!(s.rouge_l.precision, lcs as f64 / c.len() as f64);
+            prop_assert_eq!(s.rouge_l.recall, lcs as f64 / r.len() as f64);
+        }
+    }
+
+    #[test]
     fn swapping_sides_swaps_precision_and_recall(c in text(), r in text()) {
         let a = rouge(&c, &r);
         let b = rouge(&r, &c);
