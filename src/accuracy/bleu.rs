@@ -5,7 +5,7 @@ use std::borrow::Cow;
 
 use serde::{Deserialize, Serialize};
 
-use super::rouge::{Interner, clipped_overlap, sorted_ngrams};
+use super::ngram::{Interner, clipped_overlap, sorted_ngrams};
 use super::{AccuracyError, is_py_space};
 
 /// The highest n-gram order BLEU counts (sacrebleu's default).
@@ -107,8 +107,8 @@ pub fn corpus_bleu<C: AsRef<str>, R: AsRef<str>>(
     stats.bleu()
 }
 
-/// sacrebleu's `BLEU.compute_bleu` with `exp` smoothing, step for step, so the floating-point
-/// result is the same to the last bits.
+/// sacrebleu's `BLEU.compute_bleu` with `exp` smoothing, step for step in the same order, so
+/// the floating-point results differ at most by the rounding of `exp` and `ln`.
 fn compute(
     counts: [u64; MAX_NGRAM_ORDER],
     totals: [u64; MAX_NGRAM_ORDER],

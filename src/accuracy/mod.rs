@@ -22,10 +22,11 @@
 //! "Whitespace" here is always Python's (`str.split()`, `str.strip()`), which is Unicode's
 //! `White_Space` plus the ASCII separators U+001C..U+001F, because both references split that way.
 //!
-//! Each score is linear in the text's length except ROUGE-L, which is the product of the two
-//! token counts (an LCS table row at a time, so memory stays linear).
+//! Every score is linear in the texts' lengths (n-grams are counted by sorting packed keys)
+//! except ROUGE-L's LCS, which takes n·m/64 word steps (bit-parallel) and linear memory.
 
 mod bleu;
+mod ngram;
 mod rouge;
 
 pub use bleu::{Bleu, BleuStats, MAX_NGRAM_ORDER, corpus_bleu, tokenize_13a};

@@ -1,9 +1,9 @@
 //! ROUGE-1, ROUGE-2 and ROUGE-L as `rouge-score` 0.1.2 computes them with its default tokenizer
 //! and no stemmer.
 
-use std::collections::HashMap;
-
 use serde::{Deserialize, Serialize};
+
+use super::ngram::{Interner, clipped_overlap, sorted_ngrams};
 
 /// Precision, recall and F1 of one ROUGE variant, each 0..=1.
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
@@ -88,65 +88,6 @@ pub fn rouge(candidate: &str, reference: &str) -> Rouge {
         rouge2: rouge_n(&cand, &reference, 2),
         rouge_l: rouge_lcs(&cand, &reference, ids.len()),
     }
-}
-
-/// Dense ids for distinct tokens, in order of first appearance.
-#[derive(Default)]
-pub(super) struct Interner<'a> {
-    ids: HashMap<&'a str, u32>,
-}
-
-impl<'a> Interner<'a> {
-    pub(super) fn intern_all(&mut self, tokens: &[&'a str]) -> Vec<u32> {
-        tokens
-            .iter()
-            .map(|&t| {
-                // A text with 2^32 distinct tokens would not fit in memory; saturating keeps
-                // this total without a panic path.
-                let next = u32::try_from(self.ids.len()).unwrap_or(u32::MAX);
-                *self.ids.entry(t).or_insert(next)
-            })
-            .collect()
-    }
-
-    pub(super) fn len(&self) -> usize {
-        self.ids.len()
-    }
-}
-
-/// Every n-gram of `ids` as one integer (a 32-bit lane per token, id + 1 so shorter n-grams
-/// never equal longer ones), sorted so two sides can be compared by one merge.
-pub(super) fn sorted_ngrams(ids: &[u32], n: usize) -> Vec<u128> {
-    let mut keys: Vec<u128> = ids
-        .windows(n)
-        .map(|gram| {
-            gram.iter().enumerate().fold(0u128, |key, (lane, &id)| {
-                key | (u128::from(id) + 1) << (32 * lane)
-            })
-        })
-        .collect();
-    keys.sort_unstable();
-    keys
-}
-
-/// The clipped overlap of two sorted n-gram lists: the sum over n-grams of the smaller count.
-pub(super) fn clipped_overlap(a: &[u128], b: &[u128]) -> u64 {
-    let (mut i, mut j, mut overlap) = (0, 0, 0u64);
-    while i < a.len() && j < b.len() {
-        match a[i].cmp(&b[j]) {
-            std::cmp::Ordering::Less => i += 1,
-            std::cmp::Ordering::Greater => j += 1,
-            std::cmp::Ordering::Equal => {
-                let key = a[i];
-                let run_a = a[i..].iter().take_while(|&&k| k == key).count();
-                let run_b = b[j..].iter().take_while(|&&k| k == key).count();
-                overlap += run_a.min(run_b) as u64;
-                i += run_a;
-                j += run_b;
-            }
-        }
-    }
-    overlap
 }
 
 fn rouge_n(cand: &[u32], reference: &[u32], n: usize) -> RougeScore {
