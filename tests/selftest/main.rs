@@ -1,4 +1,5 @@
 //! The project's own tests: `cargo test --lib --test selftest`.
+mod accuracy;
 mod baseline;
 mod changes;
 mod cli;
