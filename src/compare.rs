@@ -2,7 +2,7 @@
 //! from the history. What upstream's `create_perf_comparison_report.py` meant to do (it merges
 //! on CSV columns that no longer exist): per case, step and metric, A's and B's medians, the
 //! change, better or worse by the metric's direction, and whether it is more than noise
-//! ([`crate::gate::compare`]); as a table, markdown, or one self-contained HTML page.
+//! ([`crate::gate::significance`]); as a table, markdown, or one self-contained HTML page.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use serde::Serialize;
 
-use crate::gate::compare::{self, Delta, Effect, Sample};
+use crate::gate::significance::{self, Delta, Effect, Sample};
 use crate::history::History;
 use crate::history::regressions::resolve_run;
 use crate::record::State;
@@ -183,7 +183,7 @@ pub fn compare_sides(a: &Side, b: &Side, metrics: &[String]) -> Comparison {
             continue;
         };
         let def = metric::metric(&k.metric);
-        let delta = compare::compare(
+        let delta = significance::compare(
             &Sample { reps: va.clone() },
             &Sample { reps: vb.clone() },
             def.map(|d| d.direction),

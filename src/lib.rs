@@ -9,13 +9,13 @@
 
 pub mod accuracy;
 pub mod backend;
-pub mod bench;
 pub mod cli;
 pub mod collect;
 pub mod compare;
 pub mod config;
 pub mod dashboard;
 pub mod dataset;
+pub mod devbench;
 pub mod execute;
 pub mod fsutil;
 pub mod gate;
@@ -23,7 +23,6 @@ pub mod history;
 
 pub mod lint;
 pub mod llm_api;
-pub mod merge;
 pub mod models;
 pub mod physics;
 pub mod plan;

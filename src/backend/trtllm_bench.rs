@@ -21,6 +21,24 @@ use crate::textutil::py_float_repr;
 /// The id its steps carry.
 pub const ID: &str = "trtllm-bench";
 
+/// The labels of its steps: the engine build, and the two benchmark subcommands.
+pub const BUILD: &str = "build";
+pub const THROUGHPUT: &str = "throughput";
+pub const LATENCY: &str = "latency";
+
+/// The step of a row of upstream's result files (`perfgate history import`): its
+/// trtllm-bench subcommand, as the row's command names it; BUILD_TIME is the build's.
+pub fn step_of_upstream_row(metric: &str, command: &str) -> Option<&'static str> {
+    if metric == "BUILD_TIME" {
+        return Some(BUILD);
+    }
+    command.split_whitespace().find_map(|word| {
+        [BUILD, THROUGHPUT, LATENCY]
+            .into_iter()
+            .find(|s| *s == word)
+    })
+}
+
 /// Options of the trtllm-bench backend.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -225,7 +243,7 @@ fn build_step(cfg: &PerfConfig, model: &Model, dir: &Path, opts: &PlanOptions) -
     }
     Step {
         phase: Phase::Setup,
-        label: "build",
+        label: BUILD,
         backend: ID,
         argv,
         env: bench_env(opts),
@@ -258,8 +276,8 @@ fn bench_step(
     opts: &PlanOptions,
 ) -> Step {
     let (label, report) = match sub {
-        Sub::Latency => ("latency", case_dir.join("report_latency.json")),
-        Sub::Throughput => ("throughput", case_dir.join("report.json")),
+        Sub::Latency => (LATENCY, case_dir.join("report_latency.json")),
+        Sub::Throughput => (THROUGHPUT, case_dir.join("report.json")),
     };
     let mut argv = vec![
         opts.trtllm.bench_cmd.clone(),

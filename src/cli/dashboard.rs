@@ -78,7 +78,7 @@ pub fn run_bench(a: BenchDashboardArgs) -> anyhow::Result<ExitCode> {
             tmp.clone()
         }
     };
-    let report = crate::dashboard::bench::run(&crate::dashboard::bench::BenchOptions {
+    let report = crate::dashboard::synthetic::run(&crate::dashboard::synthetic::BenchOptions {
         nights: a.nights,
         cases: a.cases,
         metrics: a.metrics,

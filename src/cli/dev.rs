@@ -108,7 +108,7 @@ pub struct BenchCpdArgs {
 }
 
 pub fn run_bench_names(a: BenchNamesArgs) -> anyhow::Result<ExitCode> {
-    let report = crate::bench::names(a.count)?;
+    let report = crate::devbench::names(a.count)?;
     println!("{report}");
     let verdict = if report.total_ms <= a.target_ms {
         "within"
@@ -176,7 +176,7 @@ pub fn run_bench_cpd(a: BenchCpdArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub fn run_bench_parse(a: BenchParseArgs) -> anyhow::Result<ExitCode> {
-    let report = crate::bench::parse(a.size_mb)?;
+    let report = crate::devbench::parse(a.size_mb)?;
     let verdict = if report.mb_per_s() >= a.target_mbps {
         "within"
     } else {

@@ -24,10 +24,10 @@ pub fn run(a: MergeArgs) -> anyhow::Result<std::process::ExitCode> {
     let mut shards = a
         .shard_dirs
         .iter()
-        .map(|d| crate::merge::ShardDir::read(d))
+        .map(|d| crate::shard::merge::ShardDir::read(d))
         .collect::<Result<Vec<_>, _>>()?;
-    crate::merge::check(&mut shards)?;
-    let summary = crate::merge::merge(&shards, &a.out, a.history.as_deref())?;
+    crate::shard::merge::check(&mut shards)?;
+    let summary = crate::shard::merge::merge(&shards, &a.out, a.history.as_deref())?;
     for n in &summary.notes {
         eprintln!("perfgate merge: {n}");
     }

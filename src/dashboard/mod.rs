@@ -12,8 +12,8 @@
 //!   batch size), per-user against per-GPU output throughput with the Pareto frontier.
 //! - `data/runs.js`: every run shown (id, revision, host, environment), for the drill-down.
 
-pub mod bench;
 mod model;
+pub mod synthetic;
 
 use std::path::{Path, PathBuf};
 

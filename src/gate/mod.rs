@@ -18,11 +18,11 @@
 
 pub mod baseline;
 pub mod changes;
-pub mod compare;
 pub mod cpd;
 pub mod cpd_sim;
 pub mod env;
 pub mod evaluate;
+pub mod significance;
 pub mod sim;
 pub mod stats;
 pub mod validity;

@@ -345,13 +345,14 @@ fn read_upstream(path: &Path) -> anyhow::Result<ImportSource> {
         let metric = need("metric_type")?;
         let test_id = need("original_test_name")?;
         let command = row.get("command").unwrap_or_default();
-        let step = step_of(&metric, &command).with_context(|| {
-            format!(
-                "{}: cannot tell the step of {metric}: the command names no trtllm-bench \
+        let step = crate::backend::trtllm_bench::step_of_upstream_row(&metric, &command)
+            .with_context(|| {
+                format!(
+                    "{}: cannot tell the step of {metric}: the command names no trtllm-bench \
                  subcommand (build, throughput, latency): `{command}`",
-                row.at
-            )
-        })?;
+                    row.at
+                )
+            })?;
         let value = match row.get("perf_metric").filter(|v| !v.trim().is_empty()) {
             Some(v) => Some(
                 v.trim()
@@ -551,19 +552,6 @@ fn upstream_yaml_rows(path: &Path, bytes: &[u8]) -> anyhow::Result<Vec<UpstreamR
     Ok(rows)
 }
 
-/// The step of an upstream row: its trtllm-bench subcommand; BUILD_TIME is the build's.
-pub fn step_of(metric: &str, command: &str) -> Option<&'static str> {
-    if metric == "BUILD_TIME" {
-        return Some("build");
-    }
-    command.split_whitespace().find_map(|word| match word {
-        "build" => Some("build"),
-        "throughput" => Some("throughput"),
-        "latency" => Some("latency"),
-        _ => None,
-    })
-}
-
 /// Upstream's `2026-11-24 10:46:55 +0000`, or (as upstream itself writes it) without the
 /// zone, which is then UTC.
 fn upstream_time(text: &str) -> Option<DateTime<FixedOffset>> {
@@ -637,13 +625,28 @@ mod tests {
     #[test]
     fn the_step_comes_from_the_subcommand() {
         let cmd = "trtllm-bench --model=m --model_path=/p/latency-model latency --dataset=d";
-        assert_eq!(step_of("INFERENCE_TIME", cmd), Some("latency"));
         assert_eq!(
-            step_of("TOKEN_THROUGHPUT", "trtllm-bench --model=m throughput --x"),
+            crate::backend::trtllm_bench::step_of_upstream_row("INFERENCE_TIME", cmd),
+            Some("latency")
+        );
+        assert_eq!(
+            crate::backend::trtllm_bench::step_of_upstream_row(
+                "TOKEN_THROUGHPUT",
+                "trtllm-bench --model=m throughput --x"
+            ),
             Some("throughput")
         );
-        assert_eq!(step_of("BUILD_TIME", "anything"), Some("build"));
-        assert_eq!(step_of("TOKEN_THROUGHPUT", "python bench.py"), None);
+        assert_eq!(
+            crate::backend::trtllm_bench::step_of_upstream_row("BUILD_TIME", "anything"),
+            Some("build")
+        );
+        assert_eq!(
+            crate::backend::trtllm_bench::step_of_upstream_row(
+                "TOKEN_THROUGHPUT",
+                "python bench.py"
+            ),
+            None
+        );
     }
 
     #[test]

@@ -22,11 +22,11 @@
 //! the gate uses as [`Observation::night`], independent of clocks and time zones.
 
 pub mod changes;
+pub mod combine;
 pub mod dashboard;
 mod durations;
 pub mod export;
 pub mod import;
-pub mod merge;
 pub mod regressions;
 mod schema;
 pub mod sink;

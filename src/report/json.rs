@@ -183,7 +183,7 @@ pub(crate) fn parse(text: &str) -> Result<Report, ReportError> {
         None => false,
     };
     // The JSON carries every key of the newest report (era D): that is what it should have.
-    let expected = super::bench::expected_throughput(super::bench::D, streaming, spec_decoding);
+    let expected = super::eras::expected_throughput(super::eras::D, streaming, spec_decoding);
     let missing = METRICS
         .iter()
         .map(|d| d.name)

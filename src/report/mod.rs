@@ -30,7 +30,7 @@
 //!   never stored; a warning names the line.
 //! - `failed_requests`: the largest `Failed requests: N` in the log (any failure matters).
 
-mod bench;
+mod eras;
 mod json;
 mod logline;
 mod scan;

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use memchr::memmem;
 
-use super::bench::{self, Order, Section};
+use super::eras::{self, Order, Section};
 use super::text::{self, excerpt, label_eq, parse_value, split_label, strip_prefixes, visible};
 use super::{Report, ReportKind, logline, serve};
 use crate::record::metric::METRICS;
@@ -56,7 +56,7 @@ impl Block {
             start_line,
             serve,
             latency_report: false,
-            eras: bench::ALL,
+            eras: eras::ALL,
             eras_conflict: false,
             last_rank: None,
             metrics: BTreeMap::new(),
@@ -243,7 +243,7 @@ impl Scanner {
             return;
         }
         let title = rest.trim_ascii();
-        let (section, eras) = bench::title(title).unwrap_or((Section::Other, bench::ALL));
+        let (section, eras) = eras::title(title).unwrap_or((Section::Other, eras::ALL));
         self.pending = Some(Pending {
             section,
             eras,
@@ -326,7 +326,7 @@ impl Scanner {
         }
         if !b.eras_conflict {
             b.eras_conflict = true;
-            let was = bench::era_list(b.eras);
+            let was = eras::era_list(b.eras);
             let w = format!(
                 "line {line}: `{what}` does not fit the report era the earlier lines show \
                  ({was}): era left undecided"
@@ -342,7 +342,7 @@ impl Scanner {
         let parsed = memchr::memchr(b']', msg).and_then(|end| {
             let tag = &msg[1..end];
             let (stat, value) = split_label(&msg[end + 1..])?;
-            Some((bench::percentile(tag, stat)?, value))
+            Some((eras::percentile(tag, stat)?, value))
         });
         let Some((p, value)) = parsed else {
             self.unknown_line(msg);
@@ -383,13 +383,13 @@ impl Scanner {
                 None if section == Section::World
                     && kv.is_some_and(|(l, _)| label_eq(l, "EP Size")) =>
                 {
-                    self.narrow(bench::C | bench::CP | bench::D, self.line_no, "EP Size");
+                    self.narrow(eras::C | eras::CP | eras::D, self.line_no, "EP Size");
                 }
                 None => {}
             },
             None => {
                 if let Some((label, _)) = kv
-                    && bench::is_report_label(label)
+                    && eras::is_report_label(label)
                 {
                     self.lookalike_lines += 1;
                     if self.lookalike_first.is_none() {
@@ -418,7 +418,7 @@ impl Scanner {
         }
     }
 
-    fn label_line(&mut self, section: Section, table: &[bench::LabelDef], msg: &[u8]) {
+    fn label_line(&mut self, section: Section, table: &[eras::LabelDef], msg: &[u8]) {
         let Some((label, value)) = split_label(msg) else {
             return;
         };
@@ -434,13 +434,13 @@ impl Scanner {
             match def.order {
                 // D prints it right after Total Output Throughput, C' after the per-GPU line.
                 Order::TotalToken => match last {
-                    Order::TotalOutput => self.narrow(bench::D, line, def.label),
-                    Order::PerGpu => self.narrow(bench::CP, line, def.label),
+                    Order::TotalOutput => self.narrow(eras::D, line, def.label),
+                    Order::PerGpu => self.narrow(eras::CP, line, def.label),
                     _ => {}
                 },
                 // C' and D print Total Token Throughput before Total Latency; C never does.
                 Order::TotalLatency if !seen_total_token => {
-                    self.narrow(bench::ALL & !(bench::CP | bench::D), line, def.label)
+                    self.narrow(eras::ALL & !(eras::CP | eras::D), line, def.label)
                 }
                 _ => {}
             }
@@ -614,19 +614,19 @@ impl Scanner {
             Some(b) => {
                 streaming = b.streaming;
                 if b.latency_report {
-                    expected = bench::expected_latency();
+                    expected = eras::expected_latency();
                     era = (!b.eras_conflict).then(|| "B".to_string());
                 } else {
-                    expected = bench::expected_throughput(b.eras, b.streaming, b.spec_decoding);
+                    expected = eras::expected_throughput(b.eras, b.streaming, b.spec_decoding);
                     era = (!b.eras_conflict)
-                        .then(|| bench::era_name(b.eras))
+                        .then(|| eras::era_name(b.eras))
                         .flatten()
                         .map(str::to_string);
                     if era.is_none() && !b.eras_conflict {
                         let w = format!(
                             "the text does not show which report era this is ({}); `missing` \
                              lists only what every one of them prints",
-                            bench::era_list(b.eras)
+                            eras::era_list(b.eras)
                         );
                         self.warn(w);
                     }

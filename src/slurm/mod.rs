@@ -158,4 +158,4 @@ pub struct ShardEntry {
 }
 
 pub const JOB_FILE: &str = "slurm.json";
-pub const STATE_FILE: &str = crate::merge::SLURM_STATE_FILE;
+pub const STATE_FILE: &str = crate::shard::merge::SLURM_STATE_FILE;

@@ -439,7 +439,7 @@ fn finish(
         } else {
             std::fs::create_dir_all(&s.dir)
                 .with_context(|| format!("{}: cannot create", s.dir.display()))?;
-            let record = crate::merge::SlurmState {
+            let record = crate::shard::merge::SlurmState {
                 state: state.state.clone(),
                 exit_code: Some(state.exit_code.clone()).filter(|c| !c.is_empty()),
                 log: Some(log),
@@ -710,7 +710,7 @@ fn follow(
 /// Merges the shard dirs that have a `shard.json` into `<job-dir>/merged` (an earlier merge
 /// is moved aside) and prints its summary; `Ok(true)` when every shard's tests finished.
 fn merge(job: &JobFile, job_dir: &Path) -> anyhow::Result<bool> {
-    use crate::merge::{self, ShardDir};
+    use crate::shard::merge::{self, ShardDir};
     let out = job_dir.join("merged");
     if out.exists() {
         let mut n = 1;

@@ -562,9 +562,9 @@ fn the_example_list_sharded_and_merged_equals_one_run() {
         xml.contains(r#"errors="2""#),
         "one unfinished test, one missing shard: {xml}"
     );
-    let c = perfgate::merge::completeness(&[
-        perfgate::merge::ShardDir::read(&d1).expect("d1"),
-        perfgate::merge::ShardDir::read(&d2_partial).expect("d2"),
+    let c = perfgate::shard::merge::completeness(&[
+        perfgate::shard::merge::ShardDir::read(&d1).expect("d1"),
+        perfgate::shard::merge::ShardDir::read(&d2_partial).expect("d2"),
     ]);
     assert_eq!(c.missing_shards, vec![3]);
     assert_eq!(c.unfinished.len(), 1);

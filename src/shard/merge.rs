@@ -285,7 +285,7 @@ pub struct MergeSummary {
     pub files: BTreeMap<String, usize>,
     /// Case directories and other entries linked or copied.
     pub entries: usize,
-    pub history: Option<crate::history::merge::MergedRun>,
+    pub history: Option<crate::history::combine::MergedRun>,
     /// Things left out, and why.
     pub notes: Vec<String>,
 }

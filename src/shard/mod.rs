@@ -14,6 +14,10 @@
 //! - **Cost.** A test's latest duration in the history when one is stored; else its size,
 //!   Σ over its cases of num_requests × (isl + osl) tokens. When some tests have a duration
 //!   and others not, sizes are converted to seconds at the rate of the tests that have both.
+//!
+//! [`merge`] joins the shards' output directories back into one.
+
+pub mod merge;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
