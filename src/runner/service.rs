@@ -384,7 +384,15 @@ impl Service {
         }
         self.stopped = true;
         process::stop_group(self.pgid, self.grace);
-        let _ = self.child.try_wait();
+        // Reap the leader (killed by now) so no zombie is left; a process stuck in the kernel
+        // is not waited for forever.
+        let until = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < until {
+            if !matches!(self.child.try_wait(), Ok(None)) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 }
 

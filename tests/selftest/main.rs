@@ -1,5 +1,6 @@
 //! The project's own tests: `cargo test --lib --test selftest`.
 mod accuracy;
+mod backend;
 mod baseline;
 mod changes;
 mod cli;

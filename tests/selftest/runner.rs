@@ -292,3 +292,271 @@ fn a_crashing_benchmark_is_reported_with_its_signal_and_fatal_line() {
         "{msg}"
     );
 }
+
+/// A service step running `argv`, ready when `ready` says so.
+fn service(dir: &Path, argv: &[&str], ready: perfgate::plan::Readiness, timeout_s: u64) -> Step {
+    Step {
+        phase: Phase::Service,
+        label: "server",
+        service: Some(perfgate::plan::ServiceSpec {
+            ready,
+            ready_timeout: Duration::from_secs(timeout_s),
+            log: dir.join("server.log"),
+        }),
+        ..step(argv)
+    }
+}
+
+fn alive(pid: i32) -> bool {
+    // A zombie is gone for our purposes: its state in /proc/<pid>/stat is `Z`.
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| {
+            s.rsplit_once(") ")
+                .is_some_and(|(_, rest)| !rest.starts_with('Z'))
+        })
+        .unwrap_or(false)
+}
+
+/// The pid a service wrote to `pidfile` (the service is `sh`, which writes `$$`).
+fn pid_in(path: &Path) -> i32 {
+    for _ in 0..100 {
+        if let Ok(s) = std::fs::read_to_string(path)
+            && let Ok(pid) = s.trim().parse()
+        {
+            return pid;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("no pid in {}", path.display())
+}
+
+#[test]
+fn a_service_is_ready_by_its_log_line_and_its_group_dies_with_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pids = dir.path().join("pids");
+    // The service and a child of its own, both holding on; ready after a delay.
+    let script = format!(
+        "sleep 30 & echo $! > {p}.child; echo $$ > {p}; sleep 0.3; echo 'server READY on {{port}}'; wait",
+        p = pids.display()
+    );
+    let s = service(
+        dir.path(),
+        &["sh", "-c", &script],
+        perfgate::plan::Readiness::LogLine {
+            pattern: r"READY on \d+".into(),
+        },
+        10,
+    );
+    let mut r = runner(dir.path(), quick());
+    let mut svc = r
+        .start_service(&s, &ServiceContext::default())
+        .expect("ready");
+    let (leader, child) = (pid_in(&pids), pid_in(&dir.path().join("pids.child")));
+    assert!(
+        svc.addr
+            .as_deref()
+            .is_some_and(|a| a.starts_with("127.0.0.1:"))
+    );
+    svc.check_alive().expect("still running");
+    drop(svc);
+    assert!(
+        !alive(leader) && !alive(child),
+        "the service's group outlived it"
+    );
+    let log = std::fs::read_to_string(dir.path().join("server.log")).expect("log");
+    assert!(log.contains("server READY on "), "{log}");
+}
+
+#[test]
+fn a_service_ready_by_its_report_file_gives_its_address_to_later_steps() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let addr = dir.path().join("server.addr");
+    // trtllm-serve's scheme: bind port 0, write host:port, then answer /health.
+    let server = format!(
+        r#"
+import http.server, socketserver
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200 if self.path == "/health" else 404); self.end_headers(); self.wfile.write(b"ok")
+    def log_message(self, *a): pass
+with socketserver.TCPServer(("127.0.0.1", 0), H) as s:
+    open("{}", "w").write("127.0.0.1:%d\n" % s.server_address[1])
+    s.serve_forever()
+"#,
+        addr.display()
+    );
+    let s = service(
+        dir.path(),
+        &["python3", "-c", &server],
+        perfgate::plan::Readiness::ReportFile {
+            path: addr.clone(),
+            health_path: "/health".into(),
+        },
+        30,
+    );
+    let mut r = runner(dir.path(), quick());
+    let svc = r
+        .start_service(&s, &ServiceContext::default())
+        .expect("ready");
+    let written = std::fs::read_to_string(&addr).expect("addr");
+    assert_eq!(svc.addr.as_deref(), Some(written.trim()));
+    let mut context = ServiceContext::default();
+    context.add("server", svc.addr.as_deref().expect("addr"));
+    let client = sh("echo url={server.url} env=$PERFGATE_SERVER_PORT");
+    let run = r.run_step(&client, &context).expect("client runs");
+    let log = std::fs::read_to_string(dir.path().join("perf.log")).expect("log");
+    let port = written.trim().rsplit_once(':').expect("port").1;
+    assert!(
+        log.contains(&format!("url=http://{} env={port}", written.trim())),
+        "{log}"
+    );
+    assert!(
+        run.command
+            .contains(&format!("PERFGATE_SERVER_PORT={port}"))
+    );
+}
+
+#[test]
+fn a_service_that_dies_is_reported_with_its_log_tail() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut r = runner(dir.path(), quick());
+    // Dies before it is ready.
+    let s = service(
+        dir.path(),
+        &["sh", "-c", "echo 'fatal: no model at /models/x'; exit 3"],
+        perfgate::plan::Readiness::LogLine {
+            pattern: "READY".into(),
+        },
+        10,
+    );
+    let e = r
+        .start_service(&s, &ServiceContext::default())
+        .expect_err("it died");
+    let m = message(e);
+    assert!(
+        m.contains("exited before it was ready (exit status 3)") && m.contains("no model at"),
+        "{m}"
+    );
+    // Dies while the case runs: the next liveness check says so.
+    let s = service(
+        dir.path(),
+        &[
+            "sh",
+            "-c",
+            "echo READY; sleep 0.3; echo 'killed: out of memory'; exit 9",
+        ],
+        perfgate::plan::Readiness::LogLine {
+            pattern: "READY".into(),
+        },
+        10,
+    );
+    let mut svc = r
+        .start_service(&s, &ServiceContext::default())
+        .expect("ready");
+    std::thread::sleep(Duration::from_millis(800));
+    let e = svc.check_alive().expect_err("it died");
+    let m = e.to_string();
+    assert!(
+        m.contains("died (exit status 9)") && m.contains("out of memory"),
+        "{m}"
+    );
+}
+
+#[test]
+fn a_service_never_ready_or_deaf_to_sigterm_is_killed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pids = dir.path().join("pid");
+    let script = format!(
+        "trap '' TERM; echo $$ > {}; echo never ready; while :; do sleep 1; done",
+        pids.display()
+    );
+    let s = service(
+        dir.path(),
+        &["sh", "-c", &script],
+        perfgate::plan::Readiness::LogLine {
+            pattern: "READY".into(),
+        },
+        1,
+    );
+    let mut r = runner(dir.path(), quick());
+    let t = Instant::now();
+    let e = r
+        .start_service(&s, &ServiceContext::default())
+        .expect_err("never ready");
+    let m = message(e);
+    assert!(
+        m.contains("was not ready after 1 s") && m.contains("never ready"),
+        "{m}"
+    );
+    // The ready timeout plus the grace before SIGKILL, not the loop's forever.
+    assert!(t.elapsed() < Duration::from_secs(10));
+    let pid = pid_in(&pids);
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    assert!(!alive(pid), "a service deaf to SIGTERM survived: {stat}");
+}
+
+#[test]
+fn a_service_that_loses_the_port_race_is_started_again_on_another() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let marker = dir.path().join("tried");
+    // The first start finds its port taken (another process bound it between the probe and
+    // the service's bind); the second gets a fresh port.
+    let script = format!(
+        "if [ ! -e {m} ]; then touch {m}; echo 'bind: address already in use: {{port}}'; exit 1; fi; echo READY {{port}}; sleep 30",
+        m = marker.display()
+    );
+    let s = service(
+        dir.path(),
+        &["sh", "-c", &script],
+        perfgate::plan::Readiness::LogLine {
+            pattern: r"READY \d+".into(),
+        },
+        10,
+    );
+    let mut r = runner(dir.path(), quick());
+    let svc = r
+        .start_service(&s, &ServiceContext::default())
+        .expect("ready on the second try");
+    let port = svc.addr.clone().expect("addr");
+    let log = std::fs::read_to_string(dir.path().join("server.log")).expect("log");
+    assert!(log.contains("address already in use"), "{log}");
+    assert!(
+        log.contains(&format!("READY {}", port.rsplit_once(':').expect("port").1)),
+        "{log}"
+    );
+}
+
+#[test]
+fn commands_sh_gives_the_environment_perfgate_gave() {
+    // What commands.sh writes for a path list must expand, in a real shell, to what the
+    // runner gave its child, with the variable set, empty and unset.
+    for value in [
+        "/opt/trtllm/lib:/opt/trtllm/bin:$LD_LIBRARY_PATH",
+        "$LD_LIBRARY_PATH:/opt/lib",
+        "$LD_LIBRARY_PATH",
+        "/a b/it's:$LD_LIBRARY_PATH:/c$d",
+        "/plain:/no/vars",
+    ] {
+        for inherited in [Some("/usr/local/cuda/lib64:/x"), Some(""), None] {
+            let lookup = |v: &str| {
+                (v == "LD_LIBRARY_PATH")
+                    .then(|| inherited.map(str::to_string))
+                    .flatten()
+            };
+            let ours = perfgate::textutil::expand_path_list(value, lookup);
+            let word = perfgate::textutil::shell_quote_expanding(value);
+            let mut cmd = std::process::Command::new("sh");
+            cmd.arg("-c").arg(format!("printf %s {word}"));
+            match inherited {
+                Some(v) => cmd.env("LD_LIBRARY_PATH", v),
+                None => cmd.env_remove("LD_LIBRARY_PATH"),
+            };
+            let out = cmd.output().expect("sh");
+            assert_eq!(
+                String::from_utf8_lossy(&out.stdout),
+                ours,
+                "{value} with {inherited:?} written as {word}"
+            );
+        }
+    }
+}
