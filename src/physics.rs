@@ -596,6 +596,16 @@ pub fn rooflines(
     cfg: &PerfConfig,
     gpu: &str,
 ) -> Result<Vec<Roofline>, PhysicsError> {
+    rooflines_of(configs, cfg, &cfg.cases(), gpu)
+}
+
+/// [`rooflines`] of cases already expanded (`cfg.cases()`).
+pub fn rooflines_of(
+    configs: &ModelConfigs,
+    cfg: &PerfConfig,
+    cases: &[CaseSpec],
+    gpu: &str,
+) -> Result<Vec<Roofline>, PhysicsError> {
     let arch = configs
         .catalog
         .arch(&cfg.model)
@@ -604,7 +614,6 @@ pub fn rooflines(
         .gpus
         .find(gpu)
         .map_err(|e| PhysicsError::UnknownGpu(format!("no GPU facts: {e}")))?;
-    let cases = cfg.cases();
     if cases.is_empty() {
         return Err(PhysicsError::NoOutput(cfg.canonical()));
     }

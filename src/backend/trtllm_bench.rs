@@ -10,7 +10,7 @@ use std::fs::File;
 use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
-use super::common::{Model, case_dir_name, dataset_step, llm_api_file, model_dir};
+use super::common::{Model, case_dir_name, dataset_step, flag_path, llm_api_file, model_dir};
 use super::{Backend, PlanOptions, PlanRequest, Reading, StepOutput};
 use crate::config::{Backend as Flow, PerfConfig, PerfName};
 use crate::plan::{CasePlan, Phase, Step, TestPlan};
@@ -146,14 +146,14 @@ fn plan(request: &PlanRequest) -> TestPlan {
     if cfg.build_only {
         return tp;
     }
+    let cases = cfg.cases();
     let rooflines = match &opts.gpu {
-        Some(gpu) => crate::physics::rooflines(configs, cfg, gpu).unwrap_or_else(|e| {
+        Some(gpu) => crate::physics::rooflines_of(configs, cfg, &cases, gpu).unwrap_or_else(|e| {
             tp.physics_note = Some(e.to_string());
             Vec::new()
         }),
         None => Vec::new(),
     };
-    let cases = cfg.cases();
     let multi = cases.len() > 1;
     let mut metrics = THROUGHPUT_METRICS.to_vec();
     if cfg.streaming {
@@ -172,7 +172,7 @@ fn plan(request: &PlanRequest) -> TestPlan {
             input_len: (d.input_stdev == 0).then_some(d.input_mean),
             output_len: (d.output_stdev == 0).then_some(d.output_mean),
         });
-        let (yaml, notes) = llm_api_file(cfg, &model, &case_dir, configs, opts);
+        let (yaml, notes) = llm_api_file(cfg, &tp.canonical, &model, &case_dir, configs, opts);
         tp.blocked.extend(notes);
         let yaml_path = yaml.as_ref().map(|f| f.path.as_path());
         let bench = |sub: Sub| {
@@ -225,7 +225,7 @@ fn build_step(cfg: &PerfConfig, model: &Model, dir: &Path, opts: &PlanOptions) -
     let mut argv = vec![
         opts.trtllm.bench_cmd.clone(),
         "--log_level=info".into(),
-        format!("--workspace={}", dir.display()),
+        flag_path("--workspace=", dir),
         format!("--model={}", model.hf_id),
         format!("--model_path={}", model.checkpoint_arg()),
         "build".into(),
@@ -284,14 +284,14 @@ fn bench_step(
         format!("--model={}", model.bench_model_arg),
         format!("--model_path={}", model.checkpoint_arg()),
         label.into(),
-        format!("--dataset={}", dataset.display()),
+        flag_path("--dataset=", dataset),
     ];
     // latency forces batch size 1 and takes no token budget.
     if sub == Sub::Throughput {
         argv.push(format!("--max_batch_size={}", cfg.max_batch_size));
         argv.push(format!("--max_num_tokens={}", cfg.max_num_tokens));
     }
-    argv.push(format!("--report_json={}", report.display()));
+    argv.push(flag_path("--report_json=", &report));
     argv.push(format!(
         "--kv_cache_free_gpu_mem_fraction={}",
         py_float_repr(cfg.kv_cache_free_gpu_mem_fraction)
@@ -324,7 +324,7 @@ fn bench_step(
         argv.push("--streaming".into());
     }
     if let Some(y) = yaml {
-        argv.push(format!("--extra_llm_api_options={}", y.display()));
+        argv.push(flag_path("--extra_llm_api_options=", y));
     }
     argv.extend(model.extra_bench_args.iter().cloned());
     argv.extend(opts.trtllm.extra_bench_args.iter().cloned());

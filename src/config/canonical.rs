@@ -52,109 +52,139 @@ impl PerfConfig {
     }
 
     fn label(&self, case: Option<&CaseOverride>) -> String {
-        let mut parts: Vec<String> = vec![self.model.clone()];
-        if let Some(s) = &self.device_subtype {
-            parts.push(format!("subtype:{s}"));
+        use std::fmt::Write as _;
+        // One string written in place: planning a 10,000-name list computes each label a few
+        // times, and a part per allocation showed in its profile.
+        let mut s = String::with_capacity(96);
+        s.push_str(&self.model);
+        // `write!` into a String cannot fail.
+        let mut part = |args: std::fmt::Arguments| {
+            s.push('-');
+            let _ = s.write_fmt(args);
+        };
+        if let Some(sub) = &self.device_subtype {
+            part(format_args!("subtype:{sub}"));
         }
-        parts.push(self.runtime.as_str().into());
+        part(format_args!("{}", self.runtime.as_str()));
         let cppmanager = self.runtime == Runtime::CppManager;
         if cppmanager && self.api_exe {
-            parts.push("exe".into());
+            part(format_args!("exe"));
         }
         if self.runtime.is_llm_api()
             && let Some(b) = self.backend.label()
         {
-            parts.push(b.into());
+            part(format_args!("{b}"));
         }
         if (cppmanager || self.runtime.is_llm_api()) && self.streaming {
-            parts.push("streaming".into());
+            part(format_args!("streaming"));
         }
         if cppmanager && self.static_batching {
-            parts.push("static_batching".into());
+            part(format_args!("static_batching"));
         }
         if !self.runtime.is_llm_api() {
-            parts.push(self.mode.as_str().into());
+            part(format_args!("{}", self.mode.as_str()));
         }
-        parts.push(self.data_type.as_str().into());
+        part(format_args!("{}", self.data_type.as_str()));
         if let Some(g) = self.gpu_weights_percent {
-            parts.push(format!("gwp:{}", py_float_repr(g)));
+            part(format_args!("gwp:{}", py_float_repr(g)));
         }
         if self.multiple_profiles {
-            parts.push("mp".into());
+            part(format_args!("mp"));
         }
-        parts.push(format!("maxbs:{}", self.max_batch_size));
-        parts.push(format!("maxnt:{}", self.max_num_tokens));
+        part(format_args!("maxbs:{}", self.max_batch_size));
+        part(format_args!("maxnt:{}", self.max_num_tokens));
         if self.kv_cache_free_gpu_mem_fraction != DEFAULT_KV_FRAC {
-            parts.push(format!(
+            part(format_args!(
                 "kv_frac:{}",
                 py_float_repr(self.kv_cache_free_gpu_mem_fraction)
             ));
         }
         if self.build_only {
-            parts.push("build_only".into());
+            part(format_args!("build_only"));
         }
         match case {
             Some(c) => {
                 if c.batch_size > 0 {
-                    parts.push(format!("bs:{}", c.batch_size));
+                    part(format_args!("bs:{}", c.batch_size));
                 }
-                parts.push(match c.output_len {
-                    Some(o) => format!("input_output_len:{},{o}", c.input_len),
-                    None => format!("input_len:{}", c.input_len),
-                });
+                match c.output_len {
+                    Some(o) => part(format_args!("input_output_len:{},{o}", c.input_len)),
+                    None => part(format_args!("input_len:{}", c.input_len)),
+                }
             }
             None => {
                 if !self.batch_sizes.is_empty() {
-                    parts.push(format!("bs:{}", join(&self.batch_sizes)));
+                    part(format_args!("bs:{}", Joined(&self.batch_sizes)));
                 }
                 match &self.seq_lens {
-                    Some(SeqLens::InputOutput(pairs)) => parts.push(format!(
-                        "input_output_len:{}",
-                        pairs
-                            .iter()
-                            .map(|(i, o)| format!("{i},{o}"))
-                            .collect::<Vec<_>>()
-                            .join("+")
-                    )),
-                    Some(SeqLens::InputOnly(v)) => parts.push(format!("input_len:{}", join(v))),
+                    Some(SeqLens::InputOutput(pairs)) => {
+                        part(format_args!("input_output_len:{}", Pairs(pairs)))
+                    }
+                    Some(SeqLens::InputOnly(v)) => part(format_args!("input_len:{}", Joined(v))),
                     None => {}
                 }
             }
         }
         if self.num_beams > 1 {
-            parts.push(format!("beams:{}", self.num_beams));
+            part(format_args!("beams:{}", self.num_beams));
         }
         if self.num_loras > 0 {
-            parts.push(format!("loras:{}", self.num_loras));
+            part(format_args!("loras:{}", self.num_loras));
         }
         if let Some(q) = &self.quantization {
-            parts.push(format!("quant:{q}"));
+            part(format_args!("quant:{q}"));
         }
         if self.kv_cache_dtype != "auto" {
-            parts.push(format!("kv_cache_dtype:{}", self.kv_cache_dtype));
+            part(format_args!("kv_cache_dtype:{}", self.kv_cache_dtype));
         }
         if self.num_reqs != DEFAULT_NUM_REQS {
-            parts.push(format!("reqs:{}", self.num_reqs));
+            part(format_args!("reqs:{}", self.num_reqs));
         }
         if let Some(c) = self.concurrency {
-            parts.push(format!("con:{c}"));
+            part(format_args!("con:{c}"));
         }
         if let Some(ep) = self.ep_size {
-            parts.push(format!("ep:{ep}"));
+            part(format_args!("ep:{ep}"));
         }
         if self.tp_size > 1 && self.tp_size != self.num_gpus {
-            parts.push(format!("tp:{}", self.tp_size));
+            part(format_args!("tp:{}", self.tp_size));
         }
         if self.pp_size > 1 {
-            parts.push(format!("pp:{}", self.pp_size));
+            part(format_args!("pp:{}", self.pp_size));
         }
         if self.num_gpus > 1 {
-            parts.push(format!("gpus:{}", self.num_gpus));
+            part(format_args!("gpus:{}", self.num_gpus));
         }
-        parts.join("-")
+        s
     }
 }
 
-fn join(v: &[u32]) -> String {
-    v.iter().map(u32::to_string).collect::<Vec<_>>().join("+")
+/// `1+2+4`.
+struct Joined<'a>(&'a [u32]);
+
+impl std::fmt::Display for Joined<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, v) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("+")?;
+            }
+            write!(f, "{v}")?;
+        }
+        Ok(())
+    }
+}
+
+/// `128,128+512,32`.
+struct Pairs<'a>(&'a [(u32, u32)]);
+
+impl std::fmt::Display for Pairs<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, (a, b)) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("+")?;
+            }
+            write!(f, "{a},{b}")?;
+        }
+        Ok(())
+    }
 }

@@ -82,7 +82,7 @@ impl Rules {
             );
             return b.finish();
         }
-        if ctx.backend == Backend::Pytorch && !label.contains("pytorch") {
+        if ctx.backend == Backend::Pytorch && !contains(label, "pytorch") {
             b.notes.push(format!(
                 "backend is pytorch but the label has no 'pytorch': the rules follow the label, as upstream does ({label})"
             ));
@@ -98,7 +98,7 @@ impl Rules {
         }
 
         let kv = &self.kv_cache_dtype;
-        if label.contains(kv.label_field.as_str()) {
+        if contains(label, &kv.label_field) {
             match label::field_value(label, &kv.label_field) {
                 Some(dtype) => {
                     let rule = format!(
@@ -177,7 +177,19 @@ impl Rules {
 }
 
 pub(crate) fn contains_all(label: &str, needles: &[String]) -> bool {
-    needles.iter().all(|n| label.contains(n.as_str()))
+    needles.iter().all(|n| contains(label, n))
+}
+
+/// `haystack.contains(needle)` for a short label: the rules test dozens of short patterns
+/// against every label, and both `str::contains` and `memmem::find` spend more setting up
+/// their searchers than searching a hundred bytes (the largest cost of planning a
+/// 10,000-name list). Candidates are the positions of the needle's first byte.
+fn contains(haystack: &str, needle: &str) -> bool {
+    let (h, n) = (haystack.as_bytes(), needle.as_bytes());
+    let Some((&first, rest)) = n.split_first() else {
+        return true;
+    };
+    memchr::memchr_iter(first, h).any(|i| h[i + 1..].starts_with(rest))
 }
 
 /// Upstream tries an entry's patterns in order and stops at the first substring hit.
@@ -185,7 +197,7 @@ pub(crate) fn first_match<'a>(patterns: &'a [String], lowered_label: &str) -> Op
     patterns
         .iter()
         .map(String::as_str)
-        .find(|p| lowered_label.contains(p))
+        .find(|p| contains(lowered_label, p))
 }
 
 fn gpu_rule_match<'a>(rule: &'a GpuRule, label: &str, lowered: &str, sm: u32) -> Option<&'a str> {

@@ -89,6 +89,10 @@ impl GpuTable {
 
     /// The table's key and entry for a GPU named as a user or NVML would.
     pub fn find(&self, name: &str) -> Result<(&str, &GpuInfo), String> {
+        // The table's own name (what collection resolves a GPU to) needs no normalising.
+        if let Some((key, info)) = self.gpus.get_key_value(name) {
+            return Ok((key.as_str(), info));
+        }
         let norm = |s: &str| {
             s.trim()
                 .trim_start_matches("NVIDIA")
