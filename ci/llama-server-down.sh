@@ -11,8 +11,8 @@
 # Env: LLAMA_SERVER_STATE_DIR (default target/llama-server/ in the repository), as for up.
 set -euo pipefail
 
-HERE=$(cd "$(dirname "$0")" && pwd)
-STATE_DIR=${LLAMA_SERVER_STATE_DIR:-$HERE/../target/llama-server}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+STATE_DIR=${LLAMA_SERVER_STATE_DIR:-$ROOT/target/llama-server}
 PYTHON=${PYTHON:-python3}
 
 die() { echo "llama-server-down: error: $*" >&2; exit 1; }

