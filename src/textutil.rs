@@ -23,33 +23,77 @@ pub fn py_float_repr(v: f64) -> String {
     if s.contains('.') { s } else { format!("{s}.0") }
 }
 
-/// Levenshtein distance over chars; small inputs only (labels, model names).
-pub fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    let mut cur = vec![0; b.len() + 1];
-    for (i, ca) in a.chars().enumerate() {
-        cur[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != *cb);
-            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
+/// Longest word or candidate (in chars) that "did you mean" compares by edit distance. The
+/// suggestions are for typos in labels, keys and model names (all well under this); a longer input
+/// is not a typo of any of them, and comparing it would cost time quadratic in its length.
+pub const MAX_SUGGEST_CHARS: usize = 256;
+
+/// Levenshtein distance over chars if it is at most `max`, else `None`. Bounded work: only the
+/// diagonal band of width `2 * max + 1` is computed, and a row whose every cell exceeds `max`
+/// stops it, so the cost is O(min(len) * max) however long the inputs are.
+pub fn edit_distance_within(a: &[char], b: &[char], max: usize) -> Option<usize> {
+    let (a, b) = if a.len() <= b.len() { (a, b) } else { (b, a) };
+    if b.len() - a.len() > max {
+        return None;
+    }
+    let over = max + 1;
+    // prev[j] = distance between a[..i] and b[..j]; cells outside the band hold `over`.
+    let mut prev: Vec<usize> = (0..=b.len()).map(|j| j.min(over)).collect();
+    let mut cur = vec![over; b.len() + 1];
+    for (i, ca) in a.iter().enumerate() {
+        let row = i + 1;
+        let lo = row.saturating_sub(max);
+        let hi = (row + max).min(b.len());
+        cur.fill(over);
+        if lo == 0 {
+            cur[0] = row.min(over);
+        }
+        let mut row_min = cur[0];
+        for j in lo.max(1)..=hi {
+            let cost = usize::from(*ca != b[j - 1]);
+            let d = (prev[j - 1] + cost).min(prev[j] + 1).min(cur[j - 1] + 1);
+            cur[j] = d.min(over);
+            row_min = row_min.min(cur[j]);
+        }
+        if row_min > max {
+            return None;
         }
         std::mem::swap(&mut prev, &mut cur);
     }
-    prev[b.len()]
+    let d = prev[b.len()];
+    (d <= max).then_some(d)
 }
 
-/// The candidates closest to `word` (at most `max` of them), if any is reasonably close.
+/// The candidates closest to `word` (at most `max` of them), if any is reasonably close: within
+/// an edit distance of a third of the word's length (at least 2), or a prefix either way. Words
+/// and candidates longer than [`MAX_SUGGEST_CHARS`] are matched by prefix only.
 pub fn closest<'a>(
     word: &str,
     candidates: impl IntoIterator<Item = &'a str>,
     max: usize,
 ) -> Vec<&'a str> {
-    let limit = (word.chars().count() / 3).max(2);
+    let word_len = word.chars().count();
+    let word_chars: Option<Vec<char>> =
+        (word_len <= MAX_SUGGEST_CHARS).then(|| word.chars().collect());
+    let limit = (word_len / 3).max(2);
     let mut scored: Vec<(usize, &str)> = candidates
         .into_iter()
-        .map(|c| (edit_distance(word, c), c))
-        .filter(|(d, c)| *d <= limit || c.starts_with(word) || word.starts_with(*c))
+        .filter_map(|c| {
+            // A prefix either way is exactly the length difference away.
+            let by_prefix = || {
+                (c.starts_with(word) || word.starts_with(c))
+                    .then(|| word_len.abs_diff(c.chars().count()))
+            };
+            let by_distance = || {
+                let w = word_chars.as_ref()?;
+                let cc: Vec<char> = c.chars().take(MAX_SUGGEST_CHARS + 1).collect();
+                if cc.len() > MAX_SUGGEST_CHARS {
+                    return None;
+                }
+                edit_distance_within(w, &cc, limit)
+            };
+            by_distance().or_else(by_prefix).map(|d| (d, c))
+        })
         .collect();
     scored.sort();
     scored.dedup_by(|a, b| a.1 == b.1);
@@ -140,13 +184,63 @@ mod tests {
 
     #[test]
     fn suggestions() {
-        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        let chars = |s: &str| s.chars().collect::<Vec<char>>();
+        assert_eq!(
+            edit_distance_within(&chars("kitten"), &chars("sitting"), 3),
+            Some(3)
+        );
+        assert_eq!(
+            edit_distance_within(&chars("kitten"), &chars("sitting"), 2),
+            None
+        );
         let c = closest(
             "input_output_lens",
             ["input_output_len", "input_len", "tp"],
             2,
         );
         assert_eq!(c.first(), Some(&"input_output_len"));
+    }
+
+    /// The full quadratic Levenshtein table, to check the banded one against.
+    fn full_distance(a: &[char], b: &[char]) -> usize {
+        let mut prev: Vec<usize> = (0..=b.len()).collect();
+        for (i, ca) in a.iter().enumerate() {
+            let mut cur = vec![i + 1; b.len() + 1];
+            for (j, cb) in b.iter().enumerate() {
+                cur[j + 1] = (prev[j] + usize::from(ca != cb))
+                    .min(prev[j + 1] + 1)
+                    .min(cur[j] + 1);
+            }
+            prev = cur;
+        }
+        prev[b.len()]
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn banded_distance_agrees_with_the_full_table(
+            a in "[ab_]{0,12}", b in "[ab_]{0,12}", max in 0usize..8,
+        ) {
+            let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+            let full = full_distance(&a, &b);
+            let banded = edit_distance_within(&a, &b, max);
+            proptest::prop_assert_eq!(banded, (full <= max).then_some(full));
+        }
+    }
+
+    #[test]
+    fn long_words_are_matched_by_prefix_only() {
+        // Two long strings one edit apart: past the cap, no edit distance is computed at all.
+        let long = "a".repeat(MAX_SUGGEST_CHARS + 1);
+        let typo = format!("{}b", &long[1..]);
+        assert!(closest(&typo, [long.as_str()], 1).is_empty());
+        // A 2 MB name that starts with a known one still names it (and answers at once).
+        let huge = format!("llama_v3.1_8b{}", "x".repeat(2_000_000));
+        assert_eq!(
+            closest(&huge, ["llama_v3.1_8b", "gpt_20b"], 3),
+            ["llama_v3.1_8b"]
+        );
+        assert!(closest(&"x".repeat(2_000_000), ["llama_v3.1_8b"], 3).is_empty());
     }
 
     #[test]
