@@ -416,6 +416,8 @@ fn judge(m: &mut Measurement, report: Report, required: &[&str]) {
     }
     m.metrics = report.metrics;
     m.warnings = report.warnings;
+    // Values that contradict each other: the gate makes the step's verdicts INVALID.
+    m.evidence.extend(report.contradictions);
     if !problems.is_empty() {
         m.state = State::Failed;
         m.reason = Some(problems.join("; "));

@@ -149,6 +149,9 @@ pub fn table(name: &str, r: &Report) -> String {
     if !r.missing.is_empty() {
         s.push_str(&format!("missing: {}\n", r.missing.join(", ")));
     }
+    for c in &r.contradictions {
+        s.push_str(&format!("contradiction: {c}\n"));
+    }
     for w in &r.warnings {
         s.push_str(&format!("warning: {w}\n"));
     }
