@@ -88,6 +88,56 @@ fn lint_reports_missing_and_unreadable_lists() {
     assert!(out.contains("no context `nope`"), "{out}");
 }
 
+/// Issue 20 item 5: a catalog whose `hf_id` climbs out of the workspace is refused when it
+/// loads, by `lint` and by `run`, naming the file and the model's line; nothing is written.
+#[test]
+fn a_catalog_that_would_write_outside_the_output_directory_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let configs = dir.path().join("model_configs");
+    std::fs::create_dir(&configs).expect("mkdir");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("model_configs");
+    for f in ["gpus.yaml", "llm_api_rules.yaml"] {
+        std::fs::copy(root.join(f), configs.join(f)).expect("copy");
+    }
+    let models = std::fs::read_to_string(root.join("models.yaml")).expect("models.yaml");
+    let original = "  llama_v3.1_8b: {path: llama-3.1-model/Meta-Llama-3.1-8B, hf_id: meta-llama/Llama-3.1-8B,";
+    assert!(models.contains(original));
+    let line = models[..models.find(original).expect("found")]
+        .lines()
+        .count()
+        + 1;
+    let evil = models.replace(
+        original,
+        "  llama_v3.1_8b: {path: llama-3.1-model/Meta-Llama-3.1-8B, hf_id: '../../../../../../pgx_engine',",
+    );
+    std::fs::write(configs.join("models.yaml"), evil).expect("write");
+    let list = dir.path().join("list.txt");
+    std::fs::write(
+        &list,
+        "llama_v3.1_8b-bench-bfloat16-input_output_len:128,128\n",
+    )
+    .expect("write");
+    let out_dir = dir.path().join("out");
+    let s = |p: &std::path::Path| p.to_str().expect("utf-8").to_string();
+    let want = format!("models.yaml:{line}: invalid model catalog: `llama_v3.1_8b`: hf_id");
+    let (code, out, err) = perfgate(&["lint", "--model-configs", &s(&configs), &s(&list)]);
+    assert_ne!(code, 0, "{out}{err}");
+    assert!((out.clone() + &err).contains(&want), "{want}\n{out}{err}");
+    let (code, out, err) = perfgate(&[
+        "run",
+        "--model-configs",
+        &s(&configs),
+        "--test-list",
+        &s(&list),
+        "--output-dir",
+        &s(&out_dir),
+        "--dry-run",
+    ]);
+    assert_ne!(code, 0, "{out}{err}");
+    assert!((out.clone() + &err).contains(&want), "{want}\n{out}{err}");
+    assert!(!dir.path().join("pgx_engine").exists());
+}
+
 #[test]
 fn plan_json_has_one_object_per_name() {
     let (code, out, _) = perfgate(&[
