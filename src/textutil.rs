@@ -23,6 +23,35 @@ pub fn py_float_repr(v: f64) -> String {
     if s.contains('.') { s } else { format!("{s}.0") }
 }
 
+/// A measured value for people: six significant digits (more than any benchmark repeats to),
+/// no trailing zeros, exponent notation when huge or tiny (`504.627`, `129556`, `0.61`,
+/// `1e300`). Data files keep every digit; messages and tables use this.
+pub fn display_num(v: f64) -> String {
+    if !v.is_finite() {
+        return v.to_string();
+    }
+    let a = v.abs();
+    if a == 0.0 {
+        return "0".into();
+    }
+    let trim = |s: String| -> String {
+        if s.contains('.') {
+            s.trim_end_matches('0').trim_end_matches('.').to_string()
+        } else {
+            s
+        }
+    };
+    if !(1e-4..1e15).contains(&a) {
+        let s = format!("{v:.5e}");
+        let (mantissa, exp) = s.split_once('e').unwrap_or((&s, "0"));
+        return format!("{}e{exp}", trim(mantissa.to_string()));
+    }
+    // Decimals that leave six significant digits (log10 of a value in range is within ±15).
+    let magnitude = a.log10().floor() as i32;
+    let decimals = usize::try_from(5 - magnitude).unwrap_or(0);
+    trim(format!("{v:.decimals$}"))
+}
+
 /// Longest word or candidate (in chars) that "did you mean" compares by edit distance. The
 /// suggestions are for typos in labels, keys and model names (all well under this); a longer input
 /// is not a typo of any of them, and comparing it would cost time quadratic in its length.
@@ -241,6 +270,19 @@ mod tests {
             ["llama_v3.1_8b"]
         );
         assert!(closest(&"x".repeat(2_000_000), ["llama_v3.1_8b"], 3).is_empty());
+    }
+
+    #[test]
+    fn numbers_for_people() {
+        assert_eq!(display_num(504.62688447982015), "504.627");
+        assert_eq!(display_num(3141.8163135699124), "3141.82");
+        assert_eq!(display_num(129555.827), "129556");
+        assert_eq!(display_num(0.61), "0.61");
+        assert_eq!(display_num(-20.0), "-20");
+        assert_eq!(display_num(0.0), "0");
+        assert_eq!(display_num(1e300), "1e300");
+        assert_eq!(display_num(1.5e-7), "1.5e-7");
+        assert_eq!(display_num(f64::NAN), "NaN");
     }
 
     #[test]

@@ -275,15 +275,9 @@ fn fmt_exact(v: f64) -> String {
     }
 }
 
-/// A value for a message: up to 4 decimals, in exponent notation when huge or tiny.
+/// A value for a message.
 fn fmt_value(v: f64) -> String {
-    let a = v.abs();
-    if a != 0.0 && !(1e-4..1e12).contains(&a) {
-        format!("{v:.4e}")
-    } else {
-        let s = format!("{v:.4}");
-        s.trim_end_matches('0').trim_end_matches('.').to_string()
-    }
+    crate::textutil::display_num(v)
 }
 
 /// How far a printed value may be from the exact one: half a unit in the last printed place

@@ -1327,10 +1327,10 @@ fn values_no_run_can_produce_together_are_contradictions() {
     let c = with("P50_TTFT", 1e300);
     assert_eq!(c.len(), 1, "{c:?}");
     assert!(
-        c[0].contains("P50_TTFT is 1.0000e300 ms, longer than the whole benchmark"),
+        c[0].contains("P50_TTFT is 1e300 ms, longer than the whole benchmark"),
         "{c:?}"
     );
-    assert!(c[0].contains("INFERENCE_TIME 1155.5715 ms"), "{c:?}");
+    assert!(c[0].contains("INFERENCE_TIME 1155.57 ms"), "{c:?}");
     // At the benchmark's length (one request: its latency is the benchmark) it is possible.
     assert!(with("MAX_LATENCY", 1155.571512).is_empty());
     let c = with("PER_GPU_OUTPUT_THROUGHPUT", 1e300);
@@ -1347,7 +1347,7 @@ fn values_no_run_can_produce_together_are_contradictions() {
     assert!(
         r.contradictions
             .iter()
-            .any(|c| c.starts_with("P50_LATENCY is 1.0000e300 ms")),
+            .any(|c| c.starts_with("P50_LATENCY is 1e300 ms")),
         "{:?}",
         r.contradictions
     );
