@@ -23,6 +23,16 @@ pub fn py_float_repr(v: f64) -> String {
     if s.contains('.') { s } else { format!("{s}.0") }
 }
 
+/// `file:line` for a message, or `file` alone when the line is 0 (a problem of the whole file,
+/// or a parser that knows no line): never `file:0`.
+pub fn file_line(file: impl std::fmt::Display, line: u64) -> String {
+    if line == 0 {
+        file.to_string()
+    } else {
+        format!("{file}:{line}")
+    }
+}
+
 /// A measured value for people: six significant digits (more than any benchmark repeats to),
 /// no trailing zeros, exponent notation when huge or tiny (`504.627`, `129556`, `0.61`,
 /// `1e300`). Data files keep every digit; messages and tables use this.

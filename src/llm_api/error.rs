@@ -12,7 +12,7 @@ pub enum LlmApiError {
         source: std::io::Error,
     },
     /// Not YAML, or YAML that does not fit the schema (unknown key, wrong type, missing section).
-    #[error("{origin}:{line}:{column}: {message}")]
+    #[error("{}{}: {message}", crate::textutil::file_line(origin, *line), if *line > 0 { format!(":{column}") } else { String::new() })]
     Parse {
         origin: String,
         line: u64,
@@ -20,7 +20,7 @@ pub enum LlmApiError {
         message: String,
     },
     /// Fits the schema but cannot be right (an empty pattern, an unknown placeholder, ...).
-    #[error("{origin}:{line}: {message}")]
+    #[error("{}: {message}", crate::textutil::file_line(origin, *line))]
     Invalid {
         origin: String,
         line: u64,

@@ -178,7 +178,7 @@ impl Rules {
 
     /// `origin:line`, the way provenance and warnings point into the file.
     pub fn at(&self, line: u64) -> String {
-        format!("{}:{line}", self.origin)
+        crate::textutil::file_line(&self.origin, line)
     }
 }
 

@@ -29,6 +29,10 @@ pub struct ModelConfigs {
     pub catalog: Catalog,
     pub rules: Rules,
     pub gpus: GpuTable,
+    /// The LLM-API rules are the project's own (the built-in copy, or a file with the same
+    /// text): their warnings are the project's to fix and its tests check them, so linting a
+    /// user's list does not repeat them.
+    pub rules_are_builtin: bool,
 }
 
 impl ModelConfigs {
@@ -43,10 +47,18 @@ impl ModelConfigs {
                 let gpus_text = std::fs::read_to_string(&gpus_path).map_err(|e| {
                     anyhow::anyhow!("{}: cannot read the GPU table: {e}", gpus_path.display())
                 })?;
+                let rules_path = dir.join("llm_api_rules.yaml");
+                let rules_text = std::fs::read_to_string(&rules_path).map_err(|e| {
+                    anyhow::anyhow!(
+                        "{}: cannot read the LLM-API rules: {e}",
+                        rules_path.display()
+                    )
+                })?;
                 Ok(ModelConfigs {
                     catalog: Catalog::load(&dir.join("models.yaml"))?,
-                    rules: Rules::load(&dir.join("llm_api_rules.yaml"))?,
+                    rules: Rules::from_str(&rules_text, &rules_path.display().to_string())?,
                     gpus: parse_gpus(&gpus_text, &gpus_path.display().to_string())?,
+                    rules_are_builtin: rules_text == EMBEDDED_RULES,
                 })
             }
             None => Ok(ModelConfigs::embedded()),
@@ -65,6 +77,7 @@ impl ModelConfigs {
                 catalog: Catalog::embedded(),
                 rules,
                 gpus,
+                rules_are_builtin: true,
             },
             (Err(e), _) => panic!("{e}"),
             (_, Err(e)) => panic!("{e}"),
@@ -75,14 +88,14 @@ impl ModelConfigs {
 pub fn parse_gpus(text: &str, origin: &str) -> anyhow::Result<GpuTable> {
     let table: GpuTable = serde_saphyr::from_str(text).map_err(|e| {
         anyhow::anyhow!(
-            "{origin}:{}: invalid GPU table: {e}",
-            e.location().map_or(0, |l| l.line())
+            "{}: invalid GPU table: {e}",
+            crate::textutil::file_line(origin, e.location().map_or(0, |l| l.line()))
         )
     })?;
     if let Some((gpu, message)) = table.invalid() {
         anyhow::bail!(
-            "{origin}:{}: invalid GPU table: `{gpu}`: {message}",
-            key_line(text, &gpu)
+            "{}: invalid GPU table: `{gpu}`: {message}",
+            crate::textutil::file_line(origin, key_line(text, &gpu))
         );
     }
     Ok(table)
@@ -243,7 +256,7 @@ pub enum CatalogError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{origin}:{line}: invalid model catalog: {message}")]
+    #[error("{}: invalid model catalog: {message}", crate::textutil::file_line(origin, *line))]
     Parse {
         origin: String,
         line: u64,

@@ -19,13 +19,19 @@ pub use markers::Markers;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Source {
     pub file: PathBuf,
-    /// 1-based; 0 when unknown.
+    /// 1-based; 0 for a problem of the whole file (shown as `file`, not `file:0`).
     pub line: usize,
 }
 
+/// `file:line`, or `file` alone for a problem of the whole file (line 0): never a `:0` that
+/// sends an editor to a line that does not exist.
 impl fmt::Display for Source {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}", self.file.display(), self.line)
+        if self.line == 0 {
+            write!(f, "{}", self.file.display())
+        } else {
+            write!(f, "{}:{}", self.file.display(), self.line)
+        }
     }
 }
 

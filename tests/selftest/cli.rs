@@ -66,8 +66,9 @@ fn lint_accepts_the_example_lists() {
 fn lint_reports_missing_and_unreadable_lists() {
     let (code, out, _) = perfgate(&["lint", "no/such/list.txt"]);
     assert_eq!(code, 1);
+    // A problem of the whole file names the file alone, not a line 0.
     assert!(
-        out.contains("no/such/list.txt:0: error: cannot read the test list"),
+        out.contains("no/such/list.txt: error: cannot read the test list"),
         "{out}"
     );
     let dir = tempfile::tempdir().expect("tempdir");
@@ -136,6 +137,54 @@ fn a_catalog_that_would_write_outside_the_output_directory_is_refused() {
     assert_ne!(code, 0, "{out}{err}");
     assert!((out.clone() + &err).contains(&want), "{want}\n{out}{err}");
     assert!(!dir.path().join("pgx_engine").exists());
+}
+
+/// Issue 20 item 15: linting a user's list says nothing about the project's own model configs
+/// (no "rules match none of your tests", no `llm_api_rules.yaml:0`); a user's own rules file
+/// is linted, each warning at its rule's line.
+#[test]
+fn lint_of_a_users_list_is_about_the_users_files() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let list = dir.path().join("mine.txt");
+    std::fs::write(
+        &list,
+        "deepseek_r1_fp8-bench-pytorch-float8-input_output_len:128,128-tp:8-gpus:8\n\
+         llama_v3.1_8b-bench-pytorch-bfloat16-input_output_len:128,128\n",
+    )
+    .expect("write");
+    let list_s = list.to_str().expect("utf-8");
+    let (code, out, err) = perfgate(&["lint", list_s]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(!out.contains("model_configs"), "{out}");
+    assert!(out.contains("0 warning(s)"), "{out}");
+
+    // The same list against a copy of the rules with one entry of the user's: its collision
+    // and its unreachable pattern are reported at their lines; still no line 0, no coverage.
+    let configs = dir.path().join("model_configs");
+    std::fs::create_dir(&configs).expect("mkdir");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("model_configs");
+    for f in ["gpus.yaml", "models.yaml"] {
+        std::fs::copy(root.join(f), configs.join(f)).expect("copy");
+    }
+    let rules = std::fs::read_to_string(root.join("llm_api_rules.yaml")).expect("rules");
+    let mine = "patterns:\n  - note: \"mine\"\n    patterns:\n      - \"Llama_v3.1_8b\"\n    config:\n      enable_chunked_prefill: true\n";
+    let edited = rules.replacen("patterns:\n", mine, 1);
+    // The new entry's `- note:` line, right below `patterns:`.
+    let line = rules[..rules.find("patterns:\n").expect("patterns")]
+        .lines()
+        .count()
+        + 2;
+    std::fs::write(configs.join("llm_api_rules.yaml"), edited).expect("write");
+    let configs_s = configs.to_str().expect("utf-8");
+    let (_, out, err) = perfgate(&["lint", "--model-configs", configs_s, list_s]);
+    let want = format!("llm_api_rules.yaml:{line}: warning: pattern #1 [Llama_v3.1_8b]");
+    assert!(
+        out.lines()
+            .any(|l| l.contains(&want) && l.contains("can never match")),
+        "{want}\n{out}{err}"
+    );
+    assert!(!out.contains(":0:"), "{out}");
+    assert!(!out.contains("match none"), "{out}");
 }
 
 #[test]
