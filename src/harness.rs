@@ -1411,11 +1411,11 @@ fn execute(
     if let Some(gate) = &ctx.gate {
         let failures = gate.args.fail_on.failures(&record.verdicts);
         if let Some(first) = failures.first() {
+            // The explanation begins with the verdict (`FAIL: regression of ...`).
             let line = |r: &VerdictRecord| {
                 format!(
-                    "[{}] {} {}: {}",
+                    "[{}] {}: {}",
                     r.case.as_deref().unwrap_or(&r.network_name),
-                    r.verdict,
                     r.metric,
                     r.explanation
                 )

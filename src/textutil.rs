@@ -23,6 +23,77 @@ pub fn py_float_repr(v: f64) -> String {
     if s.contains('.') { s } else { format!("{s}.0") }
 }
 
+/// Why a text file could not be read: the I/O error, or where its UTF-8 breaks (line and
+/// column, so the byte can be found). The I/O error is part of the message, not a `source`:
+/// error chains print each source again after the message.
+#[derive(Debug, thiserror::Error)]
+pub enum TextFileError {
+    #[error("{}: cannot read: {cause}", path.display())]
+    Io {
+        path: std::path::PathBuf,
+        cause: std::io::Error,
+    },
+    #[error(
+        "{}:{line}:{column}: not UTF-8 text (byte {byte:#04x} there); save the file as UTF-8",
+        path.display()
+    )]
+    NotUtf8 {
+        path: std::path::PathBuf,
+        line: usize,
+        column: usize,
+        byte: u8,
+    },
+}
+
+impl TextFileError {
+    /// The file is not there (callers that read a missing file as empty check this).
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, TextFileError::Io { cause, .. } if cause.kind() == std::io::ErrorKind::NotFound)
+    }
+}
+
+/// Reads a whole file as UTF-8 text; see [`TextFileError`].
+pub fn read_text(path: &std::path::Path) -> Result<String, TextFileError> {
+    let bytes = std::fs::read(path).map_err(|cause| TextFileError::Io {
+        path: path.to_path_buf(),
+        cause,
+    })?;
+    utf8_text(bytes, path)
+}
+
+/// Bytes already read from `path` as UTF-8 text, or where the first invalid byte is (1-based
+/// line, and column in bytes).
+pub fn utf8_text(bytes: Vec<u8>, path: &std::path::Path) -> Result<String, TextFileError> {
+    String::from_utf8(bytes).map_err(|e| {
+        let valid = e.utf8_error().valid_up_to();
+        let bytes = e.as_bytes();
+        let before = &bytes[..valid];
+        let line_start = before
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |i| i + 1);
+        TextFileError::NotUtf8 {
+            path: path.to_path_buf(),
+            line: 1 + before.iter().filter(|&&b| b == b'\n').count(),
+            column: 1 + valid - line_start,
+            byte: bytes.get(valid).copied().unwrap_or(0),
+        }
+    })
+}
+
+/// The 1-based line of the record starting at byte `offset` of `bytes`, for CSV messages. The
+/// csv crate's own `Position::line` is one short after `\r\n` line ends (it counts a line at
+/// the `\n`, which it reads as the start of the next record: BurntSushi/rust-csv#395); the byte
+/// offset is right, so the line is counted from it, and a record that starts at that `\n` is on
+/// the line after it.
+pub fn line_at_byte(bytes: &[u8], offset: u64) -> usize {
+    let offset = usize::try_from(offset)
+        .unwrap_or(usize::MAX)
+        .min(bytes.len());
+    let before = bytes[..offset].iter().filter(|&&b| b == b'\n').count();
+    1 + before + usize::from(bytes.get(offset) == Some(&b'\n'))
+}
+
 /// `file:line` for a message, or `file` alone when the line is 0 (a problem of the whole file,
 /// or a parser that knows no line): never `file:0`.
 pub fn file_line(file: impl std::fmt::Display, line: u64) -> String {
@@ -280,6 +351,40 @@ mod tests {
             ["llama_v3.1_8b"]
         );
         assert!(closest(&"x".repeat(2_000_000), ["llama_v3.1_8b"], 3).is_empty());
+    }
+
+    #[test]
+    fn invalid_utf8_names_its_line_and_column() {
+        let path = std::path::Path::new("f.txt");
+        let e = utf8_text(b"ok\nab\xffc\n".to_vec(), path).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "f.txt:2:3: not UTF-8 text (byte 0xff there); save the file as UTF-8"
+        );
+        assert!(std::error::Error::source(&e).is_none());
+        assert_eq!(utf8_text(b"fine\n".to_vec(), path).unwrap(), "fine\n");
+        let missing = read_text(std::path::Path::new("/nonexistent/x")).unwrap_err();
+        assert!(missing.is_not_found());
+        assert!(std::error::Error::source(&missing).is_none());
+    }
+
+    #[test]
+    fn csv_lines_with_either_line_end() {
+        for text in [
+            "h,h\na,1\nb,\"x\ny\"\nc,3\n",
+            "h,h\r\na,1\r\nb,\"x\r\ny\"\r\nc,3\r\n",
+        ] {
+            let mut reader = csv::ReaderBuilder::new().from_reader(text.as_bytes());
+            let lines: Vec<usize> = reader
+                .records()
+                .map(|r| {
+                    let r = r.expect("record");
+                    line_at_byte(text.as_bytes(), r.position().expect("position").byte())
+                })
+                .collect();
+            // b's quoted field spans lines 3 and 4, so c is on line 5.
+            assert_eq!(lines, [2, 3, 5], "{text:?}");
+        }
     }
 
     #[test]

@@ -5,12 +5,8 @@ use thiserror::Error;
 
 #[derive(Debug, Error)]
 pub enum LlmApiError {
-    #[error("{path}: cannot read LLM API rules: {source}")]
-    Read {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Read(#[from] crate::textutil::TextFileError),
     /// Not YAML, or YAML that does not fit the schema (unknown key, wrong type, missing section).
     #[error("{}{}: {message}", crate::textutil::file_line(origin, *line), if *line > 0 { format!(":{column}") } else { String::new() })]
     Parse {

@@ -3,7 +3,7 @@
 //! the binary also works outside a checkout.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::Deserialize;
 
@@ -44,16 +44,9 @@ impl ModelConfigs {
         match dir {
             Some(dir) => {
                 let gpus_path = dir.join("gpus.yaml");
-                let gpus_text = std::fs::read_to_string(&gpus_path).map_err(|e| {
-                    anyhow::anyhow!("{}: cannot read the GPU table: {e}", gpus_path.display())
-                })?;
+                let gpus_text = crate::textutil::read_text(&gpus_path)?;
                 let rules_path = dir.join("llm_api_rules.yaml");
-                let rules_text = std::fs::read_to_string(&rules_path).map_err(|e| {
-                    anyhow::anyhow!(
-                        "{}: cannot read the LLM-API rules: {e}",
-                        rules_path.display()
-                    )
-                })?;
+                let rules_text = crate::textutil::read_text(&rules_path)?;
                 Ok(ModelConfigs {
                     catalog: Catalog::load(&dir.join("models.yaml"))?,
                     rules: Rules::from_str(&rules_text, &rules_path.display().to_string())?,
@@ -251,11 +244,8 @@ pub struct Catalog {
 
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
-    #[error("{path}: cannot read the model catalog: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Read(#[from] crate::textutil::TextFileError),
     #[error("{}: invalid model catalog: {message}", crate::textutil::file_line(origin, *line))]
     Parse {
         origin: String,
@@ -308,10 +298,7 @@ impl Catalog {
     }
 
     pub fn load(path: &Path) -> Result<Catalog, CatalogError> {
-        let text = std::fs::read_to_string(path).map_err(|source| CatalogError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text = crate::textutil::read_text(path)?;
         Catalog::from_str(&text, &path.display().to_string())
     }
 

@@ -42,8 +42,7 @@ pub fn run_cli(a: ParseArgs) -> anyhow::Result<ExitCode> {
     }
     let json = match &a.report_json {
         Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("{}: cannot read", path.display()))?;
+            let text = crate::textutil::read_text(path)?;
             Some(parse_report_json(&text).with_context(|| path.display().to_string())?)
         }
         None => None,

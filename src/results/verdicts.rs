@@ -90,8 +90,7 @@ impl VerdictWriter {
 
 /// Reads `gate.jsonl`; a bad line is an error naming the file and line.
 pub fn read(path: &Path) -> anyhow::Result<Vec<VerdictRecord>> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("{}: cannot read", path.display()))?;
+    let text = crate::textutil::read_text(path)?;
     text.lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())

@@ -255,6 +255,15 @@ pub(crate) fn parse_line(text: &str, source: &Source) -> Result<Option<TestEntry
 /// pinned prefix and the name; `Ok(None)` for another test function.
 pub fn parse_test_id(id: &str) -> Result<Option<(Option<String>, String)>, String> {
     const FUNC: &str = "perf/test_perf.py::test_perf[";
+    // A control character (NUL, ESC, ...) is in no test id; shown, it would be invisible, and it
+    // would break the JUnit XML. The whole list is refused, in `run` as in `lint`.
+    if let Some((at, c)) = id.char_indices().find(|(_, c)| c.is_control()) {
+        return Err(format!(
+            "`{}`: the test id contains the control character {c:?} at column {}",
+            id.escape_debug(),
+            id[..at].chars().count() + 1
+        ));
+    }
     let (prefix, rest) = match id.strip_prefix("full:") {
         Some(r) => match r.split_once('/') {
             Some((p, rest)) if !p.is_empty() => (Some(p.to_string()), rest),

@@ -187,6 +187,208 @@ fn lint_of_a_users_list_is_about_the_users_files() {
     assert!(!out.contains("match none"), "{out}");
 }
 
+/// Issue 20 item 11: a file that is not UTF-8 is reported by every reader with its line and
+/// column, once (the message was printed twice by three of them, and without a line by ten).
+#[test]
+fn every_text_file_reader_names_the_line_of_invalid_utf8() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let bad = |rel: &str, text: &[u8]| {
+        let path = d.join(rel);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(&path, text).expect("write");
+        path.to_str().expect("utf-8").to_string()
+    };
+    let log = format!(
+        "{}/tests/fixtures/bench_logs/009-devblog-llama31-8b-pytorch-streaming-v0.21.0rc0.log",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let list = bad(
+        "list.txt",
+        b"llama_v3.1_8b-bench-pytorch-bfloat16-input_output_len:128,128\n",
+    );
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("model_configs");
+    let cases: Vec<(String, Vec<String>, Vec<(String, String)>)> = vec![
+        {
+            let f = bad("b.csv", b"network_name,perf_case_name\n\"x\xff\",y\n");
+            (
+                format!("{f}:2:3"),
+                vec!["baseline".into(), "check".into(), "--file".into(), f],
+                vec![],
+            )
+        },
+        {
+            let f = bad("r.json", b"{\n \"performance\": {\"x\": \"\xff\"}}\n");
+            (
+                format!("{f}:2:24"),
+                vec!["parse".into(), "--report-json".into(), f, log.clone()],
+                vec![],
+            )
+        },
+        {
+            let f = bad("g/gate.jsonl", b"{}\n{\"a\": \"\xff\"}\n");
+            let from = d.join("g").to_str().expect("utf-8").to_string();
+            let args = [
+                "baseline", "update", "--from", &from, "--file", "n.csv", "--reason", "x",
+            ];
+            (format!("{f}:2:8"), args.map(String::from).to_vec(), vec![])
+        },
+        {
+            let f = bad("up.yaml", b"a:\n  b: \"\xff\"\n");
+            let h = d.join("h.sqlite").to_str().expect("utf-8").to_string();
+            (
+                format!("{f}:2:7"),
+                ["history", "import", "--history", &h, &f]
+                    .map(String::from)
+                    .to_vec(),
+                vec![],
+            )
+        },
+        {
+            let f = bad("c/results.jsonl", b"\xff\n");
+            let c = d.join("c").to_str().expect("utf-8").to_string();
+            (
+                format!("{f}:1:1"),
+                ["compare", &c, &c].map(String::from).to_vec(),
+                vec![],
+            )
+        },
+        {
+            let f = bad("s/shard.json", b"{\"a\":\n\"\xff\"}\n");
+            let s = d.join("s").to_str().expect("utf-8").to_string();
+            let out = d.join("merged").to_str().expect("utf-8").to_string();
+            (
+                format!("{f}:2:2"),
+                ["merge", "--out", &out, &s].map(String::from).to_vec(),
+                vec![],
+            )
+        },
+        {
+            let f = bad("nvml.json", b"{\n\n  \"\xff\": 1}\n");
+            (
+                format!("{f}:3:4"),
+                ["telemetry", "--samples", "1"].map(String::from).to_vec(),
+                vec![("PERFGATE_FAKE_NVML".to_string(), f)],
+            )
+        },
+    ]
+    .into_iter()
+    .chain(
+        ["models.yaml", "llm_api_rules.yaml", "gpus.yaml"].map(|file| {
+            let configs = d.join(format!("mc-{file}"));
+            std::fs::create_dir_all(&configs).expect("mkdir");
+            for f in ["models.yaml", "llm_api_rules.yaml", "gpus.yaml"] {
+                std::fs::copy(root.join(f), configs.join(f)).expect("copy");
+            }
+            let mut text = std::fs::read(root.join(file)).expect("read");
+            let line = 1 + text.iter().filter(|&&b| b == b'\n').count();
+            text.extend_from_slice(b"# \xff\n");
+            std::fs::write(configs.join(file), text).expect("write");
+            let c = configs.to_str().expect("utf-8").to_string();
+            (
+                format!("{}:{line}:3", configs.join(file).display()),
+                ["lint", "--model-configs", &c, &list]
+                    .map(String::from)
+                    .to_vec(),
+                vec![],
+            )
+        }),
+    )
+    .collect();
+    for (want, args, env) in cases {
+        let out = Command::new(env!("CARGO_BIN_EXE_perfgate"))
+            .args(&args)
+            .envs(env)
+            .current_dir(d)
+            .output()
+            .expect("perfgate runs");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        let message = format!("{want}: not UTF-8 text (byte 0xff there)");
+        assert_eq!(
+            text.matches(&message).count(),
+            1,
+            "{args:?}: want {message}\n{text}"
+        );
+        assert!(
+            !text.contains("stream did not contain valid UTF-8"),
+            "{args:?}: {text}"
+        );
+    }
+}
+
+/// Issue 20 item 11: plain answers to plain mistakes: an empty `--names-from` file is named;
+/// a control character in a test id stops `run` as it stops `lint` (it was a test that failed
+/// with an invisible NUL in its name); a missing tokenizer says which options find one.
+#[test]
+fn plain_mistakes_get_plain_answers() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = |p: &std::path::Path| p.to_str().expect("utf-8").to_string();
+    let empty = dir.path().join("empty.txt");
+    std::fs::write(&empty, "# nothing yet\n\n").expect("write");
+    let (code, out, err) = perfgate(&["plan", "--names-from", &s(&empty)]);
+    assert_ne!(code, 0);
+    assert!(err.contains("empty.txt: no test names in it"), "{out}{err}");
+
+    let nul = dir.path().join("nul.txt");
+    std::fs::write(
+        &nul,
+        "llama_v3.1_8b-bench-pytorch-bfloat16-input_output_len:128,128\0x\n",
+    )
+    .expect("write");
+    let want = "nul.txt:1: error: `llama_v3.1_8b-bench-pytorch-bfloat16-input_output_len:128,128\\0x`: \
+                the test id contains the control character '\\0' at column 62";
+    let (code, out, _) = perfgate(&["lint", &s(&nul)]);
+    assert_eq!(code, 1);
+    assert!(out.contains(want), "{out}");
+    let out_dir = dir.path().join("out");
+    let (code, out, err) = perfgate(&[
+        "run",
+        "--test-list",
+        &s(&nul),
+        "--output-dir",
+        &s(&out_dir),
+        "--dry-run",
+        "--no-telemetry",
+    ]);
+    assert_ne!(code, 0);
+    let text = out + &err;
+    assert!(
+        text.contains(want) && text.contains("nothing was run"),
+        "{text}"
+    );
+
+    let list = dir.path().join("list.txt");
+    std::fs::write(
+        &list,
+        "llama_v3.1_8b-bench-pytorch-bfloat16-input_output_len:16,8-reqs:4\n",
+    )
+    .expect("write");
+    let (code, out, err) = perfgate(&[
+        "run",
+        "--test-list",
+        &s(&list),
+        "--output-dir",
+        &s(&out_dir),
+        "--models-root",
+        "/nonexistent-models",
+        "--dataset-cache",
+        &s(&dir.path().join("cache")),
+        "--bench-cmd",
+        "/bin/false",
+        "--no-telemetry",
+        "--no-history",
+    ]);
+    assert_ne!(code, 0);
+    let text = out + &err;
+    assert!(
+        text.contains("tokenizer /nonexistent-models/")
+            && text.contains("under --models-root")
+            && text.contains("--tokenizer DIR"),
+        "{text}"
+    );
+}
+
 #[test]
 fn plan_json_has_one_object_per_name() {
     let (code, out, _) = perfgate(&[

@@ -376,6 +376,9 @@ fn derived_metrics_get_the_same_band_as_their_source() {
         "0.8",
         &["--no-history", "--baseline-file", file_s],
     );
+    // Issue 20 item 11: the failure names the verdict once (`TOKEN_THROUGHPUT: FAIL: ...`).
+    assert!(text.contains("] TOKEN_THROUGHPUT: FAIL: -19."), "{text}");
+    assert!(!text.contains("FAIL TOKEN_THROUGHPUT: FAIL"), "{text}");
     for metric in ["TOKEN_THROUGHPUT", "SEQ_THROUGHPUT", "INFERENCE_TIME"] {
         let r = records
             .iter()

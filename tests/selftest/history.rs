@@ -779,7 +779,22 @@ fn perfgate_gate_prints_a_runs_verdicts_and_fails_on_a_gated_fail() {
     // An ungated FAIL alone does not fail the command.
     let (code, out, _) = perfgate(&["gate", "--history", p, "--only", r"\[(pass|info)\]"]);
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains("FAIL*") && out.contains("not gated"), "{out}");
+    // Issue 20 item 11: `*` marks a gated metric here too, as in the run summary and the
+    // dashboard (it used to mark the ungated ones).
+    let fail_row = out
+        .lines()
+        .find(|l| l.contains("FAIL"))
+        .expect("the FAIL row");
+    assert!(fail_row.starts_with("   FAIL"), "ungated, unmarked: {out}");
+    let pass_row = out
+        .lines()
+        .find(|l| l.contains("PASS"))
+        .expect("the PASS row");
+    assert!(pass_row.starts_with("*  PASS"), "gated, marked: {out}");
+    assert!(
+        out.contains("* = gated; the others are reported only"),
+        "{out}"
+    );
 
     let (code, out, _) = perfgate(&["gate", "--history", p]);
     assert_eq!(code, 1, "{out}");

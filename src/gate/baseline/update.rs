@@ -42,11 +42,8 @@ pub struct GateLine {
 
 #[derive(Debug, thiserror::Error)]
 pub enum UpdateError {
-    #[error("{}: cannot read: {source}", path.display())]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Read(#[from] crate::textutil::TextFileError),
     #[error("{}:{line}: {message}", path.display())]
     Line {
         path: PathBuf,
@@ -61,10 +58,7 @@ pub enum UpdateError {
 /// a record, or a second record of the same `perf_case_name` (two runs in one output directory
 /// cannot both be the baseline), is an error naming the line.
 pub fn read_gate_file(path: &Path) -> Result<Vec<GateLine>, UpdateError> {
-    let text = std::fs::read_to_string(path).map_err(|source| UpdateError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let text = crate::textutil::read_text(path)?;
     parse_gate_lines(path, &text)
 }
 
