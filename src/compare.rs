@@ -225,20 +225,23 @@ fn num(v: f64) -> String {
     }
 }
 
-/// `p=0.0012 (welch-t-log)`, marked `*` when significant; `n/a (1 rep)` without spread.
+/// `p=0.0012 (welch-t-log, significant)`; `n/a (1 rep)` with one repetition on a side,
+/// `n/a (no spread)` when neither side varies. Spelled out rather than marked `*`: elsewhere
+/// `*` marks a gated metric.
 pub fn significance_text(d: &Delta) -> String {
     match &d.significance {
         Some(s) => format!(
-            "p={}{} ({})",
+            "p={} ({}{})",
             if s.pvalue < 1e-3 {
                 format!("{:.1e}", s.pvalue)
             } else {
                 format!("{:.4}", s.pvalue)
             },
-            if s.significant { " *" } else { "" },
-            s.test
+            s.test,
+            if s.significant { ", significant" } else { "" },
         ),
-        None => format!("n/a ({} rep)", d.a_reps.min(d.b_reps)),
+        None if d.a_reps.min(d.b_reps) < 2 => format!("n/a ({} rep)", d.a_reps.min(d.b_reps)),
+        None => "n/a (no spread)".to_string(),
     }
 }
 
@@ -321,7 +324,8 @@ pub fn render_table(c: &Comparison) -> String {
 }
 
 const FOOTNOTE: &str = "A and B are medians of each side's valid repetitions; Δ% = (B − A) / A; \
-significance: Welch's t-test on log values (both sides ≥ 2 repetitions), * = p < 0.05.";
+significance: Welch's t-test on log values (both sides ≥ 2 repetitions, some spread), significant = \
+p < 0.05; |Δ%| < 0.005 is `same`.";
 
 fn md_escape(s: &str) -> String {
     s.replace('|', "\\|")

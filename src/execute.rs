@@ -483,6 +483,8 @@ fn judge(m: &mut Measurement, reading: Reading, required: &[&str]) {
     }
     m.metrics = reading.metrics;
     m.warnings = reading.warnings;
+    // Values that contradict each other: the gate makes the step's verdicts INVALID.
+    m.evidence.extend(reading.contradictions);
     if !problems.is_empty() {
         m.state = State::Failed;
         m.reason = Some(problems.join("; "));

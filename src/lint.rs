@@ -62,7 +62,10 @@ pub fn lint(common: &CollectOptions) -> anyhow::Result<LintReport> {
             }
         }
     }
-    // LLM-API rules: substring collisions and rules that match none of the listed tests.
+    // LLM-API rules: patterns that cannot match, substring collisions and overrides, at the
+    // rule's line. Only for rules of the user's own (the project's rules are checked by its
+    // tests, and a user cannot act on them); never "matches none of the listed tests", which
+    // says how much of the rules one list covers, not what is wrong with the list.
     let configs = &collection.configs;
     let labels: Vec<String> = collection
         .tests
@@ -71,29 +74,26 @@ pub fn lint(common: &CollectOptions) -> anyhow::Result<LintReport> {
         .filter(|n| matches!(n, crate::config::PerfName::Standard(c) if c.backend == crate::config::Backend::Pytorch))
         .map(|n| n.canonical())
         .collect();
-    if !labels.is_empty() {
-        let mut unmatched = Vec::new();
+    if !labels.is_empty() && !configs.rules_are_builtin {
         for w in configs.rules.lint(&labels) {
             if matches!(
                 w.kind,
                 RuleWarningKind::UnmatchedRule | RuleWarningKind::UnmatchedPattern
             ) {
-                unmatched.push(rule_location(&w.rule, &configs.rules.origin).1.to_string());
                 continue;
             }
             let (file, line) = rule_location(&w.rule, &configs.rules.origin);
+            // The location leads the line already; the rule is named without it.
+            let rule = w
+                .rule
+                .rsplit_once(" at ")
+                .map_or(w.rule.as_str(), |(r, _)| r);
             diagnostics.push(Diagnostic::warning(
                 Source {
                     file: file.into(),
                     line,
                 },
-                w.to_string(),
-            ));
-        }
-        if !unmatched.is_empty() {
-            diagnostics.push(Diagnostic::warning(
-                Source { file: configs.rules.origin.clone().into(), line: 0 },
-                format!("{} LLM-API rule(s) match none of the {} pytorch test(s) listed (rules at lines {})", unmatched.len(), labels.len(), unmatched.join(", ")),
+                format!("{rule}: {}", w.message),
             ));
         }
     }

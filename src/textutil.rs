@@ -23,33 +23,187 @@ pub fn py_float_repr(v: f64) -> String {
     if s.contains('.') { s } else { format!("{s}.0") }
 }
 
-/// Levenshtein distance over chars; small inputs only (labels, model names).
-pub fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    let mut cur = vec![0; b.len() + 1];
-    for (i, ca) in a.chars().enumerate() {
-        cur[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != *cb);
-            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
+/// Why a text file could not be read: the I/O error, or where its UTF-8 breaks (line and
+/// column, so the byte can be found). The I/O error is part of the message, not a `source`:
+/// error chains print each source again after the message.
+#[derive(Debug, thiserror::Error)]
+pub enum TextFileError {
+    #[error("{}: cannot read: {cause}", path.display())]
+    Io {
+        path: std::path::PathBuf,
+        cause: std::io::Error,
+    },
+    #[error(
+        "{}:{line}:{column}: not UTF-8 text (byte {byte:#04x} there); save the file as UTF-8",
+        path.display()
+    )]
+    NotUtf8 {
+        path: std::path::PathBuf,
+        line: usize,
+        column: usize,
+        byte: u8,
+    },
+}
+
+impl TextFileError {
+    /// The file is not there (callers that read a missing file as empty check this).
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, TextFileError::Io { cause, .. } if cause.kind() == std::io::ErrorKind::NotFound)
+    }
+}
+
+/// Reads a whole file as UTF-8 text; see [`TextFileError`].
+pub fn read_text(path: &std::path::Path) -> Result<String, TextFileError> {
+    let bytes = std::fs::read(path).map_err(|cause| TextFileError::Io {
+        path: path.to_path_buf(),
+        cause,
+    })?;
+    utf8_text(bytes, path)
+}
+
+/// Bytes already read from `path` as UTF-8 text, or where the first invalid byte is (1-based
+/// line, and column in bytes).
+pub fn utf8_text(bytes: Vec<u8>, path: &std::path::Path) -> Result<String, TextFileError> {
+    String::from_utf8(bytes).map_err(|e| {
+        let valid = e.utf8_error().valid_up_to();
+        let bytes = e.as_bytes();
+        let before = &bytes[..valid];
+        let line_start = before
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |i| i + 1);
+        TextFileError::NotUtf8 {
+            path: path.to_path_buf(),
+            line: 1 + before.iter().filter(|&&b| b == b'\n').count(),
+            column: 1 + valid - line_start,
+            byte: bytes.get(valid).copied().unwrap_or(0),
+        }
+    })
+}
+
+/// The 1-based line of the record starting at byte `offset` of `bytes`, for CSV messages. The
+/// csv crate's own `Position::line` is one short after `\r\n` line ends (it counts a line at
+/// the `\n`, which it reads as the start of the next record: BurntSushi/rust-csv#395); the byte
+/// offset is right, so the line is counted from it, and a record that starts at that `\n` is on
+/// the line after it.
+pub fn line_at_byte(bytes: &[u8], offset: u64) -> usize {
+    let offset = usize::try_from(offset)
+        .unwrap_or(usize::MAX)
+        .min(bytes.len());
+    let before = bytes[..offset].iter().filter(|&&b| b == b'\n').count();
+    1 + before + usize::from(bytes.get(offset) == Some(&b'\n'))
+}
+
+/// `file:line` for a message, or `file` alone when the line is 0 (a problem of the whole file,
+/// or a parser that knows no line): never `file:0`.
+pub fn file_line(file: impl std::fmt::Display, line: u64) -> String {
+    if line == 0 {
+        file.to_string()
+    } else {
+        format!("{file}:{line}")
+    }
+}
+
+/// A measured value for people: six significant digits (more than any benchmark repeats to),
+/// no trailing zeros, exponent notation when huge or tiny (`504.627`, `129556`, `0.61`,
+/// `1e300`). Data files keep every digit; messages and tables use this.
+pub fn display_num(v: f64) -> String {
+    if !v.is_finite() {
+        return v.to_string();
+    }
+    let a = v.abs();
+    if a == 0.0 {
+        return "0".into();
+    }
+    let trim = |s: String| -> String {
+        if s.contains('.') {
+            s.trim_end_matches('0').trim_end_matches('.').to_string()
+        } else {
+            s
+        }
+    };
+    if !(1e-4..1e15).contains(&a) {
+        let s = format!("{v:.5e}");
+        let (mantissa, exp) = s.split_once('e').unwrap_or((&s, "0"));
+        return format!("{}e{exp}", trim(mantissa.to_string()));
+    }
+    // Decimals that leave six significant digits (log10 of a value in range is within ±15).
+    let magnitude = a.log10().floor() as i32;
+    let decimals = usize::try_from(5 - magnitude).unwrap_or(0);
+    trim(format!("{v:.decimals$}"))
+}
+
+/// Longest word or candidate (in chars) that "did you mean" compares by edit distance. The
+/// suggestions are for typos in labels, keys and model names (all well under this); a longer input
+/// is not a typo of any of them, and comparing it would cost time quadratic in its length.
+pub const MAX_SUGGEST_CHARS: usize = 256;
+
+/// Levenshtein distance over chars if it is at most `max`, else `None`. Bounded work: only the
+/// diagonal band of width `2 * max + 1` is computed, and a row whose every cell exceeds `max`
+/// stops it, so the cost is O(min(len) * max) however long the inputs are.
+pub fn edit_distance_within(a: &[char], b: &[char], max: usize) -> Option<usize> {
+    let (a, b) = if a.len() <= b.len() { (a, b) } else { (b, a) };
+    if b.len() - a.len() > max {
+        return None;
+    }
+    let over = max + 1;
+    // prev[j] = distance between a[..i] and b[..j]; cells outside the band hold `over`.
+    let mut prev: Vec<usize> = (0..=b.len()).map(|j| j.min(over)).collect();
+    let mut cur = vec![over; b.len() + 1];
+    for (i, ca) in a.iter().enumerate() {
+        let row = i + 1;
+        let lo = row.saturating_sub(max);
+        let hi = (row + max).min(b.len());
+        cur.fill(over);
+        if lo == 0 {
+            cur[0] = row.min(over);
+        }
+        let mut row_min = cur[0];
+        for j in lo.max(1)..=hi {
+            let cost = usize::from(*ca != b[j - 1]);
+            let d = (prev[j - 1] + cost).min(prev[j] + 1).min(cur[j - 1] + 1);
+            cur[j] = d.min(over);
+            row_min = row_min.min(cur[j]);
+        }
+        if row_min > max {
+            return None;
         }
         std::mem::swap(&mut prev, &mut cur);
     }
-    prev[b.len()]
+    let d = prev[b.len()];
+    (d <= max).then_some(d)
 }
 
-/// The candidates closest to `word` (at most `max` of them), if any is reasonably close.
+/// The candidates closest to `word` (at most `max` of them), if any is reasonably close: within
+/// an edit distance of a third of the word's length (at least 2), or a prefix either way. Words
+/// and candidates longer than [`MAX_SUGGEST_CHARS`] are matched by prefix only.
 pub fn closest<'a>(
     word: &str,
     candidates: impl IntoIterator<Item = &'a str>,
     max: usize,
 ) -> Vec<&'a str> {
-    let limit = (word.chars().count() / 3).max(2);
+    let word_len = word.chars().count();
+    let word_chars: Option<Vec<char>> =
+        (word_len <= MAX_SUGGEST_CHARS).then(|| word.chars().collect());
+    let limit = (word_len / 3).max(2);
     let mut scored: Vec<(usize, &str)> = candidates
         .into_iter()
-        .map(|c| (edit_distance(word, c), c))
-        .filter(|(d, c)| *d <= limit || c.starts_with(word) || word.starts_with(*c))
+        .filter_map(|c| {
+            // A prefix either way is exactly the length difference away.
+            let by_prefix = || {
+                (c.starts_with(word) || word.starts_with(c))
+                    .then(|| word_len.abs_diff(c.chars().count()))
+            };
+            let by_distance = || {
+                let w = word_chars.as_ref()?;
+                let cc: Vec<char> = c.chars().take(MAX_SUGGEST_CHARS + 1).collect();
+                if cc.len() > MAX_SUGGEST_CHARS {
+                    return None;
+                }
+                edit_distance_within(w, &cc, limit)
+            };
+            by_distance().or_else(by_prefix).map(|d| (d, c))
+        })
         .collect();
     scored.sort();
     scored.dedup_by(|a, b| a.1 == b.1);
@@ -255,13 +409,110 @@ mod tests {
 
     #[test]
     fn suggestions() {
-        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        let chars = |s: &str| s.chars().collect::<Vec<char>>();
+        assert_eq!(
+            edit_distance_within(&chars("kitten"), &chars("sitting"), 3),
+            Some(3)
+        );
+        assert_eq!(
+            edit_distance_within(&chars("kitten"), &chars("sitting"), 2),
+            None
+        );
         let c = closest(
             "input_output_lens",
             ["input_output_len", "input_len", "tp"],
             2,
         );
         assert_eq!(c.first(), Some(&"input_output_len"));
+    }
+
+    /// The full quadratic Levenshtein table, to check the banded one against.
+    fn full_distance(a: &[char], b: &[char]) -> usize {
+        let mut prev: Vec<usize> = (0..=b.len()).collect();
+        for (i, ca) in a.iter().enumerate() {
+            let mut cur = vec![i + 1; b.len() + 1];
+            for (j, cb) in b.iter().enumerate() {
+                cur[j + 1] = (prev[j] + usize::from(ca != cb))
+                    .min(prev[j + 1] + 1)
+                    .min(cur[j] + 1);
+            }
+            prev = cur;
+        }
+        prev[b.len()]
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn banded_distance_agrees_with_the_full_table(
+            a in "[ab_]{0,12}", b in "[ab_]{0,12}", max in 0usize..8,
+        ) {
+            let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+            let full = full_distance(&a, &b);
+            let banded = edit_distance_within(&a, &b, max);
+            proptest::prop_assert_eq!(banded, (full <= max).then_some(full));
+        }
+    }
+
+    #[test]
+    fn long_words_are_matched_by_prefix_only() {
+        // Two long strings one edit apart: past the cap, no edit distance is computed at all.
+        let long = "a".repeat(MAX_SUGGEST_CHARS + 1);
+        let typo = format!("{}b", &long[1..]);
+        assert!(closest(&typo, [long.as_str()], 1).is_empty());
+        // A 2 MB name that starts with a known one still names it (and answers at once).
+        let huge = format!("llama_v3.1_8b{}", "x".repeat(2_000_000));
+        assert_eq!(
+            closest(&huge, ["llama_v3.1_8b", "gpt_20b"], 3),
+            ["llama_v3.1_8b"]
+        );
+        assert!(closest(&"x".repeat(2_000_000), ["llama_v3.1_8b"], 3).is_empty());
+    }
+
+    #[test]
+    fn invalid_utf8_names_its_line_and_column() {
+        let path = std::path::Path::new("f.txt");
+        let e = utf8_text(b"ok\nab\xffc\n".to_vec(), path).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "f.txt:2:3: not UTF-8 text (byte 0xff there); save the file as UTF-8"
+        );
+        assert!(std::error::Error::source(&e).is_none());
+        assert_eq!(utf8_text(b"fine\n".to_vec(), path).unwrap(), "fine\n");
+        let missing = read_text(std::path::Path::new("/nonexistent/x")).unwrap_err();
+        assert!(missing.is_not_found());
+        assert!(std::error::Error::source(&missing).is_none());
+    }
+
+    #[test]
+    fn csv_lines_with_either_line_end() {
+        for text in [
+            "h,h\na,1\nb,\"x\ny\"\nc,3\n",
+            "h,h\r\na,1\r\nb,\"x\r\ny\"\r\nc,3\r\n",
+        ] {
+            let mut reader = csv::ReaderBuilder::new().from_reader(text.as_bytes());
+            let lines: Vec<usize> = reader
+                .records()
+                .map(|r| {
+                    let r = r.expect("record");
+                    line_at_byte(text.as_bytes(), r.position().expect("position").byte())
+                })
+                .collect();
+            // b's quoted field spans lines 3 and 4, so c is on line 5.
+            assert_eq!(lines, [2, 3, 5], "{text:?}");
+        }
+    }
+
+    #[test]
+    fn numbers_for_people() {
+        assert_eq!(display_num(504.62688447982015), "504.627");
+        assert_eq!(display_num(3141.8163135699124), "3141.82");
+        assert_eq!(display_num(129555.827), "129556");
+        assert_eq!(display_num(0.61), "0.61");
+        assert_eq!(display_num(-20.0), "-20");
+        assert_eq!(display_num(0.0), "0");
+        assert_eq!(display_num(1e300), "1e300");
+        assert_eq!(display_num(1.5e-7), "1.5e-7");
+        assert_eq!(display_num(f64::NAN), "NaN");
     }
 
     #[test]

@@ -70,6 +70,9 @@ pub struct Reading {
     pub warnings: Vec<String>,
     /// The measurement cannot be used (no report, failed requests, an error line).
     pub problems: Vec<String>,
+    /// Values that no correct run produces together (the log and report.json disagree, a
+    /// latency longer than the run): evidence that makes the step's verdicts INVALID.
+    pub contradictions: Vec<String>,
     /// Why a required metric can be missing, for its message (`the era C report and the log
     /// do not have them`).
     pub missing_hint: Option<String>,

@@ -395,6 +395,7 @@ fn read(step: &Step, output: &StepOutput) -> anyhow::Result<Reading> {
     let r = report::reconcile(text, json);
     let mut reading = Reading {
         warnings: r.warnings,
+        contradictions: r.contradictions,
         ..Reading::default()
     };
     if !had_json && matches!(r.kind, ReportKind::Throughput | ReportKind::Latency) {

@@ -235,7 +235,9 @@ fn change(d: &Decision) -> String {
 }
 
 fn value(v: Option<f64>, unit: &str) -> String {
-    v.map_or("-".into(), |v| format!("{v} {unit}"))
+    v.map_or("-".into(), |v| {
+        format!("{} {unit}", crate::textutil::display_num(v))
+    })
 }
 
 /// What the update did, one line per row written or refused, counts for the rest.

@@ -9,7 +9,7 @@ use clap::ValueEnum;
 use super::history::HistoryLocation;
 use crate::history::History;
 use crate::history::regressions::{
-    ChangeRow, blame_text, change_rows, pct, render_markdown, resolve_run,
+    ChangeRow, blame_text, change_rows, pct, render_markdown, resolve_run, summary,
 };
 use crate::textutil::aligned;
 
@@ -46,12 +46,7 @@ pub fn run_changes(a: ChangesArgs) -> anyhow::Result<ExitCode> {
         ChangesFormat::Table => {
             writeln!(out, "run {} (night {})", run.meta.run_id, run.night)?;
             write!(out, "{}", render_table(&rows))?;
-            let what = if a.all {
-                "change point(s)"
-            } else {
-                "provisional regression(s)"
-            };
-            writeln!(out, "{} {what}", rows.len())?;
+            writeln!(out, "{}", summary(&rows, a.all))?;
         }
     }
     Ok(ExitCode::SUCCESS)

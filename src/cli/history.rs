@@ -246,7 +246,8 @@ pub fn run_history(a: HistoryArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// One line per record. An ungated verdict is marked `*`: reported, never fails the run.
+/// One line per record. A gated metric is marked `*` (it can fail the run), as in the run's
+/// summary and the dashboard; the others are reported only.
 fn render_table(records: &[VerdictRecord]) -> String {
     let num = |v: Option<f64>, signed: bool| match v {
         Some(v) if signed => format!("{v:+.2}"),
@@ -254,7 +255,8 @@ fn render_table(records: &[VerdictRecord]) -> String {
         None => "-".into(),
     };
     let mut rows = vec![[
-        "VERDICT".to_string(),
+        " ".to_string(),
+        "VERDICT".into(),
         "METRIC".into(),
         "VALUE".into(),
         "BASELINE".into(),
@@ -268,7 +270,8 @@ fn render_table(records: &[VerdictRecord]) -> String {
             None => "-".into(),
         };
         rows.push([
-            format!("{}{}", r.verdict, if r.gated { "" } else { "*" }),
+            if r.gated { "*" } else { " " }.to_string(),
+            r.verdict.to_string(),
             r.metric.clone(),
             value,
             num(r.baseline, false),
@@ -280,9 +283,9 @@ fn render_table(records: &[VerdictRecord]) -> String {
             },
         ]);
     }
-    let mut text = aligned(&rows, &[2, 3, 4, 5]);
-    if records.iter().any(|r| !r.gated) {
-        text.push_str("* reported, not gated\n");
+    let mut text = aligned(&rows, &[3, 4, 5, 6]);
+    if !records.is_empty() {
+        text.push_str("* = gated; the others are reported only\n");
     }
     text
 }

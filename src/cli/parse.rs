@@ -43,8 +43,7 @@ pub fn run_cli(a: ParseArgs) -> anyhow::Result<ExitCode> {
     }
     let json = match &a.report_json {
         Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("{}: cannot read", path.display()))?;
+            let text = crate::textutil::read_text(path)?;
             Some(parse_report_json(&text).with_context(|| path.display().to_string())?)
         }
         None => None,
@@ -149,6 +148,9 @@ pub fn table(name: &str, r: &Report) -> String {
     }
     if !r.missing.is_empty() {
         s.push_str(&format!("missing: {}\n", r.missing.join(", ")));
+    }
+    for c in &r.contradictions {
+        s.push_str(&format!("contradiction: {c}\n"));
     }
     for w in &r.warnings {
         s.push_str(&format!("warning: {w}\n"));

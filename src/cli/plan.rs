@@ -101,7 +101,15 @@ pub fn run_plan(a: PlanArgs) -> anyhow::Result<ExitCode> {
         names.extend(list.entries.into_iter().map(|e| e.raw));
     }
     if names.is_empty() {
-        anyhow::bail!("no names given: pass names as arguments or use --names-from FILE");
+        match &a.names_from {
+            Some(path) => anyhow::bail!(
+                "{}: no test names in it (empty, or only comments and blank lines)",
+                path.display()
+            ),
+            None => {
+                anyhow::bail!("no names given: pass names as arguments or use --names-from FILE")
+            }
+        }
     }
     let common = a.common.to_collect();
     let configs = common.configs()?;

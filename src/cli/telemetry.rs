@@ -106,7 +106,13 @@ pub fn run_cli(a: TelemetryArgs) -> anyhow::Result<ExitCode> {
             if let Some(source) = summary.energy_source {
                 writeln!(out, "energy from              {source}")?;
             }
-            for p in &summary.problems {
+            // The recording repeats why telemetry is unavailable, printed first already.
+            let unavailable = telemetry.unavailable_reason();
+            for p in summary
+                .problems
+                .iter()
+                .filter(|p| unavailable.as_deref() != Some(p.as_str()))
+            {
                 writeln!(out, "problem: {p}")?;
             }
         }

@@ -10,7 +10,7 @@ mod parse;
 mod slot;
 
 pub use error::{NameError, NameErrorKind};
-pub use parse::parse;
+pub use parse::{MAX_NAME_BYTES, parse};
 pub use slot::Slot;
 
 use serde::Serialize;

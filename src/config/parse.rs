@@ -17,9 +17,22 @@ pub fn parse(name: &str) -> Result<PerfName, NameError> {
     parse_inner(name, true)
 }
 
+/// Longest test name accepted, in bytes. Upstream's longest names are about 150 bytes; the cap
+/// keeps every later stage (rule matching, file names, suggestions) bounded on hostile input.
+pub const MAX_NAME_BYTES: usize = 4096;
+
 fn parse_inner(name: &str, suggest: bool) -> Result<PerfName, NameError> {
     if name.trim().is_empty() {
         return Err(NameError::new(K::Empty, "the test name is empty"));
+    }
+    if name.len() > MAX_NAME_BYTES {
+        return Err(NameError::new(
+            K::BadValue,
+            format!(
+                "the test name is {} bytes long; names are at most {MAX_NAME_BYTES} bytes",
+                name.len()
+            ),
+        ));
     }
     if let Some(c) = name.chars().find(|c| c.is_whitespace() || c.is_control()) {
         return Err(NameError::new(

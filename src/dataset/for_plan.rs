@@ -59,7 +59,19 @@ pub fn generate_for_plan(
     req: &DatasetRequest,
     cache_dir: &Path,
 ) -> Result<PlannedDataset, DatasetError> {
-    let (vocab, identity) = vocab_for(&req.tokenizer)?;
+    let (vocab, identity) = vocab_for(&req.tokenizer).map_err(|e| match e {
+        // `perfgate dataset` is given its tokenizer; a planned case takes its model's, so say
+        // where that came from and how to give another.
+        DatasetError::Tokenizer { path, message } => DatasetError::Tokenizer {
+            path,
+            message: format!(
+                "{message}. A case's tokenizer is its model's checkpoint directory under \
+                 --models-root (LLM_MODELS_ROOT); --tokenizer DIR (PERF_TOKENIZER) gives one \
+                 tokenizer for every dataset"
+            ),
+        },
+        other => other,
+    })?;
     let spec = SyntheticSpec {
         num_requests: u64::from(req.num_requests),
         dist: LengthDist::Normal {

@@ -98,11 +98,8 @@ pub struct Problem {
 
 #[derive(Debug, thiserror::Error)]
 pub enum BaselineError {
-    #[error("{}: cannot read: {source}", path.display())]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Read(#[from] crate::textutil::TextFileError),
     /// Every problem found, each as `file:line: message`.
     #[error("{}", render_problems(path, problems))]
     Invalid {
@@ -543,10 +540,7 @@ impl Baselines {
 
     /// Reads and validates a file; every problem is reported at once.
     pub fn read(path: &Path) -> Result<Baselines, BaselineError> {
-        let text = std::fs::read_to_string(path).map_err(|source| BaselineError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text = crate::textutil::read_text(path)?;
         Baselines::parse(path, &text)
     }
 
@@ -554,11 +548,7 @@ impl Baselines {
     /// wants: no file means no baselines yet, not an error).
     pub fn read_or_empty(path: &Path) -> Result<Baselines, BaselineError> {
         match Baselines::read(path) {
-            Err(BaselineError::Io { source, .. })
-                if source.kind() == std::io::ErrorKind::NotFound =>
-            {
-                Ok(Baselines::empty(path))
-            }
+            Err(BaselineError::Read(e)) if e.is_not_found() => Ok(Baselines::empty(path)),
             other => other,
         }
     }
@@ -604,9 +594,9 @@ impl Baselines {
             let record = match result {
                 Ok(r) => r,
                 Err(e) => {
-                    let line = e
-                        .position()
-                        .map_or(0, |p| usize::try_from(p.line()).unwrap_or(usize::MAX));
+                    let line = e.position().map_or(0, |p| {
+                        crate::textutil::line_at_byte(text.as_bytes(), p.byte())
+                    });
                     problems.push(Problem {
                         line,
                         message: format!("not readable as CSV: {e}"),
@@ -614,9 +604,9 @@ impl Baselines {
                     continue;
                 }
             };
-            let line = record
-                .position()
-                .map_or(0, |p| usize::try_from(p.line()).unwrap_or(usize::MAX));
+            let line = record.position().map_or(0, |p| {
+                crate::textutil::line_at_byte(text.as_bytes(), p.byte())
+            });
             if record.len() != header.len() {
                 problems.push(Problem {
                     line,

@@ -8,7 +8,12 @@
 //! run-to-run noise is multiplicative; on the raw values when a value is ≤ 0. An exact rank
 //! test would need ≥ 4 repetitions a side to ever reach p < 0.05 (its smallest two-sided p with
 //! 3 and 3 is 0.1), so the t-test is used at every n; with one repetition on a side there is
-//! no spread to compare against and the row says `n/a (1 rep)`.
+//! no spread to compare against and the row says `n/a (1 rep)`. **No significance without
+//! variance**: when every repetition of both sides is the same value, the noise is unknown
+//! (not zero), so no test is made and the row says `n/a (no spread)`.
+//!
+//! **Same.** A change smaller than [`SAME_WITHIN_PCT`] is `same`, not better or worse: the table
+//! shows it as ±0.00, and a direction nobody can see in the numbers is not a finding.
 
 use serde::Serialize;
 
@@ -17,6 +22,10 @@ use crate::record::metric::Direction;
 
 /// A change with p below this is called significant.
 pub const ALPHA: f64 = 0.05;
+
+/// Changes smaller than this (in %) are `same`: half the last digit of the Δ% column, which
+/// shows two decimals.
+pub const SAME_WITHIN_PCT: f64 = 0.005;
 
 /// One side's valid repetitions of one series.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -64,7 +73,7 @@ pub struct Delta {
     /// (b − a) / a · 100.
     pub delta_pct: f64,
     pub effect: Effect,
-    /// `None` when a side has fewer than 2 repetitions.
+    /// `None` when a side has fewer than 2 repetitions, or neither side varies.
     pub significance: Option<Significance>,
 }
 
@@ -96,12 +105,12 @@ pub fn compare(a: &Sample, b: &Sample, direction: Option<Direction>) -> Option<D
     };
     let effect = match direction {
         None => Effect::Unknown,
-        Some(_) if mb == ma => Effect::Same,
+        Some(_) if mb == ma || delta_pct.abs() < SAME_WITHIN_PCT => Effect::Same,
         Some(Direction::HigherIsBetter) if mb > ma => Effect::Better,
         Some(Direction::LowerIsBetter) if mb < ma => Effect::Better,
         Some(_) => Effect::Worse,
     };
-    let significance = (fa.len() >= 2 && fb.len() >= 2).then(|| {
+    let significance = if fa.len() >= 2 && fb.len() >= 2 {
         let positive = fa.iter().chain(&fb).all(|&v| v > 0.0);
         let (xa, xb, test) = if positive {
             (
@@ -112,13 +121,14 @@ pub fn compare(a: &Sample, b: &Sample, direction: Option<Direction>) -> Option<D
         } else {
             (fa.clone(), fb.clone(), "welch-t")
         };
-        let pvalue = welch_p(&xa, &xb);
-        Significance {
+        welch_p(&xa, &xb).map(|pvalue| Significance {
             test,
             pvalue,
             significant: pvalue < ALPHA,
-        }
-    });
+        })
+    } else {
+        None
+    };
     Some(Delta {
         a: ma,
         b: mb,
@@ -130,9 +140,9 @@ pub fn compare(a: &Sample, b: &Sample, direction: Option<Direction>) -> Option<D
     })
 }
 
-/// Two-sided p-value of Welch's t-test (both sides ≥ 2 values). No spread on either side:
-/// equal means give 1, different ones 0.
-pub fn welch_p(a: &[f64], b: &[f64]) -> f64 {
+/// Two-sided p-value of Welch's t-test (both sides ≥ 2 values); `None` when neither side
+/// varies: the noise is then unknown, not zero, and no difference can be tested against it.
+pub fn welch_p(a: &[f64], b: &[f64]) -> Option<f64> {
     let (n1, n2) = (a.len() as f64, b.len() as f64);
     let (m1, m2) = (mean(a), mean(b));
     let var = |v: &[f64], m: f64| {
@@ -141,16 +151,12 @@ pub fn welch_p(a: &[f64], b: &[f64]) -> f64 {
     let (s1, s2) = (var(a, m1) / n1, var(b, m2) / n2);
     let se2 = s1 + s2;
     let scale = m1.abs().max(m2.abs()).max(1.0);
-    if se2.sqrt() <= 1e-12 * scale {
-        return if (m2 - m1).abs() <= 1e-12 * scale {
-            1.0
-        } else {
-            0.0
-        };
+    if se2.is_nan() || se2.sqrt() <= 1e-12 * scale {
+        return None;
     }
     let t = (m2 - m1) / se2.sqrt();
     let df = se2 * se2 / (s1 * s1 / (n1 - 1.0) + s2 * s2 / (n2 - 1.0));
-    cpd::t_two_sided_p(t, df)
+    Some(cpd::t_two_sided_p(t, df))
 }
 
 fn mean(v: &[f64]) -> f64 {

@@ -51,8 +51,10 @@
 //! **Fallback.** With fewer than `min_history` nights, a stored baseline (center, and upstream's
 //! relative/absolute thresholds, optionally a stored scale) is used instead, and the result says
 //! so. With no stored scale the noise is unknown, so the decision is upstream-like: beyond
-//! `max(floor, threshold)` fails, within passes, and the explanation says the noise could not be
-//! estimated. No history and no baseline: NEW.
+//! `max(floor, relative threshold)` fails, within passes, and the explanation says the noise
+//! could not be estimated. (Upstream's absolute threshold is not used here: changes are ratios,
+//! and an absolute tolerance as a ratio depends on the size of the numbers.) No history and no
+//! baseline: NEW.
 //!
 //! Not done here (the history store's job): choosing the history "since the last acknowledged
 //! change point" with the same environment fingerprint, and confirming a provisional FAIL on a
@@ -62,6 +64,7 @@ use serde::Serialize;
 
 use crate::record::metric::Direction;
 pub use crate::record::{Observation, Verdict};
+use crate::textutil::display_num;
 
 /// Upstream's L0 check (`sanity_perf_check.py`): `numpy.isclose(base, target, rtol, atol)` is
 /// false, i.e. `|base − target| > atol + rtol·|target|`, with the thresholds taken as absolute
@@ -440,7 +443,8 @@ fn from_baseline(
     let why = format!(
         "falling back to the stored baseline {} because history has {history_nights} of the {} \
          nights needed",
-        b.center, p.min_history
+        display_num(b.center),
+        p.min_history
     );
     let mut within = if reps.len() >= 2 {
         pairwise_scale(&[reps.to_vec()]).unwrap_or(0.0)
@@ -487,8 +491,13 @@ fn from_baseline(
             ),
         };
     }
-    // No noise estimate: upstream-like fixed band, at least the effect floor.
-    let stored = (1.0 + b.rel_threshold.abs() + b.abs_threshold.abs() / b.center).ln();
+    // No noise estimate: upstream's relative threshold as a fixed band, at least the effect
+    // floor. Its absolute threshold is left out: it is in the metric's unit, sized for
+    // upstream's own cases, so as a ratio it depends on how big the numbers are. A derived
+    // metric (SEQ_THROUGHPUT = tokens/s x GPUs / output length) moves by exactly the ratio its
+    // source moves by, but its smaller numbers turned atol 10 into a ±50% band; a 63 ms
+    // INFERENCE_TIME got ±89% from atol 50 ms. `--gate upstream` still applies it as upstream does.
+    let stored = (1.0 + b.rel_threshold.abs()).ln();
     let threshold = floor.max(stored);
     let verdict = if d > threshold {
         Verdict::Fail

@@ -8,7 +8,7 @@ use std::io::BufRead;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use chrono::{DateTime, FixedOffset, NaiveDateTime, Utc};
+use chrono::{DateTime, Datelike, FixedOffset, NaiveDateTime, Utc};
 use rusqlite::TransactionBehavior;
 use serde_json::{Map, Value};
 
@@ -392,7 +392,7 @@ fn read_upstream(path: &Path) -> anyhow::Result<ImportSource> {
             let t = upstream_time(&text).with_context(|| {
                 format!(
                     "{}: `{key}` is `{text}`; expected `2026-11-24 10:46:55 +0000` (the zone \
-                     may be left out: UTC)",
+                     may be left out: UTC; a year from 0000 to 9999)",
                     row.at
                 )
             })?;
@@ -503,10 +503,17 @@ fn upstream_csv_rows(path: &Path, bytes: &[u8]) -> anyhow::Result<Vec<UpstreamRo
     let mut rows = Vec::new();
     for record in reader.records() {
         let record = record.map_err(|e| {
-            let line = e.position().map_or(0, |p| p.line());
-            anyhow::anyhow!("{}:{line}: {e}", path.display())
+            let line = e
+                .position()
+                .map_or(0, |p| crate::textutil::line_at_byte(bytes, p.byte()));
+            anyhow::anyhow!(
+                "{}: {e}",
+                crate::textutil::file_line(path.display(), line as u64)
+            )
         })?;
-        let line = record.position().map_or(0, |p| p.line());
+        let line = record
+            .position()
+            .map_or(0, |p| crate::textutil::line_at_byte(bytes, p.byte()));
         rows.push(UpstreamRow {
             at: format!("{}:{line}", path.display()),
             fields: header
@@ -520,8 +527,8 @@ fn upstream_csv_rows(path: &Path, bytes: &[u8]) -> anyhow::Result<Vec<UpstreamRo
 }
 
 fn upstream_yaml_rows(path: &Path, bytes: &[u8]) -> anyhow::Result<Vec<UpstreamRow>> {
-    let text = std::str::from_utf8(bytes)
-        .with_context(|| format!("{}: not UTF-8 text", path.display()))?;
+    let text = crate::textutil::utf8_text(bytes.to_vec(), path)?;
+    let text = text.as_str();
     if text.trim().is_empty() {
         return Ok(Vec::new());
     }
@@ -554,6 +561,9 @@ fn upstream_yaml_rows(path: &Path, bytes: &[u8]) -> anyhow::Result<Vec<UpstreamR
 
 /// Upstream's `2026-11-24 10:46:55 +0000`, or (as upstream itself writes it) without the
 /// zone, which is then UTC.
+/// An upstream time, if it is one the history can store: RFC 3339 times have four-digit years
+/// (0000-9999, in UTC), so a year outside them is refused here, at the CSV line, rather than by
+/// the history, which would name only its own file.
 fn upstream_time(text: &str) -> Option<DateTime<FixedOffset>> {
     let text = text.trim();
     DateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S %z")
@@ -563,6 +573,7 @@ fn upstream_time(text: &str) -> Option<DateTime<FixedOffset>> {
                 .ok()
                 .map(|t| t.and_utc().fixed_offset())
         })
+        .filter(|t| (0..=9999).contains(&t.with_timezone(&Utc).year()))
 }
 
 fn rfc3339(t: DateTime<FixedOffset>) -> String {

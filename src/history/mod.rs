@@ -293,12 +293,18 @@ impl History {
             .map_err(on(path, "cannot set the busy timeout"))?;
         // Before anything changes the file (WAL mode is stored in it): another program's
         // database is left as it was. The first read of the file: garbage bytes fail here
-        // (SQLITE_NOTADB).
-        let version = identify(&conn, path)?;
-        // A filesystem without shared memory keeps the rollback journal, which is still safe
-        // for two writers (readers then wait for writers); so the answer is not checked.
-        conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get::<_, String>(0))
-            .map_err(on(path, "cannot switch to WAL mode"))?;
+        // (SQLITE_NOTADB). One read transaction, so that the header and the table count are of
+        // one moment: a process creating this history meanwhile is either not begun or done.
+        let version = {
+            let read = conn
+                .unchecked_transaction()
+                .map_err(on(path, "cannot begin reading the file's header"))?;
+            let version = identify(&read, path)?;
+            read.commit()
+                .map_err(on(path, "cannot finish reading the file's header"))?;
+            version
+        };
+        switch_to_wal(&conn, path)?;
         // NORMAL is durable in WAL mode except for the last transaction on a power loss.
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(on(path, "cannot set synchronous"))?;
@@ -857,6 +863,30 @@ fn stored_run(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredRun> {
         },
         ended: r.get(7)?,
     })
+}
+
+/// Puts the file in WAL mode (stored in the file, so a no-op once done). SQLite does not call
+/// the busy handler for this switch: while another process creates or switches the same new
+/// file, it fails at once with SQLITE_BUSY. So it is retried here, for as long as any other
+/// statement would wait. A filesystem without shared memory keeps the rollback journal, which is
+/// still safe for two writers (readers then wait for writers); so the answer is not checked.
+fn switch_to_wal(conn: &Connection, path: &Path) -> Result<(), HistoryError> {
+    let started = std::time::Instant::now();
+    let mut pause = Duration::from_millis(1);
+    loop {
+        let switched =
+            conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get::<_, String>(0));
+        match switched {
+            Ok(_) => return Ok(()),
+            Err(rusqlite::Error::SqliteFailure(f, _))
+                if f.code == ErrorCode::DatabaseBusy && started.elapsed() < BUSY_TIMEOUT =>
+            {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(50));
+            }
+            Err(e) => return Err(sql_error(path, "cannot switch to WAL mode", e)),
+        }
+    }
 }
 
 /// The file's schema version, once it is known to be a perfgate history (or empty, to become

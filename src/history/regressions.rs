@@ -138,6 +138,28 @@ pub fn change_rows(
     Ok(rows)
 }
 
+/// The table's last line: how many rows, and how many of each status, so a run whose failures
+/// are all confirmed does not read as "provisional".
+pub fn summary(rows: &[ChangeRow], all: bool) -> String {
+    let what = if all {
+        "change point(s)"
+    } else {
+        "FAIL verdict(s) assessed"
+    };
+    let mut counts: Vec<(&str, usize)> = Vec::new();
+    for r in rows {
+        match counts.iter_mut().find(|(s, _)| *s == r.status) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((&r.status, 1)),
+        }
+    }
+    if counts.is_empty() {
+        return format!("0 {what}");
+    }
+    let by_status: Vec<String> = counts.iter().map(|(s, n)| format!("{n} {s}")).collect();
+    format!("{} {what}: {}", rows.len(), by_status.join(", "))
+}
+
 /// `run 20260101T... (night 12, rev abc123, 2026-01-01)`.
 pub fn run_ref(r: &RunRef) -> String {
     format!(

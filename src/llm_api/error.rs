@@ -5,14 +5,10 @@ use thiserror::Error;
 
 #[derive(Debug, Error)]
 pub enum LlmApiError {
-    #[error("{path}: cannot read LLM API rules: {source}")]
-    Read {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Read(#[from] crate::textutil::TextFileError),
     /// Not YAML, or YAML that does not fit the schema (unknown key, wrong type, missing section).
-    #[error("{origin}:{line}:{column}: {message}")]
+    #[error("{}{}: {message}", crate::textutil::file_line(origin, *line), if *line > 0 { format!(":{column}") } else { String::new() })]
     Parse {
         origin: String,
         line: u64,
@@ -20,7 +16,7 @@ pub enum LlmApiError {
         message: String,
     },
     /// Fits the schema but cannot be right (an empty pattern, an unknown placeholder, ...).
-    #[error("{origin}:{line}: {message}")]
+    #[error("{}: {message}", crate::textutil::file_line(origin, *line))]
     Invalid {
         origin: String,
         line: u64,

@@ -161,10 +161,7 @@ impl Rules {
     /// Reads and checks a rules file. Errors name `path:line[:col]`.
     pub fn load(path: &Path) -> Result<Rules, LlmApiError> {
         let origin = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| LlmApiError::Read {
-            path: origin.clone(),
-            source,
-        })?;
+        let text = crate::textutil::read_text(path)?;
         Rules::from_str(&text, &origin)
     }
 
@@ -178,7 +175,7 @@ impl Rules {
 
     /// `origin:line`, the way provenance and warnings point into the file.
     pub fn at(&self, line: u64) -> String {
-        format!("{}:{line}", self.origin)
+        crate::textutil::file_line(&self.origin, line)
     }
 }
 

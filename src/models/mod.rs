@@ -3,7 +3,7 @@
 //! the binary also works outside a checkout.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::Deserialize;
 
@@ -29,6 +29,10 @@ pub struct ModelConfigs {
     pub catalog: Catalog,
     pub rules: Rules,
     pub gpus: GpuTable,
+    /// The LLM-API rules are the project's own (the built-in copy, or a file with the same
+    /// text): their warnings are the project's to fix and its tests check them, so linting a
+    /// user's list does not repeat them.
+    pub rules_are_builtin: bool,
 }
 
 impl ModelConfigs {
@@ -40,13 +44,14 @@ impl ModelConfigs {
         match dir {
             Some(dir) => {
                 let gpus_path = dir.join("gpus.yaml");
-                let gpus_text = std::fs::read_to_string(&gpus_path).map_err(|e| {
-                    anyhow::anyhow!("{}: cannot read the GPU table: {e}", gpus_path.display())
-                })?;
+                let gpus_text = crate::textutil::read_text(&gpus_path)?;
+                let rules_path = dir.join("llm_api_rules.yaml");
+                let rules_text = crate::textutil::read_text(&rules_path)?;
                 Ok(ModelConfigs {
                     catalog: Catalog::load(&dir.join("models.yaml"))?,
-                    rules: Rules::load(&dir.join("llm_api_rules.yaml"))?,
+                    rules: Rules::from_str(&rules_text, &rules_path.display().to_string())?,
                     gpus: parse_gpus(&gpus_text, &gpus_path.display().to_string())?,
+                    rules_are_builtin: rules_text == EMBEDDED_RULES,
                 })
             }
             None => Ok(ModelConfigs::embedded()),
@@ -65,6 +70,7 @@ impl ModelConfigs {
                 catalog: Catalog::embedded(),
                 rules,
                 gpus,
+                rules_are_builtin: true,
             },
             (Err(e), _) => panic!("{e}"),
             (_, Err(e)) => panic!("{e}"),
@@ -75,14 +81,14 @@ impl ModelConfigs {
 pub fn parse_gpus(text: &str, origin: &str) -> anyhow::Result<GpuTable> {
     let table: GpuTable = serde_saphyr::from_str(text).map_err(|e| {
         anyhow::anyhow!(
-            "{origin}:{}: invalid GPU table: {e}",
-            e.location().map_or(0, |l| l.line())
+            "{}: invalid GPU table: {e}",
+            crate::textutil::file_line(origin, e.location().map_or(0, |l| l.line()))
         )
     })?;
     if let Some((gpu, message)) = table.invalid() {
         anyhow::bail!(
-            "{origin}:{}: invalid GPU table: `{gpu}`: {message}",
-            key_line(text, &gpu)
+            "{}: invalid GPU table: `{gpu}`: {message}",
+            crate::textutil::file_line(origin, key_line(text, &gpu))
         );
     }
     Ok(table)
@@ -120,6 +126,105 @@ pub struct ModelInfo {
     pub arch: Option<String>,
 }
 
+impl ModelInfo {
+    /// What in the entry could point a benchmark outside the models root or make it write
+    /// outside the output directory: a `path` or `lora` that is absolute or climbs with `..`, an
+    /// `hf_id` that is not a Hugging Face id (the build writes under `<workspace>/<hf_id>`), a
+    /// `bench_args` flag that names a file or directory perfgate itself chooses.
+    pub fn path_problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if let Some(p) = &self.path {
+            problems.extend(relative_path_problem("path", p));
+        }
+        for p in &self.lora {
+            problems.extend(relative_path_problem("lora", p));
+        }
+        if let Some(id) = &self.hf_id {
+            problems.extend(hf_id_problem(id));
+        }
+        for arg in self.bench_args.iter().filter(|a| a.starts_with('-')) {
+            let flag = arg.split('=').next().unwrap_or("").replace('-', "_");
+            if PERFGATE_PATH_FLAGS.contains(&flag.trim_start_matches('_')) {
+                problems.push(format!(
+                    "bench_args `{arg}`: perfgate chooses this file or directory itself (inside \
+                     the output directory); the catalog may not set it"
+                ));
+            }
+        }
+        problems
+    }
+}
+
+/// trtllm-bench options that name a file or directory perfgate places in the output directory
+/// (or reads from the catalog's checked fields), spelled with `_`.
+const PERFGATE_PATH_FLAGS: [&str; 11] = [
+    "workspace",
+    "w",
+    "model",
+    "model_path",
+    "engine_dir",
+    "dataset",
+    "report_json",
+    "request_json",
+    "output_json",
+    "iteration_log",
+    "extra_llm_api_options",
+];
+
+/// A directory relative to the models root: not empty, not absolute, no `..`, no control
+/// characters.
+fn relative_path_problem(field: &str, p: &str) -> Option<String> {
+    let path = Path::new(p);
+    if p.trim().is_empty() {
+        Some(format!("{field} is empty"))
+    } else if p.chars().any(char::is_control) {
+        Some(format!(
+            "{field} `{}` contains a control character",
+            p.escape_debug()
+        ))
+    } else if path.is_absolute() {
+        Some(format!(
+            "{field} `{p}` is absolute; it must be relative to the models root (--models-root, \
+             LLM_MODELS_ROOT)"
+        ))
+    } else if path
+        .components()
+        .any(|c| matches!(c, std::path::Component::ParentDir))
+    {
+        Some(format!(
+            "{field} `{p}` climbs out of the models root with `..`; name the directory below it"
+        ))
+    } else {
+        None
+    }
+}
+
+/// A Hugging Face model id as the Hub defines one: `name` or `namespace/name`, each of
+/// letters, digits, `-`, `_` and `.`, not starting or ending with `-` or `.`, without `--` or
+/// `..`, at most 96 characters.
+fn hf_id_problem(id: &str) -> Option<String> {
+    let parts: Vec<&str> = id.split('/').collect();
+    let bad_part = |p: &&str| {
+        p.is_empty()
+            || p.len() > 96
+            || !p
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+            || p.starts_with(['-', '.'])
+            || p.ends_with(['-', '.'])
+            || p.contains("--")
+            || p.contains("..")
+    };
+    (parts.len() > 2 || parts.iter().any(bad_part)).then(|| {
+        format!(
+            "hf_id `{}` is not a Hugging Face id (`name` or `namespace/name` of letters, digits, \
+             `-`, `_`, `.`; no `..`, no leading or trailing `-` or `.`): the build writes under \
+             `<workspace>/<hf_id>`, so it must stay a plain name",
+            id.escape_debug()
+        )
+    })
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CatalogFile {
@@ -139,12 +244,9 @@ pub struct Catalog {
 
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
-    #[error("{path}: cannot read the model catalog: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("{origin}:{line}: invalid model catalog: {message}")]
+    #[error(transparent)]
+    Read(#[from] crate::textutil::TextFileError),
+    #[error("{}: invalid model catalog: {message}", crate::textutil::file_line(origin, *line))]
     Parse {
         origin: String,
         line: u64,
@@ -168,6 +270,9 @@ impl Catalog {
             arch.validate().map_err(|m| bad(key, m))?;
         }
         for (name, info) in &file.models {
+            if let Some(problem) = info.path_problems().into_iter().next() {
+                return Err(bad(name, problem));
+            }
             if let Some(a) = &info.arch
                 && !file.architectures.contains_key(a)
             {
@@ -193,10 +298,7 @@ impl Catalog {
     }
 
     pub fn load(path: &Path) -> Result<Catalog, CatalogError> {
-        let text = std::fs::read_to_string(path).map_err(|source| CatalogError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text = crate::textutil::read_text(path)?;
         Catalog::from_str(&text, &path.display().to_string())
     }
 
@@ -331,6 +433,45 @@ mod tests {
                 .len(),
             1
         );
+    }
+
+    /// Issue 20 item 5: nothing in the catalog may send a benchmark outside the models root or
+    /// make it write outside the output directory; the error names the model's line.
+    #[test]
+    fn catalog_paths_and_ids_cannot_escape() {
+        for (entry, needle) in [
+            (
+                "{hf_id: '../../../../../../pgx_engine'}",
+                "is not a Hugging Face id",
+            ),
+            ("{hf_id: 'org/../x'}", "is not a Hugging Face id"),
+            ("{hf_id: '/abs/x'}", "is not a Hugging Face id"),
+            ("{hf_id: 'a/b/c'}", "is not a Hugging Face id"),
+            ("{path: /models/x}", "is absolute"),
+            ("{path: 'x/../../y'}", "climbs out of the models root"),
+            ("{path: ''}", "path is empty"),
+            ("{lora: [ok/dir, '../up']}", "climbs out of the models root"),
+            (
+                "{bench_args: ['--workspace=/tmp/x']}",
+                "perfgate chooses this",
+            ),
+            (
+                "{bench_args: ['--report-json', '/tmp/r.json']}",
+                "perfgate chooses this",
+            ),
+        ] {
+            let text = format!("models:\n  ok_model: {{path: a/b}}\n  bad_model: {entry}\n");
+            let msg = Catalog::from_str(&text, "m.yaml").unwrap_err().to_string();
+            assert!(msg.starts_with("m.yaml:3: "), "{entry}: {msg}");
+            assert!(
+                msg.contains("`bad_model`") && msg.contains(needle),
+                "{entry}: {msg}"
+            );
+        }
+        // What upstream's catalog holds is accepted: HF ids with dots and underscores, paths
+        // with a trailing slash, flags that are not paths.
+        let ok = "models:\n  m: {path: DeepSeek-R1/DeepSeek-R1-0528/, hf_id: nvidia/Llama-3_1-Nemotron-Ultra-253B-v1-FP8, lora: [lora/x/], bench_args: ['--warmup=2']}\n  n: {hf_id: gpt2}\n";
+        assert!(Catalog::from_str(ok, "m.yaml").is_ok());
     }
 
     #[test]

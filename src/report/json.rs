@@ -190,9 +190,11 @@ pub(crate) fn parse(text: &str) -> Result<Report, ReportError> {
         .filter(|n| expected.iter().any(|e| e == n) && !r.metrics.contains_key(*n))
         .map(str::to_string)
         .collect();
+    let contradictions = super::consistency(&r.metrics);
     Ok(Report {
         kind: ReportKind::Throughput,
         era: None,
+        contradictions,
         metrics: r.metrics,
         missing,
         warnings: r.warnings,

@@ -42,7 +42,7 @@ use std::io::BufRead;
 
 use serde::{Deserialize, Serialize};
 
-use crate::record::metric::{METRICS, metric};
+use crate::record::metric::{METRICS, MetricDef, Unit, metric};
 
 /// What kind of output a log holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -83,6 +83,12 @@ pub struct Report {
     pub error_markers: Vec<String>,
     /// The report has streaming sections (TTFT/TPOT).
     pub streaming: bool,
+    /// Why its values cannot be trusted, each with the numbers: two records of the run (the log
+    /// and report.json) that disagree beyond print rounding, or values that no run can produce
+    /// together (see [`consistency`]). A measurement whose report has any is INVALID: the
+    /// caller turns them into validity evidence.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub contradictions: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -132,28 +138,31 @@ pub fn parse_report_json(text: &str) -> Result<Report, ReportError> {
 
 /// Combines what the console log says with the same run's report.json: report.json values
 /// win (they are not rounded for printing); each one the text also has is cross-checked, and a
-/// difference beyond the text's print rounding is a warning; text-only metrics (KV cache,
-/// build, the serving block) are kept; warnings of both are merged.
+/// difference beyond the text's print rounding is a contradiction (two records of one run that
+/// disagree: neither can be believed, so the measurement is INVALID with both values named);
+/// text-only metrics (KV cache, build, the serving block) are kept; warnings of both are merged.
 pub fn reconcile(text: Report, json: Option<Report>) -> Report {
     let Some(json) = json else {
         return text;
     };
     let mut out = text;
-    let mut warnings: Vec<String> = Vec::new();
+    let mut contradictions: Vec<String> = Vec::new();
     for (name, jv) in &json.metrics {
         if let Some(tv) = out.metrics.get(name) {
             let tolerance = print_tolerance(name, *tv);
             if (tv - jv).abs() > tolerance {
-                warnings.push(format!(
-                    "{name}: report.json says {jv}, the log says {tv} (more than the log's print \
-                     rounding apart): using report.json's value"
+                contradictions.push(format!(
+                    "{name}: report.json says {}, the log says {} (more than the log's print \
+                     rounding apart): two records of one run disagree",
+                    fmt_exact(*jv),
+                    fmt_exact(*tv)
                 ));
             }
         }
         out.metrics.insert(name.clone(), *jv);
     }
     if out.kind == ReportKind::Unknown {
-        warnings
+        out.warnings
             .push("the log holds no report: every value comes from report.json alone".to_string());
         out.kind = json.kind;
     }
@@ -167,8 +176,105 @@ pub fn reconcile(text: Report, json: Option<Report>) -> Report {
         .map(str::to_string)
         .collect();
     out.warnings.extend(json.warnings);
-    out.warnings.extend(warnings);
+    // The merged values are checked afresh: each source's own findings are about values that
+    // may have been replaced.
+    contradictions.extend(consistency(&out.metrics));
+    out.contradictions = contradictions;
     out
+}
+
+/// Relative slack of [`consistency`]'s bounds: the quantities are measured by different clocks
+/// and counters of one run (a request's latency from its submission, the benchmark's duration
+/// from its first request). Real logs come within 0.2% of each bound; these bounds are there to
+/// catch values no run produced, not to measure clocks.
+const CONSISTENCY_SLACK: f64 = 0.05;
+
+/// The coarsest printing of the values [`consistency`] relates: the serving benchmark prints
+/// its duration in seconds and its request rate with two decimals (±0.005).
+const COARSEST_PRINT: f64 = 0.005;
+
+/// Values no run can produce together, whatever the hardware (so no GPU type is needed):
+///
+/// - **No latency outlasts the benchmark.** Every request-level or token-level latency
+///   statistic (TTFT, TPOT, ITL, end-to-end, their percentiles) is a time within the benchmark,
+///   so it is at most its duration (`INFERENCE_TIME`). A P50 TTFT of 1e300 ms is caught here,
+///   where no roofline bound (a floor on time, a ceiling on speed) can see it.
+/// - **One GPU's share is at most the whole**: the per-GPU output throughput is at most the
+///   total output throughput.
+/// - **Requests = rate x duration**: `SEQ_THROUGHPUT` x `INFERENCE_TIME` is the request count
+///   (both are computed from it), within the printing of both.
+pub fn consistency(metrics: &BTreeMap<String, f64>) -> Vec<String> {
+    let mut found = Vec::new();
+    let get = |k: &str| metrics.get(k).copied();
+    if let Some(total) = get("INFERENCE_TIME") {
+        // The duration may be printed in whole hundredths of a second.
+        let ceiling = total * (1.0 + CONSISTENCY_SLACK) + COARSEST_PRINT * 1000.0;
+        for def in METRICS.iter().filter(|d| is_within_benchmark(d)) {
+            if let Some(v) = get(def.name).filter(|v| *v > ceiling) {
+                found.push(format!(
+                    "{} is {} ms, longer than the whole benchmark it was measured in \
+                     (INFERENCE_TIME {} ms): impossible",
+                    def.name,
+                    fmt_value(v),
+                    fmt_value(total)
+                ));
+            }
+        }
+        if let (Some(rps), Some(n)) = (get("SEQ_THROUGHPUT"), get("NUM_REQUESTS")) {
+            let seconds = total / 1000.0;
+            let implied = rps * seconds;
+            // How far rounding the rate and the duration can move their product.
+            let rounding = COARSEST_PRINT * (seconds + rps);
+            let slack = n.abs().max(implied.abs()) * CONSISTENCY_SLACK + rounding + 0.5;
+            if (implied - n).abs() > slack {
+                found.push(format!(
+                    "SEQ_THROUGHPUT {} req/s x INFERENCE_TIME {} ms = {} requests, but \
+                     NUM_REQUESTS is {}: the rate, the duration and the count do not belong to \
+                     one run",
+                    fmt_value(rps),
+                    fmt_value(total),
+                    fmt_value(implied),
+                    fmt_value(n)
+                ));
+            }
+        }
+    }
+    let total_output = get("TOTAL_OUTPUT_THROUGHPUT");
+    for per_gpu in ["PER_GPU_OUTPUT_THROUGHPUT", "TOKEN_THROUGHPUT"] {
+        if let (Some(g), Some(t)) = (get(per_gpu), total_output)
+            && g > t * (1.0 + CONSISTENCY_SLACK) + print_tolerance(per_gpu, t)
+        {
+            found.push(format!(
+                "{per_gpu} is {} tok/s per GPU, more than the total output throughput of all \
+                 GPUs (TOTAL_OUTPUT_THROUGHPUT {} tok/s): impossible",
+                fmt_value(g),
+                fmt_value(t)
+            ));
+        }
+    }
+    found
+}
+
+/// A latency of one request or token: a time inside the benchmark (not the benchmark's own
+/// duration, not a build time, not upstream's legacy C++ sequence latency).
+fn is_within_benchmark(def: &MetricDef) -> bool {
+    def.unit == Unit::Milliseconds && !matches!(def.name, "INFERENCE_TIME" | "SEQ_LATENCY")
+}
+
+/// A value for a message, every digit kept, in exponent notation when huge or tiny (a forged
+/// 1e300 is not 301 digits).
+fn fmt_exact(v: f64) -> String {
+    let a = v.abs();
+    if a != 0.0 && !(1e-4..1e15).contains(&a) {
+        format!("{v:e}")
+    } else {
+        v.to_string()
+    }
+}
+
+/// A value for a message.
+fn fmt_value(v: f64) -> String {
+    crate::textutil::display_num(v)
 }
 
 /// How far a printed value may be from the exact one: half a unit in the last printed place

@@ -694,6 +694,7 @@ impl Scanner {
             .filter(|n| expected.iter().any(|e| e == n) && !metrics.contains_key(*n))
             .map(str::to_string)
             .collect();
+        let contradictions = super::consistency(&metrics);
         Report {
             kind,
             era,
@@ -704,6 +705,7 @@ impl Scanner {
             failed_requests: self.failed_requests,
             error_markers: self.markers,
             streaming,
+            contradictions,
         }
     }
 

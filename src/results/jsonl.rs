@@ -176,8 +176,7 @@ impl Record {
 /// Reads a `results.jsonl` (several runs may have appended to one file). A line that is not a
 /// record is an error naming the file and line; blank lines are skipped.
 pub fn read(path: &Path) -> anyhow::Result<Vec<Record>> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("{}: cannot read", path.display()))?;
+    let text = crate::textutil::read_text(path)?;
     text.lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())

@@ -91,8 +91,7 @@ impl VerdictWriter {
 
 /// Reads `gate.jsonl`; a bad line is an error naming the file and line.
 pub fn read(path: &Path) -> anyhow::Result<Vec<VerdictRecord>> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("{}: cannot read", path.display()))?;
+    let text = crate::textutil::read_text(path)?;
     text.lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
@@ -111,6 +110,8 @@ pub fn read(path: &Path) -> anyhow::Result<Vec<VerdictRecord>> {
 fn num(v: Option<f64>) -> String {
     match v {
         None => "-".into(),
+        // An INVALID 1e300 is not 301 digits wide.
+        Some(v) if v.abs() >= 1e9 => crate::textutil::display_num(v),
         Some(v) if v.abs() >= 1000.0 => format!("{v:.1}"),
         Some(v) if v.abs() >= 10.0 => format!("{v:.2}"),
         Some(v) => format!("{v:.4}"),
@@ -126,7 +127,13 @@ fn pct(v: Option<f64>, signed: bool) -> String {
 }
 
 fn roof(v: Option<f64>) -> String {
-    v.map_or("-".into(), |v| format!("{v:.0}%"))
+    v.map_or("-".into(), |v| {
+        if v.abs() >= 1e6 {
+            format!("{}%", crate::textutil::display_num(v))
+        } else {
+            format!("{v:.0}%")
+        }
+    })
 }
 
 /// The case a record belongs to, as a reader recognises it.

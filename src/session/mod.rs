@@ -582,11 +582,11 @@ impl Session {
         if let Some(gate) = &self.gate {
             let failures = gate.opts.fail_on.failures(&record.verdicts);
             if let Some(first) = failures.first() {
+                // The explanation begins with the verdict (`FAIL: regression of ...`).
                 let line = |r: &VerdictRecord| {
                     format!(
-                        "[{}] {} {}: {}",
+                        "[{}] {}: {}",
                         r.case.as_deref().unwrap_or(&r.network_name),
-                        r.verdict,
                         r.metric,
                         r.explanation
                     )

@@ -111,6 +111,8 @@ pub enum MergeError {
     Output { out: PathBuf, message: String },
     #[error("{}: {message}", path.display())]
     File { path: PathBuf, message: String },
+    #[error(transparent)]
+    Text(#[from] crate::textutil::TextFileError),
 }
 
 /// A test a shard was given but did not finish.
@@ -320,13 +322,10 @@ fn merged_names() -> BTreeSet<&'static str> {
 }
 
 fn read_text(path: &Path) -> Result<Option<String>, MergeError> {
-    match std::fs::read_to_string(path) {
+    match crate::textutil::read_text(path) {
         Ok(t) => Ok(Some(t)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(MergeError::File {
-            path: path.to_path_buf(),
-            message: format!("cannot read: {e}"),
-        }),
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) => Err(e.into()),
     }
 }
 

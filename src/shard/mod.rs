@@ -419,12 +419,13 @@ impl ShardRecord {
     /// Reads `<dir>/shard.json`.
     pub fn read(dir: &Path) -> anyhow::Result<ShardRecord> {
         let path = dir.join(RECORD_FILE);
-        let text = std::fs::read_to_string(&path).map_err(|e| {
-            anyhow::anyhow!(
-                "{}: cannot read the shard record ({e}); is {} the output directory of a perfgate run?",
+        let text = crate::textutil::read_text(&path).map_err(|e| match e {
+            crate::textutil::TextFileError::Io { cause, .. } => anyhow::anyhow!(
+                "{}: cannot read the shard record ({cause}); is {} the output directory of a perfgate run?",
                 path.display(),
                 dir.display()
-            )
+            ),
+            not_text => not_text.into(),
         })?;
         serde_json::from_str(&text).map_err(|e| {
             anyhow::anyhow!(

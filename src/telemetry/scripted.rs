@@ -254,8 +254,7 @@ impl ScriptedSource {
 
     /// The script in the JSON file at `path`.
     pub fn from_file(path: &Path) -> Result<ScriptedSource, String> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("{}: cannot read the telemetry script: {e}", path.display()))?;
+        let text = crate::textutil::read_text(path).map_err(|e| e.to_string())?;
         ScriptedSource::from_json(&text, &path.display().to_string())
     }
 

@@ -19,13 +19,19 @@ pub use markers::Markers;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Source {
     pub file: PathBuf,
-    /// 1-based; 0 when unknown.
+    /// 1-based; 0 for a problem of the whole file (shown as `file`, not `file:0`).
     pub line: usize,
 }
 
+/// `file:line`, or `file` alone for a problem of the whole file (line 0): never a `:0` that
+/// sends an editor to a line that does not exist.
 impl fmt::Display for Source {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}", self.file.display(), self.line)
+        if self.line == 0 {
+            write!(f, "{}", self.file.display())
+        } else {
+            write!(f, "{}:{}", self.file.display(), self.line)
+        }
     }
 }
 
@@ -249,6 +255,15 @@ pub(crate) fn parse_line(text: &str, source: &Source) -> Result<Option<TestEntry
 /// pinned prefix and the name; `Ok(None)` for another test function.
 pub fn parse_test_id(id: &str) -> Result<Option<(Option<String>, String)>, String> {
     const FUNC: &str = "perf/test_perf.py::test_perf[";
+    // A control character (NUL, ESC, ...) is in no test id; shown, it would be invisible, and it
+    // would break the JUnit XML. The whole list is refused, in `run` as in `lint`.
+    if let Some((at, c)) = id.char_indices().find(|(_, c)| c.is_control()) {
+        return Err(format!(
+            "`{}`: the test id contains the control character {c:?} at column {}",
+            id.escape_debug(),
+            id[..at].chars().count() + 1
+        ));
+    }
     let (prefix, rest) = match id.strip_prefix("full:") {
         Some(r) => match r.split_once('/') {
             Some((p, rest)) if !p.is_empty() => (Some(p.to_string()), rest),

@@ -327,10 +327,20 @@ pub fn run(sub: &str, g: &Values, o: &Values, k: &Knobs) -> Result<i32, Fail> {
     if let Some(path) = o.str("report_json")
         && !k.modes.no_report_json
     {
-        write(
-            path,
-            &report::to_python_json(&report::json(&info, &metrics)),
-        )?;
+        let mut doc = report::json(&info, &metrics);
+        for (path, value) in &k.modes.json_sets {
+            let pointer = format!("/{}", path.replace('.', "/"));
+            match doc.pointer_mut(&pointer) {
+                Some(slot) => *slot = Value::from(*value),
+                None => {
+                    return Err(Fail::python(
+                        "KeyError",
+                        format!("json-set: report.json has no `{path}`"),
+                    ));
+                }
+            }
+        }
+        write(path, &report::to_python_json(&doc))?;
     }
     if let Some(path) = o.str("request_json") {
         write(path, &request_json(&timings))?;

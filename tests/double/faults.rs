@@ -49,9 +49,11 @@ pub struct Modes {
     pub no_report_json: bool,
     pub spawn_child: bool,
     pub slow: Option<Duration>,
+    /// `json-set:<section>.<key>=<number>`: report.json values that contradict the log.
+    pub json_sets: Vec<(String, f64)>,
 }
 
-const MODE_NAMES: &str = "crash, hang, fatal-hang, silent-hang, failed-requests, drop:<LINE PREFIX>, exit:<N>, no-report-json, spawn-child, slow[:<ms>]";
+const MODE_NAMES: &str = "crash, hang, fatal-hang, silent-hang, failed-requests, drop:<LINE PREFIX>, exit:<N>, no-report-json, spawn-child, slow[:<ms>], json-set:<section>.<key>=<number>";
 
 impl Modes {
     pub fn parse(list: &str) -> Result<Modes, String> {
@@ -84,6 +86,15 @@ impl Modes {
                 // The prefix is kept as written (only the separator's space before it goes),
                 // so `drop:Total Latency` matches the label exactly.
                 ("drop", Some(prefix)) if !prefix.is_empty() => m.drops.push(prefix.to_string()),
+                ("json-set", Some(assign)) => {
+                    let parsed = assign.split_once('=').and_then(|(path, v)| {
+                        let v: f64 = v.trim().parse().ok()?;
+                        (path.contains('.')).then(|| (path.trim().to_string(), v))
+                    });
+                    m.json_sets.push(parsed.ok_or_else(|| {
+                        format!("`json-set:{assign}`: expected <section>.<key>=<number>")
+                    })?);
+                }
                 ("exit", Some(code)) => {
                     let code: i32 = code
                         .trim()

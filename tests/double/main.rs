@@ -37,6 +37,9 @@
 //!       spawn-child       start `sleep 1000` in this process group (like an MPI worker) and
 //!                         print its pid, to test that a time limit kills the whole group
 //!       slow[:<ms>]       sleep between printed lines (default 20 ms)
+//!       json-set:<section>.<key>=<number>
+//!                         write that report.json value instead of the run's (a report that
+//!                         contradicts its log); repeatable
 //!   FAKE_BENCH_MODE_BUILD, FAKE_BENCH_MODE_THROUGHPUT, FAKE_BENCH_MODE_LATENCY
 //!                               replace FAKE_BENCH_MODE for that subcommand (even when empty)
 //!   FAKE_BENCH_MODE_FOR=s1,s2   apply the modes only when --model contains one of the substrings

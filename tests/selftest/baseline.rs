@@ -121,7 +121,7 @@ fn the_fixture_file_reads_from_disk_and_missing_files_are_empty() {
     let missing = dir.join("no-such-prefix.csv");
     assert!(matches!(
         Baselines::read(&missing),
-        Err(BaselineError::Io { .. })
+        Err(BaselineError::Read(e)) if e.is_not_found()
     ));
     let empty = Baselines::read_or_empty(&missing).expect("missing is empty");
     assert!(empty.is_empty() && empty.text().is_none());
@@ -286,6 +286,29 @@ fn every_bad_row_is_named_with_file_and_line() {
         upstream_row("TOKEN_THROUGHPUT", "1").replace(",TOKEN_THROUGHPUT,", ",TOKEN_THRUGHPUT,");
     let e = row_err(&bad);
     assert!(e.contains("b.csv:3: metric_type `TOKEN_THRUGHPUT` is not in the metric table (did you mean `TOKEN_THROUGHPUT`"), "{e}");
+    // The same file with CRLF line ends names the same line (issue 20 item 11).
+    let crlf = parse_err(
+        &format!(
+            "{HEADER}\n{}\n{bad}\n",
+            upstream_row("SEQ_THROUGHPUT", "63.2314")
+        )
+        .replace('\n', "\r\n"),
+    );
+    assert!(
+        crlf.contains("b.csv:3: metric_type `TOKEN_THRUGHPUT`"),
+        "{crlf}"
+    );
+    // A 2 MB metric_type gets no suggestion work beyond the cap (issue 20 item 2).
+    let huge = upstream_row("TOKEN_THROUGHPUT", "1").replace(
+        ",TOKEN_THROUGHPUT,",
+        &format!(",{},", "Q".repeat(2_000_000)),
+    );
+    let e = row_err(&huge);
+    assert!(
+        e.contains("b.csv:3: metric_type `QQQ") && !e.contains("did you mean"),
+        "{}",
+        &e[..200]
+    );
     let bad =
         upstream_row("TOKEN_THROUGHPUT", "1").replace(",TOKEN_THROUGHPUT,", ",token_throughput,");
     let e = row_err(&bad);

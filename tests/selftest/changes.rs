@@ -181,6 +181,25 @@ fn a_step_is_confirmed_with_the_blame_range_of_its_night() {
     assert_eq!(all.len(), 1, "{all:?}");
     assert_eq!(all[0]["status"], "REGRESSION");
     assert_eq!(all[0]["blame"]["first_bad"]["run_id"], run_id(30));
+
+    // Issue 20 item 11: the table's last line counts each status; a confirmed regression is
+    // not called provisional.
+    let p = path.display().to_string();
+    for (run, all, want) in [
+        ("latest", false, "1 FAIL verdict(s) assessed: 1 CONFIRMED"),
+        ("latest~5", true, "1 change point(s): 1 REGRESSION"),
+    ] {
+        let mut args = vec!["history", "changes", "--history", &p, "--run", run];
+        if all {
+            args.push("--all");
+        }
+        let out = Command::new(env!("CARGO_BIN_EXE_perfgate"))
+            .args(&args)
+            .output()
+            .expect("perfgate runs");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(text.lines().last(), Some(want), "{text}");
+    }
 }
 
 #[test]

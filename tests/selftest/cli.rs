@@ -66,8 +66,9 @@ fn lint_accepts_the_example_lists() {
 fn lint_reports_missing_and_unreadable_lists() {
     let (code, out, _) = perfgate(&["lint", "no/such/list.txt"]);
     assert_eq!(code, 1);
+    // A problem of the whole file names the file alone, not a line 0.
     assert!(
-        out.contains("no/such/list.txt:0: error: cannot read the test list"),
+        out.contains("no/such/list.txt: error: cannot read the test list"),
         "{out}"
     );
     let dir = tempfile::tempdir().expect("tempdir");
@@ -86,6 +87,306 @@ fn lint_reports_missing_and_unreadable_lists() {
     let (code, out, _) = perfgate(&["lint", "--context", "nope", "test_lists/perf_db.yml"]);
     assert_eq!(code, 1);
     assert!(out.contains("no context `nope`"), "{out}");
+}
+
+/// Issue 20 item 5: a catalog whose `hf_id` climbs out of the workspace is refused when it
+/// loads, by `lint` and by `run`, naming the file and the model's line; nothing is written.
+#[test]
+fn a_catalog_that_would_write_outside_the_output_directory_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let configs = dir.path().join("model_configs");
+    std::fs::create_dir(&configs).expect("mkdir");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("model_configs");
+    for f in ["gpus.yaml", "llm_api_rules.yaml"] {
+        std::fs::copy(root.join(f), configs.join(f)).expect("copy");
+    }
+    let models = std::fs::read_to_string(root.join("models.yaml")).expect("models.yaml");
+    let original = "  llama_v3.1_8b: {path: llama-3.1-model/Meta-Llama-3.1-8B, hf_id: meta-llama/Llama-3.1-8B,";
+    assert!(models.contains(original));
+    let line = models[..models.find(original).expect("found")]
+        .lines()
+        .count()
+        + 1;
+    let evil = models.replace(
+        original,
+        "  llama_v3.1_8b: {path: llama-3.1-model/Meta-Llama-3.1-8B, hf_id: '../../../../../../pgx_engine',",
+    );
+    std::fs::write(configs.join("models.yaml"), evil).expect("write");
+    let list = dir.path().join("list.txt");
+    std::fs::write(
+        &list,
+        "llama_v3.1_8b-bench-bfloat16-input_output_len:128,128\n",
+    )
+    .expect("write");
+    let out_dir = dir.path().join("out");
+    let s = |p: &std::path::Path| p.to_str().expect("utf-8").to_string();
+    let want = format!("models.yaml:{line}: invalid model catalog: `llama_v3.1_8b`: hf_id");
+    let (code, out, err) = perfgate(&["lint", "--model-configs", &s(&configs), &s(&list)]);
+    assert_ne!(code, 0, "{out}{err}");
+    assert!((out.clone() + &err).contains(&want), "{want}\n{out}{err}");
+    let (code, out, err) = perfgate(&[
+        "run",
+        "--model-configs",
+        &s(&configs),
+        "--test-list",
+        &s(&list),
+        "--output-dir",
+        &s(&out_dir),
+        "--dry-run",
+    ]);
+    assert_ne!(code, 0, "{out}{err}");
+    assert!((out.clone() + &err).contains(&want), "{want}\n{out}{err}");
+    assert!(!dir.path().join("pgx_engine").exists());
+}
+
+/// Issue 20 item 15: linting a user's list says nothing about the project's own model configs
+/// (no "rules match none of your tests", no `llm_api_rules.yaml:0`); a user's own rules file
+/// is linted, each warning at its rule's line.
+#[test]
+fn lint_of_a_users_list_is_about_the_users_files() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let list = dir.path().join("mine.txt");
+    std::fs::write(
+        &list,
+        "deepseek_r1_fp8-bench-pytorch-float8-input_output_len:128,128-tp:8-gpus:8\n\
+         llama_v3.1_8b-bench-pytorch-bfloat16-input_output_len:128,128\n",
+    )
+    .expect("write");
+    let list_s = list.to_str().expect("utf-8");
+    let (code, out, err) = perfgate(&["lint", list_s]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(!out.contains("model_configs"), "{out}");
+    assert!(out.contains("0 warning(s)"), "{out}");
+
+    // The same list against a copy of the rules with one entry of the user's: its collision
+    // and its unreachable pattern are reported at their lines; still no line 0, no coverage.
+    let configs = dir.path().join("model_configs");
+    std::fs::create_dir(&configs).expect("mkdir");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("model_configs");
+    for f in ["gpus.yaml", "models.yaml"] {
+        std::fs::copy(root.join(f), configs.join(f)).expect("copy");
+    }
+    let rules = std::fs::read_to_string(root.join("llm_api_rules.yaml")).expect("rules");
+    let mine = "patterns:\n  - note: \"mine\"\n    patterns:\n      - \"Llama_v3.1_8b\"\n    config:\n      enable_chunked_prefill: true\n";
+    let edited = rules.replacen("patterns:\n", mine, 1);
+    // The new entry's `- note:` line, right below `patterns:`.
+    let line = rules[..rules.find("patterns:\n").expect("patterns")]
+        .lines()
+        .count()
+        + 2;
+    std::fs::write(configs.join("llm_api_rules.yaml"), edited).expect("write");
+    let configs_s = configs.to_str().expect("utf-8");
+    let (_, out, err) = perfgate(&["lint", "--model-configs", configs_s, list_s]);
+    let want = format!("llm_api_rules.yaml:{line}: warning: pattern #1 [Llama_v3.1_8b]");
+    assert!(
+        out.lines()
+            .any(|l| l.contains(&want) && l.contains("can never match")),
+        "{want}\n{out}{err}"
+    );
+    assert!(!out.contains(":0:"), "{out}");
+    assert!(!out.contains("match none"), "{out}");
+}
+
+/// Issue 20 item 11: a file that is not UTF-8 is reported by every reader with its line and
+/// column, once (the message was printed twice by three of them, and without a line by ten).
+#[test]
+fn every_text_file_reader_names_the_line_of_invalid_utf8() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let bad = |rel: &str, text: &[u8]| {
+        let path = d.join(rel);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(&path, text).expect("write");
+        path.to_str().expect("utf-8").to_string()
+    };
+    let log = format!(
+        "{}/tests/fixtures/bench_logs/009-devblog-llama31-8b-pytorch-streaming-v0.21.0rc0.log",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let list = bad(
+        "list.txt",
+        b"llama_v3.1_8b-bench-pytorch-bfloat16-input_output_len:128,128\n",
+    );
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("model_configs");
+    let cases: Vec<(String, Vec<String>, Vec<(String, String)>)> = vec![
+        {
+            let f = bad("b.csv", b"network_name,perf_case_name\n\"x\xff\",y\n");
+            (
+                format!("{f}:2:3"),
+                vec!["baseline".into(), "check".into(), "--file".into(), f],
+                vec![],
+            )
+        },
+        {
+            let f = bad("r.json", b"{\n \"performance\": {\"x\": \"\xff\"}}\n");
+            (
+                format!("{f}:2:24"),
+                vec!["parse".into(), "--report-json".into(), f, log.clone()],
+                vec![],
+            )
+        },
+        {
+            let f = bad("g/gate.jsonl", b"{}\n{\"a\": \"\xff\"}\n");
+            let from = d.join("g").to_str().expect("utf-8").to_string();
+            let args = [
+                "baseline", "update", "--from", &from, "--file", "n.csv", "--reason", "x",
+            ];
+            (format!("{f}:2:8"), args.map(String::from).to_vec(), vec![])
+        },
+        {
+            let f = bad("up.yaml", b"a:\n  b: \"\xff\"\n");
+            let h = d.join("h.sqlite").to_str().expect("utf-8").to_string();
+            (
+                format!("{f}:2:7"),
+                ["history", "import", "--history", &h, &f]
+                    .map(String::from)
+                    .to_vec(),
+                vec![],
+            )
+        },
+        {
+            let f = bad("c/results.jsonl", b"\xff\n");
+            let c = d.join("c").to_str().expect("utf-8").to_string();
+            (
+                format!("{f}:1:1"),
+                ["compare", &c, &c].map(String::from).to_vec(),
+                vec![],
+            )
+        },
+        {
+            let f = bad("s/shard.json", b"{\"a\":\n\"\xff\"}\n");
+            let s = d.join("s").to_str().expect("utf-8").to_string();
+            let out = d.join("merged").to_str().expect("utf-8").to_string();
+            (
+                format!("{f}:2:2"),
+                ["merge", "--out", &out, &s].map(String::from).to_vec(),
+                vec![],
+            )
+        },
+        {
+            let f = bad("nvml.json", b"{\n\n  \"\xff\": 1}\n");
+            (
+                format!("{f}:3:4"),
+                ["telemetry", "--samples", "1"].map(String::from).to_vec(),
+                vec![("PERFGATE_FAKE_NVML".to_string(), f)],
+            )
+        },
+    ]
+    .into_iter()
+    .chain(
+        ["models.yaml", "llm_api_rules.yaml", "gpus.yaml"].map(|file| {
+            let configs = d.join(format!("mc-{file}"));
+            std::fs::create_dir_all(&configs).expect("mkdir");
+            for f in ["models.yaml", "llm_api_rules.yaml", "gpus.yaml"] {
+                std::fs::copy(root.join(f), configs.join(f)).expect("copy");
+            }
+            let mut text = std::fs::read(root.join(file)).expect("read");
+            let line = 1 + text.iter().filter(|&&b| b == b'\n').count();
+            text.extend_from_slice(b"# \xff\n");
+            std::fs::write(configs.join(file), text).expect("write");
+            let c = configs.to_str().expect("utf-8").to_string();
+            (
+                format!("{}:{line}:3", configs.join(file).display()),
+                ["lint", "--model-configs", &c, &list]
+                    .map(String::from)
+                    .to_vec(),
+                vec![],
+            )
+        }),
+    )
+    .collect();
+    for (want, args, env) in cases {
+        let out = Command::new(env!("CARGO_BIN_EXE_perfgate"))
+            .args(&args)
+            .envs(env)
+            .current_dir(d)
+            .output()
+            .expect("perfgate runs");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        let message = format!("{want}: not UTF-8 text (byte 0xff there)");
+        assert_eq!(
+            text.matches(&message).count(),
+            1,
+            "{args:?}: want {message}\n{text}"
+        );
+        assert!(
+            !text.contains("stream did not contain valid UTF-8"),
+            "{args:?}: {text}"
+        );
+    }
+}
+
+/// Issue 20 item 11: plain answers to plain mistakes: an empty `--names-from` file is named;
+/// a control character in a test id stops `run` as it stops `lint` (it was a test that failed
+/// with an invisible NUL in its name); a missing tokenizer says which options find one.
+#[test]
+fn plain_mistakes_get_plain_answers() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = |p: &std::path::Path| p.to_str().expect("utf-8").to_string();
+    let empty = dir.path().join("empty.txt");
+    std::fs::write(&empty, "# nothing yet\n\n").expect("write");
+    let (code, out, err) = perfgate(&["plan", "--names-from", &s(&empty)]);
+    assert_ne!(code, 0);
+    assert!(err.contains("empty.txt: no test names in it"), "{out}{err}");
+
+    let nul = dir.path().join("nul.txt");
+    std::fs::write(
+        &nul,
+        "llama_v3.1_8b-bench-pytorch-bfloat16-input_output_len:128,128\0x\n",
+    )
+    .expect("write");
+    let want = "nul.txt:1: error: `llama_v3.1_8b-bench-pytorch-bfloat16-input_output_len:128,128\\0x`: \
+                the test id contains the control character '\\0' at column 62";
+    let (code, out, _) = perfgate(&["lint", &s(&nul)]);
+    assert_eq!(code, 1);
+    assert!(out.contains(want), "{out}");
+    let out_dir = dir.path().join("out");
+    let (code, out, err) = perfgate(&[
+        "run",
+        "--test-list",
+        &s(&nul),
+        "--output-dir",
+        &s(&out_dir),
+        "--dry-run",
+        "--no-telemetry",
+    ]);
+    assert_ne!(code, 0);
+    let text = out + &err;
+    assert!(
+        text.contains(want) && text.contains("nothing was run"),
+        "{text}"
+    );
+
+    let list = dir.path().join("list.txt");
+    std::fs::write(
+        &list,
+        "llama_v3.1_8b-bench-pytorch-bfloat16-input_output_len:16,8-reqs:4\n",
+    )
+    .expect("write");
+    let (code, out, err) = perfgate(&[
+        "run",
+        "--test-list",
+        &s(&list),
+        "--output-dir",
+        &s(&out_dir),
+        "--models-root",
+        "/nonexistent-models",
+        "--dataset-cache",
+        &s(&dir.path().join("cache")),
+        "--bench-cmd",
+        "/bin/false",
+        "--no-telemetry",
+        "--no-history",
+    ]);
+    assert_ne!(code, 0);
+    let text = out + &err;
+    assert!(
+        text.contains("tokenizer /nonexistent-models/")
+            && text.contains("under --models-root")
+            && text.contains("--tokenizer DIR"),
+        "{text}"
+    );
 }
 
 #[test]

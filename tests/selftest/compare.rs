@@ -64,7 +64,9 @@ fn medians(out: &Path) -> BTreeMap<(String, String, String), f64> {
 fn two_runs(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf, String) {
     let history = dir.join("history.sqlite");
     let h = history.to_str().expect("utf-8").to_string();
-    for (name, scale, seed) in [("a", "1", "1"), ("b", "0.8", "2")] {
+    // `pid`: each repetition draws its own noise (a fixed seed repeats one draw, and identical
+    // repetitions have no spread to test a change against).
+    for (name, scale, seed) in [("a", "1", "pid"), ("b", "0.8", "pid")] {
         let d = dir.join(name);
         std::fs::create_dir_all(&d).expect("mkdir");
         let (counts, text) = run(
@@ -108,7 +110,7 @@ fn compare_two_runs_as_directories_and_as_history_runs() {
     let cells: Vec<&str> = row.split(" | ").collect();
     assert_eq!(cells[5].trim(), expected_text, "{row}");
     assert!(
-        cells[6].starts_with("worse p=") && cells[6].contains(" *"),
+        cells[6].starts_with("worse p=") && cells[6].contains(", significant)"),
         "{row}"
     );
     // Every compared row has a delta consistent with the two files.
@@ -221,4 +223,71 @@ fn one_repetition_has_no_significance_and_one_sided_series_are_listed() {
     );
     // Medians: 110.5 vs 100.
     assert!(md.contains("+10.50"), "{md}");
+}
+
+/// Issue 20 item 10: no significance without variance, and a change the table shows as ±0.00
+/// is `same`, not worse. (Before: identical repetitions on both sides gave `-0.00 worse
+/// p=0.0e0 *`.)
+#[test]
+fn identical_repetitions_have_no_significance_and_invisible_changes_are_the_same() {
+    use perfgate::compare::{Key, Side, compare_sides, render_table};
+    use perfgate::gate::significance::Effect;
+    let key = |m: &str| Key {
+        label: "llama".into(),
+        case: None,
+        step: "throughput".into(),
+        metric: m.into(),
+    };
+    let side = |name: &str, tiny: f64, slow: f64| Side {
+        description: name.into(),
+        run_id: name.into(),
+        series: [
+            (key("TOKEN_THROUGHPUT"), vec![tiny; 3]),
+            (key("SEQ_THROUGHPUT"), vec![slow; 3]),
+            (key("INFERENCE_TIME"), vec![1000.0, 1010.0, 990.0]),
+        ]
+        .into(),
+    };
+    let a = side("A", 27355.1061, 100.0);
+    let b = side("B", 27355.1060, 80.0);
+    let c = compare_sides(&a, &b, &[]);
+    let row = |m: &str| {
+        c.rows
+            .iter()
+            .find(|r| r.key.metric == m)
+            .unwrap_or_else(|| panic!("no {m} row"))
+    };
+    let tiny = row("TOKEN_THROUGHPUT");
+    assert_eq!(tiny.delta.effect, Effect::Same, "{tiny:?}");
+    assert!(tiny.delta.significance.is_none(), "{tiny:?}");
+    // A real change with no spread on either side is worse, but untested.
+    let slow = row("SEQ_THROUGHPUT");
+    assert_eq!(slow.delta.effect, Effect::Worse);
+    assert!(slow.delta.significance.is_none(), "{slow:?}");
+    // The same series on both sides, with spread: tested, p = 1.
+    let same = row("INFERENCE_TIME");
+    assert_eq!(same.delta.effect, Effect::Same);
+    assert!(
+        same.delta
+            .significance
+            .as_ref()
+            .is_some_and(|s| !s.significant)
+    );
+    let table = render_table(&c);
+    let line = |m: &str| {
+        table
+            .lines()
+            .find(|l| l.contains(m))
+            .unwrap_or_else(|| panic!("{m}:\n{table}"))
+            .to_string()
+    };
+    assert!(
+        line("TOKEN_THROUGHPUT").ends_with("same n/a (no spread)"),
+        "{table}"
+    );
+    assert!(
+        line("SEQ_THROUGHPUT").ends_with("worse n/a (no spread)"),
+        "{table}"
+    );
+    assert!(!table.contains(" *"), "{table}");
 }

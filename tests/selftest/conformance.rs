@@ -194,3 +194,57 @@ fn every_sample_model_is_in_the_catalog() {
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
+
+/// Issue 20 item 13: every model upstream's 2025 test_perf.py (fc7c108f) could run with
+/// trtllm-bench, i.e. every key of its MODEL_PATH_DICT, is in the catalog with upstream's
+/// checkpoint path, HF id (or none), LoRA adapter and trust_remote_code; so every such name
+/// plans the commands upstream ran (`commands.rs` checks those commands).
+#[test]
+fn the_catalog_holds_upstreams_model_tables() {
+    let tables: Value =
+        serde_json::from_str(include_str!("../fixtures/names/upstream_model_tables.json"))
+            .expect("JSON");
+    let table = |name: &str| tables[name].as_object().expect(name).clone();
+    let (paths, hf, lora) = (
+        table("MODEL_PATH_DICT"),
+        table("HF_MODEL_PATH"),
+        table("LORA_MODEL_PATH"),
+    );
+    let remote: Vec<&str> = tables["TRUST_REMOTE_CODE_MODELS"]
+        .as_array()
+        .expect("set")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    let catalog = perfgate::models::Catalog::embedded();
+    let mut problems = Vec::new();
+    for (model, path) in &paths {
+        let Some(info) = catalog.get(model) else {
+            problems.push(format!("{model}: not in the catalog"));
+            continue;
+        };
+        if info.path.as_deref() != path.as_str() {
+            problems.push(format!("{model}: path {:?}, upstream {path}", info.path));
+        }
+        let want_hf = hf.get(&format!("{model}_hf")).and_then(Value::as_str);
+        if info.hf_id.as_deref() != want_hf {
+            problems.push(format!(
+                "{model}: hf_id {:?}, upstream {want_hf:?}",
+                info.hf_id
+            ));
+        }
+        if let Some(adapter) = lora.get(model).and_then(Value::as_str)
+            && !info.lora.iter().any(|l| l == adapter)
+        {
+            problems.push(format!("{model}: lora {:?}, upstream {adapter}", info.lora));
+        }
+        if info.trust_remote_code != remote.contains(&model.as_str()) {
+            problems.push(format!(
+                "{model}: trust_remote_code {}",
+                info.trust_remote_code
+            ));
+        }
+    }
+    assert!(paths.len() > 70, "{}", paths.len());
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}

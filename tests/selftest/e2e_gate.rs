@@ -278,3 +278,122 @@ fn accepting_a_regression_rebaselines_and_restarts_the_history() {
     assert_eq!(t.source, "baseline", "{t:?}");
     assert!(matches!(t.verdict, Verdict::Pass), "{}", t.explanation);
 }
+
+/// Issue 20 item 4: a report.json that contradicts its own log is not believed. Its values are
+/// INVALID with both numbers in the evidence, in either gate, and `baseline update` never
+/// takes them (upstream's gate keeps its NEW verdict and only attaches the evidence).
+#[test]
+fn a_report_json_that_contradicts_its_log_is_invalid_and_never_a_baseline() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let forged = [(
+        "FAKE_BENCH_MODE",
+        "json-set:performance.output_throughput_per_gpu_tok_s=1e300",
+    )];
+    for (n, gate) in [(1, "default"), (2, "upstream")] {
+        let night_dir = dir.path().join(format!("night{n}"));
+        std::fs::create_dir_all(&night_dir).expect("mkdir");
+        let (_, text) = run(&night_dir, LIST, &["--no-history", "--gate", gate], &forged);
+        let out = night_dir.join("out");
+        let t = token_throughput(&verdicts(&out)).clone();
+        let evidence = t.evidence.join("\n");
+        assert!(
+            evidence.contains("report.json says 1e300") && evidence.contains("the log says"),
+            "{gate}: {evidence}\n{text}"
+        );
+        match gate {
+            "default" => assert_eq!(t.verdict, Verdict::Invalid, "{}", t.explanation),
+            _ => assert_eq!(t.verdict, Verdict::New, "{}", t.explanation),
+        }
+        let file = night_dir.join("baselines.csv");
+        let (code, text) = perfgate(&[
+            "baseline",
+            "update",
+            "--from",
+            out.to_str().expect("utf-8"),
+            "--file",
+            file.to_str().expect("utf-8"),
+            "--reason",
+            "nightly",
+        ]);
+        let csv = std::fs::read_to_string(&file).unwrap_or_default();
+        assert!(
+            !csv.contains("TOKEN_THROUGHPUT"),
+            "{gate}: a contradicted value became a baseline ({code:?}):\n{text}\n{csv}"
+        );
+    }
+}
+
+/// Issue 20 item 4: a latency no run can have (longer than the whole benchmark) is INVALID even
+/// with no GPU type for a roofline and no second source to contradict it.
+#[test]
+fn a_latency_longer_than_the_benchmark_is_invalid() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let env = [(
+        "FAKE_BENCH_MODE",
+        "drop:[Latency] P50,json-set:performance.request_latency_percentiles_ms.p50=1e300",
+    )];
+    let (_, text) = run(dir.path(), LIST, &["--no-history"], &env);
+    let records = verdicts(&dir.path().join("out"));
+    let t = token_throughput(&records);
+    assert_eq!(t.verdict, Verdict::Invalid, "{}\n{text}", t.explanation);
+    assert!(
+        t.evidence
+            .iter()
+            .any(|e| e.contains("P50_LATENCY is 1e300 ms, longer than the whole benchmark")),
+        "{:?}",
+        t.evidence
+    );
+}
+
+/// Issue 20 item 12: re-baselined from one night, then 20% slower: every metric that moved 20%
+/// fails against the same ±10% band (SEQ_THROUGHPUT passed at ±50%, INFERENCE_TIME at ±89%,
+/// upstream's absolute thresholds read as ratios), and no explanation prints a float's every
+/// digit (`504.62688447982015`).
+#[test]
+fn derived_metrics_get_the_same_band_as_their_source() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_, _, first) = night(dir.path(), 1, "1", &["--no-history"]);
+    assert_eq!(token_throughput(&first).verdict, Verdict::New);
+    let file = dir.path().join("b.csv");
+    let file_s = file.to_str().expect("utf-8");
+    let from = dir.path().join("night1/out");
+    let (code, text) = perfgate(&[
+        "baseline",
+        "update",
+        "--from",
+        from.to_str().expect("utf-8"),
+        "--file",
+        file_s,
+        "--reason",
+        "first night",
+    ]);
+    assert_eq!(code, Some(0), "{text}");
+    let long_float = regex::Regex::new(r"\d\.\d{7,}").expect("regex");
+    assert!(!long_float.is_match(&text), "{text}");
+    let (_, text, records) = night(
+        dir.path(),
+        2,
+        "0.8",
+        &["--no-history", "--baseline-file", file_s],
+    );
+    // Issue 20 item 11: the failure names the verdict once (`TOKEN_THROUGHPUT: FAIL: ...`).
+    assert!(text.contains("] TOKEN_THROUGHPUT: FAIL: -19."), "{text}");
+    assert!(!text.contains("FAIL TOKEN_THROUGHPUT: FAIL"), "{text}");
+    for metric in ["TOKEN_THROUGHPUT", "SEQ_THROUGHPUT", "INFERENCE_TIME"] {
+        let r = records
+            .iter()
+            .find(|r| r.metric == metric)
+            .unwrap_or_else(|| panic!("no {metric}:\n{text}"));
+        assert_eq!(r.verdict, Verdict::Fail, "{metric}: {}", r.explanation);
+        assert!(
+            r.mde_pct.is_some_and(|m| (m - 10.0).abs() < 0.01),
+            "{metric}: {r:?}"
+        );
+        assert!(!long_float.is_match(&r.explanation), "{}", r.explanation);
+    }
+    let kv = records
+        .iter()
+        .find(|r| r.metric == "KV_CACHE_SIZE")
+        .expect("KV_CACHE_SIZE");
+    assert!(kv.mde_pct.is_some_and(|m| m <= 10.01), "{kv:?}");
+}

@@ -174,6 +174,31 @@ fn single_repetition_without_history_falls_back_to_the_baseline() {
     assert_eq!(r.verdict, Verdict::Fail, "{}", r.explanation);
 }
 
+/// Issue 20 item 12: with a stored baseline and no noise estimate, a metric derived from
+/// another (SEQ_THROUGHPUT, tens of requests/s) moving by the same ratio as its source (thousands
+/// of tokens/s) gets the same band and the same verdict. Upstream's absolute threshold, in the
+/// metric's unit, made the band ±50% for the small numbers and ±10% for the large ones.
+#[test]
+fn a_stored_band_is_the_same_ratio_whatever_the_size_of_the_numbers() {
+    let band = |center: f64, abs_threshold: f64, value: f64| {
+        let b = StoredBaseline {
+            center,
+            rel_threshold: -0.1,
+            abs_threshold,
+            log_scale: None,
+        };
+        let r = decide(&[value, value], &[], HigherIsBetter, Some(&b), &params()).unwrap();
+        (r.verdict, r.mde_pct.map(|m| (m * 100.0).round() / 100.0))
+    };
+    let tokens = band(27355.0, 10.0, 27355.0 * 0.8);
+    let requests = band(19.7, 10.0, 19.7 * 0.8);
+    let tiny_kv = band(0.9, 50.0, 0.9 * 0.8);
+    assert_eq!(tokens, (Verdict::Fail, Some(10.0)));
+    assert_eq!(requests, tokens);
+    assert_eq!(tiny_kv, tokens);
+    assert_eq!(band(19.7, 10.0, 19.7 * 0.95).0, Verdict::Pass);
+}
+
 #[test]
 fn nothing_to_compare_with_is_new() {
     let r = decide(&[1000.0], &[], HigherIsBetter, None, &params()).unwrap();

@@ -569,6 +569,24 @@ fn upstream_rows_name_their_step_state_and_time() {
     assert_ne!(code, Some(0));
     assert!(err.contains("perf_script_test_results.csv:3"), "{err}");
     assert!(err.contains("`fast`"), "{err}");
+
+    // Issue 20 item 11: a time the history cannot store (RFC 3339 years are 0000-9999) is the
+    // CSV line's error, not the history file's; and with CRLF line ends (what Python's csv
+    // module writes) the line is still right (the csv crate's own count is one short there).
+    for newline in ["\n", "\r\n"] {
+        let bad = text
+            .replace("2026-11-24 10:47:10 +0000", "-0001-01-01 00:00:00")
+            .replace('\n', newline);
+        std::fs::write(&file, bad).expect("write");
+        let history = dir.path().join("t.sqlite");
+        let (code, _, err) = perfgate(&["history", "import", "--history", s(&history), s(&file)]);
+        assert_ne!(code, Some(0));
+        assert!(
+            err.contains("perf_script_test_results.csv:3: `start_timestamp` is `-0001-01-01"),
+            "{newline:?}: {err}"
+        );
+        assert!(!err.contains("t.sqlite"), "{err}");
+    }
 }
 
 #[test]

@@ -422,7 +422,10 @@ fn empty_or_partial_files_are_errors() {
         assert!(err.to_string().starts_with("rules.yaml:"), "{err}");
     }
     let err = Rules::load(&repo_path("model_configs/no-such-rules.yaml")).unwrap_err();
-    assert!(matches!(err, LlmApiError::Read { .. }), "{err}");
+    assert!(
+        matches!(&err, LlmApiError::Read(e) if e.is_not_found()),
+        "{err}"
+    );
 }
 
 // ---- Lint ----

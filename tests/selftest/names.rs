@@ -135,6 +135,25 @@ fn bad_values_and_absurd_topologies() {
     assert_eq!(err("llama bench").kind, K::BadValue);
 }
 
+/// Issue 20 item 2: a 2 MB name is refused by length before any later stage (LLM-API rule
+/// matching, file names, "did you mean") spends time proportional to it.
+#[test]
+fn an_absurdly_long_name_is_refused_by_its_length() {
+    let base = "llama_v3.1_8b-bench-pytorch-bfloat16-input_output_len:128,128";
+    let long = format!("{}{base}", "x".repeat(2_000_000));
+    let e = err(&long);
+    assert_eq!(e.kind, K::BadValue, "{e}");
+    assert!(e.message.contains("at most 4096 bytes"), "{}", e.message);
+    // The longest real names are ~150 bytes; one at the cap still parses to the grammar.
+    let at_cap = format!(
+        "{}{}",
+        "x".repeat(config::MAX_NAME_BYTES - base.len() + "llama_v3.1_8b".len()),
+        &base["llama_v3.1_8b".len()..]
+    );
+    assert_eq!(at_cap.len(), config::MAX_NAME_BYTES);
+    assert!(config::parse(&at_cap).is_ok());
+}
+
 #[test]
 fn server_style_names_parse_into_their_own_variants() {
     match config::parse("llama_v3.1_8b-disagg_server-ctx_dp:2-gen_tp:4").expect("disagg parses") {

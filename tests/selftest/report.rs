@@ -1298,15 +1298,67 @@ fn report_json_agrees_with_its_log() {
     assert_eq!(r.metrics.get("INFERENCE_TIME"), Some(&1155.571512));
 }
 
+/// Issue 20 item 4: two records of one run that disagree beyond print rounding are a
+/// contradiction (the measurement becomes INVALID), naming both values; not a warning.
 #[test]
-fn report_json_mismatch_is_a_warning() {
+fn report_json_mismatch_is_a_contradiction() {
     let json = parse_report_json(&text("report_json/009-report-mismatch.json")).expect("valid");
     let r = reconcile(parse_file(B009), Some(json));
-    let w = r.warnings.join("\n");
-    assert_eq!(r.warnings.len(), 2, "{w}");
-    assert!(w.contains("SEQ_THROUGHPUT") && w.contains("88.102311") && w.contains("86.5373"));
-    assert!(w.contains("FIRST_TOKEN_TIME"));
+    let c = r.contradictions.join("\n");
+    assert_eq!(r.contradictions.len(), 2, "{c}");
+    assert!(c.contains("SEQ_THROUGHPUT") && c.contains("88.102311") && c.contains("86.5373"));
+    assert!(c.contains("FIRST_TOKEN_TIME"));
+    assert!(r.warnings.is_empty(), "{:?}", r.warnings);
     assert_eq!(r.metrics.get("SEQ_THROUGHPUT"), Some(&88.102311));
+}
+
+/// Issue 20 item 4: what no run can produce, whatever the GPU: a latency longer than the whole
+/// benchmark, one GPU's throughput above all GPUs', a rate and duration that do not make the
+/// request count. Every real log among the fixtures satisfies all three.
+#[test]
+fn values_no_run_can_produce_together_are_contradictions() {
+    let base = parse_report_json(&text("report_json/009-report.json")).expect("valid");
+    assert!(base.contradictions.is_empty(), "{:?}", base.contradictions);
+    let with = |key: &str, v: f64| {
+        let mut m = base.metrics.clone();
+        m.insert(key.to_string(), v);
+        perfgate::report::consistency(&m)
+    };
+    let c = with("P50_TTFT", 1e300);
+    assert_eq!(c.len(), 1, "{c:?}");
+    assert!(
+        c[0].contains("P50_TTFT is 1e300 ms, longer than the whole benchmark"),
+        "{c:?}"
+    );
+    assert!(c[0].contains("INFERENCE_TIME 1155.57 ms"), "{c:?}");
+    // At the benchmark's length (one request: its latency is the benchmark) it is possible.
+    assert!(with("MAX_LATENCY", 1155.571512).is_empty());
+    let c = with("PER_GPU_OUTPUT_THROUGHPUT", 1e300);
+    assert!(
+        c.iter()
+            .any(|c| c.contains("more than the total output throughput")),
+        "{c:?}"
+    );
+    let c = with("SEQ_THROUGHPUT", 200.0);
+    assert!(c.iter().any(|c| c.contains("NUM_REQUESTS is 100")), "{c:?}");
+    // A report.json alone is checked too.
+    let forged = text("report_json/009-report.json").replacen("1091.790481", "1e300", 1);
+    let r = parse_report_json(&forged).expect("valid");
+    assert!(
+        r.contradictions
+            .iter()
+            .any(|c| c.starts_with("P50_LATENCY is 1e300 ms")),
+        "{:?}",
+        r.contradictions
+    );
+    for file in ALL {
+        let r = parse_file(file);
+        assert!(
+            r.contradictions.is_empty(),
+            "{file}: {:?}",
+            r.contradictions
+        );
+    }
 }
 
 #[test]
@@ -1564,7 +1616,7 @@ fn cli_parse_json_and_table() {
     let v: serde_json::Value = serde_json::from_str(out.trim()).expect("JSON");
     assert_eq!(v["file"], "-");
     assert_eq!(v["metrics"]["SEQ_THROUGHPUT"], 88.102311);
-    assert!(v["warnings"].to_string().contains("report.json says"));
+    assert!(v["contradictions"].to_string().contains("report.json says"));
 }
 
 #[test]

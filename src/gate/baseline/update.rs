@@ -11,6 +11,7 @@
 //! | UNKNOWN | kept | replaced unless it moved the worse way or its change is unknown, else refused | takes the refused |
 //! | FAIL, ENV_CHANGED | **refused** | **refused** | replaced |
 //! | INVALID | never | never | never |
+//! | any with validity evidence (upstream's gate) | never | never | never |
 //!
 //! NEW and IMPROVED are what a nightly wants re-baselined; a PASS is within noise, so rewriting
 //! it would only churn the file, unless someone asks for that case by name. A regression is
@@ -41,11 +42,8 @@ pub struct GateLine {
 
 #[derive(Debug, thiserror::Error)]
 pub enum UpdateError {
-    #[error("{}: cannot read: {source}", path.display())]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Read(#[from] crate::textutil::TextFileError),
     #[error("{}:{line}: {message}", path.display())]
     Line {
         path: PathBuf,
@@ -60,10 +58,7 @@ pub enum UpdateError {
 /// a record, or a second record of the same `perf_case_name` (two runs in one output directory
 /// cannot both be the baseline), is an error naming the line.
 pub fn read_gate_file(path: &Path) -> Result<Vec<GateLine>, UpdateError> {
-    let text = std::fs::read_to_string(path).map_err(|source| UpdateError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let text = crate::textutil::read_text(path)?;
     parse_gate_lines(path, &text)
 }
 
@@ -227,6 +222,18 @@ fn take(rec: &VerdictRecord, selected_by_name: bool, accept: bool) -> Take {
             ))
         }
     };
+    // Upstream's gate keeps its verdict and only attaches validity evidence: such a NEW or PASS
+    // is still a measurement that broke physics or contradicted itself. (ENV_CHANGED's evidence
+    // is the environment's differences, not validity.)
+    if rec.verdict != Verdict::EnvChanged
+        && let Some(first) = rec.evidence.first()
+    {
+        return Take::Skip(format!(
+            "{}, but its measurement is not valid ({first}): an untrusted measurement is never \
+             a baseline",
+            rec.verdict
+        ));
+    }
     match rec.verdict {
         Verdict::Invalid => {
             Take::Skip("INVALID: an untrusted measurement is never a baseline".into())
