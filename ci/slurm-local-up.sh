@@ -12,14 +12,19 @@
 #   SLURM_LOCAL_FRESH  1: cancel every job, stop the daemons and wipe the state first.
 # Each daemon's pid is recorded in $SLURM_LOCAL_DIR/pids/ for ci/slurm-local-down.sh.
 #
-#   ci/slurm-local-up.sh [--install-only]   --install-only: install the packages, start nothing
+#   ci/slurm-local-up.sh [--install-only | --no-install]
+#     --install-only: install the packages, start nothing (.ci/run does this first)
+#     --no-install:   never install; missing packages are an error naming them (the self tests
+#                     use this: a test command must not change the system)
 set -euo pipefail
 
 install_only=0
+no_install=0
 case "${1:-}" in
   --install-only) install_only=1 ;;
+  --no-install) no_install=1 ;;
   "") ;;
-  *) echo "usage: $0 [--install-only]" >&2; exit 2 ;;
+  *) echo "usage: $0 [--install-only | --no-install]" >&2; exit 2 ;;
 esac
 
 D=${SLURM_LOCAL_DIR:-/var/tmp/perfgate-slurm}
@@ -73,6 +78,9 @@ missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
+if [ ${#missing[@]} -gt 0 ] && [ "$no_install" = 1 ]; then
+  die "packages missing: ${missing[*]}; install them first with 'sudo ci/slurm-local-up.sh --install-only' (.ci/run does)"
+fi
 if [ ${#missing[@]} -gt 0 ]; then
   log "installing ${missing[*]}"
   made_policy=0

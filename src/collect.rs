@@ -37,6 +37,9 @@ pub struct CollectOptions {
     pub plan: PlanOptions,
     /// Where generated datasets are kept for reuse (`None`: the default cache).
     pub dataset_cache: Option<PathBuf>,
+    /// Refuse test-db conditions with no system to evaluate them against (runs and plans);
+    /// `lint` reads every block instead.
+    pub require_system: bool,
 }
 
 impl CollectOptions {
@@ -54,6 +57,7 @@ impl CollectOptions {
             gpu: None,
             plan: PlanOptions::default(),
             dataset_cache: None,
+            require_system: false,
         }
     }
 }
@@ -224,6 +228,7 @@ impl CollectOptions {
         let opts = LoadOptions {
             system,
             context: self.context.clone(),
+            require_system: self.require_system,
         };
         let list = testlist::load(&self.test_lists, &opts);
         let prefix = self.test_prefix.as_deref().filter(|p| !p.is_empty());

@@ -120,6 +120,10 @@ pub struct HarnessArgs {
     /// Plan every case and write its files, but start no benchmark.
     #[arg(long, env = "PERF_DRY_RUN")]
     pub dry_run: bool,
+    /// Succeed when no test list is given (by default that is an error: a CI job that runs
+    /// nothing must not pass).
+    #[arg(long, env = "PERF_ALLOW_EMPTY")]
+    pub allow_empty: bool,
     /// Time limit per test in minutes when the list gives no TIMEOUT marker.
     #[arg(long, env = "PERF_TIMEOUT", value_name = "MINUTES")]
     pub timeout: Option<u64>,
@@ -316,6 +320,7 @@ impl CommonArgs {
                 ..PlanOptions::default()
             },
             dataset_cache: self.dataset_cache.clone(),
+            require_system: false,
         }
     }
 
@@ -343,7 +348,10 @@ impl HarnessArgs {
     pub fn to_run(&self) -> RunOptions {
         let l = &self.libtest;
         RunOptions {
-            collect: self.common.to_collect(),
+            collect: CollectOptions {
+                require_system: true,
+                ..self.common.to_collect()
+            },
             regexp: self.regexp.clone(),
             dry_run: self.dry_run,
             list_only: l.list,

@@ -9,6 +9,7 @@ pub mod compare;
 pub mod dashboard;
 pub mod dataset;
 pub mod dev;
+pub mod exit;
 pub mod harness;
 pub mod history;
 pub mod lint;
@@ -101,7 +102,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run(a) => match harness::run(*a) {
-            Ok(conclusion) => harness::exit(conclusion),
+            Ok(outcome) => harness::exit(&outcome),
             Err(e) => Err(e),
         },
         Command::Lint(a) => lint::run_lint(a),

@@ -2,6 +2,7 @@
 //! output to the test's log, and enforces time limits, stall limits and Ctrl-C by stopping the
 //! whole process group (trtllm-bench starts worker processes that must not outlive it).
 
+pub mod orphans;
 pub mod process;
 pub mod service;
 pub mod signals;

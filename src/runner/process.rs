@@ -192,6 +192,7 @@ pub fn run(
         .stdout(stdout)
         .stderr(Stdio::from(writer))
         .process_group(0);
+    super::orphans::die_with_parent(&mut cmd);
     let started = Instant::now();
     let spawned = cmd.spawn();
     // The command holds our copies of the pipe's write end; drop them so the reader sees EOF
@@ -212,6 +213,8 @@ pub fn run(
         }
     };
     let pgid = child.id() as i32;
+    // Killed by the watchdog if perfgate itself is killed before the group is gone.
+    let _watched = super::orphans::guard(pgid);
     let shared = Arc::new(Shared {
         last_output_ms: AtomicU64::new(0),
         fatal: Mutex::new(None),
@@ -290,8 +293,15 @@ pub fn run(
         std::thread::sleep(Duration::from_millis(20));
     };
     let duration = started.elapsed();
-    // Whatever the leader left behind in its group (MPI workers, helpers) goes with it.
+    // Whatever the leader left behind in its group (MPI workers, helpers) goes with it, and so
+    // does anything that left the group with setsid (it may hold the output pipe open).
     kill_group(pgid, libc::SIGKILL);
+    for pid in super::orphans::kill_escaped() {
+        let _ = writeln!(
+            log.try_clone().map_err(io_err)?,
+            "perfgate: killed process {pid}, which left `{program}`'s process group (setsid) and outlived it"
+        );
+    }
     match done_rx.recv_timeout(Duration::from_secs(10)) {
         Ok(Ok(())) => {}
         Ok(Err(source)) => return Err(io_err(source)),

@@ -76,11 +76,12 @@ const POLL: Duration = Duration::from_millis(50);
 const PORT_ATTEMPTS: u32 = 3;
 
 /// A running service. Dropping it stops it.
-#[derive(Debug)]
 pub struct Service {
     label: &'static str,
     child: Child,
     pgid: i32,
+    /// Killed by the watchdog if perfgate itself is killed while the service runs.
+    _watched: super::orphans::GroupGuard,
     log: PathBuf,
     grace: Duration,
     /// `host:port` it serves on, when known.
@@ -252,6 +253,7 @@ impl Service {
             .stdout(Stdio::from(log))
             .stderr(Stdio::from(err_log))
             .process_group(0);
+        super::orphans::die_with_parent(&mut cmd);
         let child = match cmd.spawn() {
             Ok(c) => c,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -271,6 +273,7 @@ impl Service {
             label: step.label,
             child,
             pgid,
+            _watched: super::orphans::guard(pgid),
             log: spec.log.clone(),
             grace,
             addr: port.map(|p| format!("127.0.0.1:{p}")),
@@ -393,6 +396,16 @@ impl Service {
             }
             std::thread::sleep(Duration::from_millis(10));
         }
+    }
+}
+
+impl std::fmt::Debug for Service {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Service")
+            .field("label", &self.label)
+            .field("pgid", &self.pgid)
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
     }
 }
 

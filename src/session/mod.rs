@@ -98,7 +98,49 @@ impl Default for TelemetrySettings {
 }
 
 /// A test's result for the harness.
-pub type TestResult = Result<TestPass, String>;
+pub type TestResult = Result<TestPass, Failure>;
+
+/// Why a test failed, and what kind of failure it is (the exit status tells them apart).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub kind: FailureKind,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    /// A gated verdict failed it (a regression, INVALID, or what `--fail-on` adds).
+    Gate,
+    /// It could not measure: an invalid name, a blocked plan, a benchmark or server that
+    /// failed, timed out or reported failed requests.
+    Test,
+    /// perfgate could not do its own work (write results, the history).
+    Internal,
+}
+
+impl Failure {
+    fn test(message: impl Into<String>) -> Failure {
+        Failure {
+            kind: FailureKind::Test,
+            message: message.into(),
+        }
+    }
+
+    fn internal(message: impl Into<String>) -> Failure {
+        Failure {
+            kind: FailureKind::Internal,
+            message: message.into(),
+        }
+    }
+}
+
+/// How many tests failed, by kind: what the run's exit status is made of.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FailureCounts {
+    pub gate: usize,
+    pub test: usize,
+    pub internal: usize,
+}
 
 /// How a test ended when it did not fail.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,6 +167,7 @@ pub struct Session {
     verdicts: Mutex<Vec<VerdictRecord>>,
     /// The plans a dry run printed.
     plans: Mutex<Vec<String>>,
+    failures: Mutex<FailureCounts>,
     output_dir: PathBuf,
     junit: PathBuf,
     telemetry: Option<Telemetry>,
@@ -265,6 +308,7 @@ pub fn start(
         finished: Mutex::default(),
         verdicts: Mutex::default(),
         plans: Mutex::default(),
+        failures: Mutex::default(),
         output_dir,
         junit,
         telemetry: if running { telemetry } else { None },
@@ -418,6 +462,18 @@ fn open_sinks(
 impl Session {
     /// Runs (or plans) one test and records it in every sink.
     pub fn run_test(&self, t: &Collected) -> TestResult {
+        let result = self.run_and_record(t);
+        if let (Err(f), Ok(mut counts)) = (&result, self.failures.lock()) {
+            match f.kind {
+                FailureKind::Gate => counts.gate += 1,
+                FailureKind::Test => counts.test += 1,
+                FailureKind::Internal => counts.internal += 1,
+            }
+        }
+        result
+    }
+
+    fn run_and_record(&self, t: &Collected) -> TestResult {
         let started = std::time::SystemTime::now();
         let clock = std::time::Instant::now();
         let mut record = Record::default();
@@ -431,8 +487,8 @@ impl Session {
                 message: reason.clone(),
             },
             Err(e) => Outcome::Failed {
-                message: first_line(e).to_string(),
-                detail: record.detail.clone().unwrap_or_else(|| e.clone()),
+                message: first_line(&e.message).to_string(),
+                detail: record.detail.clone().unwrap_or_else(|| e.message.clone()),
             },
         };
         let test = TestRecord {
@@ -446,11 +502,14 @@ impl Session {
         };
         let mut sinks = match self.sinks.lock() {
             Ok(s) => s,
-            Err(_) => return Err("the result sinks are poisoned".into()),
+            Err(_) => return Err(Failure::internal("the result sinks are poisoned")),
         };
         for sink in sinks.iter_mut() {
             if let Err(e) = sink.test_finished(&test) {
-                return Err(format!("cannot write {}: {e:#}", sink.what()));
+                return Err(Failure::internal(format!(
+                    "cannot write {}: {e:#}",
+                    sink.what()
+                )));
             }
         }
         result
@@ -474,11 +533,11 @@ impl Session {
         match (outcome, &m.xfail, &m.unstable) {
             (Err(e), Some(reason), _) => Ok(TestPass::Ignored(format!(
                 "XFAIL ({reason}): failed as expected: {}",
-                first_line(&e)
+                first_line(&e.message)
             ))),
             (Err(e), None, Some(reason)) => Ok(TestPass::Ignored(format!(
                 "UNSTABLE ({reason}): failed: {}",
-                first_line(&e)
+                first_line(&e.message)
             ))),
             (Err(e), None, None) => Err(e),
             (Ok(c), _, _) => Ok(c),
@@ -487,22 +546,28 @@ impl Session {
 
     fn execute(&self, t: &Collected, record: &mut Record) -> TestResult {
         let source = &t.entry.source;
-        t.name
-            .as_ref()
-            .map_err(|e| format!("{source}: invalid test name `{}`: {e}", t.entry.raw))?;
+        t.name.as_ref().map_err(|e| {
+            Failure::test(format!(
+                "{source}: invalid test name `{}`: {e}",
+                t.entry.raw
+            ))
+        })?;
         let plan = t
             .plan
             .as_ref()
-            .ok_or_else(|| format!("{source}: no plan"))?;
+            .ok_or_else(|| Failure::internal(format!("{source}: no plan")))?;
         if self.dry_run {
             let written = write_plan_files(plan, Some(&self.exec.dataset_cache))
-                .map_err(|e| format!("{e:#}"))?;
+                .map_err(|e| Failure::internal(format!("{e:#}")))?;
             if let Ok(mut p) = self.plans.lock() {
                 p.push(plan.render() + &physics_text(plan) + &written);
             }
         }
         if !plan.blocked.is_empty() {
-            return Err(format!("{source}: cannot run: {}", plan.blocked.join("; ")));
+            return Err(Failure::test(format!(
+                "{source}: cannot run: {}",
+                plan.blocked.join("; ")
+            )));
         }
         if !plan.skipped.is_empty() {
             let how = if self.dry_run {
@@ -518,7 +583,7 @@ impl Session {
         if self.dry_run {
             return Ok(TestPass::Completed);
         }
-        write_plan_files(plan, None).map_err(|e| format!("{e:#}"))?;
+        write_plan_files(plan, None).map_err(|e| Failure::internal(format!("{e:#}")))?;
         let mut opts = self.exec.clone();
         if let (Some(tel), Ok(PerfName::Standard(cfg))) = (&mut opts.telemetry, &t.name) {
             tel.gpus = gpus_of_test(cfg.num_gpus, tel.telemetry.device_count());
@@ -565,19 +630,19 @@ impl Session {
             &mut on_case,
             &mut more,
         )
-        .map_err(|e| format!("{e:#}"))?;
+        .map_err(|e| Failure::internal(format!("{e:#}")))?;
         record.cases = outcome.cases.clone();
         record.verdicts = verdicts;
         if let Some(e) = write_error {
-            return Err(e);
+            return Err(Failure::internal(e));
         }
         if let Some((message, detail)) = outcome.failure() {
             let tail = runner::process::tail(&outcome.log, 0, 30);
             record.detail = Some(format!("{detail}\nlast lines of the log:\n{tail}"));
             record.log_tail = Some(tail.clone());
-            return Err(format!(
+            return Err(Failure::test(format!(
                 "{message}\n{detail}\nlast lines of the log:\n{tail}"
-            ));
+            )));
         }
         if let Some(gate) = &self.gate {
             let failures = gate.opts.fail_on.failures(&record.verdicts);
@@ -602,7 +667,10 @@ impl Session {
                     .map_or(String::new(), |c| format!(" {c:+.2}%"));
                 let message = format!("gate: {} {}{change}{more}", first.verdict, first.metric);
                 record.detail = Some(detail.join("\n"));
-                return Err(format!("{message}\n{}", detail.join("\n")));
+                return Err(Failure {
+                    kind: FailureKind::Gate,
+                    message: format!("{message}\n{}", detail.join("\n")),
+                });
             }
         }
         Ok(TestPass::Completed)
@@ -610,7 +678,8 @@ impl Session {
 
     /// Ends the run: the plans a dry run made, the history's run and change points, the
     /// clocks restored, the session's properties, and every sink's end (the summary).
-    pub fn finish(mut self) {
+    pub fn finish(mut self) -> FailureCounts {
+        let counts = self.failures.lock().map(|c| *c).unwrap_or_default();
         if self.dry_run && !self.quiet {
             let plans = self.plans.lock().map(|p| p.clone()).unwrap_or_default();
             if !plans.is_empty() {
@@ -633,7 +702,7 @@ impl Session {
             }
         }
         if self.dry_run || self.list_only {
-            return;
+            return counts;
         }
         let facts = self
             .telemetry
@@ -664,6 +733,7 @@ impl Session {
                 }
             }
         }
+        counts
     }
 }
 

@@ -108,6 +108,9 @@ pub struct LoadOptions {
     pub system: Option<System>,
     /// The context (top-level key) to read; may be omitted when a file has only one.
     pub context: Option<String>,
+    /// A list with conditions and no system to evaluate them against is an error (to run or
+    /// plan a list), not every block read (what `lint` wants).
+    pub require_system: bool,
 }
 
 /// The tests of one or more lists, deduplicated, with every problem found.

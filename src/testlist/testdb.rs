@@ -186,6 +186,21 @@ pub(crate) fn parse(text: &str, path: &Path, opts: &LoadOptions, list: &mut Test
                     ));
                 }
             }
+            let conditional = condition.keys().next().is_some();
+            if conditional && opts.system.is_none() && opts.require_system {
+                let keys: Vec<&str> = condition.keys().map(String::as_str).collect();
+                list.diagnostics.push(Diagnostic::error(
+                    cond_src.clone(),
+                    format!(
+                        "this block runs only where {} hold, and no system is described to \
+                         check them against (no NVIDIA GPU was detected): pass --system FILE.json \
+                         or --system-set KEY=VALUE (e.g. --system-set gpu=H100_PCIe \
+                         --system-set system_gpu_count=1)",
+                        keys.join(", ")
+                    ),
+                ));
+                continue;
+            }
             let holds = match &opts.system {
                 Some(sys) => condition.evaluate(sys).is_ok(),
                 None => true,

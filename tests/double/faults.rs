@@ -48,12 +48,14 @@ pub struct Modes {
     pub exit: Option<i32>,
     pub no_report_json: bool,
     pub spawn_child: bool,
+    /// `spawn-setsid`: a child that leaves the process group (setsid) holding our stdout.
+    pub spawn_setsid: bool,
     pub slow: Option<Duration>,
     /// `json-set:<section>.<key>=<number>`: report.json values that contradict the log.
     pub json_sets: Vec<(String, f64)>,
 }
 
-const MODE_NAMES: &str = "crash, hang, fatal-hang, silent-hang, failed-requests, drop:<LINE PREFIX>, exit:<N>, no-report-json, spawn-child, slow[:<ms>], json-set:<section>.<key>=<number>";
+const MODE_NAMES: &str = "crash, hang, fatal-hang, silent-hang, failed-requests, drop:<LINE PREFIX>, exit:<N>, no-report-json, spawn-child, spawn-setsid, slow[:<ms>], json-set:<section>.<key>=<number>";
 
 impl Modes {
     pub fn parse(list: &str) -> Result<Modes, String> {
@@ -75,6 +77,7 @@ impl Modes {
                 ("failed-requests", None) => m.failed_requests = true,
                 ("no-report-json", None) => m.no_report_json = true,
                 ("spawn-child", None) => m.spawn_child = true,
+                ("spawn-setsid", None) => m.spawn_setsid = true,
                 ("slow", None) => m.slow = Some(Duration::from_millis(20)),
                 ("slow", Some(ms)) => {
                     let ms: u64 = ms

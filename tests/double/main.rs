@@ -185,6 +185,9 @@ fn run(args: &[String]) -> Result<i32, Fail> {
     if knobs.modes.spawn_child {
         spawn_child();
     }
+    if knobs.modes.spawn_setsid {
+        spawn_setsid();
+    }
     if knobs.modes.silent_hang {
         console::sleep_forever();
     }
@@ -204,6 +207,35 @@ fn run(args: &[String]) -> Result<i32, Fail> {
             Ok(n)
         }
         _ => Ok(code),
+    }
+}
+
+/// Starts `sleep 1000` in a session of its own (out of reach of a group kill) that keeps this
+/// process's stdout open: a reader of our output waits for it unless it is killed.
+fn spawn_setsid() {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = std::process::Command::new("sleep");
+    cmd.arg("1000").stdin(std::process::Stdio::null());
+    // SAFETY: setsid is async-signal-safe and touches only the child.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::setsid();
+            Ok(())
+        });
+    }
+    match cmd.spawn() {
+        Ok(child) => console::print_raw(
+            false,
+            &format!(
+                "{} [TRT-LLM] [I] Started daemon process (pid {})",
+                console::timestamp(),
+                child.id()
+            ),
+        ),
+        Err(e) => console::print_raw(
+            true,
+            &format!("fake-trtllm-bench: cannot start the daemon `sleep 1000`: {e}"),
+        ),
     }
 }
 

@@ -161,7 +161,9 @@ fn run(dir: &Path, root: &Path, extra: &[&str]) -> (u64, u64) {
     let registry = Registry::builtin().with(Arc::new(ProbeBackend {
         root: root.to_path_buf(),
     }));
-    let c = perfgate::harness::run_with(args, registry).expect("the run starts");
+    let c = perfgate::harness::run_with(args, registry)
+        .expect("the run starts")
+        .conclusion;
     (c.num_passed, c.num_failed)
 }
 
@@ -323,7 +325,9 @@ fn a_service_that_never_gets_ready_fails_its_case_with_its_log() {
     .expect("arguments");
     let registry = Registry::builtin().with(Arc::new(Impatient(ProbeBackend { root })));
     let started = std::time::Instant::now();
-    let c = perfgate::harness::run_with(args, registry).expect("runs");
+    let c = perfgate::harness::run_with(args, registry)
+        .expect("runs")
+        .conclusion;
     assert_eq!((c.num_passed, c.num_failed), (0, 1));
     assert!(started.elapsed() < Duration::from_secs(20));
     let xml = std::fs::read_to_string(out.join("results.xml")).expect("results.xml");

@@ -48,6 +48,17 @@ pub(crate) fn run(
     extra: &[&str],
     env: &[(&str, &str)],
 ) -> ((u64, u64, u64), String) {
+    let (counts, text, _) = run_with_status(dir, list, extra, env);
+    (counts, text)
+}
+
+/// [`run`], with perfgate's exit status.
+pub(crate) fn run_with_status(
+    dir: &Path,
+    list: &str,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> ((u64, u64, u64), String, Option<i32>) {
     let list_path = dir.join("list.txt");
     std::fs::write(&list_path, list).expect("write list");
     let out = dir.join("out");
@@ -118,7 +129,11 @@ pub(crate) fn run(
             .filter_map(|n| n.trim().parse::<u64>().ok())
             .sum()
     };
-    ((count("passed"), count("failed"), count("ignored")), text)
+    (
+        (count("passed"), count("failed"), count("ignored")),
+        text,
+        out.status.code(),
+    )
 }
 
 #[test]
@@ -533,5 +548,122 @@ llama_v3.1_8b-bench-pytorch-bfloat16-input_output_len:16,8-reqs:6
     assert!(
         csv_rows(dir.path(), "reqs:6]").is_empty(),
         "the last test never ran"
+    );
+}
+
+#[test]
+fn the_exit_status_says_what_failed() {
+    let list = "llama_v3.1_8b-bench-pytorch-bfloat16-input_output_len:16,8-reqs:4\n";
+    // Everything passes: 0.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_, text, code) = run_with_status(dir.path(), list, &[], &[]);
+    assert_eq!(code, Some(0), "{text}");
+    // A benchmark that fails: a test that could not measure, 3.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_, text, code) = run_with_status(dir.path(), list, &[], &[("FAKE_BENCH_MODE", "exit:3")]);
+    assert_eq!(code, Some(3), "{text}");
+    // A gated verdict that fails (INVALID: 50x beyond the H100's ceiling): 1, as `perfgate
+    // gate` exits for the same verdict.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_, text, code) = run_with_status(
+        dir.path(),
+        list,
+        &["--test-prefix", "H100_80GB_HBM3"],
+        &[("FAKE_BENCH_SCALE", "50")],
+    );
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("gate: INVALID"), "{text}");
+}
+
+#[test]
+fn no_test_list_and_absurd_thread_counts_are_usage_errors_at_once() {
+    let perfgate = |args: &[&str]| {
+        let t = std::time::Instant::now();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_perfgate"))
+            .args(args)
+            .env_remove("PERF_TEST_LIST")
+            .env_remove("PERF_ALLOW_EMPTY")
+            .output()
+            .expect("perfgate runs");
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(10),
+            "{args:?} hung"
+        );
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let list = "test_lists/perf_test.txt";
+    for threads in ["0", "99999999999"] {
+        let (code, err) = perfgate(&[
+            "run",
+            "--test-list",
+            list,
+            "--dry-run",
+            "--no-telemetry",
+            "--test-threads",
+            threads,
+        ]);
+        assert_eq!(code, Some(2), "{threads}: {err}");
+        assert!(err.contains("--test-threads"), "{err}");
+    }
+    let (code, err) = perfgate(&["run", "--no-telemetry"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("no test list given") && err.contains("--allow-empty"),
+        "{err}"
+    );
+    let (code, err) = perfgate(&["run", "--no-telemetry", "--allow-empty"]);
+    assert_eq!(code, Some(0), "{err}");
+}
+
+#[test]
+fn when_perfgate_is_killed_its_benchmark_and_workers_die_too() {
+    use std::time::{Duration, Instant};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let list_path = dir.path().join("list.txt");
+    std::fs::write(
+        &list_path,
+        "llama_v3.1_8b-bench-pytorch-bfloat16-input_output_len:16,8-reqs:4\n",
+    )
+    .expect("list");
+    let out = dir.path().join("out");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_perfgate"))
+        .args(["run", "--no-telemetry", "--test-list"])
+        .arg(&list_path)
+        .arg("--output-dir")
+        .arg(&out)
+        .args(["--bench-cmd", BENCH, "--tokenizer"])
+        .arg(fixture("tokenizers/deepseek"))
+        .args(["--models-root", "/nonexistent-models", "--dataset-cache"])
+        .arg(dir.path().join("cache"))
+        .env("FAKE_BENCH_MODE", "spawn-child,hang")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("perfgate starts");
+    let log =
+        out.join("llama_v3.1_8b-bench-pytorch-bfloat16-input_output_len_16_8-reqs_4/perf.log");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let worker = loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if let Some(pid) = text
+            .split("Started worker process (pid ")
+            .nth(1)
+            .and_then(|rest| rest.split(')').next())
+            .and_then(|p| p.parse::<i32>().ok())
+        {
+            break pid;
+        }
+        assert!(Instant::now() < deadline, "the benchmark never started");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    // SIGKILL: perfgate gets no chance to stop anything itself.
+    child.kill().expect("kill");
+    let _ = child.wait();
+    assert!(
+        crate::runner::gone_within(worker, Duration::from_secs(10)),
+        "the benchmark's worker {worker} outlived a killed perfgate"
     );
 }

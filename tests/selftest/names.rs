@@ -340,7 +340,11 @@ proptest! {
     fn test_db_yaml_text_never_panics(picks in proptest::collection::vec(0..YAML_BITS.len(), 0..30), with_system: bool) {
         let text: String = picks.iter().map(|&i| YAML_BITS[i]).collect();
         let system = with_system.then(|| serde_json::from_str(r#"{"stage":"post_merge","system_gpu_count":4,"gpu":"H100"}"#).expect("json"));
-        let opts = perfgate::testlist::LoadOptions { system, context: None };
+        let opts = perfgate::testlist::LoadOptions {
+            system,
+            context: None,
+            require_system: false,
+        };
         let mut list = perfgate::testlist::TestList::default();
         perfgate::testlist::parse_text(&text, std::path::Path::new("f.yml"), true, &opts, &mut list);
     }

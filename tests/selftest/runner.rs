@@ -560,3 +560,32 @@ fn commands_sh_gives_the_environment_perfgate_gave() {
         }
     }
 }
+
+#[test]
+fn a_child_that_left_the_group_holding_the_output_is_killed_not_waited_for() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let t = Instant::now();
+    runner(dir.path(), quick())
+        .run_step(
+            &double(dir.path(), "spawn-setsid"),
+            &ServiceContext::default(),
+        )
+        .expect("runs");
+    // Not the 10 s perfgate would wait for the pipe to close.
+    assert!(t.elapsed() < Duration::from_secs(8), "{:?}", t.elapsed());
+    let text = std::fs::read_to_string(dir.path().join("perf.log")).expect("log");
+    let pid: i32 = text
+        .split("Started daemon process (pid ")
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no daemon pid in the log:\n{text}"));
+    assert!(
+        gone_within(pid, Duration::from_secs(5)),
+        "the daemon {pid} survived"
+    );
+    assert!(
+        text.contains(&format!("killed process {pid}, which left")),
+        "{text}"
+    );
+}

@@ -27,7 +27,9 @@ impl Cluster {
         let cluster = Cluster {
             state: state.to_path_buf(),
         };
+        // The test starts a cluster but installs nothing (`.ci/run` installs the packages).
         let out = Command::new(repo("ci/slurm-local-up.sh"))
+            .arg("--no-install")
             .env("SLURM_LOCAL_DIR", state)
             .env("SLURM_LOCAL_ACCT", if accounting { "1" } else { "0" })
             .env("SLURM_LOCAL_GPUS", "2")
