@@ -638,11 +638,18 @@ impl Session {
         }
         if let Some((message, detail)) = outcome.failure() {
             let tail = runner::process::tail(&outcome.log, 0, 30);
-            record.detail = Some(format!("{detail}\nlast lines of the log:\n{tail}"));
             record.log_tail = Some(tail.clone());
-            return Err(Failure::test(format!(
-                "{message}\n{detail}\nlast lines of the log:\n{tail}"
-            )));
+            // A reason from a failed process already ends with the lines it printed; the
+            // log's tail is added only when none does (it would be the same lines again).
+            let detail = if detail.lines().any(|l| l.starts_with("  | ")) {
+                detail
+            } else {
+                format!("{detail}\nlast lines of the log:\n{tail}")
+            };
+            record.detail = Some(detail.clone());
+            // The message is the first reason's first line: the detail goes on from there.
+            let rest: Vec<&str> = detail.lines().skip(1).collect();
+            return Err(Failure::test(format!("{message}\n{}", rest.join("\n"))));
         }
         if let Some(gate) = &self.gate {
             let failures = gate.opts.fail_on.failures(&record.verdicts);
