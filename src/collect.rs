@@ -93,12 +93,8 @@ impl CollectOptions {
     pub fn system(&self) -> anyhow::Result<Option<System>> {
         let mut system: Option<System> = match &self.system {
             Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|e| {
-                    anyhow::anyhow!(
-                        "{}: cannot read the system description: {e}",
-                        path.display()
-                    )
-                })?;
+                let text = crate::textutil::read_text(path)
+                    .map_err(|e| anyhow::anyhow!("{e} (the system description, --system)"))?;
                 let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
                     anyhow::anyhow!(
                         "{}:{}:{}: invalid system description: {e}",

@@ -264,6 +264,21 @@ fn every_text_file_reader_names_the_line_of_invalid_utf8() {
             )
         },
         {
+            let f = bad("system.json", b"{\"gpu\":\n \"H\xff\"}\n");
+            (
+                format!("{f}:2:4"),
+                [
+                    "plan",
+                    "--system",
+                    &f,
+                    "llama_v3.1_8b-bench-pytorch-bfloat16-input_output_len:128,128",
+                ]
+                .map(String::from)
+                .to_vec(),
+                vec![],
+            )
+        },
+        {
             let f = bad("nvml.json", b"{\n\n  \"\xff\": 1}\n");
             (
                 format!("{f}:3:4"),
