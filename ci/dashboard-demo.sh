@@ -11,7 +11,9 @@ dir=${1:-target/dashboard-demo}
 nights=${NIGHTS:-10}
 regress_at=${REGRESS_AT:-8}
 rm -rf "$dir" && mkdir -p "$dir/baselines"
-cargo build --quiet --bin perfgate --bin fake-trtllm-bench
+# `cargo test --no-run` builds both binaries with the features the tests use, so this shares
+# the build of the README's commands instead of compiling again.
+cargo test --no-run --quiet
 for n in $(seq 1 "$nights"); do
   scale=1
   [ "$n" -ge "$regress_at" ] && scale=0.9

@@ -5,12 +5,13 @@ use std::process::ExitCode;
 
 #[derive(clap::Args)]
 pub struct DashboardArgs {
-    /// The history file (`<output-dir>/history.sqlite` of a run, or its `--history`).
-    #[arg(long, env = "PERF_HISTORY")]
-    pub history: PathBuf,
-    /// The site's directory (created; files in it are replaced).
+    /// Which history (the same defaults as `gate`, `history` and `compare`).
+    #[command(flatten)]
+    pub location: super::history::HistoryLocation,
+    /// The site's directory (created; files in it are replaced) [default:
+    /// `<output-dir>/dashboard`].
     #[arg(long)]
-    pub out: PathBuf,
+    pub out: Option<PathBuf>,
     /// Show the most recent this many runs.
     #[arg(long, default_value_t = 90)]
     pub nights: usize,
@@ -41,16 +42,20 @@ pub struct BenchDashboardArgs {
 
 pub fn run_dashboard(a: DashboardArgs) -> anyhow::Result<ExitCode> {
     let t0 = std::time::Instant::now();
+    let out = a
+        .out
+        .clone()
+        .unwrap_or_else(|| a.location.output_dir.join("dashboard"));
     let summary = crate::dashboard::build(&crate::dashboard::Options {
-        history: a.history.clone(),
-        out: a.out.clone(),
+        history: a.location.path(),
+        out: out.clone(),
         nights: a.nights,
     })?;
-    let index = a.out.join("index.html");
+    let index = out.join("index.html");
     if summary.runs == 0 {
         eprintln!(
             "perfgate: no runs in {} yet; wrote an empty dashboard to {}",
-            a.history.display(),
+            a.location.path().display(),
             index.display()
         );
     } else {

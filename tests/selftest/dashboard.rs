@@ -524,3 +524,26 @@ fn sorting_band(values: &[(i64, Option<f64>)], starts: &[i64]) -> Vec<(i64, f64,
     }
     out
 }
+
+/// `perfgate dashboard` finds the history where `gate`, `history` and `compare` do
+/// (`<output-dir>/history.sqlite`) and writes the site next to it by default.
+#[test]
+fn the_dashboard_defaults_to_the_output_directorys_history() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out_dir = dir.path().join("perf-output");
+    std::fs::create_dir_all(&out_dir).expect("mkdir");
+    build_history(&out_dir.join("history.sqlite"));
+    let out = Command::new(env!("CARGO_BIN_EXE_perfgate"))
+        .arg("dashboard")
+        .current_dir(dir.path())
+        .env_remove("PERF_HISTORY")
+        .env_remove("PERF_OUTPUT_DIR")
+        .output()
+        .expect("run perfgate dashboard");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out_dir.join("dashboard/index.html").is_file());
+}
