@@ -229,13 +229,16 @@ impl CollectOptions {
         let list = testlist::load(&self.test_lists, &opts);
         let prefix = self.test_prefix.as_deref().filter(|p| !p.is_empty());
         let mut diagnostics = list.diagnostics;
-        let mut tests = Vec::with_capacity(list.entries.len());
-        for entry in list.entries {
-            if let (Some(want), Some(pinned)) = (prefix, entry.pinned_prefix.as_deref())
-                && want != pinned
-            {
-                continue; // pinned to another GPU / stage
-            }
+        let entries: Vec<TestEntry> = list
+            .entries
+            .into_iter()
+            // Pinned to another GPU / stage.
+            .filter(|e| match (prefix, e.pinned_prefix.as_deref()) {
+                (Some(want), Some(pinned)) => want == pinned,
+                _ => true,
+            })
+            .collect();
+        let plan_one = |entry: TestEntry| -> Collected {
             let test_id = entry.test_id(prefix);
             let name = config::parse(&entry.raw);
             let plan = name.as_ref().ok().map(|n| {
@@ -249,18 +252,21 @@ impl CollectOptions {
                     registry.plan(&entry.raw, n, &configs, &o)
                 }
             });
-            if let Err(e) = &name {
-                diagnostics.push(Diagnostic::error(
-                    entry.source.clone(),
-                    format!("`{}`: {e}", entry.raw),
-                ));
-            }
-            tests.push(Collected {
+            Collected {
                 entry,
                 test_id,
                 name,
                 plan,
-            });
+            }
+        };
+        let tests = plan_in_parallel(entries, &plan_one);
+        for t in &tests {
+            if let Err(e) = &t.name {
+                diagnostics.push(Diagnostic::error(
+                    t.entry.source.clone(),
+                    format!("`{}`: {e}", t.entry.raw),
+                ));
+            }
         }
         Ok(Collection {
             tests,
@@ -270,4 +276,41 @@ impl CollectOptions {
             gpu_type,
         })
     }
+}
+
+/// Planning is pure and a long list has thousands of names: they are parsed and planned on
+/// every core, in chunks, and come back in list order.
+fn plan_in_parallel(
+    entries: Vec<TestEntry>,
+    plan_one: &(dyn Fn(TestEntry) -> Collected + Sync),
+) -> Vec<Collected> {
+    const MIN_CHUNK: usize = 256;
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(8)
+        .min(entries.len().div_ceil(MIN_CHUNK));
+    if threads <= 1 {
+        return entries.into_iter().map(plan_one).collect();
+    }
+    let chunk = entries.len().div_ceil(threads);
+    let mut chunks: Vec<Vec<TestEntry>> = Vec::with_capacity(threads);
+    let mut rest = entries.into_iter();
+    loop {
+        let c: Vec<TestEntry> = rest.by_ref().take(chunk).collect();
+        if c.is_empty() {
+            break;
+        }
+        chunks.push(c);
+    }
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = chunks
+            .into_iter()
+            .map(|c| scope.spawn(move || c.into_iter().map(plan_one).collect::<Vec<_>>()))
+            .collect();
+        handles
+            .into_iter()
+            // A panic in planning is a bug; it is re-raised here as it would be on one thread.
+            .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    })
 }

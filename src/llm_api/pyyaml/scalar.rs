@@ -98,6 +98,23 @@ pub fn analyze(text: &str) -> Analysis {
             allow_single_quoted: true,
         };
     }
+    // The common case, keys and paths (`kv_cache_config`, `/models/x`): no indicator, space,
+    // break or special character anywhere, so every style is allowed. Decided without the
+    // character-by-character scan below (which planning a 10,000-name list spent much on).
+    let bytes = text.as_bytes();
+    if (bytes[0].is_ascii_alphanumeric() || bytes[0] == b'_' || bytes[0] == b'/')
+        && bytes
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'/' | b'-'))
+    {
+        return Analysis {
+            empty: false,
+            multiline: false,
+            allow_flow_plain: true,
+            allow_block_plain: true,
+            allow_single_quoted: true,
+        };
+    }
     let chars: Vec<char> = text.chars().collect();
     let len = chars.len();
 
@@ -124,7 +141,24 @@ pub fn analyze(text: &str) -> Analysis {
 
     for (index, &ch) in chars.iter().enumerate() {
         if index == 0 {
-            if "#,[]{}&*!|>'\"%@`".contains(ch) {
+            if matches!(
+                ch,
+                '#' | ','
+                    | '['
+                    | ']'
+                    | '{'
+                    | '}'
+                    | '&'
+                    | '*'
+                    | '!'
+                    | '|'
+                    | '>'
+                    | '\''
+                    | '"'
+                    | '%'
+                    | '@'
+                    | '`'
+            ) {
                 flow_indicators = true;
                 block_indicators = true;
             }
@@ -139,7 +173,7 @@ pub fn analyze(text: &str) -> Analysis {
                 block_indicators = true;
             }
         } else {
-            if ",?[]{}".contains(ch) {
+            if matches!(ch, ',' | '?' | '[' | ']' | '{' | '}') {
                 flow_indicators = true;
             }
             if ch == ':' {
