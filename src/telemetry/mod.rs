@@ -8,7 +8,7 @@
 //!   [`ScriptedSource`] in tests and when `PERFGATE_FAKE_NVML` names a script. Each round gives
 //!   one [`Sample`] per GPU.
 //! - **Jetson** (`jetson`): the INA3221 power rails, the GPU and EMC clocks and loads, thermal
-//!   zones and CPU clocks, from sysfs ([`jetson`](self) module docs give the layouts).
+//!   zones and CPU clocks, from sysfs (the `jetson` module's docs give the layouts).
 //! - **RAPL** (`rapl`): Intel/AMD energy counters from powercap, with thermal zones and CPU
 //!   clocks.
 //! - `auto` reads every one of them the machine has and records which ([`PowerSetup`]).
