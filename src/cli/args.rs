@@ -241,6 +241,10 @@ pub struct TelemetryArgs {
     /// Off by default.
     #[arg(long, env = "PERF_LOCK_CLOCKS")]
     pub lock_clocks: bool,
+    /// The power sources sampled around each step: NVIDIA GPUs (nvml), Jetson INA3221 rails
+    /// (jetson), Intel/AMD RAPL counters (rapl), whatever the machine has (auto), or none.
+    #[arg(long, value_enum, env = "PERF_POWER", default_value = "nvml")]
+    pub power: crate::telemetry::PowerChoice,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -387,6 +391,7 @@ impl HarnessArgs {
                 throttle_share: self.telemetry.throttle_share,
                 invalid_on_throttle: self.telemetry.on_throttle == OnThrottle::Invalid,
                 lock_clocks: self.telemetry.lock_clocks,
+                power: self.telemetry.power,
             },
             result_settings: self.result_settings(),
         }

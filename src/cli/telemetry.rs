@@ -1,5 +1,5 @@
-//! `perfgate telemetry`: a short look at what telemetry sees (environment and a few samples).
-//! It only reads; it never changes a GPU setting.
+//! `perfgate telemetry`: a short look at what telemetry sees (environment, the power sources
+//! measured and not, and a few samples). It only reads; it never changes a GPU setting.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -8,7 +8,9 @@ use std::time::Duration;
 use clap::ValueEnum;
 use serde_json::json;
 
-use crate::telemetry::{Sample, Telemetry, throttle_names};
+use crate::telemetry::{
+    PowerChoice, PowerOptions, Recording, Sample, Telemetry, Trace, throttle_names,
+};
 
 #[derive(Clone, Copy, ValueEnum)]
 pub enum Format {
@@ -29,6 +31,14 @@ pub struct TelemetryArgs {
     pub gpus: Vec<u32>,
     #[arg(long, value_enum, default_value = "table")]
     pub format: Format,
+    /// The power sources to read: NVIDIA GPUs (nvml), Jetson INA3221 rails, thermal zones and
+    /// GPU/EMC/CPU clocks (jetson), Intel/AMD RAPL counters with thermal zones and CPU clocks
+    /// (rapl), every one this machine has (auto), or none.
+    #[arg(long, value_enum, env = "PERF_POWER", default_value = "nvml")]
+    pub power: PowerChoice,
+    /// Read sysfs under this directory instead of `/` (a tree copied off a device).
+    #[arg(long, env = "PERFGATE_SYSFS_ROOT", value_name = "DIR")]
+    pub sysfs_root: Option<std::path::PathBuf>,
 }
 
 fn cell<T: ToString>(v: Option<T>) -> String {
@@ -57,8 +67,78 @@ fn row(s: &Sample) -> String {
     )
 }
 
+/// One line per sysfs trace: what, how many readings, last, min, mean, max.
+fn trace_row(t: &Trace) -> String {
+    let n = t.values.len();
+    let stat = |f: fn(f64, f64) -> f64| t.values.iter().copied().reduce(f);
+    let mean = (n > 0).then(|| t.values.iter().sum::<f64>() / n as f64);
+    let num = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |v| format!("{v:.3}"));
+    format!(
+        "{:<7} {:<8} {:<7} {:<24} {:>4} {:>12} {:>12} {:>12} {:>12} {}",
+        t.source.as_str(),
+        t.family.as_str(),
+        t.quantity.as_str(),
+        t.name,
+        n,
+        num(t.values.last().copied()),
+        num(stat(f64::min)),
+        num(mean),
+        num(stat(f64::max)),
+        t.unit
+    )
+}
+
+fn write_power(out: &mut impl Write, telemetry: &Telemetry, rec: &Recording) -> anyhow::Result<()> {
+    let setup = telemetry.power();
+    let measured: Vec<&str> = setup.measured.iter().map(|s| s.as_str()).collect();
+    writeln!(
+        out,
+        "power {:<16} measured: {}",
+        setup.asked.as_str(),
+        if measured.is_empty() {
+            "nothing".to_string()
+        } else {
+            measured.join(", ")
+        }
+    )?;
+    for a in &setup.absent {
+        writeln!(out, "absent: {a}")?;
+    }
+    for n in &setup.not_measured {
+        writeln!(out, "not measured: {n}")?;
+    }
+    if !rec.rails.is_empty() {
+        writeln!(out)?;
+        writeln!(
+            out,
+            "source  family   what    name                        n         last          min         mean          max unit"
+        )?;
+        for t in &rec.rails {
+            writeln!(out, "{}", trace_row(t))?;
+        }
+    }
+    let report = rec.energy(None);
+    for s in &report.sources {
+        let j = s.joules.map_or_else(|| "-".into(), |j| format!("{j:.3} J"));
+        let w = s.mean_w.map_or_else(|| "-".into(), |w| format!("{w:.3} W"));
+        writeln!(
+            out,
+            "energy {:<7} {j} over {:.3} s, mean {w} ({}; rails {})",
+            s.source.as_str(),
+            s.seconds,
+            s.method.unwrap_or("no figure"),
+            s.rails.join(", ")
+        )?;
+    }
+    Ok(())
+}
+
 pub fn run_cli(a: TelemetryArgs) -> anyhow::Result<ExitCode> {
-    let telemetry = Telemetry::open();
+    let mut options = PowerOptions::new(a.power);
+    if let Some(root) = &a.sysfs_root {
+        options.sysfs_root = root.clone();
+    }
+    let telemetry = Telemetry::open_with(&options);
     let env = telemetry.environment();
     let interval = Duration::from_millis(a.interval_ms.max(10));
     let samples = a.samples.max(1);
@@ -76,8 +156,10 @@ pub fn run_cli(a: TelemetryArgs) -> anyhow::Result<ExitCode> {
             let doc = json!({
                 "unavailable": telemetry.unavailable_reason(),
                 "device_count": telemetry.device_count(),
+                "power": telemetry.power(),
                 "environment": env,
                 "recording": recording,
+                "energy": recording.energy(None),
                 "summary": summary,
                 "metrics": summary.metrics(),
             });
@@ -92,27 +174,34 @@ pub fn run_cli(a: TelemetryArgs) -> anyhow::Result<ExitCode> {
                 writeln!(out, "{k:<22} {v}")?;
             }
             writeln!(out)?;
-            writeln!(
-                out,
-                "gpu         time     sm    mem util%  temp mtemp  fan  ps    power     energy_mJ  mem_MiB clock_events"
-            )?;
-            for s in &recording.samples {
-                writeln!(out, "{}", row(s))?;
+            if a.power != PowerChoice::Nvml {
+                write_power(&mut out, &telemetry, &recording)?;
+                writeln!(out)?;
             }
-            writeln!(out)?;
+            if !recording.samples.is_empty() || a.power == PowerChoice::Nvml {
+                writeln!(
+                    out,
+                    "gpu         time     sm    mem util%  temp mtemp  fan  ps    power     energy_mJ  mem_MiB clock_events"
+                )?;
+                for s in &recording.samples {
+                    writeln!(out, "{}", row(s))?;
+                }
+                writeln!(out)?;
+            }
             for (name, value) in summary.metrics() {
                 writeln!(out, "{name:<24} {value:.3}")?;
             }
             if let Some(source) = summary.energy_source {
                 writeln!(out, "energy from              {source}")?;
             }
-            // The recording repeats why telemetry is unavailable, printed first already.
+            // The recording repeats why telemetry is unavailable and what is not measured,
+            // printed above already.
             let unavailable = telemetry.unavailable_reason();
-            for p in summary
-                .problems
-                .iter()
-                .filter(|p| unavailable.as_deref() != Some(p.as_str()))
-            {
+            let not_measured = telemetry.power().not_measured;
+            for p in summary.problems.iter().filter(|p| {
+                unavailable.as_deref() != Some(p.as_str())
+                    && !(a.power != PowerChoice::Nvml && not_measured.contains(p))
+            }) {
                 writeln!(out, "problem: {p}")?;
             }
         }

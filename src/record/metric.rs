@@ -927,6 +927,50 @@ pub static METRICS: &[MetricDef] = &[
         Samples,
         "NVML samples taken during the step",
     ),
+    // The sysfs power sources (`--power rapl|jetson|auto`, `src/telemetry`): CPU-served models
+    // (RAPL) and Jetson boards. Informational like the GPU ones.
+    m(
+        "RAPL_ENERGY",
+        Joules,
+        Lower,
+        None,
+        "RAPL energy counter deltas over the step: the packages and DRAM (wraps corrected)",
+    ),
+    m(
+        "RAPL_POWER_MEAN",
+        Watts,
+        Lower,
+        None,
+        "RAPL_ENERGY over the time between the step's first and last readings",
+    ),
+    m(
+        "RAPL_JOULES_PER_OUTPUT_TOKEN",
+        JoulesPerToken,
+        Lower,
+        None,
+        "RAPL_ENERGY / output tokens of the step",
+    ),
+    m(
+        "JETSON_ENERGY",
+        Joules,
+        Lower,
+        None,
+        "trapezoid integral of the Jetson INA3221 power: the module input rail, else all rails",
+    ),
+    m(
+        "JETSON_POWER_MEAN",
+        Watts,
+        Lower,
+        None,
+        "JETSON_ENERGY over the time between the step's first and last readings",
+    ),
+    m(
+        "JETSON_JOULES_PER_OUTPUT_TOKEN",
+        JoulesPerToken,
+        Lower,
+        None,
+        "JETSON_ENERGY / output tokens of the step",
+    ),
 ];
 
 /// Looks a metric up by name (exact, case-sensitive).

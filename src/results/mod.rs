@@ -146,10 +146,13 @@ impl Sink for junit::JunitWriter {
     }
 }
 
-/// `gpu_monitoring.csv`: every sampled step's samples, opened at the first one.
+/// `gpu_monitoring.csv`: every sampled step's GPU samples, opened at the first one; and
+/// `power_monitoring.csv`: its sysfs readings (Jetson, RAPL, thermal zones, CPU clocks),
+/// opened at the first step that has any.
 pub struct GpuMonitoring {
     dir: PathBuf,
     writer: Option<crate::telemetry::GpuMonitoringWriter>,
+    power: Option<crate::telemetry::PowerMonitoringWriter>,
 }
 
 impl GpuMonitoring {
@@ -157,6 +160,7 @@ impl GpuMonitoring {
         GpuMonitoring {
             dir: dir.to_path_buf(),
             writer: None,
+            power: None,
         }
     }
 }
@@ -175,6 +179,15 @@ impl Sink for GpuMonitoring {
                     .insert(crate::telemetry::GpuMonitoringWriter::open(&self.dir)?),
             };
             writer.write(&case.id.test_id, m.step, m.repetition, rec)?;
+            if rec.rails.iter().any(|t| !t.is_empty()) {
+                let power = match &mut self.power {
+                    Some(w) => w,
+                    None => self
+                        .power
+                        .insert(crate::telemetry::PowerMonitoringWriter::open(&self.dir)?),
+                };
+                power.write(&case.id.test_id, m.step, m.repetition, rec)?;
+            }
         }
         Ok(())
     }

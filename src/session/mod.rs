@@ -82,6 +82,8 @@ pub struct TelemetrySettings {
     pub invalid_on_throttle: bool,
     /// Lock application clocks for the run (needs root).
     pub lock_clocks: bool,
+    /// The power sources sampled (`--power`; NVML by default).
+    pub power: crate::telemetry::PowerChoice,
 }
 
 impl Default for TelemetrySettings {
@@ -93,6 +95,7 @@ impl Default for TelemetrySettings {
             throttle_share: 0.1,
             invalid_on_throttle: true,
             lock_clocks: false,
+            power: crate::telemetry::PowerChoice::Nvml,
         }
     }
 }
@@ -190,7 +193,8 @@ pub fn start(
         .map_err(|e| anyhow::anyhow!("--regexp: invalid regular expression: {e}"))?;
     // The GPUs, once: their facts join the system description (test-db conditions, the
     // fingerprint, the GPU type) and name the test prefix when none is given.
-    let telemetry = opts.telemetry.enabled.then(Telemetry::open);
+    let power = crate::telemetry::PowerOptions::new(opts.telemetry.power);
+    let telemetry = opts.telemetry.enabled.then(|| Telemetry::open_with(&power));
     if let Some(t) = &telemetry {
         match t.unavailable_reason() {
             Some(why) => eprintln!("perfgate: {why}"),

@@ -226,3 +226,74 @@ pub fn write_session_properties(
     ];
     append_rows(&mut file, &path, &[row])
 }
+
+pub const POWER_MONITORING_NAME: &str = "power_monitoring.csv";
+
+/// One row per reading of a sysfs trace (Jetson rails and clocks, RAPL counters, thermal
+/// zones, CPU clocks; NVML's GPUs are in `gpu_monitoring.csv`): the step, then the trace
+/// (`source` jetson|rapl, `family` ina3221|rapl|thermal|devfreq|emc|cpufreq, `quantity`
+/// power|energy|temp|freq|load, its `name` and `unit`), the reading's UTC time and
+/// nanoseconds since the epoch, and the value (RAPL energy: the counter in joules, as read).
+pub const POWER_MONITORING_COLUMNS: [&str; 11] = [
+    "test_id",
+    "step",
+    "repetition",
+    "source",
+    "family",
+    "quantity",
+    "name",
+    "unit",
+    "timestamp",
+    "time_ns",
+    "value",
+];
+
+/// Appends every sysfs reading of a recorded step to `<dir>/power_monitoring.csv` (columns
+/// in [`POWER_MONITORING_COLUMNS`]), synced after each step.
+pub struct PowerMonitoringWriter {
+    path: PathBuf,
+    file: File,
+}
+
+impl PowerMonitoringWriter {
+    pub fn open(dir: &Path) -> anyhow::Result<PowerMonitoringWriter> {
+        let path = dir.join(POWER_MONITORING_NAME);
+        let file = crate::fsutil::open_csv_appending(&path, &POWER_MONITORING_COLUMNS)?;
+        Ok(PowerMonitoringWriter { path, file })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn write(
+        &mut self,
+        test_id: &str,
+        step: &str,
+        repetition: u32,
+        rec: &Recording,
+    ) -> anyhow::Result<()> {
+        let mut rows = Vec::new();
+        for trace in &rec.rails {
+            for (time, value) in trace.points() {
+                rows.push(vec![
+                    test_id.to_string(),
+                    step.to_string(),
+                    repetition.to_string(),
+                    trace.source.as_str().to_string(),
+                    trace.family.as_str().to_string(),
+                    trace.quantity.as_str().to_string(),
+                    trace.name.clone(),
+                    trace.unit.to_string(),
+                    sample_time(time),
+                    super::epoch_nanos(time).to_string(),
+                    value.to_string(),
+                ]);
+            }
+        }
+        if rows.is_empty() {
+            return Ok(());
+        }
+        append_rows(&mut self.file, &self.path, &rows)
+    }
+}

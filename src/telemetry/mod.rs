@@ -1,22 +1,46 @@
-//! GPU telemetry: the only place that talks to the GPU driver (NVML).
+//! Telemetry: the only place that reads power, temperatures and clocks.
 //!
-//! A [`Telemetry`] wraps a [`Source`] of readings: NVML when `libnvidia-ml.so.1` and a driver are
-//! there (loaded at run time, so perfgate runs without a driver), a [`ScriptedSource`] in tests and
-//! when `PERFGATE_FAKE_NVML` names a script, and otherwise nothing, with the reason. A
-//! [`Recorder`] samples chosen GPUs on a thread while a step runs; its [`Recording`] gives a
+//! A [`Telemetry`] reads one or more power sources, chosen by a [`PowerChoice`] through
+//! [`Telemetry::open_with`]:
+//!
+//! - **NVML** (`nvml`): NVIDIA GPUs, through a [`Source`]: NVML when `libnvidia-ml.so.1` and a
+//!   driver are there (loaded at run time, so perfgate runs without a driver), a
+//!   [`ScriptedSource`] in tests and when `PERFGATE_FAKE_NVML` names a script. Each round gives
+//!   one [`Sample`] per GPU.
+//! - **Jetson** (`jetson`): the INA3221 power rails, the GPU and EMC clocks and loads, thermal
+//!   zones and CPU clocks, from sysfs (the `jetson` module's docs give the layouts).
+//! - **RAPL** (`rapl`): Intel/AMD energy counters from powercap, with thermal zones and CPU
+//!   clocks.
+//! - `auto` reads every one of them the machine has and records which ([`PowerSetup`]).
+//!
+//! The sysfs sources are read under a root ([`PowerOptions::sysfs_root`], `/` unless
+//! `PERFGATE_SYSFS_ROOT` says otherwise), so tests read recorded trees. A [`Recorder`] samples
+//! every source on one thread while a step runs; its [`Recording`] keeps the GPU samples and
+//! each sysfs rail as a [`Trace`] (every reading's own time and value), gives every source's
+//! energy ([`Recording::energy`]: counters where there are counters, the trapezoid integral of
+//! power where there is only power), all of it as traces ([`Recording::traces`]), a
 //! [`Summary`] (energy, J/token, clocks, throttling), the `gpu_monitoring.csv` rows and the
 //! evidence a result is not comparable ([`clock_evidence`]). [`Telemetry::lock_clocks`] locks
 //! application clocks and restores them when its guard drops.
 //!
-//! Nothing here invents a reading: what NVML cannot give is `None`, and why is said once in the
-//! recording's `problems`.
+//! Nothing here invents a reading: what a source cannot give is absent, and why is said once
+//! in the recording's `problems`; a source that is missing or unreadable is named in
+//! [`PowerSetup::not_measured`] and the run goes on.
 
 mod clocks;
+mod energy;
 mod files;
 mod host;
+mod jetson;
 mod nvml;
+mod power;
+mod rapl;
 mod scripted;
+mod select;
+mod sensors;
 mod summary;
+mod sysfs;
+mod traces;
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -29,13 +53,20 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 pub use clocks::{ClockLock, clock_target, restore_all_locked};
+pub use energy::{EnergyMethod, EnergyReport, RailEnergy, SourceEnergy};
 pub use files::{
-    GPU_MONITORING_COLUMNS, GpuMonitoringWriter, SESSION_COLUMNS, write_session_properties,
+    GPU_MONITORING_COLUMNS, GpuMonitoringWriter, POWER_MONITORING_COLUMNS, PowerMonitoringWriter,
+    SESSION_COLUMNS, write_session_properties,
+};
+pub use power::{
+    Family, PowerChoice, PowerOptions, PowerSetup, PowerSource, Quantity, SYSFS_ROOT_ENV, Trace,
+    epoch_nanos,
 };
 pub use scripted::{LoseGpu, Reading, Script, ScriptedSource};
 pub use summary::{
     INVALIDATING_THROTTLE, MinMeanMax, Summary, THROTTLE_REASONS, clock_evidence, throttle_names,
 };
+pub use sysfs::SysfsSource;
 
 /// The environment variable that replaces NVML with a [`ScriptedSource`] read from a JSON file.
 pub const FAKE_NVML_ENV: &str = "PERFGATE_FAKE_NVML";
@@ -130,12 +161,19 @@ pub trait Source: Send {
 }
 
 struct Inner {
+    /// The GPUs (NVML or a script).
     source: Option<Box<dyn Source>>,
+    /// Why there is no GPU source (the error of GPU-only calls such as clock locking).
+    gpu_unavailable: Option<String>,
+    /// Why nothing at all is measured.
     unavailable: Option<String>,
+    /// The sysfs sources (Jetson, RAPL, thermal zones, clocks).
+    rails: Option<SysfsSource>,
+    setup: PowerSetup,
 }
 
-/// GPU telemetry: NVML, a scripted source, or unavailable (with the reason). Cheap to clone;
-/// the clones share one source.
+/// Telemetry: the GPUs (NVML or a script), the sysfs power sources, or unavailable (with the
+/// reason). Cheap to clone; the clones share the sources.
 #[derive(Clone)]
 pub struct Telemetry {
     inner: Arc<Mutex<Inner>>,
@@ -145,49 +183,131 @@ impl std::fmt::Debug for Telemetry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.unavailable_reason() {
             Some(reason) => write!(f, "Telemetry(unavailable: {reason})"),
-            None => write!(f, "Telemetry({} GPUs)", self.device_count()),
+            None => write!(
+                f,
+                "Telemetry({} GPUs, {:?})",
+                self.device_count(),
+                self.power().measured
+            ),
         }
     }
+}
+
+/// The GPU source `Telemetry::open` uses: the script `PERFGATE_FAKE_NVML` names, else NVML.
+fn open_gpu() -> Result<Box<dyn Source>, String> {
+    match std::env::var_os(FAKE_NVML_ENV) {
+        Some(path) if !path.is_empty() => open_fake_gpu(Path::new(&path)),
+        _ => open_nvml_gpu(),
+    }
+}
+
+fn open_nvml_gpu() -> Result<Box<dyn Source>, String> {
+    let source = nvml::NvmlSource::open()?;
+    match source.device_count() {
+        Ok(0) => Err("no GPU telemetry: NVML sees no GPU".into()),
+        Ok(_) => Ok(Box::new(source)),
+        Err(e) => Err(format!("no GPU telemetry: {e}")),
+    }
+}
+
+fn open_fake_gpu(path: &Path) -> Result<Box<dyn Source>, String> {
+    ScriptedSource::from_file(path)
+        .map(|s| Box::new(s) as Box<dyn Source>)
+        .map_err(|e| format!("no GPU telemetry: {FAKE_NVML_ENV}: {e}"))
 }
 
 impl Telemetry {
     /// A [`ScriptedSource`] when `PERFGATE_FAKE_NVML` names a script, else NVML when the
     /// library and a driver are there, else an unavailable `Telemetry` that says why. Never
-    /// fails.
+    /// fails. The same as [`Telemetry::open_with`] with `nvml`.
     pub fn open() -> Telemetry {
-        match std::env::var_os(FAKE_NVML_ENV) {
-            Some(path) if !path.is_empty() => Telemetry::open_fake(Path::new(&path)),
-            _ => Telemetry::open_nvml(),
-        }
+        Telemetry::from_gpu(open_gpu())
     }
 
     /// NVML only (whatever the environment says).
     pub fn open_nvml() -> Telemetry {
-        match nvml::NvmlSource::open() {
-            Ok(source) => match source.device_count() {
-                Ok(0) => Telemetry::unavailable("no GPU telemetry: NVML sees no GPU".into()),
-                Ok(_) => Telemetry::from_source(Box::new(source)),
-                Err(e) => Telemetry::unavailable(format!("no GPU telemetry: {e}")),
-            },
-            Err(reason) => Telemetry::unavailable(reason),
-        }
+        Telemetry::from_gpu(open_nvml_gpu())
     }
 
     /// The [`ScriptedSource`] of the JSON script at `path` (the format is in [`Script`]); a
     /// script that cannot be read gives an unavailable `Telemetry` whose reason names the file.
     pub fn open_fake(path: &Path) -> Telemetry {
-        match ScriptedSource::from_file(path) {
-            Ok(source) => Telemetry::from_source(Box::new(source)),
-            Err(e) => Telemetry::unavailable(format!("no GPU telemetry: {FAKE_NVML_ENV}: {e}")),
+        Telemetry::from_gpu(open_fake_gpu(path))
+    }
+
+    /// The sources `options.power` names, read under `options.sysfs_root`. Never fails: what
+    /// is not there or cannot be read is in [`Telemetry::power`]'s `not_measured` (and every
+    /// recording's problems) or, for `auto`, `absent`; with nothing measured at all the
+    /// telemetry is unavailable and says why.
+    pub fn open_with(options: &PowerOptions) -> Telemetry {
+        let choice = options.power;
+        let root = options.sysfs_root.as_path();
+        let gpu = match choice {
+            PowerChoice::Nvml | PowerChoice::Auto => open_gpu(),
+            other => Err(format!(
+                "no GPU telemetry: --power {other} does not read NVML"
+            )),
+        };
+        if choice == PowerChoice::Nvml {
+            return Telemetry::from_gpu(gpu);
+        }
+        let selection = select::for_choice(choice, root);
+        let mut setup = PowerSetup::new(choice);
+        match &gpu {
+            Ok(_) => setup.measured.push(PowerSource::Nvml),
+            Err(why) if choice == PowerChoice::Auto => setup.absent.push(why.clone()),
+            Err(_) => {}
+        }
+        setup.measured.extend(selection.measured);
+        setup.absent.extend(selection.absent);
+        setup.not_measured.extend(selection.not_measured);
+        let (source, gpu_unavailable) = match gpu {
+            Ok(s) => (Some(s), None),
+            Err(why) => (None, Some(why)),
+        };
+        let unavailable = if source.is_none() && selection.source.is_none() {
+            let mut why: Vec<String> = Vec::new();
+            if choice == PowerChoice::None {
+                why.push("power measurement is off (--power none)".into());
+            }
+            why.extend(setup.absent.iter().cloned());
+            why.extend(setup.not_measured.iter().cloned());
+            Some(format!(
+                "no telemetry (--power {choice}): {}",
+                why.join("; ")
+            ))
+        } else {
+            None
+        };
+        Telemetry {
+            inner: Arc::new(Mutex::new(Inner {
+                source,
+                gpu_unavailable,
+                unavailable,
+                rails: selection.source,
+                setup,
+            })),
+        }
+    }
+
+    fn from_gpu(gpu: Result<Box<dyn Source>, String>) -> Telemetry {
+        match gpu {
+            Ok(source) => Telemetry::from_source(source),
+            Err(reason) => Telemetry::unavailable(reason),
         }
     }
 
     /// Tests and the scripted fake.
     pub fn from_source(source: Box<dyn Source>) -> Telemetry {
+        let mut setup = PowerSetup::new(PowerChoice::Nvml);
+        setup.measured.push(PowerSource::Nvml);
         Telemetry {
             inner: Arc::new(Mutex::new(Inner {
                 source: Some(source),
+                gpu_unavailable: None,
                 unavailable: None,
+                rails: None,
+                setup,
             })),
         }
     }
@@ -197,7 +317,10 @@ impl Telemetry {
         Telemetry {
             inner: Arc::new(Mutex::new(Inner {
                 source: None,
+                gpu_unavailable: Some(reason.clone()),
                 unavailable: Some(reason),
+                rails: None,
+                setup: PowerSetup::new(PowerChoice::Nvml),
             })),
         }
     }
@@ -207,11 +330,17 @@ impl Telemetry {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Why nothing at all is measured; `None` when some source gives readings.
     pub fn unavailable_reason(&self) -> Option<String> {
         self.lock().unavailable.clone()
     }
 
-    /// 0 when unavailable.
+    /// What is measured, what is not, and why.
+    pub fn power(&self) -> PowerSetup {
+        self.lock().setup.clone()
+    }
+
+    /// The GPUs (NVML or a script); 0 without them.
     pub fn device_count(&self) -> u32 {
         match &self.lock().source {
             Some(s) => s.device_count().unwrap_or(0),
@@ -228,6 +357,22 @@ impl Telemetry {
         let mut problems = Vec::new();
         if let Some(reason) = self.unavailable_reason() {
             problems.push(reason);
+        }
+        let (setup, rails) = {
+            let inner = self.lock();
+            (
+                inner.setup.clone(),
+                inner
+                    .rails
+                    .as_ref()
+                    .map(SysfsSource::traces)
+                    .unwrap_or_default(),
+            )
+        };
+        for note in &setup.not_measured {
+            if !problems.contains(note) {
+                problems.push(note.clone());
+            }
         }
         let wanted: Vec<u32> = if gpus.is_empty() {
             (0..count).collect()
@@ -250,11 +395,13 @@ impl Telemetry {
             gpus: wanted.clone(),
             interval,
             samples: Vec::new(),
+            rails: Vec::new(),
+            power: setup.clone(),
             started,
             ended: started,
             problems: problems.clone(),
         };
-        if live.is_empty() {
+        if live.is_empty() && rails.is_empty() {
             return Recorder::done(empty);
         }
         let (stop, stopped) = mpsc::channel();
@@ -262,7 +409,9 @@ impl Telemetry {
         let spawned = std::thread::Builder::new()
             .name("perfgate-telemetry".into())
             .spawn(move || {
-                SamplingLoop::new(telemetry, wanted, live, interval, problems, started).run(stopped)
+                SamplingLoop::new(telemetry, wanted, live, interval, problems, started)
+                    .with_rails(rails, setup)
+                    .run(stopped)
             });
         match spawned {
             Ok(handle) => Recorder {
@@ -273,7 +422,7 @@ impl Telemetry {
             Err(e) => {
                 let mut rec = empty;
                 rec.problems.push(format!(
-                    "no GPU telemetry: cannot start the sampling thread: {e}"
+                    "no telemetry: cannot start the sampling thread: {e}"
                 ));
                 Recorder::done(rec)
             }
@@ -290,7 +439,12 @@ impl Telemetry {
     /// `container_image`, `container_id`. Missing facts are simply absent.
     pub fn environment(&self) -> Map<String, Value> {
         let mut env = host::facts();
-        if let Some(source) = &mut self.lock().source {
+        let mut inner = self.lock();
+        if inner.setup.asked != PowerChoice::Nvml {
+            let measured: Vec<&str> = inner.setup.measured.iter().map(|s| s.as_str()).collect();
+            env.insert("power_sources".into(), Value::from(measured.join(",")));
+        }
+        if let Some(source) = &mut inner.source {
             env.extend(source.environment());
         }
         env
@@ -318,7 +472,7 @@ impl Telemetry {
         match &mut inner.source {
             Some(source) => f(source.as_mut()),
             None => Err(inner
-                .unavailable
+                .gpu_unavailable
                 .clone()
                 .unwrap_or_else(|| "no GPU telemetry".into())),
         }
@@ -361,6 +515,8 @@ impl Recorder {
                     gpus: Vec::new(),
                     interval: MIN_INTERVAL,
                     samples: Vec::new(),
+                    rails: Vec::new(),
+                    power: PowerSetup::default(),
                     started: now,
                     ended: now,
                     problems: vec!["GPU telemetry failed: the sampling thread panicked".into()],
@@ -376,7 +532,13 @@ pub struct Recording {
     pub gpus: Vec<u32>,
     #[serde(serialize_with = "ser::seconds")]
     pub interval: Duration,
+    /// The GPU samples (NVML or a script).
     pub samples: Vec<Sample>,
+    /// The sysfs sources' traces (Jetson rails and clocks, RAPL counters, thermal zones, CPU
+    /// clocks), each reading with its own time.
+    pub rails: Vec<Trace>,
+    /// What was measured and what was not.
+    pub power: PowerSetup,
     #[serde(serialize_with = "ser::time")]
     pub started: SystemTime,
     #[serde(serialize_with = "ser::time")]
@@ -397,6 +559,30 @@ impl Recording {
     pub fn summary(&self, output_tokens: Option<f64>) -> Summary {
         summary::summarize(self, output_tokens)
     }
+
+    /// The energy of every source and rail over the recording (see the `energy` module docs
+    /// for how: counters where there are counters, else the trapezoid integral of power);
+    /// `output_tokens` gives each source's J/token.
+    pub fn energy(&self, output_tokens: Option<f64>) -> EnergyReport {
+        energy::report(self, output_tokens)
+    }
+
+    /// Every reading as traces: NVML's GPUs split per quantity (`gpu0` power, energy,
+    /// temperature and load, `gpu0_mem` temperature and clock, `gpu0_sm` clock), the sysfs
+    /// traces as sampled, and each RAPL counter also as power (each step's energy over its
+    /// time, at the later reading).
+    pub fn traces(&self) -> Vec<Trace> {
+        traces::all(self)
+    }
+
+    /// The hottest sensor at its latest reading (for waiting until a machine has cooled).
+    pub fn hottest(&self) -> Option<(String, f64)> {
+        self.traces()
+            .into_iter()
+            .filter(|t| t.quantity == Quantity::Temp)
+            .filter_map(|t| t.values.last().map(|v| (t.name.clone(), *v)))
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+    }
 }
 
 /// Slower than asked when the achieved mean interval exceeds the asked one by this factor.
@@ -408,6 +594,9 @@ struct SamplingLoop {
     live: Vec<u32>,
     interval: Duration,
     samples: Vec<Sample>,
+    /// The sysfs traces, in the order the sysfs source fills them.
+    rails: Vec<Trace>,
+    setup: PowerSetup,
     problems: Vec<String>,
     seen: BTreeSet<String>,
     started: SystemTime,
@@ -432,6 +621,8 @@ impl SamplingLoop {
             live,
             interval,
             samples: Vec::new(),
+            rails: Vec::new(),
+            setup: PowerSetup::default(),
             problems,
             seen,
             started,
@@ -440,32 +631,51 @@ impl SamplingLoop {
         }
     }
 
+    fn with_rails(mut self, rails: Vec<Trace>, setup: PowerSetup) -> SamplingLoop {
+        self.rails = rails;
+        self.setup = setup;
+        self
+    }
+
+    /// Some GPU still answers, or there are sysfs traces to read.
+    fn has_work(&self) -> bool {
+        !self.live.is_empty() || !self.rails.is_empty()
+    }
+
     fn note(&mut self, problem: String) {
         if self.seen.insert(problem.clone()) {
             self.problems.push(problem);
         }
     }
 
-    /// One reading of every GPU still answering.
+    /// One reading of every GPU still answering and of every sysfs trace.
     fn round(&mut self) {
         let began = Instant::now();
         let mut lost = Vec::new();
         let mut notes = Vec::new();
         {
-            let mut inner = self.telemetry.lock();
-            let Some(source) = inner.source.as_mut() else {
-                return;
-            };
-            for &gpu in &self.live {
-                match source.sample(gpu) {
-                    Ok(mut s) => {
-                        s.gpu = gpu;
-                        self.samples.push(s);
+            let mut guard = self.telemetry.lock();
+            let inner = &mut *guard;
+            if let Some(source) = inner.source.as_mut()
+                && !self.live.is_empty()
+            {
+                for &gpu in &self.live {
+                    match source.sample(gpu) {
+                        Ok(mut s) => {
+                            s.gpu = gpu;
+                            self.samples.push(s);
+                        }
+                        Err(e) => lost.push((gpu, e)),
                     }
-                    Err(e) => lost.push((gpu, e)),
                 }
+                notes.extend(source.take_notes());
             }
-            notes.extend(source.take_notes());
+            if let Some(rails) = inner.rails.as_mut()
+                && !self.rails.is_empty()
+            {
+                rails.sample_into(&mut self.rails);
+                notes.extend(rails.take_notes());
+            }
         }
         for note in notes {
             self.note(note);
@@ -484,8 +694,8 @@ impl SamplingLoop {
     fn run(mut self, stop: mpsc::Receiver<()>) -> Recording {
         let mut next = Instant::now();
         loop {
-            if self.live.is_empty() {
-                // Every GPU is lost: nothing to sample, wait for the stop.
+            if !self.has_work() {
+                // Every GPU is lost and there is nothing else: wait for the stop.
                 let _ = stop.recv();
                 break;
             }
@@ -498,7 +708,7 @@ impl SamplingLoop {
                 Ok(()) | Err(RecvTimeoutError::Disconnected) => break,
             }
         }
-        if !self.live.is_empty() {
+        if self.has_work() {
             self.round();
         }
         self.finish()
@@ -521,10 +731,21 @@ impl SamplingLoop {
         for problem in summary::energy_counter_problems(&self.samples) {
             self.note(problem);
         }
+        let counter_problems: Vec<String> = self
+            .rails
+            .iter()
+            .filter(|t| t.quantity == Quantity::Energy)
+            .flat_map(|t| energy::counter_energy(t).1)
+            .collect();
+        for problem in counter_problems {
+            self.note(problem);
+        }
         Recording {
             gpus: self.gpus,
             interval: self.interval,
             samples: self.samples,
+            rails: self.rails,
+            power: self.setup,
             started: self.started,
             ended: SystemTime::now(),
             problems: self.problems,

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
-use super::{Recording, Sample, ser};
+use super::{PowerSource, Recording, Sample, SourceEnergy, ser};
 
 /// NVML clocks-event (throttle) reason bits and our names for them
 /// (`nvmlClocksEventReason*`, formerly `nvmlClocksThrottleReason*`).
@@ -107,6 +107,8 @@ pub struct Summary {
     /// `mem_clk`).
     pub last_sm_mhz: Option<u32>,
     pub last_mem_mhz: Option<u32>,
+    /// Every power source's energy, mean power and J/token (NVML's agrees with `energy_j`).
+    pub power_sources: Vec<SourceEnergy>,
     pub problems: Vec<String>,
 }
 
@@ -262,6 +264,7 @@ pub(super) fn summarize(rec: &Recording, output_tokens: Option<f64>) -> Summary 
         first_gpu.and_then(|g| by_gpu.get(&g)?.iter().rev().find_map(|s| f(s)))
     };
 
+    let report = rec.energy(output_tokens);
     let mut problems = Vec::new();
     let mut seen = BTreeSet::new();
     for p in rec
@@ -270,6 +273,7 @@ pub(super) fn summarize(rec: &Recording, output_tokens: Option<f64>) -> Summary 
         .cloned()
         .chain(energy_counter_problems(samples))
         .chain(energy_problems)
+        .chain(report.problems)
     {
         if seen.insert(p.clone()) {
             problems.push(p);
@@ -295,6 +299,7 @@ pub(super) fn summarize(rec: &Recording, output_tokens: Option<f64>) -> Summary 
         throttle: throttle_shares(samples),
         last_sm_mhz: last_of(|s| s.sm_mhz),
         last_mem_mhz: last_of(|s| s.mem_mhz),
+        power_sources: report.sources,
         problems,
     }
 }
@@ -303,9 +308,14 @@ impl Summary {
     /// As metrics: GPU_ENERGY (J), JOULES_PER_OUTPUT_TOKEN, OUTPUT_TOKENS_PER_JOULE,
     /// GPU_POWER_MEAN and GPU_POWER_MAX (W, total), SM_CLOCK_MIN, SM_CLOCK_MEAN and
     /// MEM_CLOCK_MEAN (MHz), GPU_TEMP_MAX and MEM_TEMP_MAX (C), GPU_UTIL_MEAN (%),
-    /// GPU_MEMORY_USED_MAX (GiB, per GPU), TELEMETRY_SAMPLES. Only those known (no
-    /// TELEMETRY_SAMPLES without samples).
+    /// GPU_MEMORY_USED_MAX (GiB, per GPU), TELEMETRY_SAMPLES; and for the sysfs sources
+    /// RAPL_ENERGY, RAPL_POWER_MEAN, RAPL_JOULES_PER_OUTPUT_TOKEN, JETSON_ENERGY,
+    /// JETSON_POWER_MEAN, JETSON_JOULES_PER_OUTPUT_TOKEN. Only those known (no
+    /// TELEMETRY_SAMPLES without GPU samples).
     pub fn metrics(&self) -> BTreeMap<String, f64> {
+        let source = |s: PowerSource| self.power_sources.iter().find(|e| e.source == s);
+        let rapl = source(PowerSource::Rapl);
+        let jetson = source(PowerSource::Jetson);
         let entries = [
             ("GPU_ENERGY", self.energy_j),
             ("JOULES_PER_OUTPUT_TOKEN", self.joules_per_output_token),
@@ -325,6 +335,18 @@ impl Summary {
             (
                 "TELEMETRY_SAMPLES",
                 (self.samples > 0).then_some(self.samples as f64),
+            ),
+            ("RAPL_ENERGY", rapl.and_then(|e| e.joules)),
+            ("RAPL_POWER_MEAN", rapl.and_then(|e| e.mean_w)),
+            (
+                "RAPL_JOULES_PER_OUTPUT_TOKEN",
+                rapl.and_then(|e| e.joules_per_output_token),
+            ),
+            ("JETSON_ENERGY", jetson.and_then(|e| e.joules)),
+            ("JETSON_POWER_MEAN", jetson.and_then(|e| e.mean_w)),
+            (
+                "JETSON_JOULES_PER_OUTPUT_TOKEN",
+                jetson.and_then(|e| e.joules_per_output_token),
             ),
         ];
         entries

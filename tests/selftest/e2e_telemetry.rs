@@ -150,3 +150,42 @@ fn clock_locking_is_off_by_default_and_a_refusal_stops_the_run() {
         "{text}"
     );
 }
+
+#[test]
+fn power_auto_samples_the_gpus_and_rapl_into_metrics_and_power_monitoring_csv() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rapl = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sysfs/rapl-server-2s");
+    let script = dir.path().join("nvml.json");
+    std::fs::write(&script, r#"{"gpus": 1, "gpu_name": "H100 80GB HBM3"}"#).expect("script");
+    let (counts, text) = run(
+        dir.path(),
+        LIST,
+        &["--telemetry-interval-ms", "10", "--power", "auto"],
+        &[
+            ("PERFGATE_FAKE_NVML", &script.display().to_string()),
+            ("PERFGATE_SYSFS_ROOT", &rapl.display().to_string()),
+        ],
+    );
+    assert_eq!(counts, (1, 0, 0), "{text}");
+    let out = dir.path().join("out");
+    let power = std::fs::read_to_string(out.join("power_monitoring.csv")).expect("power csv");
+    assert!(
+        power.starts_with("test_id,step,repetition,source,family,quantity,name,unit,"),
+        "{power}"
+    );
+    for zone in ["package-0", "package-0/dram", "package-1", "package-1/dram"] {
+        assert!(
+            power.contains(&format!(",rapl,rapl,energy,{zone},J,")),
+            "{zone}: {power}"
+        );
+    }
+    let jsonl = std::fs::read_to_string(out.join("results.jsonl")).expect("jsonl");
+    for m in ["GPU_ENERGY", "RAPL_ENERGY", "RAPL_POWER_MEAN"] {
+        assert!(
+            jsonl.contains(&format!("\"metric\":\"{m}\"")),
+            "{m}: {jsonl}"
+        );
+    }
+    // auto found no Jetson here: information, not a warning of the measurement.
+    assert!(!jsonl.contains("Jetson"), "{jsonl}");
+}

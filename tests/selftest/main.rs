@@ -23,6 +23,7 @@ mod junit_xsd;
 mod llm_api;
 mod names;
 mod physics;
+mod power;
 mod report;
 mod results;
 mod runner;

@@ -31,6 +31,8 @@ fn recording(samples: Vec<Sample>, seconds: f64) -> Recording {
         gpus,
         interval: Duration::from_secs(1),
         samples,
+        rails: Vec::new(),
+        power: Default::default(),
         started: t0(),
         ended: at(seconds),
         problems: Vec::new(),
