@@ -434,3 +434,11 @@ impl HarnessArgs {
         })
     }
 }
+
+crate::cli::value_enum!(crate::telemetry::PowerChoice {
+    Nvml => "nvml": "NVIDIA GPUs through NVML (the default)",
+    Jetson => "jetson": "NVIDIA Jetson: INA3221 rails, thermal zones, GPU/EMC/CPU frequencies (sysfs)",
+    Rapl => "rapl": "Intel/AMD RAPL energy counters (powercap sysfs), thermal zones, CPU frequencies",
+    Auto => "auto": "every source this machine has",
+    None => "none": "nothing is sampled",
+});

@@ -12,7 +12,7 @@ use serde::{Serialize, Serializer};
 pub const SYSFS_ROOT_ENV: &str = "PERFGATE_SYSFS_ROOT";
 
 /// Which power sources a run reads (`--power`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum PowerChoice {
     /// NVIDIA GPUs through NVML (or the `PERFGATE_FAKE_NVML` script): the harness default.
