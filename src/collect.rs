@@ -133,8 +133,7 @@ impl CollectOptions {
         Ok(system)
     }
 
-    /// The plan options with the GPU filled in: `sm` for the rules, the GPU type for the
-    /// physical limits.
+    /// The plan options with the GPU's SM filled in (for GPU-dependent LLM-API rules).
     pub fn plan_options(
         &self,
         configs: &ModelConfigs,
@@ -142,7 +141,6 @@ impl CollectOptions {
     ) -> anyhow::Result<PlanOptions> {
         Ok(PlanOptions {
             sm: self.resolve_sm(configs, system)?,
-            gpu: self.gpu_type(system, configs),
             ..self.plan.clone()
         })
     }
@@ -220,7 +218,7 @@ impl CollectOptions {
         let configs = self.configs()?;
         let system = self.system()?;
         let plan_opts = self.plan_options(&configs, system.as_ref())?;
-        let gpu_type = plan_opts.gpu.clone();
+        let gpu_type = self.gpu_type(system.as_ref(), &configs);
         let opts = LoadOptions {
             system,
             context: self.context.clone(),
@@ -259,7 +257,7 @@ impl CollectOptions {
                 plan,
             }
         };
-        let tests = plan_in_parallel(entries, &plan_one);
+        let tests: Vec<Collected> = entries.into_iter().map(plan_one).collect();
         for t in &tests {
             if let Err(e) = &t.name {
                 diagnostics.push(Diagnostic::error(
@@ -276,41 +274,4 @@ impl CollectOptions {
             gpu_type,
         })
     }
-}
-
-/// Planning is pure and a long list has thousands of names: they are parsed and planned on
-/// every core, in chunks, and come back in list order.
-fn plan_in_parallel(
-    entries: Vec<TestEntry>,
-    plan_one: &(dyn Fn(TestEntry) -> Collected + Sync),
-) -> Vec<Collected> {
-    const MIN_CHUNK: usize = 256;
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(8)
-        .min(entries.len().div_ceil(MIN_CHUNK));
-    if threads <= 1 {
-        return entries.into_iter().map(plan_one).collect();
-    }
-    let chunk = entries.len().div_ceil(threads);
-    let mut chunks: Vec<Vec<TestEntry>> = Vec::with_capacity(threads);
-    let mut rest = entries.into_iter();
-    loop {
-        let c: Vec<TestEntry> = rest.by_ref().take(chunk).collect();
-        if c.is_empty() {
-            break;
-        }
-        chunks.push(c);
-    }
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = chunks
-            .into_iter()
-            .map(|c| scope.spawn(move || c.into_iter().map(plan_one).collect::<Vec<_>>()))
-            .collect();
-        handles
-            .into_iter()
-            // A panic in planning is a bug; it is re-raised here as it would be on one thread.
-            .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-            .collect()
-    })
 }

@@ -95,8 +95,6 @@ pub struct PlanOptions {
     pub dataset_generator: DatasetGenerator,
     /// The GPU's SM, for GPU-dependent LLM-API rules; `None` when unknown.
     pub sm: Option<u32>,
-    /// The GPU type the physical limits are computed for; `None`: no limits.
-    pub gpu: Option<String>,
     /// Write upstream's LoRA YAML quirk (`lora_dir: []`) instead of the real adapter dirs.
     pub upstream_lora_yaml: bool,
     /// Options of the trtllm-bench backend.
@@ -113,7 +111,6 @@ impl Default for PlanOptions {
             dataset_seed: 420,
             dataset_generator: DatasetGenerator::Perfgate,
             sm: None,
-            gpu: None,
             upstream_lora_yaml: false,
             trtllm: trtllm_bench::Options::default(),
         }

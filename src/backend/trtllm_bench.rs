@@ -147,13 +147,6 @@ fn plan(request: &PlanRequest) -> TestPlan {
         return tp;
     }
     let cases = cfg.cases();
-    let rooflines = match &opts.gpu {
-        Some(gpu) => crate::physics::rooflines_of(configs, cfg, &cases, gpu).unwrap_or_else(|e| {
-            tp.physics_note = Some(e.to_string());
-            Vec::new()
-        }),
-        None => Vec::new(),
-    };
     let multi = cases.len() > 1;
     let mut metrics = THROUGHPUT_METRICS.to_vec();
     if cfg.streaming {
@@ -199,16 +192,11 @@ fn plan(request: &PlanRequest) -> TestPlan {
             latency.required = vec!["INFERENCE_TIME"];
             steps.push(latency);
         }
-        let roofline = rooflines
-            .iter()
-            .find(|r| r.case.label == spec.label)
-            .cloned();
         tp.cases.push(CasePlan {
             spec,
             dir: case_dir,
             steps,
             metrics: metrics.clone(),
-            roofline,
         });
     }
     tp

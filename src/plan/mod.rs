@@ -18,7 +18,6 @@ use serde::Serialize;
 
 use crate::config::CaseSpec;
 use crate::dataset::DatasetRequest;
-use crate::physics::Roofline;
 use crate::record::Expectations;
 use crate::textutil::shell_join;
 
@@ -151,9 +150,6 @@ pub struct CasePlan {
     pub steps: Vec<Step>,
     /// The metrics upstream records for the case, from its first measure step.
     pub metrics: Vec<&'static str>,
-    /// The case's physical limits on the GPU type, when it is known.
-    #[serde(skip)]
-    pub roofline: Option<Roofline>,
 }
 
 /// Everything one list entry will do.
@@ -172,9 +168,6 @@ pub struct TestPlan {
     /// Why it is skipped, as upstream skips it (an unsupported runtime, no LoRA adapters, no
     /// checkpoint to build an engine from): the test is reported as ignored.
     pub skipped: Vec<String>,
-    /// Why the cases have no physical limits although a GPU type was given.
-    #[serde(skip)]
-    pub physics_note: Option<String>,
 }
 
 impl TestPlan {
@@ -189,7 +182,6 @@ impl TestPlan {
             cases: Vec::new(),
             blocked: Vec::new(),
             skipped: Vec::new(),
-            physics_note: None,
         }
     }
 

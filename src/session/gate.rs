@@ -260,16 +260,22 @@ pub(crate) struct CaseJudge<'a> {
 }
 
 impl<'a> CaseJudge<'a> {
-    pub fn new(plan: &TestPlan, gate: Option<&'a GateState>, repeat: u32) -> CaseJudge<'a> {
+    /// `rooflines`: the physical limits of the test's cases, when the GPU type is known.
+    pub fn new(
+        plan: &TestPlan,
+        rooflines: &[Roofline],
+        gate: Option<&'a GateState>,
+        repeat: u32,
+    ) -> CaseJudge<'a> {
         let cases = plan
             .cases
             .iter()
             .map(|cp| {
-                (
-                    cp.spec.label.clone(),
-                    cp.expectations(),
-                    cp.roofline.clone(),
-                )
+                let roof = rooflines
+                    .iter()
+                    .find(|r| r.case.label == cp.spec.label)
+                    .cloned();
+                (cp.spec.label.clone(), cp.expectations(), roof)
             })
             .collect();
         CaseJudge {

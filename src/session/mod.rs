@@ -155,6 +155,8 @@ pub enum TestPass {
 /// A run in progress.
 pub struct Session {
     registry: Registry,
+    /// Model configs and GPU type for the physical limits; `None` when the GPU is unknown.
+    physics: Option<(ModelConfigs, String)>,
     /// Baselines, history and the gate's settings; `None` in a dry run.
     gate: Option<GateState>,
     dry_run: bool,
@@ -285,6 +287,10 @@ pub fn start(
         _ => (None, None),
     };
     let session = Session {
+        physics: collection
+            .gpu_type
+            .clone()
+            .map(|gpu| (collection.configs.clone(), gpu)),
         registry,
         gate,
         dry_run: opts.dry_run,
@@ -564,7 +570,7 @@ impl Session {
             let written = write_plan_files(plan, Some(&self.exec.dataset_cache))
                 .map_err(|e| Failure::internal(format!("{e:#}")))?;
             if let Ok(mut p) = self.plans.lock() {
-                p.push(plan.render() + &physics_text(plan) + &written);
+                p.push(plan.render() + &physics_text(self.physics.as_ref(), t) + &written);
             }
         }
         if !plan.blocked.is_empty() {
@@ -598,7 +604,8 @@ impl Session {
             .timeout_minutes
             .map(|m| Duration::from_secs(u64::from(m) * 60))
             .or(self.default_timeout);
-        let judge = CaseJudge::new(plan, self.gate.as_ref(), self.exec.repeat);
+        let roofs = rooflines(self.physics.as_ref(), t).unwrap_or_default();
+        let judge = CaseJudge::new(plan, &roofs, self.gate.as_ref(), self.exec.repeat);
         let mut write_error: Option<String> = None;
         let mut verdicts: Vec<VerdictRecord> = Vec::new();
         let mut on_case = |case: &CaseResult| {
@@ -767,16 +774,26 @@ pub(crate) fn hostname() -> String {
         .unwrap_or_default()
 }
 
-/// The physical limits of a test's cases for the dry run; empty when the GPU type is unknown.
-fn physics_text(plan: &TestPlan) -> String {
-    if let Some(note) = &plan.physics_note {
-        return format!("  physical limits: {note}\n");
+/// The physical limits of a test's cases on the GPU type (computed when the test runs, not for
+/// every name of a list at collection).
+fn rooflines(
+    physics: Option<&(ModelConfigs, String)>,
+    t: &Collected,
+) -> Result<Vec<crate::physics::Roofline>, String> {
+    match (physics, &t.name) {
+        (Some((configs, gpu)), Ok(PerfName::Standard(cfg))) => {
+            crate::physics::rooflines(configs, cfg, gpu).map_err(|e| e.to_string())
+        }
+        _ => Ok(Vec::new()),
     }
-    plan.cases
-        .iter()
-        .filter_map(|c| c.roofline.as_ref())
-        .map(|r| r.limits().render())
-        .collect()
+}
+
+/// The physical limits of a test's cases for the dry run; empty when the GPU type is unknown.
+fn physics_text(physics: Option<&(ModelConfigs, String)>, t: &Collected) -> String {
+    match rooflines(physics, t) {
+        Ok(roofs) => roofs.iter().map(|r| r.limits().render()).collect(),
+        Err(e) => format!("  physical limits: {e}\n"),
+    }
 }
 
 /// Sampling settings for every benchmark step, and the clock lock when asked for one (held
