@@ -22,6 +22,7 @@ pub mod provenance;
 pub mod report;
 pub mod results;
 pub mod runner;
+pub mod serve;
 pub mod shard;
 pub mod slurm;
 pub mod telemetry;

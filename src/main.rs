@@ -75,6 +75,8 @@ enum Command {
     Slurm(perfgate::slurm::SlurmCommand),
     /// Show what GPU telemetry sees: the environment and a few samples (reads only).
     Telemetry(perfgate::telemetry::cli::TelemetryArgs),
+    /// Drive an OpenAI-compatible or Triton server: TTFT, TPOT, ITL, E2EL, throughput.
+    ServeBench(Box<perfgate::serve::cli::ServeBenchArgs>),
 }
 
 #[derive(clap::Args)]
@@ -265,6 +267,7 @@ fn main() -> ExitCode {
         Command::Shards(a) => perfgate::shard::run_cli(a),
         Command::Merge(a) => perfgate::merge::run_cli(a),
         Command::Slurm(perfgate::slurm::SlurmCommand::Submit(a)) => perfgate::slurm::submit(a),
+        Command::ServeBench(a) => perfgate::serve::cli::run_cli(*a),
     };
     match result {
         Ok(code) => code,

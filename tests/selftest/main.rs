@@ -24,6 +24,7 @@ mod physics;
 mod report;
 mod results;
 mod runner;
+mod serve;
 mod shard;
 mod slurm;
 mod telemetry;
