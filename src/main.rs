@@ -77,6 +77,9 @@ enum Command {
     Telemetry(perfgate::telemetry::cli::TelemetryArgs),
     /// Drive an OpenAI-compatible or Triton server: TTFT, TPOT, ITL, E2EL, throughput.
     ServeBench(Box<perfgate::serve::cli::ServeBenchArgs>),
+    /// Time serve-bench's client against serve-mock at zero delay (benches/serve_capacity.sh).
+    #[command(hide = true)]
+    BenchServeClient(perfgate::serve::capacity::CapacityArgs),
 }
 
 #[derive(clap::Args)]
@@ -268,6 +271,7 @@ fn main() -> ExitCode {
         Command::Merge(a) => perfgate::merge::run_cli(a),
         Command::Slurm(perfgate::slurm::SlurmCommand::Submit(a)) => perfgate::slurm::submit(a),
         Command::ServeBench(a) => perfgate::serve::cli::run_cli(*a),
+        Command::BenchServeClient(a) => perfgate::serve::capacity::run_cli(a),
     };
     match result {
         Ok(code) => code,

@@ -28,6 +28,7 @@ pub struct Outgoing {
     pub sample: usize,
     pub t_due_ns: u64,
     pub prompt_tokens_client: Option<u64>,
+    pub prompt_ids: bool,
     pub requested_output_tokens: u64,
     pub reference: Option<String>,
 }
@@ -71,6 +72,7 @@ impl Exchange {
                 http_status: None,
                 error: None,
                 prompt_tokens_client: out.prompt_tokens_client,
+                prompt_ids: out.prompt_ids,
                 output_tokens_client: None,
                 usage: Usage::default(),
                 requested_output_tokens: out.requested_output_tokens,

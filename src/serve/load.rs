@@ -73,6 +73,7 @@ enum Payload {
 
 struct Prepared {
     payload: Payload,
+    prompt_ids: bool,
     prompt_tokens: Option<u64>,
     output_tokens: u64,
     reference: Option<String>,
@@ -324,6 +325,7 @@ fn prepare(
             }
         };
         out.push(Prepared {
+            prompt_ids: matches!(s.prompt, Prompt::Ids(_)),
             payload,
             prompt_tokens: s.prompt_tokens,
             output_tokens: max_tokens,
@@ -415,6 +417,7 @@ impl Shared {
             sample,
             t_due_ns: t_due,
             prompt_tokens_client: p.prompt_tokens,
+            prompt_ids: p.prompt_ids,
             requested_output_tokens: p.output_tokens,
             reference: p.reference.clone(),
         }

@@ -7,6 +7,7 @@
 //! lines, per-request JSONL, the CSV summary and the sweep's Pareto SVG. [`cli`] is the thin
 //! clap shell of `perfgate serve-bench`.
 
+pub mod capacity;
 pub mod cli;
 pub mod dataset;
 pub mod error;

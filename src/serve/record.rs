@@ -102,6 +102,10 @@ pub struct RequestRecord {
     pub error: Option<RequestError>,
     /// Prompt tokens as perfgate counted them (ids sent, or the tokenizer on the text).
     pub prompt_tokens_client: Option<u64>,
+    /// The prompt went as token ids, so the client's count is exact (a text prompt's count
+    /// misses what the server adds: a chat template, a BOS).
+    #[serde(default)]
+    pub prompt_ids: bool,
     /// Output tokens by the client tokenizer on the generated text (needs `--tokenizer`).
     pub output_tokens_client: Option<u64>,
     pub usage: Usage,
@@ -292,6 +296,7 @@ mod tests {
             http_status: Some(200),
             error: None,
             prompt_tokens_client: Some(10),
+            prompt_ids: true,
             output_tokens_client: None,
             usage: Usage::default(),
             requested_output_tokens: 4,

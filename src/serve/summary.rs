@@ -13,7 +13,7 @@ use super::stats::{Summary, percentile_sorted};
 /// What the client itself saw of its own timeliness.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SelfCheck {
-    /// Due → sent, over the measured requests (ms).
+    /// Due → sent (ms), over the measured requests after a closed loop's initial ramp.
     pub send_lag: Summary,
     /// How late a 10 ms ticker on the client's runtime woke up (ms).
     pub loop_lag: Summary,
@@ -65,7 +65,8 @@ pub struct LevelSummary {
     pub osl_mismatch: u64,
     /// Completed requests where server usage and the client tokenizer disagree (output).
     pub output_token_disagreement: u64,
-    /// Completed requests where server usage and the client count disagree (prompt).
+    /// Completed requests sent as token ids whose server prompt count differs from the ids
+    /// sent (text prompts are not compared: a chat template or BOS is the server's to add).
     pub prompt_token_disagreement: u64,
     /// Completed requests whose OSL came from usage / tokenizer / event count.
     pub osl_sources: BTreeMap<String, u64>,
@@ -210,7 +211,8 @@ pub fn summarize(input: SummaryInput<'_>) -> LevelSummary {
     let prompt_token_disagreement = ok
         .iter()
         .filter(|(r, _)| {
-            matches!((r.usage.prompt_tokens, r.prompt_tokens_client), (Some(a), Some(b)) if a != b)
+            r.prompt_ids
+                && matches!((r.usage.prompt_tokens, r.prompt_tokens_client), (Some(a), Some(b)) if a != b)
         })
         .count() as u64;
     let mut osl_sources = BTreeMap::new();
@@ -223,7 +225,19 @@ pub fn summarize(input: SummaryInput<'_>) -> LevelSummary {
         *osl_sources.entry(name.to_string()).or_insert(0) += 1;
     }
 
-    let send_lag: Vec<f64> = derived.iter().map(|d| d.send_lag_ms).collect();
+    // A closed loop's first `concurrency` requests are all due at the level's start and go out
+    // one after another (new connections included): that ramp is the loop starting, not the
+    // client falling behind, so the check looks at the requests after it.
+    let ramp = match input.level {
+        LoadLevel::Concurrency(c) => c as u64,
+        LoadLevel::Rate { .. } => 0,
+    };
+    let send_lag: Vec<f64> = records
+        .iter()
+        .zip(&derived)
+        .filter(|(r, _)| r.index >= ramp)
+        .map(|(_, d)| d.send_lag_ms)
+        .collect();
     let mut self_check = SelfCheck {
         send_lag: summaries(&send_lag, &[99.0]),
         loop_lag: summaries(input.loop_lag_ms, &[99.0]),

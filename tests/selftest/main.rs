@@ -25,6 +25,7 @@ mod report;
 mod results;
 mod runner;
 mod serve;
+mod serve_real;
 mod shard;
 mod slurm;
 mod telemetry;

@@ -778,6 +778,75 @@ fn forced_length_mismatch_and_token_disagreement_make_a_level_invalid() {
         "{:?}",
         s.invalid
     );
+    // A server that counts one prompt token more than the ids sent (ids: the count is exact).
+    let mock = Mock::start(&["--prompt-skew", "1"]);
+    let synthetic = DatasetSource::Synthetic {
+        isl: 16,
+        osl: 2,
+        isl_stdev: 0,
+        osl_stdev: 0,
+    };
+    let mut o = options(
+        &mock.http,
+        Endpoint::Completions,
+        synthetic,
+        LoadLevel::Concurrency(1),
+        3,
+    );
+    o.tokenizer = Some(fixture("tokenizers/deepseek"));
+    let s = bench(&o).levels[0].summary.clone();
+    assert_eq!(s.prompt_token_disagreement, 3);
+    assert!(
+        s.invalid.iter().any(|i| i.contains("prompt token count")),
+        "{:?}",
+        s.invalid
+    );
+    // Text prompts are not compared (the server adds a template or BOS the client never sees).
+    let mut o = options(
+        &mock.http,
+        Endpoint::Chat,
+        prompts(dir.path(), 2),
+        LoadLevel::Concurrency(1),
+        2,
+    );
+    o.tokenizer = Some(fixture("tokenizers/deepseek"));
+    let s = bench(&o).levels[0].summary.clone();
+    assert_eq!(s.prompt_token_disagreement, 0);
+}
+
+#[test]
+fn a_client_that_lags_is_flagged_and_threads_are_an_option() {
+    let mock = Mock::start(&["--ttft-ms", "10", "--itl-ms", "5"]);
+    let dir = tempfile::tempdir().unwrap();
+    let mut o = options(
+        &mock.http,
+        Endpoint::Completions,
+        prompts(dir.path(), 3),
+        LoadLevel::Concurrency(2),
+        8,
+    );
+    o.client_threads = 2;
+    let s = bench(&o).levels[0].summary.clone();
+    assert_eq!(s.completed, 8);
+    assert!(!s.self_check.lagged, "{:?}", s.self_check.reasons);
+    // Any lag at all is above a zero threshold: the level is flagged and invalid.
+    o.metrics.max_send_lag = Duration::ZERO;
+    o.metrics.max_loop_lag = Duration::ZERO;
+    let s = bench(&o).levels[0].summary.clone();
+    assert!(s.self_check.lagged);
+    assert!(
+        s.self_check
+            .reasons
+            .iter()
+            .any(|r| r.contains("event-loop lag")),
+        "{:?}",
+        s.self_check.reasons
+    );
+    assert!(
+        s.invalid.iter().any(|i| i.starts_with("client lagged")),
+        "{:?}",
+        s.invalid
+    );
 }
 
 #[test]

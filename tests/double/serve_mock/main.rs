@@ -172,15 +172,11 @@ fn main() {
 async fn serve(args: Args) -> Result<(), String> {
     raise_nofile();
     let state = Arc::new(script::State::new(args.clone())?);
-    let listener = tokio::net::TcpListener::bind((args.host.as_str(), args.port))
-        .await
-        .map_err(|e| format!("cannot listen on {}:{}: {e}", args.host, args.port))?;
+    let listener = listen(&args.host, args.port).await?;
     let http_addr: SocketAddr = listener.local_addr().map_err(|e| e.to_string())?;
     let grpc_addr = match args.grpc_port {
         Some(port) => {
-            let l = tokio::net::TcpListener::bind((args.host.as_str(), port))
-                .await
-                .map_err(|e| format!("cannot listen on {}:{port}: {e}", args.host))?;
+            let l = listen(&args.host, port).await?;
             let addr = l.local_addr().map_err(|e| e.to_string())?;
             let svc = grpc::TritonService::new(state.clone());
             tokio::spawn(async move {
@@ -223,6 +219,27 @@ async fn serve(args: Args) -> Result<(), String> {
     axum::serve(listener, app)
         .await
         .map_err(|e| format!("HTTP server: {e}"))
+}
+
+/// A listener with a deep accept queue: the capacity benchmark opens 10,000 connections at
+/// once, and tokio's default backlog (1024) would turn the rest into SYN retries.
+async fn listen(host: &str, port: u16) -> Result<tokio::net::TcpListener, String> {
+    let addr = tokio::net::lookup_host((host, port))
+        .await
+        .map_err(|e| format!("{host}:{port}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("{host}:{port}: no address"))?;
+    let sock = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()
+    } else {
+        tokio::net::TcpSocket::new_v6()
+    }
+    .map_err(|e| e.to_string())?;
+    sock.set_reuseaddr(true).map_err(|e| e.to_string())?;
+    sock.bind(addr)
+        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    sock.listen(65_535)
+        .map_err(|e| format!("cannot listen on {addr}: {e}"))
 }
 
 fn raise_nofile() {
