@@ -197,9 +197,6 @@ fn validate(o: &BenchOptions) -> Result<(), ServeError> {
     if o.client_threads == 0 {
         return usage("--client-threads must be at least 1".into());
     }
-    if o.target.endpoint == Endpoint::TritonGrpc && o.target.scrape_metrics.is_some() {
-        // Fine: the metrics URL is HTTP; nothing to check.
-    }
     Ok(())
 }
 

@@ -195,6 +195,33 @@ fn check_exact(report: &RunReport, mock: &Mock) {
     let epoch = report.info.epoch_monotonic_ns;
     let tol = DELIVERY_NS as f64 / 1e6;
     for level in &report.levels {
+        // The level's duration is the first arrival to the last byte the mock sent, within
+        // delivery, so the throughputs (count / duration) are exact to that bound too.
+        let level_traces: Vec<&Value> = level
+            .records
+            .iter()
+            .filter_map(|r| traces.get(&r.request_id))
+            .collect();
+        if level_traces.len() == level.records.len() {
+            let first = level_traces
+                .iter()
+                .map(|t| t["arrival_ns"].as_u64().unwrap())
+                .min()
+                .unwrap();
+            let last = level_traces
+                .iter()
+                .flat_map(|t| t["events"].as_array().unwrap())
+                .map(|e| e["t_ns"].as_u64().unwrap())
+                .max()
+                .unwrap();
+            let s = &level.summary;
+            near(s.duration_s * 1e3, ms(first, last), 2.0 * tol, "duration");
+            assert_eq!(s.request_throughput, s.completed as f64 / s.duration_s);
+            assert_eq!(
+                s.output_throughput,
+                s.total_output_tokens as f64 / s.duration_s
+            );
+        }
         for r in level.records.iter().filter(|r| r.ok()) {
             let t = traces
                 .get(&r.request_id)

@@ -180,7 +180,9 @@ async fn serve(args: Args) -> Result<(), String> {
             let addr = l.local_addr().map_err(|e| e.to_string())?;
             let svc = grpc::TritonService::new(state.clone());
             tokio::spawn(async move {
-                let incoming = tonic::transport::server::TcpIncoming::from(l);
+                // Nagle's algorithm would hold small responses back for ~40 ms.
+                let incoming =
+                    tonic::transport::server::TcpIncoming::from(l).with_nodelay(Some(true));
                 if let Err(e) = tonic::transport::Server::builder()
                     .add_service(svc)
                     .serve_with_incoming(incoming)
@@ -216,6 +218,11 @@ async fn serve(args: Args) -> Result<(), String> {
             axum::routing::post(triton_http::generate_stream),
         )
         .with_state(state);
+    use axum::serve::ListenerExt;
+    let listener = listener.tap_io(|tcp| {
+        // Nagle's algorithm would hold small events back; real servers turn it off too.
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, app)
         .await
         .map_err(|e| format!("HTTP server: {e}"))
