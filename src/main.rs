@@ -79,7 +79,7 @@ enum Command {
     ServeBench(Box<perfgate::serve::cli::ServeBenchArgs>),
     /// Time serve-bench's client against serve-mock at zero delay (benches/serve_capacity.sh).
     #[command(hide = true)]
-    BenchServeClient(perfgate::serve::capacity::CapacityArgs),
+    BenchServeClient(perfgate::serve::cli::CapacityArgs),
 }
 
 #[derive(clap::Args)]
@@ -271,7 +271,7 @@ fn main() -> ExitCode {
         Command::Merge(a) => perfgate::merge::run_cli(a),
         Command::Slurm(perfgate::slurm::SlurmCommand::Submit(a)) => perfgate::slurm::submit(a),
         Command::ServeBench(a) => perfgate::serve::cli::run_cli(*a),
-        Command::BenchServeClient(a) => perfgate::serve::capacity::run_cli(a),
+        Command::BenchServeClient(a) => perfgate::serve::cli::run_capacity_cli(a),
     };
     match result {
         Ok(code) => code,

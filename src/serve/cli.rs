@@ -32,6 +32,7 @@ pub struct ServeBenchArgs {
     /// Server base URL (http://host:port); for triton-grpc, the gRPC address.
     #[arg(long, value_name = "URL")]
     pub url: String,
+    /// The API the requests go to.
     #[arg(long, value_enum, default_value = "completions")]
     pub endpoint: EndpointArg,
     /// Model name (OpenAI `model`, Triton model). Default: the first of /v1/models.
@@ -52,8 +53,10 @@ pub struct ServeBenchArgs {
     /// Output length: synthetic mean, or the length asked for with a prompt file.
     #[arg(long, value_name = "N")]
     pub osl: Option<u64>,
+    /// Standard deviation of the synthetic input lengths.
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub isl_stdev: u64,
+    /// Standard deviation of the synthetic output lengths.
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub osl_stdev: u64,
     /// A dataset file: prepare_dataset JSONL, trtllm_custom JSONL, prompt JSONL
@@ -93,6 +96,7 @@ pub struct ServeBenchArgs {
     /// Requests before the first level, not measured.
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub warmup: u64,
+    /// Seeds the synthetic prompts and the arrival schedule.
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub seed: u64,
 
@@ -100,8 +104,10 @@ pub struct ServeBenchArgs {
     /// output length then makes the level invalid for gating.
     #[arg(long)]
     pub ignore_eos: bool,
+    /// Stream the responses (the default).
     #[arg(long, overrides_with = "no_streaming")]
     pub streaming: bool,
+    /// One response per request: E2EL only, no TTFT/TPOT/ITL.
     #[arg(long)]
     pub no_streaming: bool,
     /// SLOs for goodput, e.g. ttft:200,tpot:50,e2el:2000 (milliseconds).
@@ -123,9 +129,11 @@ pub struct ServeBenchArgs {
     /// Keep each request's generated text in the per-request JSONL.
     #[arg(long)]
     pub keep_text: bool,
+    /// No progress bar (it is drawn on a terminal only anyway).
     #[arg(long)]
     pub no_progress: bool,
 
+    /// A request not finished after this long fails.
     #[arg(long, value_name = "TIME", default_value = "600s", value_parser = parse_duration)]
     pub request_timeout: Duration,
     /// A stream silent for this long fails.
@@ -134,11 +142,13 @@ pub struct ServeBenchArgs {
     /// Wait for the server's health check this long (0: one probe).
     #[arg(long, value_name = "TIME", default_value = "0s", value_parser = parse_duration)]
     pub ready_timeout: Duration,
+    /// A response (or one event) larger than this fails.
     #[arg(long, value_name = "MB", default_value_t = 64)]
     pub max_response_mb: usize,
     /// Scrape Prometheus metrics before and after each level (default URL: <url>/metrics).
     #[arg(long, value_name = "URL", num_args = 0..=1, default_missing_value = "")]
     pub scrape_metrics: Option<String>,
+    /// Sent as `Authorization: Bearer KEY`.
     #[arg(long, env = "OPENAI_API_KEY", hide_env_values = true)]
     pub api_key: Option<String>,
     /// A JSON object merged into every request body (last, so it overrides).
@@ -154,8 +164,10 @@ pub struct ServeBenchArgs {
     /// Client runtime threads (1: the whole client on one core).
     #[arg(long, default_value_t = 1)]
     pub client_threads: usize,
+    /// Send lag p99 above this marks the client as lagging (the level invalid).
     #[arg(long, value_name = "MS", default_value_t = 10.0)]
     pub max_send_lag_ms: f64,
+    /// Event-loop lag p99 above this marks the client as lagging (the level invalid).
     #[arg(long, value_name = "MS", default_value_t = 10.0)]
     pub max_loop_lag_ms: f64,
 }
@@ -455,6 +467,55 @@ fn print_first_errors(records: &[super::RequestRecord], kind: ServerKind) {
             seen.len() - 10
         );
     }
+}
+
+/// `perfgate bench-serve-client`: the thin command.
+#[derive(Debug, clap::Args)]
+pub struct CapacityArgs {
+    /// serve-mock's URL (benches/serve_capacity.sh starts one).
+    #[arg(long)]
+    pub url: String,
+    #[arg(long, default_value_t = 64)]
+    pub concurrency: u32,
+    #[arg(long, default_value_t = 20_000)]
+    pub requests: u64,
+    #[arg(long, default_value_t = 128)]
+    pub osl: u64,
+    #[arg(long, default_value_t = 10_000)]
+    pub streams: u32,
+    #[arg(long, default_value_t = 500.0)]
+    pub stream_itl_ms: f64,
+    #[arg(long, default_value_t = 8)]
+    pub stream_osl: u64,
+    /// Client threads for the many-streams scenario.
+    #[arg(long, default_value_t = 1)]
+    pub stream_client_threads: usize,
+}
+
+pub fn run_capacity_cli(a: CapacityArgs) -> anyhow::Result<std::process::ExitCode> {
+    let dir = tempfile_dir()?;
+    let prompts = dir.join("prompts.jsonl");
+    std::fs::write(&prompts, "{\"input\": \"capacity\"}\n")?;
+    let rows = super::capacity::run(&super::capacity::CapacityOptions {
+        url: a.url,
+        prompts,
+        concurrency: a.concurrency,
+        requests: a.requests,
+        osl: a.osl,
+        streams: a.streams,
+        stream_itl_ms: a.stream_itl_ms,
+        stream_osl: a.stream_osl,
+        stream_client_threads: a.stream_client_threads,
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+    print!("{}", super::capacity::render(&rows?));
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+fn tempfile_dir() -> std::io::Result<std::path::PathBuf> {
+    let dir = std::env::temp_dir().join(format!("perfgate-capacity-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
 }
 
 #[cfg(test)]
