@@ -196,6 +196,8 @@ impl HttpClient {
     async fn read_stream(&self, clock: &Clock, resp: &mut reqwest::Response, ex: &mut Exchange) {
         let mut parser = SseParser::new(self.max_bytes);
         let mut total = 0usize;
+        // The start of the body, to show if it turns out not to be an event stream.
+        let mut head: Vec<u8> = Vec::new();
         loop {
             let chunk = tokio::time::timeout(self.stall, resp.chunk()).await;
             let t = clock.now();
@@ -209,6 +211,9 @@ impl HttpClient {
                             format!("the stream is larger than {} bytes", self.max_bytes),
                         );
                         return;
+                    }
+                    if head.len() < 300 {
+                        head.extend_from_slice(&bytes[..bytes.len().min(300 - head.len())]);
                     }
                     parser.feed(&bytes);
                     loop {
@@ -239,7 +244,16 @@ impl HttpClient {
                     let complete = ex.saw_done
                         || ex.saw_finish
                         || matches!(self.endpoint, Endpoint::Triton | Endpoint::TritonGrpc);
-                    if !complete {
+                    if ex.rec.t_first_event_ns.is_none() && !head.is_empty() {
+                        ex.fail(
+                            t,
+                            ErrorClass::Malformed,
+                            format!(
+                                "the response is not an event stream (no `data:` line): {}",
+                                String::from_utf8_lossy(&head).trim()
+                            ),
+                        );
+                    } else if !complete {
                         ex.fail(
                             t,
                             ErrorClass::Truncated,

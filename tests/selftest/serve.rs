@@ -716,6 +716,20 @@ fn http_errors_in_stream_errors_and_broken_streams() {
 }
 
 #[test]
+fn a_json_body_where_a_stream_was_expected() {
+    // `stream: false` forced through --extra-body: the server answers with one JSON document.
+    fault(
+        &[],
+        Endpoint::Completions,
+        |o| {
+            o.target.extra_body.insert("stream".into(), false.into());
+        },
+        ErrorClass::Malformed,
+        "not an event stream (no `data:` line): {\"id\"",
+    );
+}
+
+#[test]
 fn stalled_streams_and_timeouts() {
     fault(
         &["--stall-after", "1"],
