@@ -31,6 +31,7 @@ pub mod record;
 pub mod report;
 pub mod results;
 pub mod runner;
+pub mod serve;
 pub mod session;
 pub mod shard;
 pub mod slurm;

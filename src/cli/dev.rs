@@ -20,6 +20,8 @@ pub enum DevCommand {
     BenchCpd(BenchCpdArgs),
     /// Time building the dashboard of a synthesized year of nightlies.
     BenchDashboard(super::dashboard::BenchDashboardArgs),
+    /// Time serve-bench's client against serve-mock at zero delay (benches/serve_capacity.sh).
+    BenchServeClient(super::serve_bench::CapacityArgs),
 }
 
 pub fn run(command: DevCommand) -> anyhow::Result<ExitCode> {
@@ -29,6 +31,7 @@ pub fn run(command: DevCommand) -> anyhow::Result<ExitCode> {
         DevCommand::BenchGate(a) => run_bench_gate(a),
         DevCommand::BenchCpd(a) => run_bench_cpd(a),
         DevCommand::BenchDashboard(a) => super::dashboard::run_bench(a),
+        DevCommand::BenchServeClient(a) => super::serve_bench::run_capacity_cli(a),
     }
 }
 

@@ -16,6 +16,7 @@ pub mod lint;
 pub mod merge;
 pub mod parse;
 pub mod plan;
+pub mod serve_bench;
 pub mod shards;
 pub mod slurm;
 pub mod telemetry;
@@ -92,6 +93,8 @@ enum Command {
     Slurm(slurm::SlurmCommand),
     /// Show what GPU telemetry sees: the environment and a few samples (reads only).
     Telemetry(telemetry::TelemetryArgs),
+    /// Drive an OpenAI-compatible or Triton server: TTFT, TPOT, ITL, E2EL, throughput.
+    ServeBench(Box<serve_bench::ServeBenchArgs>),
     /// perfgate's own benchmarks (start-up, parsing, the gate, change points, the dashboard).
     #[command(subcommand)]
     Dev(dev::DevCommand),
@@ -126,6 +129,7 @@ pub fn main() -> ExitCode {
         Command::Shards(a) => shards::run(a),
         Command::Merge(a) => merge::run(a),
         Command::Slurm(c) => slurm::run(c),
+        Command::ServeBench(a) => serve_bench::run_cli(*a),
         Command::Dev(c) => dev::run(c),
     };
     match result {

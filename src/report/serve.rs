@@ -13,6 +13,8 @@ const fn s(label: &'static str, metrics: &'static [&'static str]) -> LabelDef {
 }
 
 pub(crate) static LABELS: &[LabelDef] = &[
+    // TensorRT-LLM's block (and perfgate serve-bench's) starts with the total issued.
+    s("Total requests", &[]),
     s("Successful requests", &["NUM_REQUESTS"]),
     failed("Failed requests"),
     // Settings echoed back, not measurements.
@@ -55,6 +57,33 @@ pub(crate) static LABELS: &[LabelDef] = &[
     s("Mean E2EL (ms)", &["AVG_REQUEST_LATENCY"]),
     s("Median E2EL (ms)", &["MEDIAN_INFERENCE_TIME"]),
     s("P99 E2EL (ms)", &["P99_INFERENCE_TIME"]),
+    // TensorRT-LLM prints a Std Dev line per metric; `--metric-percentiles` adds P-lines
+    // (serve-bench prints P90 and P95 by default). Where the metric table has the same
+    // quantity (trtllm-bench's latency percentiles) it is stored there.
+    s("Std Dev TTFT (ms)", &[]),
+    s("Std Dev TPOT (ms)", &[]),
+    s("Std Dev ITL (ms)", &[]),
+    s("Std Dev E2EL (ms)", &[]),
+    s("P90 TTFT (ms)", &["P90_TTFT"]),
+    s("P95 TTFT (ms)", &["P95_TTFT"]),
+    s("P90 TPOT (ms)", &["P90_TPOT"]),
+    s("P95 TPOT (ms)", &["P95_TPOT"]),
+    s("P90 ITL (ms)", &[]),
+    s("P95 ITL (ms)", &[]),
+    s("P90 E2EL (ms)", &[]),
+    s("P95 E2EL (ms)", &[]),
+    // Speculative decoding (TensorRT-LLM): upstream's d_al is the mean, the acceptance length.
+    s(
+        "Mean Avg Decoded Tokens per Iter",
+        &["AVG_ACCEPTANCE_LENGTH"],
+    ),
+    s("Median Avg Decoded Tokens per Iter", &[]),
+    s("Std Dev Avg Decoded Tokens per Iter", &[]),
+    s("Min Avg Decoded Tokens per Iter", &[]),
+    s("Max Avg Decoded Tokens per Iter", &[]),
+    s("P90 Avg Decoded Tokens per Iter", &[]),
+    s("P95 Avg Decoded Tokens per Iter", &[]),
+    s("P99 Avg Decoded Tokens per Iter", &[]),
 ];
 
 /// Sub-headers, as bits of a mask, with the metrics each promises.

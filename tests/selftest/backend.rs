@@ -107,7 +107,6 @@ impl Backend for ProbeBackend {
             dir: r.dir.clone(),
             steps: vec![server, probe],
             metrics: vec!["TOKEN_THROUGHPUT", "P50_LATENCY"],
-            roofline: None,
         });
         tp
     }

@@ -27,6 +27,8 @@ mod power;
 mod report;
 mod results;
 mod runner;
+mod serve;
+mod serve_real;
 mod shard;
 mod slurm;
 mod telemetry;
