@@ -236,7 +236,7 @@ impl CollectOptions {
                 continue; // pinned to another GPU / stage
             }
             let test_id = entry.test_id(prefix);
-            let name = config::parse(&entry.raw);
+            let name = config::parse_test(entry.function, &entry.raw);
             let plan = name.as_ref().ok().map(|n| {
                 if entry.markers.bench_args.is_empty() {
                     registry.plan(&entry.raw, n, &configs, &plan_opts)

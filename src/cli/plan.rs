@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use super::args::CommonArgs;
 use crate::backend::Registry;
-use crate::config::{self, PerfName};
+use crate::config::{self, PerfName, TestFunction};
 use crate::testlist;
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -87,10 +87,10 @@ pub struct StepJson {
 }
 
 pub fn run_plan(a: PlanArgs) -> anyhow::Result<ExitCode> {
-    let mut names: Vec<String> = a
+    let mut names: Vec<(TestFunction, String)> = a
         .names
         .iter()
-        .map(|id| raw_name(id))
+        .map(|id| test_name(id))
         .collect::<anyhow::Result<_>>()?;
     if let Some(path) = &a.names_from {
         // The list reader: comments, markers and test ids handled as in a run.
@@ -98,7 +98,7 @@ pub fn run_plan(a: PlanArgs) -> anyhow::Result<ExitCode> {
         if let Some(e) = list.errors().next() {
             anyhow::bail!("{e}");
         }
-        names.extend(list.entries.into_iter().map(|e| e.raw));
+        names.extend(list.entries.into_iter().map(|e| (e.function, e.raw)));
     }
     if names.is_empty() {
         match &a.names_from {
@@ -117,9 +117,9 @@ pub fn run_plan(a: PlanArgs) -> anyhow::Result<ExitCode> {
     let registry = Registry::builtin();
     let mut out = std::io::stdout().lock();
     let mut failed = false;
-    for raw in &names {
+    for (function, raw) in &names {
         let raw = raw.as_str();
-        let parsed = config::parse(raw);
+        let parsed = config::parse_test(*function, raw);
         let plan = parsed
             .as_ref()
             .ok()
@@ -173,16 +173,27 @@ pub fn run_plan(a: PlanArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// `perf/test_perf.py::test_perf[NAME]` (with any prefix) → `NAME`; a bare name is kept.
 /// `perf/test_perf.py::test_perf[NAME]` (with any prefix, as CI ids carry the GPU) → `NAME`;
 /// a bare name is kept.
 pub fn raw_name(id: &str) -> anyhow::Result<String> {
-    let from_func = id
-        .find("perf/test_perf.py::test_perf[")
+    match test_name(id)? {
+        (TestFunction::Perf, raw) => Ok(raw),
+        (TestFunction::PerfSanity, _) => {
+            anyhow::bail!("`{id}` is a perf-sanity test, not a test_perf name")
+        }
+    }
+}
+
+/// A test id of either function (with any prefix) → its function and `[...]`; a bare name is
+/// a test_perf name.
+pub fn test_name(id: &str) -> anyhow::Result<(TestFunction, String)> {
+    let from_func = [TestFunction::Perf, TestFunction::PerfSanity]
+        .iter()
+        .find_map(|f| id.find(&format!("{}[", f.node())))
         .map_or(id, |i| &id[i..]);
     match testlist::parse_test_id(from_func) {
-        Ok(Some((_, raw))) => Ok(raw),
-        Ok(None) => anyhow::bail!("`{id}` is not a test_perf test"),
+        Ok(Some((_, function, raw))) => Ok((function, raw)),
+        Ok(None) => anyhow::bail!("`{id}` is not a test_perf or test_perf_sanity test"),
         Err(e) => anyhow::bail!("{e}"),
     }
 }
