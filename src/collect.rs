@@ -140,9 +140,16 @@ impl CollectOptions {
         configs: &ModelConfigs,
         system: Option<&System>,
     ) -> anyhow::Result<PlanOptions> {
+        let gpu = self.gpu_type(system, configs);
+        let mut serve = self.plan.serve.clone();
+        // Upstream's records name the GPU by its product's last word (B200, H200, ...).
+        if let Some(g) = &gpu {
+            serve.gpu_type = crate::perf_sanity::gpu_type(g.split('_').next().unwrap_or(g)).into();
+        }
         Ok(PlanOptions {
             sm: self.resolve_sm(configs, system)?,
-            gpu: self.gpu_type(system, configs),
+            gpu,
+            serve,
             ..self.plan.clone()
         })
     }

@@ -171,6 +171,7 @@ fn plan(request: &PlanRequest) -> TestPlan {
             num_requests: Some(d.num_requests),
             input_len: (d.input_stdev == 0).then_some(d.input_mean),
             output_len: (d.output_stdev == 0).then_some(d.output_mean),
+            max_concurrency: None,
         });
         let (yaml, notes) = llm_api_file(cfg, &tp.canonical, &model, &case_dir, configs, opts);
         tp.blocked.extend(notes);
@@ -209,6 +210,9 @@ fn plan(request: &PlanRequest) -> TestPlan {
             steps,
             metrics: metrics.clone(),
             roofline,
+            group: None,
+            gated: Vec::new(),
+            upstream_record: None,
         });
     }
     tp

@@ -33,7 +33,10 @@ fn is_engine_label(label: &str) -> bool {
     let well_formed = chars.next().is_some_and(|c| c.is_ascii_lowercase())
         && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '.'));
     well_formed
-        && !matches!(label, "exe" | "streaming" | "static_batching" | "mp" | "build_only")
+        && !matches!(
+            label,
+            "exe" | "streaming" | "static_batching" | "mp" | "build_only"
+        )
         && DataType::from_label(label).is_none()
         && Mode::from_label(label).is_none()
         && closest(label, DataType::ALL.iter().map(|d| d.as_str()), 1).is_empty()

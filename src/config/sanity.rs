@@ -34,8 +34,13 @@ pub enum SanityKind {
         select: Option<Vec<String>>,
     },
     /// A disaggregated config's context worker run aggregated (output length 1).
-    CtxOnly { config: String },
-    Disaggregated { mode: DisaggMode, config: String },
+    CtxOnly {
+        config: String,
+    },
+    Disaggregated {
+        mode: DisaggMode,
+        config: String,
+    },
 }
 
 /// What a disaggregated perf-sanity test measures.
@@ -212,9 +217,7 @@ mod tests {
         );
         // Server names may hold `-`: the selection is the rest, re-joined.
         let s = parse_sanity("aggr-cfg-x-y").expect("ok");
-        assert!(
-            matches!(&s.kind, SanityKind::Aggregated { select: Some(v), .. } if v == &["x-y"])
-        );
+        assert!(matches!(&s.kind, SanityKind::Aggregated { select: Some(v), .. } if v == &["x-y"]));
         let c = parse_sanity("aggr_upload-ctx_only-b200_deepseek-r1-fp4_1k1k").expect("ok");
         assert_eq!(
             c.kind,

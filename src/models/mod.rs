@@ -83,7 +83,8 @@ impl ModelConfigs {
             "<embedded model_configs/llm_api_rules.yaml>",
         );
         let gpus = parse_gpus(EMBEDDED_GPUS, "<embedded model_configs/gpus.yaml>");
-        let servers = ServerRecipes::parse(EMBEDDED_SERVERS, "<embedded model_configs/servers.yaml>");
+        let servers =
+            ServerRecipes::parse(EMBEDDED_SERVERS, "<embedded model_configs/servers.yaml>");
         match (rules, gpus, servers) {
             (Ok(rules), Ok(gpus), Ok(servers)) => ModelConfigs {
                 catalog: Catalog::embedded(),
@@ -146,6 +147,11 @@ pub struct ModelInfo {
     pub bench_args: Vec<String>,
     /// Key into the catalog's `architectures:` (the facts the physics check needs).
     pub arch: Option<String>,
+    /// The tokenizer directory relative to the models root, when the checkpoint is not one (a
+    /// GGUF file served by llama.cpp).
+    pub tokenizer: Option<String>,
+    /// The checkpoint perf-sanity uses where its `MODEL_PATH_DICT` differs from test_perf's.
+    pub sanity_path: Option<String>,
 }
 
 impl ModelInfo {
@@ -157,6 +163,12 @@ impl ModelInfo {
         let mut problems = Vec::new();
         if let Some(p) = &self.path {
             problems.extend(relative_path_problem("path", p));
+        }
+        if let Some(p) = &self.tokenizer {
+            problems.extend(relative_path_problem("tokenizer", p));
+        }
+        if let Some(p) = &self.sanity_path {
+            problems.extend(relative_path_problem("sanity_path", p));
         }
         for p in &self.lora {
             problems.extend(relative_path_problem("lora", p));

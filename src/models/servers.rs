@@ -180,19 +180,24 @@ impl ServerRecipes {
             let r = spanned.value;
             let bad = |msg: String| anyhow::anyhow!("{}: server `{name}`: {msg}", at(line));
             let well_formed = name.chars().next().is_some_and(|c| c.is_ascii_lowercase())
-                && name
-                    .chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '.'));
+                && name.chars().all(|c| {
+                    c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '.')
+                });
             if !well_formed {
                 return Err(bad(
                     "a recipe name is a test-name label: lower-case letters, digits, `_` and `.`, starting with a letter".into(),
                 ));
             }
-            if matches!(name.as_str(), "pytorch" | "_autodeploy" | "streaming" | "exe") {
+            if matches!(
+                name.as_str(),
+                "pytorch" | "_autodeploy" | "streaming" | "exe"
+            ) {
                 return Err(bad(format!("`{name}` is a word of the test-name grammar")));
             }
             if r.command.is_empty() || r.command.iter().any(|w| w.trim().is_empty()) {
-                return Err(bad("command: expected a program (and subcommand), no empty words".into()));
+                return Err(bad(
+                    "command: expected a program (and subcommand), no empty words".into(),
+                ));
             }
             let mut args = Vec::new();
             let mut words: Vec<String> = Vec::new();
@@ -234,7 +239,8 @@ impl ServerRecipes {
                 }
             } else if !uses("port") {
                 return Err(bad(
-                    "args: pass `{port}` (a free port the runner picks) or set ready.report_addr".into(),
+                    "args: pass `{port}` (a free port the runner picks) or set ready.report_addr"
+                        .into(),
                 ));
             }
             if !r.ready.path.starts_with('/') {
@@ -303,6 +309,17 @@ impl ServerRecipes {
 }
 
 impl ServerRecipe {
+    /// Whether an argument passes `{placeholder}`.
+    pub fn uses(&self, placeholder: &str) -> bool {
+        self.args.iter().any(|a| {
+            let words: &[String] = match a {
+                ArgGroup::Word(w) => std::slice::from_ref(w),
+                ArgGroup::Optional(g) => g,
+            };
+            words.iter().any(|w| placeholders(w).contains(&placeholder))
+        })
+    }
+
     /// The argv with every placeholder `values` has filled in; a group with a placeholder
     /// lacking a value is left out, and so is a bare word (a mistake in the recipe, reported).
     /// `{port}` and `{report_addr}` are for the runner and stay when `values` lacks them.

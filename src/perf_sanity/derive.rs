@@ -298,7 +298,12 @@ impl Server {
     /// an external config when one is named (the inline keys win), the speculative model
     /// joined to the models root and a relative load-balancer path to the source root.
     /// `external` is the parsed `extra_llm_api_config_path` file.
-    pub fn llm_api_config(&self, external: Option<&Value>, models_root: &str, llm_root: &str) -> Value {
+    pub fn llm_api_config(
+        &self,
+        external: Option<&Value>,
+        models_root: &str,
+        llm_root: &str,
+    ) -> Value {
         let inline: Map<String, Value> = self
             .data
             .iter()
@@ -335,13 +340,24 @@ impl Server {
 
     /// The YAML upstream writes: `yaml.dump(config, default_flow_style=False,
     /// sort_keys=False)`.
-    pub fn llm_api_yaml(&self, external: Option<&Value>, models_root: &str, llm_root: &str) -> String {
+    pub fn llm_api_yaml(
+        &self,
+        external: Option<&Value>,
+        models_root: &str,
+        llm_root: &str,
+    ) -> String {
         to_pyyaml_unsorted(&self.llm_api_config(external, models_root, llm_root))
     }
 
     /// `ServerConfig.to_cmd` (without upstream's host, port and report-address flags, which
     /// the caller appends): `[numactl -m 0,1] trtllm-serve <model> --backend <b> --config <yaml>`.
-    pub fn argv(&self, trtllm_serve: &[String], model_path: &str, config_path: &str, numa_bind: bool) -> Vec<String> {
+    pub fn argv(
+        &self,
+        trtllm_serve: &[String],
+        model_path: &str,
+        config_path: &str,
+        numa_bind: bool,
+    ) -> Vec<String> {
         let mut argv: Vec<String> = Vec::new();
         if numa_bind {
             // One argv word, as upstream passes it.
@@ -419,18 +435,33 @@ impl Server {
             "b_enable_chunked_prefill",
             get(d, "enable_chunked_prefill", json!(false)),
         );
-        put("b_enable_attention_dp", get(d, "enable_attention_dp", json!(false)));
-        put("b_trust_remote_code", get(d, "trust_remote_code", json!(false)));
+        put(
+            "b_enable_attention_dp",
+            get(d, "enable_attention_dp", json!(false)),
+        );
+        put(
+            "b_trust_remote_code",
+            get(d, "trust_remote_code", json!(false)),
+        );
         put(
             "b_enable_lm_head_tp_in_adp",
             get(d, "enable_lm_head_tp_in_adp", json!(false)),
         );
         put("s_serving_backend", json!(self.backend));
-        put("b_attention_dp_balance", get(&adp, "enable_balance", json!(false)));
-        put("l_batching_wait_iters", get(&adp, "batching_wait_iters", json!(0)));
+        put(
+            "b_attention_dp_balance",
+            get(&adp, "enable_balance", json!(false)),
+        );
+        put(
+            "l_batching_wait_iters",
+            get(&adp, "batching_wait_iters", json!(0)),
+        );
         put("l_timeout_iters", get(&adp, "timeout_iters", json!(60)));
         put("s_moe_backend", get(&moe, "backend", json!("")));
-        put("l_moe_max_num_tokens", get(&moe, "max_num_tokens", json!(0)));
+        put(
+            "l_moe_max_num_tokens",
+            get(&moe, "max_num_tokens", json!(0)),
+        );
         put(
             "b_use_low_precision_moe_combine",
             get(&moe, "use_low_precision_moe_combine", json!(false)),
@@ -450,12 +481,18 @@ impl Server {
         );
         put("s_cuda_graph_batch_sizes", json!(join(&cuda_sizes)));
         put("s_kv_cache_dtype", get(&kv, "dtype", json!("fp8")));
-        put("b_enable_block_reuse", get(&kv, "enable_block_reuse", json!(false)));
+        put(
+            "b_enable_block_reuse",
+            get(&kv, "enable_block_reuse", json!(false)),
+        );
         put(
             "d_free_gpu_memory_fraction",
             get(&kv, "free_gpu_memory_fraction", json!(0.8)),
         );
-        put("s_cache_transceiver_backend", get(&ct, "backend", json!("")));
+        put(
+            "s_cache_transceiver_backend",
+            get(&ct, "backend", json!("")),
+        );
         put(
             "l_cache_transceiver_max_tokens_in_buffer",
             get(&ct, "max_tokens_in_buffer", json!(0)),
@@ -468,8 +505,14 @@ impl Server {
             "l_force_num_accepted_tokens",
             json!(self.force_num_accepted_tokens),
         );
-        put("s_speculative_model_dir", get(&spec, "speculative_model", json!("")));
-        put("b_eagle3_one_model", get(&spec, "eagle3_one_model", json!(false)));
+        put(
+            "s_speculative_model_dir",
+            get(&spec, "speculative_model", json!("")),
+        );
+        put(
+            "b_eagle3_one_model",
+            get(&spec, "eagle3_one_model", json!(false)),
+        );
         put("s_server_log_link", json!(""));
         put("s_server_env_var", json!(self.env_vars));
         m
@@ -570,14 +613,18 @@ impl Client {
     /// Whether every request has exactly `isl` input tokens (a random dataset with range
     /// ratio 0).
     pub fn fixed_lengths(&self, models_root: &str) -> bool {
-        self.dataset_path(models_root).is_none()
-            && self.random_range_ratio.as_f64() == Some(0.0)
+        self.dataset_path(models_root).is_none() && self.random_range_ratio.as_f64() == Some(0.0)
     }
 
     /// `ClientConfig._to_default_benchmark_cmd` without upstream's `--host/--port` (appended by
     /// the caller): `client` is the command that stands for
     /// `python -m tensorrt_llm.serve.scripts.benchmark_serving`.
-    pub fn upstream_argv(&self, client: &[String], model_path: &str, models_root: &str) -> Vec<String> {
+    pub fn upstream_argv(
+        &self,
+        client: &[String],
+        model_path: &str,
+        models_root: &str,
+    ) -> Vec<String> {
         let mut argv: Vec<String> = client.to_vec();
         argv.extend([
             "--model".into(),
@@ -681,9 +728,7 @@ pub struct DisaggSettings {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Expanded {
     /// Servers run one after another, each with its clients.
-    Aggregated {
-        servers: Vec<(Server, Vec<Client>)>,
-    },
+    Aggregated { servers: Vec<(Server, Vec<Client>)> },
     /// Context and generation workers behind one disaggregated server, and its clients.
     Disaggregated {
         ctx: Server,
@@ -791,7 +836,10 @@ pub fn expand_disaggregated(id: &SanityId, file: &Disaggregated) -> Result<Expan
         None => vec![1],
         Some(Value::String(s)) => s
             .split_whitespace()
-            .map(|x| x.parse().map_err(|_| format!("concurrency_list: `{x}` is not an integer")))
+            .map(|x| {
+                x.parse()
+                    .map_err(|_| format!("concurrency_list: `{x}` is not an integer"))
+            })
             .collect::<Result<_, _>>()?,
         Some(Value::Array(a)) => a
             .iter()
@@ -880,7 +928,11 @@ pub fn expand_disaggregated(id: &SanityId, file: &Disaggregated) -> Result<Expan
         }
         data.insert(
             "concurrency".into(),
-            if run == "aggr" { json!(-1) } else { json!(first) },
+            if run == "aggr" {
+                json!(-1)
+            } else {
+                json!(first)
+            },
         );
         data.insert("name".into(), json!(name));
         data.insert("model_name".into(), json!(file.model_name));
@@ -994,7 +1046,11 @@ pub fn disagg_server_config(
             v.clone()
         }
     };
-    let ctx: Vec<String> = ctx_urls.iter().enumerate().map(|(i, u)| slot(u, i)).collect();
+    let ctx: Vec<String> = ctx_urls
+        .iter()
+        .enumerate()
+        .map(|(i, u)| slot(u, i))
+        .collect();
     let gen_: Vec<String> = gen_urls
         .iter()
         .enumerate()
@@ -1029,7 +1085,11 @@ pub fn disagg_server_config(
 /// The record upstream uploads for one aggregated case, without its metrics and job fields:
 /// `s_gpu_type`, `s_runtime`, the server's and client's fields and `s_test_case_name`; and the
 /// keys its baseline is matched on.
-pub fn aggregated_record(server: &Server, client: &Client, gpu_type: &str) -> (Map<String, Value>, Vec<String>) {
+pub fn aggregated_record(
+    server: &Server,
+    client: &Client,
+    gpu_type: &str,
+) -> (Map<String, Value>, Vec<String>) {
     let mut m = Map::new();
     m.insert("s_gpu_type".into(), json!(gpu_type));
     // Upstream's test: a server using fewer GPUs than the node has is "multi_node" (sic).

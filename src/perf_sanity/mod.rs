@@ -141,7 +141,8 @@ impl SanityFile {
             let parsed = crate::textutil::read_text(&full)
                 .map_err(|e| format!("{e}"))
                 .and_then(|t| {
-                    yaml::parse(&t).map_err(|e| format!("{}:{}: {}", full.display(), e.line, e.message))
+                    yaml::parse(&t)
+                        .map_err(|e| format!("{}:{}: {}", full.display(), e.line, e.message))
                 });
             match parsed {
                 Ok(node) => match node.to_json() {

@@ -404,11 +404,7 @@ impl Checker<'_> {
                 root.line,
                 format!(
                     "expected a mapping with {}, found {}",
-                    known
-                        .iter()
-                        .map(|(k, _)| *k)
-                        .collect::<Vec<_>>()
-                        .join(", "),
+                    known.iter().map(|(k, _)| *k).collect::<Vec<_>>().join(", "),
                     root.kind()
                 ),
             );
@@ -432,16 +428,15 @@ impl Checker<'_> {
             if let Some(child) = node.get(parent)
                 && child.entries().is_some()
             {
-                self.section(
-                    child,
-                    &format!("{at}{parent}."),
-                    keys,
-                    Unknown::PassThrough,
-                );
+                self.section(child, &format!("{at}{parent}."), keys, Unknown::PassThrough);
             }
         }
         if let Some(Scalar::Str(env)) = node.get("server_env_var").map(|n| &n.value) {
-            self.env_string(node.key_line("server_env_var"), &format!("{at}server_env_var"), env);
+            self.env_string(
+                node.key_line("server_env_var"),
+                &format!("{at}server_env_var"),
+                env,
+            );
         }
     }
 

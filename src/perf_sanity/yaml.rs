@@ -428,7 +428,10 @@ mod tests {
         assert_eq!(keys, ["z", "a", "b"]);
         assert_eq!(n.key_line("b"), 6);
         assert_eq!(n.to_json()["b"]["spec"]["n"], 3);
-        assert_eq!(n.get("a").and_then(|a| a.get("spec")).map(|s| s.line), Some(4));
+        assert_eq!(
+            n.get("a").and_then(|a| a.get("spec")).map(|s| s.line),
+            Some(4)
+        );
     }
 
     #[test]

@@ -13,6 +13,8 @@ const fn s(label: &'static str, metrics: &'static [&'static str]) -> LabelDef {
 }
 
 pub(crate) static LABELS: &[LabelDef] = &[
+    // TensorRT-LLM prints the requests sent first; successful + failed = total.
+    s("Total requests", &[]),
     s("Successful requests", &["NUM_REQUESTS"]),
     failed("Failed requests"),
     // Settings echoed back, not measurements.
@@ -41,6 +43,27 @@ pub(crate) static LABELS: &[LabelDef] = &[
     s("User throughput (tok/s)", &["USER_THROUGHPUT"]),
     s("Mean Request AR", &["MEAN_REQUEST_ACCEPTANCE_RATE"]),
     s("Median Request AR", &["MEDIAN_REQUEST_ACCEPTANCE_RATE"]),
+    // `Avg Decoded Tokens per Iter` (speculative decoding only; no unit).
+    s(
+        "Mean Avg Decoded Tokens per Iter",
+        &["AVG_DECODED_TOKENS_PER_ITER"],
+    ),
+    s("Median Avg Decoded Tokens per Iter", &[]),
+    s("Std Dev Avg Decoded Tokens per Iter", &[]),
+    s("Min Avg Decoded Tokens per Iter", &[]),
+    s("Max Avg Decoded Tokens per Iter", &[]),
+    s("P99 Avg Decoded Tokens per Iter", &[]),
+    // Failure summary inside the block, after `!FAILED REQUESTS!`.
+    s("Total failed requests", &[]),
+    // TensorRT-LLM prints a population standard deviation per percentile metric; vLLM does not.
+    s("Std Dev TTFT (ms)", &[]),
+    s("Std Dev TPOT (ms)", &[]),
+    s("Std Dev ITL (ms)", &[]),
+    s("Std Dev E2EL (ms)", &[]),
+    // Energy (servers exposing /energy_metrics).
+    s("Total Energy (J)", &[]),
+    s("Output Tokens per Second per Watt (tps/W)", &[]),
+    s("Total GPU Power (W)", &[]),
     s("Mean TTFT (ms)", &["FIRST_TOKEN_TIME"]),
     s("Median TTFT (ms)", &["MEDIAN_FIRST_TOKEN_TIME"]),
     s("P99 TTFT (ms)", &["P99_FIRST_TOKEN_TIME"]),

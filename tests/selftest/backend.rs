@@ -108,6 +108,9 @@ impl Backend for ProbeBackend {
             steps: vec![server, probe],
             metrics: vec!["TOKEN_THROUGHPUT", "P50_LATENCY"],
             roofline: None,
+            group: None,
+            gated: Vec::new(),
+            upstream_record: None,
         });
         tp
     }
