@@ -302,13 +302,16 @@ pub struct GateArgs {
     #[arg(long, env = "PERF_MAX_RERUNS", default_value_t = 2)]
     pub max_reruns: u32,
     /// The metrics that can fail a test; every other metric gets a verdict, reported only.
+    /// Default: TOKEN_THROUGHPUT, P50_TPOT, P50_TTFT, MEDIAN_OUTPUT_TOKEN_TIME,
+    /// MEDIAN_FIRST_TOKEN_TIME, DISAGG_SERVER_E2EL, and for serving cases also
+    /// TOTAL_OUTPUT_THROUGHPUT, TOTAL_TOKEN_THROUGHPUT (and AVG_DECODED_TOKENS_PER_ITER when
+    /// speculative); given, exactly these.
     #[arg(
         long = "gate-metrics",
         env = "PERF_GATE_METRICS",
-        value_delimiter = ',',
-        default_values = crate::gate::evaluate::DEFAULT_GATED
+        value_delimiter = ','
     )]
-    pub gated: Vec<String>,
+    pub gated: Option<Vec<String>>,
     /// The history database (SQLite); set it once for a machine with PERF_HISTORY, e.g. in
     /// `.cargo/config.toml` `[env]`. Default: <output-dir>/history.sqlite.
     #[arg(long, env = "PERF_HISTORY")]
@@ -485,7 +488,13 @@ impl HarnessArgs {
                 mode: self.gate.mode,
                 fail_on: self.gate.fail_on,
                 max_reruns: self.gate.max_reruns,
-                gated: self.gate.gated.clone(),
+                gated: self.gate.gated.clone().unwrap_or_else(|| {
+                    crate::gate::evaluate::DEFAULT_GATED
+                        .iter()
+                        .map(|m| m.to_string())
+                        .collect()
+                }),
+                gated_explicit: self.gate.gated.is_some(),
                 history: self.gate.history.clone(),
                 no_history: self.gate.no_history,
                 baselines: self.gate.baselines.clone(),

@@ -94,6 +94,12 @@ impl SanityFile {
             content: None,
             externals: BTreeMap::new(),
         };
+        if !path.is_file() {
+            let message = missing_message(path);
+            file.diagnostics
+                .push(Diagnostic::error(file.source(0), message));
+            return file;
+        }
         let text = match crate::textutil::read_text(path) {
             Ok(t) => t,
             Err(e) => {
@@ -198,6 +204,40 @@ impl SanityFile {
             None => Err(format!("{}: unreadable", self.path.display())),
         }
     }
+}
+
+/// A missing config: the configs its folder does have (the closest first), and how the folder
+/// is chosen.
+fn missing_message(path: &Path) -> String {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter_map(|e| {
+                    let n = e.file_name().to_string_lossy().into_owned();
+                    n.strip_suffix(".yaml").map(str::to_string)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    let want = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let near = crate::textutil::closest(&want, names.iter().map(String::as_str), 3);
+    let found = if !dir.is_dir() {
+        format!("the folder {} does not exist", dir.display())
+    } else if near.is_empty() {
+        format!("{} config(s) in {}", names.len(), dir.display())
+    } else {
+        format!("closest: {}", near.join(", "))
+    };
+    format!(
+        "no such perf-sanity config ({found}); the folders are set by --llm-root, \
+         --perf-sanity-dir or AGG_CONFIG_FOLDER / DISAGG_CONFIG_FOLDER"
+    )
 }
 
 fn kind(v: &Value) -> &'static str {
