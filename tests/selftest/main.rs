@@ -26,6 +26,7 @@ mod physics;
 mod report;
 mod results;
 mod runner;
+mod serve;
 mod shard;
 mod slurm;
 mod telemetry;
