@@ -314,7 +314,7 @@ pub fn execute(
                     stop = true;
                     break;
                 }
-                let m = measure(
+                let mut m = measure(
                     &mut runner,
                     &reader,
                     step,
@@ -323,6 +323,23 @@ pub fn execute(
                     opts.telemetry.as_ref(),
                 );
                 stop = m.state != State::Valid;
+                if stop {
+                    // A service that died under the step is the reason the step failed.
+                    let died = services.check_alive().and(match group.as_mut() {
+                        Some(g) => g.scope.check_alive(),
+                        None => Ok(()),
+                    });
+                    if let Err(e) = died {
+                        let first = e.to_string();
+                        if let Some(g) = group.as_mut() {
+                            g.failed = Some(first.lines().next().unwrap_or_default().into());
+                        }
+                        m.reason = Some(match m.reason.take() {
+                            Some(r) => format!("{r}\n{first}"),
+                            None => first,
+                        });
+                    }
+                }
                 case.measurements.push(m);
                 if stop {
                     break;

@@ -129,6 +129,10 @@ pub struct ServeArgs {
     /// `<llm-root>/tests/scripts/perf-sanity/`).
     #[arg(long, env = "PERF_SANITY_DIR", value_name = "DIR")]
     pub perf_sanity_dir: Option<PathBuf>,
+    /// The host disaggregated workers bind and report (default: this machine's host name, as
+    /// upstream's `socket.gethostname()`).
+    #[arg(long, env = "PERF_SERVE_HOST", value_name = "HOST")]
+    pub serve_host: Option<String>,
     /// Seconds a server may take to become ready (default: upstream's 3600 for trtllm-serve,
     /// or its TRTLLM_TEST_*_SERVER_READY_TIMEOUT variables; a recipe's own for other engines).
     #[arg(long, env = "PERF_READY_TIMEOUT", value_name = "SECONDS")]
@@ -181,10 +185,10 @@ impl ServeArgs {
                 env,
             ),
             llm_root: llm_root.to_path_buf(),
-            hostname: if hostname.is_empty() {
-                "localhost".into()
-            } else {
-                hostname
+            hostname: match &self.serve_host {
+                Some(h) => h.clone(),
+                None if hostname.is_empty() => "localhost".into(),
+                None => hostname,
             },
             ready_timeout: self.ready_timeout.map(Duration::from_secs),
             upstream_ready_timeouts: (upstream("AGG"), upstream("DISAGG")),

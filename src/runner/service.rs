@@ -378,10 +378,12 @@ impl Service {
                 },
             };
             if ready {
-                if service.addr.is_none()
-                    && let Readiness::Http { url } = &spec.ready
+                // Later steps reach the service as its readiness check did (`localhost` stays
+                // `localhost`).
+                if let Readiness::Http { url } = &spec.ready
+                    && let Some(authority) = url_authority(&substitute(url, subs))
                 {
-                    service.addr = url_authority(&substitute(url, subs));
+                    service.addr = Some(authority);
                 }
                 return Ok(service);
             }

@@ -14,6 +14,7 @@ mod dataset;
 mod double;
 mod e2e;
 mod e2e_gate;
+mod e2e_serve;
 mod e2e_telemetry;
 mod gate_stats;
 mod gate_verdicts;

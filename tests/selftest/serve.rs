@@ -58,7 +58,11 @@ fn json_env(v: &Value) -> BTreeMap<String, String> {
 
 fn strings(v: &Value) -> Vec<String> {
     v.as_array()
-        .map(|a| a.iter().map(|s| s.as_str().unwrap_or_default().to_string()).collect())
+        .map(|a| {
+            a.iter()
+                .map(|s| s.as_str().unwrap_or_default().to_string())
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -109,7 +113,11 @@ fn perf_sanity_plans_are_what_upstream_runs() {
             let yaml = got
                 .files
                 .iter()
-                .find(|f| f.path.extension().is_some_and(|e| e == "yml" || e == "yaml"))
+                .find(|f| {
+                    f.path
+                        .extension()
+                        .is_some_and(|e| e == "yml" || e == "yaml")
+                })
                 .expect("a config file");
             assert_eq!(
                 fill(&yaml.contents, ""),
@@ -132,7 +140,11 @@ fn perf_sanity_plans_are_what_upstream_runs() {
             env.insert("PYTHONUNBUFFERED".into(), "1".into());
             assert_eq!(env_map(client), env, "{id}: client env");
             let record = c.upstream_record.as_ref().expect("record");
-            assert_eq!(record["fields"], w["record"], "{id}: record of {}", c.spec.label);
+            assert_eq!(
+                record["fields"], w["record"],
+                "{id}: record of {}",
+                c.spec.label
+            );
             assert_eq!(record["match_keys"], w["match_keys"], "{id}: match keys");
         }
         checked += 1;
@@ -177,10 +189,14 @@ fn perf_sanity_groups_gates_and_metrics() {
     // perfgate's client: the same workload, from the dataset upstream names.
     let client = plan.cases[1].first_measure().expect("client");
     let argv = client.argv.join(" ");
-    assert!(argv.starts_with("perfgate serve-bench --url {server.url}"), "{argv}");
     assert!(
-        argv.contains("--dataset /models/datasets/perf-ci/gpt_oss_120b-1k1k-20480-ratio-1_for_serve.json")
-            && argv.contains("--concurrency 4 --num-prompts 40")
+        argv.starts_with("perfgate serve-bench --url {server.url}"),
+        "{argv}"
+    );
+    assert!(
+        argv.contains(
+            "--dataset /models/datasets/perf-ci/gpt_oss_120b-1k1k-20480-ratio-1_for_serve.json"
+        ) && argv.contains("--concurrency 4 --num-prompts 40")
             && argv.contains("--ignore-eos --streaming --server-kind trtllm"),
         "{argv}"
     );
@@ -196,7 +212,11 @@ fn perf_sanity_mistakes_block_the_test() {
     let llm_root = fixture("llm_root");
     let opts = options(&llm_root, ClientChoice::Perfgate);
     let configs = ModelConfigs::embedded();
-    let p = plan_sanity("aggr-gpt_oss_120b_fp4_blackwell-gpt_oss_fp4_tp1_mtp0_1kk1", &opts, &configs);
+    let p = plan_sanity(
+        "aggr-gpt_oss_120b_fp4_blackwell-gpt_oss_fp4_tp1_mtp0_1kk1",
+        &opts,
+        &configs,
+    );
     assert!(
         p.blocked[0].contains("does not have: `gpt_oss_fp4_tp1_mtp0_1kk1`")
             && p.blocked[0].contains("`gpt_oss_fp4_tp1_mtp0_1kk1` → `gpt_oss_fp4_tp1_mtp0_1k1k`?"),
@@ -216,7 +236,9 @@ fn perf_sanity_mistakes_block_the_test() {
         &configs,
     );
     assert!(
-        p.blocked.iter().any(|b| b.contains("need 12 GPUs") && b.contains("not supported by perfgate yet")),
+        p.blocked
+            .iter()
+            .any(|b| b.contains("need 12 GPUs") && b.contains("not supported by perfgate yet")),
         "{:?}",
         p.blocked
     );
@@ -238,8 +260,17 @@ fn perf_sanity_configs_are_checked_at_their_lines() {
         .iter()
         .map(|d| format!("{}:{:?}", d.source.line, d.severity))
         .collect();
-    assert_eq!(lines, ["12:Error", "7:Warning", "8:Error", "11:Error"], "{:?}", f.diagnostics);
-    assert!(f.diagnostics[3].message.contains("did you mean `concurrency`"));
+    assert_eq!(
+        lines,
+        ["12:Error", "7:Warning", "8:Error", "11:Error"],
+        "{:?}",
+        f.diagnostics
+    );
+    assert!(
+        f.diagnostics[3]
+            .message
+            .contains("did you mean `concurrency`")
+    );
     // The disaggregated schema: an unknown benchmark key is an error, launcher sections are not
     // checked.
     let path = dir.path().join("d.yaml");
@@ -251,7 +282,11 @@ fn perf_sanity_configs_are_checked_at_their_lines() {
     let f = perfgate::perf_sanity::SanityFile::load(&path, true, dir.path());
     assert_eq!(f.diagnostics.len(), 1, "{:?}", f.diagnostics);
     assert_eq!(f.diagnostics[0].source.line, 7);
-    assert!(f.diagnostics[0].message.contains("did you mean `multi_round`"));
+    assert!(
+        f.diagnostics[0]
+            .message
+            .contains("did you mean `multi_round`")
+    );
 }
 
 fn plan_name(raw: &str, opts: &PlanOptions) -> TestPlan {
@@ -264,22 +299,28 @@ fn serve_names_run_trtllm_serve_and_a_client_per_case() {
     let opts = options(Path::new("."), ClientChoice::Perfgate);
     let raw = "llama_v3.1_8b-serve-pytorch-streaming-bfloat16-input_output_len:1024,128+512,32-reqs:64-con:8";
     let p = plan_name(raw, &opts);
-    assert!(p.blocked.is_empty() && p.skipped.is_empty(), "{:?} {:?}", p.blocked, p.skipped);
+    assert!(
+        p.blocked.is_empty() && p.skipped.is_empty(),
+        "{:?} {:?}",
+        p.blocked,
+        p.skipped
+    );
     assert_eq!(p.cases.len(), 2);
     let server = &p.cases[0].steps[0];
     assert_eq!(server.label, "server");
     let argv = server.argv.join(" ");
     assert!(
-        argv.starts_with("trtllm-serve /models/llama-3.1-model/Meta-Llama-3.1-8B --backend pytorch --config OUT/")
-            && argv.ends_with(
-                "--max_batch_size 512 --max_num_tokens 2048 --tp_size 1 --pp_size 1 \
+        argv.starts_with(
+            "trtllm-serve /models/llama-3.1-model/Meta-Llama-3.1-8B --backend pytorch --config OUT/"
+        ) && argv.ends_with(
+            "--max_batch_size 512 --max_num_tokens 2048 --tp_size 1 --pp_size 1 \
                  --kv_cache_free_gpu_memory_fraction 0.9 --host localhost --port {port}"
-            ),
+        ),
         "{argv}"
     );
     // The server's readiness is upstream's: GET /health on the port the runner picks.
-    let ready = serde_json::to_value(&server.service.as_ref().expect("service").ready)
-        .expect("JSON");
+    let ready =
+        serde_json::to_value(&server.service.as_ref().expect("service").ready).expect("JSON");
     assert_eq!(ready["url"], "http://localhost:{port}/health");
     // Per case: the dataset and perfgate's client reading it.
     let steps: Vec<&str> = p.cases[1].steps.iter().map(|s| s.label).collect();
@@ -308,15 +349,23 @@ fn serve_names_run_trtllm_serve_and_a_client_per_case() {
     );
     // A TensorRT-flow serve name (no backend) has nothing to serve it.
     let t = plan_name("llama_v3.1_8b-serve-bfloat16-input_output_len:8,8", &opts);
-    assert!(t.blocked[0].contains("needs a backend label"), "{:?}", t.blocked);
+    assert!(
+        t.blocked[0].contains("needs a backend label"),
+        "{:?}",
+        t.blocked
+    );
 }
 
 #[test]
 fn generic_engine_names_run_their_recipe() {
     let opts = options(Path::new("."), ClientChoice::Perfgate);
-    let raw = "tiny_llama_cpp-serve-llama.cpp-streaming-float32-input_output_len:128,32-reqs:16-con:4";
+    let raw =
+        "tiny_llama_cpp-serve-llama.cpp-streaming-float32-input_output_len:128,32-reqs:16-con:4";
     let name = config::parse(raw).expect("parses");
-    assert_eq!(name.canonical(), "tiny_llama_cpp-serve-llama.cpp-streaming-float32-maxbs:512-maxnt:2048-input_output_len:128,32-reqs:16-con:4");
+    assert_eq!(
+        name.canonical(),
+        "tiny_llama_cpp-serve-llama.cpp-streaming-float32-maxbs:512-maxnt:2048-input_output_len:128,32-reqs:16-con:4"
+    );
     let p = plan_name(raw, &opts);
     assert!(p.blocked.is_empty(), "{:?}", p.blocked);
     assert_eq!(
@@ -335,10 +384,20 @@ fn generic_engine_names_run_their_recipe() {
     o.serve
         .server_cmds
         .insert("llama.cpp".into(), vec!["/opt/bin/llama-server".into()]);
-    assert_eq!(plan_name(raw, &o).cases[0].steps[0].argv[0], "/opt/bin/llama-server");
+    assert_eq!(
+        plan_name(raw, &o).cases[0].steps[0].argv[0],
+        "/opt/bin/llama-server"
+    );
     // An unknown engine names the closest recipe.
-    let p = plan_name("tiny_llama_cpp-serve-vllmm-float32-input_output_len:8,8", &opts);
-    assert!(p.blocked[0].contains("did you mean `vllm`"), "{:?}", p.blocked);
+    let p = plan_name(
+        "tiny_llama_cpp-serve-vllmm-float32-input_output_len:8,8",
+        &opts,
+    );
+    assert!(
+        p.blocked[0].contains("did you mean `vllm`"),
+        "{:?}",
+        p.blocked
+    );
     // A misspelt data type is not taken for an engine.
     assert!(config::parse("tiny_llama_cpp-serve-floa32-input_output_len:8,8").is_err());
 }
@@ -360,7 +419,10 @@ fn serving_metrics_have_their_directions() {
         assert_eq!(def.direction, want, "{field} → {name}");
         let upstream_says_higher = perfgate::perf_sanity::UPSTREAM_MAXIMIZE.contains(&field);
         if upstream_says_higher != higher {
-            assert!(field.contains("tpot"), "{field}: only TPOT is upstream's mistake");
+            assert!(
+                field.contains("tpot"),
+                "{field}: only TPOT is upstream's mistake"
+            );
         }
     }
 }
@@ -382,19 +444,27 @@ fn serving_validity_identities() {
         max_concurrency: Some(1),
     };
     // A real block satisfies every identity.
-    assert!(check(&base, Some(&expect), None).is_empty(), "{:?}", check(&base, Some(&expect), None));
+    assert!(
+        check(&base, Some(&expect), None).is_empty(),
+        "{:?}",
+        check(&base, Some(&expect), None)
+    );
     let broken = |k: &str, v: f64| {
         let mut m = base.clone();
         m.insert(k.into(), v);
         check(&m, Some(&expect), None)
     };
     assert!(broken("TOTAL_OUTPUT_THROUGHPUT", 700.0)[0].contains("tokens generated 1024"));
-    assert!(broken("TOTAL_OUTPUT_TOKENS", 900.0)
-        .iter()
-        .any(|e| e.contains("ignore_eos not in effect")));
+    assert!(
+        broken("TOTAL_OUTPUT_TOKENS", 900.0)
+            .iter()
+            .any(|e| e.contains("ignore_eos not in effect"))
+    );
     assert!(broken("MEDIAN_FIRST_TOKEN_TIME", 2000.0)[0].contains("median TTFT"));
     // Little's law: 3 requests in flight on average with a limit of 1.
-    assert!(broken("AVG_REQUEST_LATENCY", 4900.0)
-        .iter()
-        .any(|e| e.contains("Little's law")));
+    assert!(
+        broken("AVG_REQUEST_LATENCY", 4900.0)
+            .iter()
+            .any(|e| e.contains("Little's law"))
+    );
 }

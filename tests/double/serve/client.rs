@@ -127,7 +127,9 @@ impl Args {
 
     fn num(&self, flag: &str, default: usize) -> Result<usize, String> {
         match self.get(flag) {
-            Some(v) => v.parse().map_err(|_| format!("{flag}: `{v}` is not a count")),
+            Some(v) => v
+                .parse()
+                .map_err(|_| format!("{flag}: `{v}` is not a count")),
             None => Ok(default),
         }
     }
@@ -135,7 +137,9 @@ impl Args {
 
 fn random_prompts(n: usize, isl: usize, osl: usize, isl_stdev: usize, seed: u64) -> Vec<Prompt> {
     // A small deterministic generator: the lengths vary only when asked to.
-    let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut state = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     let mut next = move || {
         state = state
             .wrapping_mul(6364136223846793005)
@@ -145,12 +149,18 @@ fn random_prompts(n: usize, isl: usize, osl: usize, isl_stdev: usize, seed: u64)
     (0..n)
         .map(|i| {
             let len = if isl_stdev > 0 {
-                (isl + next() % (2 * isl_stdev + 1)).saturating_sub(isl_stdev).max(1)
+                (isl + next() % (2 * isl_stdev + 1))
+                    .saturating_sub(isl_stdev)
+                    .max(1)
             } else {
                 isl
             };
             Prompt {
-                ids: Some((0..len).map(|j| ((i * 31 + j) % 1000 + 10) as u32).collect()),
+                ids: Some(
+                    (0..len)
+                        .map(|j| ((i * 31 + j) % 1000 + 10) as u32)
+                        .collect(),
+                ),
                 text: None,
                 input_len: len,
                 max_tokens: osl,
@@ -177,7 +187,10 @@ fn custom_prompts(path: &str, n: usize) -> Result<Vec<Prompt>, String> {
     Ok((0..n)
         .map(|i| {
             let r = &rows[i % rows.len()]["input"];
-            let text = r["messages"][1]["content"].as_str().unwrap_or("").to_string();
+            let text = r["messages"][1]["content"]
+                .as_str()
+                .unwrap_or("")
+                .to_string();
             Prompt {
                 input_len: text.split_whitespace().count(),
                 ids: None,
@@ -199,7 +212,12 @@ fn input_data_prompts(path: &str, n: usize) -> Result<Vec<Prompt>, String> {
             let r = &rows[i % rows.len()];
             let ids: Vec<u32> = r["input_ids"]
                 .as_array()
-                .map(|a| a.iter().filter_map(Value::as_u64).map(|v| v as u32).collect())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(Value::as_u64)
+                        .map(|v| v as u32)
+                        .collect()
+                })
                 .unwrap_or_default();
             Prompt {
                 input_len: ids.len(),
@@ -214,12 +232,34 @@ fn input_data_prompts(path: &str, n: usize) -> Result<Vec<Prompt>, String> {
 fn serve_bench(args: &[String]) -> Result<Plan, String> {
     let a = Args::parse(
         args,
-        &["--ignore-eos", "--streaming", "--no-streaming", "--no-progress"],
         &[
-            "--url", "--endpoint", "--model", "--tokenizer", "--isl", "--osl", "--isl-stdev",
-            "--osl-stdev", "--dataset", "--input-data", "--concurrency", "--num-prompts",
-            "--warmup", "--seed", "--server-kind", "--percentiles", "--request-rate",
-            "--iterations", "--output-dir", "--save-result", "--ready-timeout",
+            "--ignore-eos",
+            "--streaming",
+            "--no-streaming",
+            "--no-progress",
+        ],
+        &[
+            "--url",
+            "--endpoint",
+            "--model",
+            "--tokenizer",
+            "--isl",
+            "--osl",
+            "--isl-stdev",
+            "--osl-stdev",
+            "--dataset",
+            "--input-data",
+            "--concurrency",
+            "--num-prompts",
+            "--warmup",
+            "--seed",
+            "--server-kind",
+            "--percentiles",
+            "--request-rate",
+            "--iterations",
+            "--output-dir",
+            "--save-result",
+            "--ready-timeout",
         ],
     )?;
     let url = a.get("--url").ok_or("--url is required")?;
@@ -259,13 +299,29 @@ fn benchmark_serving(args: &[String]) -> Result<Plan, String> {
     let a = Args::parse(
         args,
         &[
-            "--random-ids", "--tokenize-on-client", "--ignore-eos", "--no-test-input",
-            "--use-chat-template", "--non-streaming", "--trust-remote-code", "--save-result",
+            "--random-ids",
+            "--tokenize-on-client",
+            "--ignore-eos",
+            "--no-test-input",
+            "--use-chat-template",
+            "--non-streaming",
+            "--trust-remote-code",
+            "--save-result",
         ],
         &[
-            "--model", "--tokenizer", "--num-prompts", "--max-concurrency", "--dataset-name",
-            "--dataset-path", "--random-input-len", "--random-output-len", "--random-range-ratio",
-            "--percentile-metrics", "--backend", "--host", "--port",
+            "--model",
+            "--tokenizer",
+            "--num-prompts",
+            "--max-concurrency",
+            "--dataset-name",
+            "--dataset-path",
+            "--random-input-len",
+            "--random-output-len",
+            "--random-range-ratio",
+            "--percentile-metrics",
+            "--backend",
+            "--host",
+            "--port",
         ],
     )?;
     let n = a.num("--num-prompts", 1000)?;
@@ -312,7 +368,12 @@ fn request(plan: &Plan, p: &Prompt) -> Outcome {
         "ignore_eos": plan.ignore_eos, "temperature": 0.0});
     if plan.chat {
         let text = p.text.clone().unwrap_or_else(|| {
-            p.ids.iter().flatten().map(|i| format!("t{i}")).collect::<Vec<_>>().join(" ")
+            p.ids
+                .iter()
+                .flatten()
+                .map(|i| format!("t{i}"))
+                .collect::<Vec<_>>()
+                .join(" ")
         });
         body["messages"] = json!([{"role": "user", "content": text}]);
     } else if let Some(ids) = &p.ids {
@@ -493,7 +554,10 @@ fn print_block(all: &[Outcome], duration: f64) -> usize {
     row_i("Total input tokens:", total_in);
     row_i("Total generated tokens:", total_out);
     row("Request throughput (req/s):", ok.len() as f64 / duration);
-    row("Output token throughput (tok/s):", total_out as f64 / duration);
+    row(
+        "Output token throughput (tok/s):",
+        total_out as f64 / duration,
+    );
     row(
         "Total Token throughput (tok/s):",
         (total_in + total_out) as f64 / duration,
@@ -508,7 +572,10 @@ fn print_block(all: &[Outcome], duration: f64) -> usize {
     if mean(&decoded) > 1.0 {
         println!("{:-^56}", "Avg Decoded Tokens per Iter");
         row("Mean Avg Decoded Tokens per Iter:", mean(&decoded));
-        row("Median Avg Decoded Tokens per Iter:", percentile(&decoded, 50.0));
+        row(
+            "Median Avg Decoded Tokens per Iter:",
+            percentile(&decoded, 50.0),
+        );
     }
     for (title, name, v) in [
         ("Time to First Token", "TTFT", &ttfts),

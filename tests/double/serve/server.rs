@@ -118,10 +118,7 @@ fn get<'a>(values: &'a [(String, String)], flag: &str) -> Option<&'a str> {
 fn read_yaml(path: &str) -> Result<Value, Fail> {
     let text = std::fs::read_to_string(path).map_err(|e| (1, format!("{path}: {e}")))?;
     if text.contains("{perfgate.") || text.contains(".addr}") {
-        return Err((
-            1,
-            format!("{path}: holds an unfilled placeholder:\n{text}"),
-        ));
+        return Err((1, format!("{path}: holds an unfilled placeholder:\n{text}")));
     }
     serde_saphyr::from_str(&text).map_err(|e| (1, format!("{path}: {e}")))
 }
@@ -305,7 +302,12 @@ fn handle(mut stream: TcpStream, e: &Engine) {
         }
         ("GET", "/v1/models") => {
             let body = json!({"object": "list", "data": [{"id": e.model, "object": "model"}]});
-            http::respond(&mut stream, 200, "application/json", body.to_string().as_bytes());
+            http::respond(
+                &mut stream,
+                200,
+                "application/json",
+                body.to_string().as_bytes(),
+            );
         }
         ("POST", "/v1/completions" | "/v1/chat/completions") => {
             if let Some(key) = &e.auth_key
@@ -316,7 +318,12 @@ fn handle(mut stream: TcpStream, e: &Engine) {
             }
             let n = e.seen.fetch_add(1, Ordering::SeqCst) + 1;
             if e.fail_every.is_some_and(|k| k > 0 && n % k == 0) {
-                http::respond(&mut stream, 500, "application/json", br#"{"error": "injected"}"#);
+                http::respond(
+                    &mut stream,
+                    500,
+                    "application/json",
+                    br#"{"error": "injected"}"#,
+                );
                 return;
             }
             generate(stream, e, &req);
@@ -416,7 +423,12 @@ fn generate(mut stream: TcpStream, e: &Engine, req: &http::Request) {
     } else {
         let whole = json!({"id": id, "object": if chat {"chat.completion"} else {"text_completion"},
             "choices": [last], "usage": usage});
-        http::respond(&mut stream, 200, "application/json", whole.to_string().as_bytes());
+        http::respond(
+            &mut stream,
+            200,
+            "application/json",
+            whole.to_string().as_bytes(),
+        );
     }
 }
 
@@ -439,14 +451,22 @@ fn urls(config: &Value, section: &str) -> Vec<String> {
         .get(section)
         .and_then(|s| s.get("urls"))
         .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
         .unwrap_or_default()
 }
 
 fn disaggregated(args: &[String], faults: &[String]) -> Result<(), Fail> {
     let (values, positional) = parse(args, &["-c", "-t", "-r", "--report_addr"])?;
     if !positional.is_empty() {
-        return Err((2, format!("Error: Got unexpected extra argument ({})", positional[0])));
+        return Err((
+            2,
+            format!("Error: Got unexpected extra argument ({})", positional[0]),
+        ));
     }
     let path = get(&values, "-c").ok_or_else(|| (2, "Error: Missing option '-c'.".to_string()))?;
     let config = read_yaml(path)?;
@@ -506,16 +526,25 @@ fn route(mut stream: TcpStream, d: &Disagg) {
         }
         ("POST", path) => {
             let key = d.key.clone().unwrap_or_default();
-            let headers = [("Content-Type", "application/json"), ("X-Internal-Request-Auth-Key", key.as_str())];
+            let headers = [
+                ("Content-Type", "application/json"),
+                ("X-Internal-Request-Auth-Key", key.as_str()),
+            ];
             let i = d.next.fetch_add(1, Ordering::SeqCst);
             // The context phase: one token on a context worker.
             if !d.ctx.is_empty() {
                 let mut prefill: Value = serde_json::from_slice(&req.body).unwrap_or(json!({}));
                 prefill["max_tokens"] = json!(1);
                 prefill["stream"] = json!(false);
-                let ok = http::send(&d.ctx[i % d.ctx.len()], "POST", path, &headers, prefill.to_string().as_bytes())
-                    .ok()
-                    .and_then(|s| http::read_head(&mut BufReader::new(s)));
+                let ok = http::send(
+                    &d.ctx[i % d.ctx.len()],
+                    "POST",
+                    path,
+                    &headers,
+                    prefill.to_string().as_bytes(),
+                )
+                .ok()
+                .and_then(|s| http::read_head(&mut BufReader::new(s)));
                 if ok != Some(200) {
                     http::respond(&mut stream, 500, "text/plain", b"context worker failed");
                     return;
@@ -536,7 +565,9 @@ fn route(mut stream: TcpStream, d: &Disagg) {
                         }
                     }
                 }
-                Err(_) => http::respond(&mut stream, 500, "text/plain", b"generation worker failed"),
+                Err(_) => {
+                    http::respond(&mut stream, 500, "text/plain", b"generation worker failed")
+                }
             }
         }
         _ => http::respond(&mut stream, 404, "text/plain", b"not found"),
