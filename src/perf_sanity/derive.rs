@@ -731,8 +731,8 @@ pub enum Expanded {
     Aggregated { servers: Vec<(Server, Vec<Client>)> },
     /// Context and generation workers behind one disaggregated server, and its clients.
     Disaggregated {
-        ctx: Server,
-        gen_: Server,
+        ctx: Box<Server>,
+        gen_: Box<Server>,
         settings: DisaggSettings,
         clients: Vec<Client>,
     },
@@ -747,7 +747,7 @@ pub fn expand_aggregated(id: &SanityId, file: &Aggregated) -> Result<Expanded, S
     };
     let mut servers = Vec::new();
     for s in &file.servers {
-        if select.is_some_and(|names| !names.iter().any(|n| *n == s.name)) {
+        if select.is_some_and(|names| !names.contains(&s.name)) {
             continue;
         }
         let mut data = s.data.clone();
@@ -1004,8 +1004,8 @@ pub fn expand_disaggregated(id: &SanityId, file: &Disaggregated) -> Result<Expan
     };
     let clients = concurrencies.iter().map(|c| client(*c, spec)).collect();
     Ok(Expanded::Disaggregated {
-        ctx,
-        gen_,
+        ctx: Box::new(ctx),
+        gen_: Box::new(gen_),
         settings,
         clients,
     })

@@ -251,10 +251,13 @@ fn kind(v: &Value) -> &'static str {
     }
 }
 
+/// Files read, by path and schema (disaggregated or not).
+type Files = BTreeMap<(PathBuf, bool), Arc<SanityFile>>;
+
 /// Files read once per run, shared by every plan (and by lint).
 #[derive(Debug, Clone, Default)]
 pub struct SanityStore {
-    files: Arc<Mutex<BTreeMap<(PathBuf, bool), Arc<SanityFile>>>>,
+    files: Arc<Mutex<Files>>,
 }
 
 impl PartialEq for SanityStore {

@@ -75,6 +75,9 @@ impl Ty {
     }
 }
 
+/// A section's key, its known keys, and how unknown ones are treated.
+type Section = (&'static str, &'static [(&'static str, Ty)], Unknown);
+
 /// How unknown keys of a section are treated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Unknown {
@@ -302,7 +305,7 @@ pub struct Disaggregated {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Content {
     Aggregated(Aggregated),
-    Disaggregated(Disaggregated),
+    Disaggregated(Box<Disaggregated>),
 }
 
 /// Checks a parsed file. Every problem is a diagnostic at its line; `None` when the file is
@@ -315,7 +318,8 @@ pub(crate) fn check(
 ) -> Option<Content> {
     let c = Checker { path, out };
     if disaggregated {
-        c.disaggregated(root).map(Content::Disaggregated)
+        c.disaggregated(root)
+            .map(|d| Content::Disaggregated(Box::new(d)))
     } else {
         c.aggregated(root).map(Content::Aggregated)
     }
@@ -591,7 +595,7 @@ impl Checker<'_> {
         if !self.top(root, DISAGG_TOP, Unknown::Warn) {
             return None;
         }
-        let sections: [(&str, &[(&str, Ty)], Unknown); 6] = [
+        let sections: [Section; 6] = [
             ("metadata", METADATA, Unknown::Warn),
             ("hardware", HARDWARE, Unknown::Warn),
             ("benchmark", BENCHMARK, Unknown::Error),

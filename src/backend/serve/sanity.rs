@@ -369,7 +369,12 @@ fn disaggregated(
         ("GEN", g, n_gen, &GEN_LABELS),
     ] {
         let file = ctx.llm_api_file(server);
-        for i in 0..usize::try_from(n).unwrap_or(0) {
+        for (i, label) in labels
+            .iter()
+            .copied()
+            .enumerate()
+            .take(usize::try_from(n).unwrap_or(0))
+        {
             let name = format!("{role}_{i}");
             let addr = hostnames.join(format!("{name}.txt"));
             let mut argv = server.argv(
@@ -392,7 +397,6 @@ fn disaggregated(
                 gpu_list(next_gpu, server.gpus),
             ));
             next_gpu += server.gpus;
-            let label = labels[i];
             if role == "CTX" {
                 ctx_urls.push(format!("{{{label}.addr}}"));
             } else {

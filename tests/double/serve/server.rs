@@ -83,8 +83,11 @@ fn number<T: std::str::FromStr>(flag: &str, v: &str) -> Result<T, Fail> {
         .map_err(|_| (2, format!("Error: Invalid value for '{flag}': '{v}'")))
 }
 
+/// `(flag, value)` pairs and the positional arguments.
+type Parsed = (Vec<(String, String)>, Vec<String>);
+
 /// Flags and the one positional argument.
-fn parse(args: &[String], flags: &[&str]) -> Result<(Vec<(String, String)>, Vec<String>), Fail> {
+fn parse(args: &[String], flags: &[&str]) -> Result<Parsed, Fail> {
     let mut values = Vec::new();
     let mut positional = Vec::new();
     let mut i = 0;
@@ -317,7 +320,7 @@ fn handle(mut stream: TcpStream, e: &Engine) {
                 return;
             }
             let n = e.seen.fetch_add(1, Ordering::SeqCst) + 1;
-            if e.fail_every.is_some_and(|k| k > 0 && n % k == 0) {
+            if e.fail_every.is_some_and(|k| k > 0 && n.is_multiple_of(k)) {
                 http::respond(
                     &mut stream,
                     500,
