@@ -189,6 +189,10 @@ pub struct TestPlan {
     /// Why the cases have no physical limits although a GPU type was given.
     #[serde(skip)]
     pub physics_note: Option<String>,
+    /// The GPUs the test occupies when its name does not say (a perf-sanity id: its largest
+    /// server, or all its disaggregated workers).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gpus: Option<u32>,
 }
 
 impl TestPlan {
@@ -204,6 +208,7 @@ impl TestPlan {
             blocked: Vec::new(),
             skipped: Vec::new(),
             physics_note: None,
+            gpus: None,
         }
     }
 

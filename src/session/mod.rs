@@ -520,8 +520,14 @@ impl Session {
         }
         write_plan_files(plan, None).map_err(|e| format!("{e:#}"))?;
         let mut opts = self.exec.clone();
-        if let (Some(tel), Ok(PerfName::Standard(cfg))) = (&mut opts.telemetry, &t.name) {
-            tel.gpus = gpus_of_test(cfg.num_gpus, tel.telemetry.device_count());
+        if let Some(tel) = &mut opts.telemetry {
+            let gpus = match &t.name {
+                Ok(PerfName::Standard(cfg)) => Some(cfg.num_gpus),
+                _ => plan.gpus,
+            };
+            if let Some(n) = gpus {
+                tel.gpus = gpus_of_test(n, tel.telemetry.device_count());
+            }
         }
         opts.timeout = t
             .entry

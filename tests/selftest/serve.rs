@@ -205,6 +205,69 @@ fn perf_sanity_groups_gates_and_metrics() {
     assert_eq!(expect.max_concurrency, Some(4));
     // A dataset's lengths vary: no exact token totals are expected.
     assert_eq!((expect.input_len, expect.output_len), (None, None));
+    // The test occupies its largest server's GPUs; with a GPU type, the cases of a model the
+    // catalog has the architecture of get their physical limits.
+    assert_eq!(plan.gpus, Some(2));
+    let mut with_gpu = options(&llm_root, ClientChoice::Perfgate);
+    with_gpu.gpu = Some("B200".into());
+    let plan = plan_sanity(
+        "aggr_upload-gpt_oss_120b_fp4_blackwell",
+        &with_gpu,
+        &configs,
+    );
+    assert!(plan.cases.iter().all(|c| c.roofline.is_some()));
+}
+
+/// `perfgate plan --format json` shows servers with their argv, env and YAML, and clients.
+#[test]
+fn plan_json_shows_servers_and_clients() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_perfgate"))
+        .args([
+            "plan",
+            "--format",
+            "json",
+            "--client",
+            "upstream",
+            "--llm-root",
+            fixture("llm_root").to_str().expect("utf-8"),
+            "--models-root",
+            "/models",
+            "perf/test_perf_sanity.py::test_e2e[aggr-host_perf_llama8b_spec_decode-llama8b_spec_bs1_128_128]",
+        ])
+        .env_remove("AGG_CONFIG_FOLDER")
+        .env_remove("PERF_SANITY_DIR")
+        .env_remove("PERF_CLIENT")
+        .output()
+        .expect("perfgate plan");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(v["cases"][0], "llama8b_spec_bs1_128_128-con1_128_128");
+    let steps = v["steps"][0].as_array().expect("steps");
+    let server = &steps[0];
+    assert_eq!(server["kind"], "server");
+    assert_eq!(server["service"], true);
+    assert_eq!(
+        server["env"]["TLLM_SPEC_DECODE_FORCE_NUM_ACCEPTED_TOKENS"],
+        "3"
+    );
+    assert!(
+        server["config_yaml"]
+            .as_str()
+            .is_some_and(|y| y
+                .contains("  speculative_model: /models/llama-3.1-model/Llama-3.1-8B-Instruct\n")),
+        "{server}"
+    );
+    let client = &steps[1];
+    assert_eq!(client["kind"], "client");
+    assert_eq!(
+        client["argv"][2],
+        "tensorrt_llm.serve.scripts.benchmark_serving"
+    );
+    assert_eq!(client["env"]["PYTHONUNBUFFERED"], "1");
 }
 
 #[test]
@@ -334,6 +397,15 @@ fn serve_names_run_trtllm_serve_and_a_client_per_case() {
     );
     // Both cases share the server (one group).
     assert_eq!(p.cases[0].group, p.cases[1].group);
+    // With a GPU type, each case gets its physical limits (TTFT and TPOT bounds included).
+    let mut with_gpu = opts.clone();
+    with_gpu.gpu = Some("H100_SXM".into());
+    assert!(
+        plan_name(raw, &with_gpu)
+            .cases
+            .iter()
+            .all(|c| c.roofline.is_some())
+    );
 
     // Upstream's client: benchmark_serving's random dataset, as the 2025 test_perf.py ran it.
     let up = plan_name(raw, &options(Path::new("."), ClientChoice::Upstream));

@@ -261,6 +261,10 @@ impl Ctx<'_> {
 
 fn aggregated(ctx: &Ctx, tp: &mut TestPlan, servers: &[(Server, Vec<Client>)]) {
     let multi = servers.iter().map(|(_, c)| c.len()).sum::<usize>() > 1;
+    tp.gpus = servers
+        .iter()
+        .filter_map(|(s, _)| u32::try_from(s.gpus).ok())
+        .max();
     for (idx, (server, clients)) in servers.iter().enumerate() {
         let model_path = ctx.model_path(&server.model_name);
         let file = ctx.llm_api_file(server);
@@ -345,6 +349,7 @@ fn disaggregated(
         return;
     }
     let needed = n_ctx * c.gpus + n_gen * g.gpus;
+    tp.gpus = u32::try_from(needed).ok();
     let node = c.gpus_per_node.max(g.gpus_per_node);
     if needed > node {
         tp.blocked.push(format!(
