@@ -139,8 +139,16 @@ impl CollectOptions {
         configs: &ModelConfigs,
         system: Option<&System>,
     ) -> anyhow::Result<PlanOptions> {
+        let gpu = self.gpu_type(system, configs);
+        let mut serve = self.plan.serve.clone();
+        // Upstream's records name the GPU by its product's last word (B200, H200, ...).
+        if let Some(g) = &gpu {
+            serve.gpu_type = crate::perf_sanity::gpu_type(g.split('_').next().unwrap_or(g)).into();
+        }
         Ok(PlanOptions {
             sm: self.resolve_sm(configs, system)?,
+            gpu,
+            serve,
             ..self.plan.clone()
         })
     }
@@ -238,7 +246,7 @@ impl CollectOptions {
             .collect();
         let plan_one = |entry: TestEntry| -> Collected {
             let test_id = entry.test_id(prefix);
-            let name = config::parse(&entry.raw);
+            let name = config::parse_test(entry.function, &entry.raw);
             let plan = name.as_ref().ok().map(|n| {
                 if entry.markers.bench_args.is_empty() {
                     registry.plan(&entry.raw, n, &configs, &plan_opts)

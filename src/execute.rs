@@ -120,8 +120,12 @@ pub fn execute(
     };
     let reader = Reader { registry };
 
-    // The test's scope: setup steps run once; its services stay up for every case.
-    let mut test_services = Scope::default();
+    // The test's scope: setup steps run once; its services stay up for every case. Its
+    // context holds the run's secret (`{perfgate.auth_key}`).
+    let mut test_services = Scope {
+        services: Vec::new(),
+        context: ServiceContext::with_secret(),
+    };
     let mut stopped: Option<String> = None;
     if !plan.setup.is_empty() {
         let measured = plan.measured_setup().map(|s| s.label);
@@ -182,7 +186,20 @@ pub fn execute(
     }
 
     let multi = plan.cases.len() > 1;
+    // The services of the running group of cases (a server shared by its clients).
+    let mut group: Option<Group> = None;
     for cp in &plan.cases {
+        if group.as_ref().map(|g| &g.key) != cp.group.as_ref() {
+            if let Some(mut ended) = group.take() {
+                ended.scope.stop_all(&mut runner);
+            }
+            group = cp.group.as_ref().map(|key| Group {
+                key: key.clone(),
+                scope: test_services.nested(),
+                started: false,
+                failed: None,
+            });
+        }
         let case_name = multi.then(|| case_dir_name(cp));
         let mut case = CaseResult {
             id: id(test_id, plan, &cp.spec.label, case_name),
@@ -213,9 +230,35 @@ pub fn execute(
             finish(case, &mut out);
             continue;
         }
-        let mut services = test_services.nested();
+        if let Some(why) = group.as_ref().and_then(|g| g.failed.as_ref()) {
+            case.reason = Some(format!("not run: {why}"));
+            finish(case, &mut out);
+            continue;
+        }
         let mut prepared = true;
-        for step in cp.steps.iter().filter(|s| s.phase != Phase::Measure) {
+        // A group's services start with its first case and serve the cases after it.
+        if let Some(g) = group.as_mut()
+            && !g.started
+        {
+            g.started = true;
+            for step in cp.steps.iter().filter(|s| s.phase == Phase::Service) {
+                if let Err(e) = g.scope.start(&mut runner, step) {
+                    let why = format!("the {} service did not start: {e}", step.label);
+                    g.failed = Some(why.lines().next().unwrap_or_default().to_string());
+                    case.reason = Some(format!("{} step failed: {e}", step.label));
+                    prepared = false;
+                    break;
+                }
+            }
+        }
+        let mut services = match &group {
+            Some(g) => g.scope.nested(),
+            None => test_services.nested(),
+        };
+        let own_steps = cp.steps.iter().filter(|s| {
+            s.phase != Phase::Measure && !(group.is_some() && s.phase == Phase::Service)
+        });
+        for step in own_steps.filter(|_| prepared) {
             let done = match step.phase {
                 Phase::Service => services.start(&mut runner, step).map(|_| ()),
                 _ => runner.run_step(step, &services.context).map(|_| ()),
@@ -256,12 +299,22 @@ pub fn execute(
             }
             let mut stop = false;
             for step in &benches {
-                if let Err(e) = services.check_alive().and(test_services.check_alive()) {
+                let group_alive = match group.as_mut() {
+                    Some(g) => g.scope.check_alive().inspect_err(|e| {
+                        g.failed = Some(e.to_string().lines().next().unwrap_or_default().into());
+                    }),
+                    None => Ok(()),
+                };
+                if let Err(e) = services
+                    .check_alive()
+                    .and(group_alive)
+                    .and(test_services.check_alive())
+                {
                     case.reason = Some(e.to_string());
                     stop = true;
                     break;
                 }
-                let m = measure(
+                let mut m = measure(
                     &mut runner,
                     &reader,
                     step,
@@ -270,6 +323,23 @@ pub fn execute(
                     opts.telemetry.as_ref(),
                 );
                 stop = m.state != State::Valid;
+                if stop {
+                    // A service that died under the step is the reason the step failed.
+                    let died = services.check_alive().and(match group.as_mut() {
+                        Some(g) => g.scope.check_alive(),
+                        None => Ok(()),
+                    });
+                    if let Err(e) = died {
+                        let first = e.to_string();
+                        if let Some(g) = group.as_mut() {
+                            g.failed = Some(first.lines().next().unwrap_or_default().into());
+                        }
+                        m.reason = Some(match m.reason.take() {
+                            Some(r) => format!("{r}\n{first}"),
+                            None => first,
+                        });
+                    }
+                }
                 case.measurements.push(m);
                 if stop {
                     break;
@@ -280,10 +350,28 @@ pub fn execute(
             }
         }
         services.stop_all(&mut runner);
+        // A group service that died during the case: the next cases of the group do not run.
+        if let Some(g) = group.as_mut()
+            && g.failed.is_none()
+            && let Err(e) = g.scope.check_alive()
+        {
+            g.failed = Some(e.to_string().lines().next().unwrap_or_default().into());
+        }
         finish(case, &mut out);
+    }
+    if let Some(mut g) = group.take() {
+        g.scope.stop_all(&mut runner);
     }
     test_services.stop_all(&mut runner);
     Ok(out)
+}
+
+/// Cases sharing services: their key, the services, and why its cases cannot run.
+struct Group {
+    key: String,
+    scope: Scope,
+    started: bool,
+    failed: Option<String>,
 }
 
 /// The services of one scope (a test, or a case inside it), started in order and stopped in

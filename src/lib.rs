@@ -24,6 +24,7 @@ pub mod history;
 pub mod lint;
 pub mod llm_api;
 pub mod models;
+pub mod perf_sanity;
 pub mod physics;
 pub mod plan;
 pub mod provenance;

@@ -33,8 +33,37 @@ impl LintReport {
 /// Lints the lists named in `common.test_list`. With a system description, test-db conditions
 /// are evaluated; without one, every block is checked.
 pub fn lint(common: &CollectOptions) -> anyhow::Result<LintReport> {
+    // Perf-sanity configs given directly are checked as configs, the rest as lists.
+    let (configs, lists): (Vec<_>, Vec<_>) = common
+        .test_lists
+        .iter()
+        .cloned()
+        .partition(|p| sanity_config_kind(p).is_some());
+    let mut config_diagnostics = Vec::new();
+    for path in &configs {
+        let disaggregated = sanity_config_kind(path) == Some(true);
+        let file =
+            crate::perf_sanity::SanityFile::load(path, disaggregated, &common.plan.serve.llm_root);
+        config_diagnostics.extend(file.diagnostics.iter().cloned());
+    }
+    if lists.is_empty() && !configs.is_empty() {
+        return Ok(LintReport {
+            diagnostics: config_diagnostics,
+            tests: 0,
+        });
+    }
+    let mut common = common.clone();
+    common.test_lists = lists;
     let collection = common.collect(&crate::backend::Registry::builtin())?;
     let mut diagnostics = collection.diagnostics;
+    diagnostics.extend(config_diagnostics);
+    // The perf-sanity configs the listed ids read: every problem at its own file and line.
+    for file in collection.configs.sanity.loaded() {
+        // A missing file is already the error of the ids naming it.
+        if file.path.is_file() {
+            diagnostics.extend(file.diagnostics.iter().cloned());
+        }
+    }
     let mut by_canonical: HashMap<String, Source> = HashMap::new();
     for t in &collection.tests {
         let Ok(name) = &t.name else { continue };
@@ -109,6 +138,30 @@ pub fn lint(common: &CollectOptions) -> anyhow::Result<LintReport> {
         diagnostics,
         tests: collection.tests.len(),
     })
+}
+
+/// Whether `path` is a perf-sanity config rather than a test list: `Some(false)` for an
+/// aggregated one (`server_configs:` at the top), `Some(true)` for a disaggregated one
+/// (`worker_config:`).
+fn sanity_config_kind(path: &std::path::Path) -> Option<bool> {
+    if !matches!(
+        path.extension().and_then(|e| e.to_str()),
+        Some("yml" | "yaml")
+    ) {
+        return None;
+    }
+    let text = std::fs::read_to_string(path).ok()?;
+    let top = |key: &str| {
+        text.lines()
+            .any(|l| l.strip_prefix(key).is_some_and(|r| r.starts_with(':')))
+    };
+    if top("server_configs") {
+        Some(false)
+    } else if top("worker_config") {
+        Some(true)
+    } else {
+        None
+    }
 }
 
 /// `pattern #3 [...] at model_configs/llm_api_rules.yaml:42` → (file, line).

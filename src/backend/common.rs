@@ -52,15 +52,17 @@ impl Model {
     pub(crate) fn resolve(cfg: &PerfConfig, configs: &ModelConfigs, opts: &PlanOptions) -> Model {
         let info = configs.catalog.get(&cfg.model).cloned().unwrap_or_default();
         let checkpoint = info.path.as_ref().map(|p| opts.models_root.join(p));
-        // Upstream's tokenizer: the checkpoint, else the HF id, else a Llama-2 fallback.
-        let tokenizer =
-            opts.tokenizer_override
-                .clone()
-                .unwrap_or_else(|| match (&checkpoint, &info.hf_id) {
-                    (Some(c), _) => c.clone(),
-                    (None, Some(hf)) => PathBuf::from(hf),
-                    (None, None) => opts.models_root.join("llama-models/llama-7b-hf"),
-                });
+        // Upstream's tokenizer: the checkpoint, else the HF id, else a Llama-2 fallback; the
+        // catalog's own tokenizer directory first (a GGUF checkpoint is not one).
+        let tokenizer = opts
+            .tokenizer_override
+            .clone()
+            .or_else(|| info.tokenizer.as_ref().map(|t| opts.models_root.join(t)))
+            .unwrap_or_else(|| match (&checkpoint, &info.hf_id) {
+                (Some(c), _) => c.clone(),
+                (None, Some(hf)) => PathBuf::from(hf),
+                (None, None) => opts.models_root.join("llama-models/llama-7b-hf"),
+            });
         Model {
             bench_model_arg: format!("{}_hf", cfg.model),
             hf_id: info.hf_id.clone().unwrap_or_default(),

@@ -1,5 +1,5 @@
 //! The seam between perfgate and the benchmarks it runs. A backend is one kind of benchmark
-//! (`trtllm-bench` today): for a test name it supplies the steps (prepare, setup, service,
+//! (`trtllm-bench`, serving): for a test name it supplies the steps (prepare, setup, service,
 //! measure), the metrics it expects and the dataset expectations the gate checks, and it reads
 //! a finished step's output into metrics. Everything else (running steps, services, time
 //! limits, telemetry, the gate, result files) is the same for every backend.
@@ -9,6 +9,7 @@
 //! Nothing outside a backend's module knows its command-line flags.
 
 mod common;
+pub mod serve;
 pub mod trtllm_bench;
 
 use std::collections::BTreeMap;
@@ -95,10 +96,15 @@ pub struct PlanOptions {
     pub dataset_generator: DatasetGenerator,
     /// The GPU's SM, for GPU-dependent LLM-API rules; `None` when unknown.
     pub sm: Option<u32>,
+    /// The GPU type (a `model_configs/gpus.yaml` name): what a serving case's record names and
+    /// its physical limits are computed for; `None` when unknown.
+    pub gpu: Option<String>,
     /// Write upstream's LoRA YAML quirk (`lora_dir: []`) instead of the real adapter dirs.
     pub upstream_lora_yaml: bool,
     /// Options of the trtllm-bench backend.
     pub trtllm: trtllm_bench::Options,
+    /// Options of the serving backend.
+    pub serve: serve::Options,
 }
 
 impl Default for PlanOptions {
@@ -111,8 +117,10 @@ impl Default for PlanOptions {
             dataset_seed: 420,
             dataset_generator: DatasetGenerator::Perfgate,
             sm: None,
+            gpu: None,
             upstream_lora_yaml: false,
             trtllm: trtllm_bench::Options::default(),
+            serve: serve::Options::default(),
         }
     }
 }
@@ -141,7 +149,9 @@ impl Registry {
     /// perfgate's own backends.
     pub fn builtin() -> Registry {
         Registry {
-            backends: vec![Arc::new(trtllm_bench::TrtllmBench)],
+            // Serving first: it takes the `serve` names of the standard grammar, and the
+            // trtllm-bench backend every other one.
+            backends: vec![Arc::new(serve::Serve), Arc::new(trtllm_bench::TrtllmBench)],
         }
     }
 

@@ -164,6 +164,7 @@ fn plan(request: &PlanRequest) -> TestPlan {
             num_requests: Some(d.num_requests),
             input_len: (d.input_stdev == 0).then_some(d.input_mean),
             output_len: (d.output_stdev == 0).then_some(d.output_mean),
+            max_concurrency: None,
         });
         let (yaml, notes) = llm_api_file(cfg, &tp.canonical, &model, &case_dir, configs, opts);
         tp.blocked.extend(notes);
@@ -197,6 +198,10 @@ fn plan(request: &PlanRequest) -> TestPlan {
             dir: case_dir,
             steps,
             metrics: metrics.clone(),
+            roofline: None,
+            group: None,
+            gated: Vec::new(),
+            upstream_record: None,
         });
     }
     tp

@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::Parser;
 use libtest_mimic::Arguments;
 
-use crate::backend::{DatasetGenerator, PlanOptions, trtllm_bench};
+use crate::backend::{DatasetGenerator, PlanOptions, serve, trtllm_bench};
 use crate::collect::CollectOptions;
 use crate::gate::evaluate::{FailOn, GateMode};
 use crate::provenance::Provenance;
@@ -92,6 +92,128 @@ pub struct CommonArgs {
     /// Where generated datasets are kept for reuse (default: ~/.cache/perfgate/datasets).
     #[arg(long, env = "PERF_DATASET_CACHE")]
     pub dataset_cache: Option<PathBuf>,
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+/// How serving cases (`serve` names, perf-sanity ids) run; see docs/serving-cases.md.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServeArgs {
+    /// Who measures a serving case: perfgate's `serve-bench` with the equivalent workload, or
+    /// upstream's `python -m tensorrt_llm.serve.scripts.benchmark_serving` argv exactly.
+    #[arg(long, value_enum, env = "PERF_CLIENT", default_value = "perfgate")]
+    pub client: ClientArg,
+    /// The perfgate whose `serve-bench` is the client (a path pins a build, e.g. the release
+    /// binary measuring a candidate server); words split on spaces.
+    #[arg(long, env = "PERF_SERVE_BENCH_CMD", default_value = "perfgate", value_name = "CMD", value_parser = command)]
+    pub serve_bench_cmd: String,
+    /// What runs for `python -m tensorrt_llm.serve.scripts.benchmark_serving` with `--client
+    /// upstream` (another interpreter, a wrapper); words split on spaces.
+    #[arg(
+        long,
+        env = "PERF_UPSTREAM_CLIENT_CMD",
+        default_value = "python -m tensorrt_llm.serve.scripts.benchmark_serving",
+        value_name = "CMD",
+        value_parser = command
+    )]
+    pub upstream_client_cmd: String,
+    /// The trtllm-serve executable (serve names and perf-sanity ids); words split on spaces.
+    #[arg(long, env = "TRTLLM_SERVE", value_name = "CMD", value_parser = command)]
+    pub trtllm_serve_cmd: Option<String>,
+    /// Replace a server recipe's command for this run: `NAME=CMD` (repeatable), e.g.
+    /// `--server-cmd llama.cpp=/opt/llama/bin/llama-server`.
+    #[arg(long = "server-cmd", value_name = "NAME=CMD", value_parser = name_equals_command)]
+    pub server_cmds: Vec<String>,
+    /// A directory holding perf-sanity's `aggregated/` and `disaggregated/` config folders
+    /// (default: upstream's AGG_CONFIG_FOLDER / DISAGG_CONFIG_FOLDER, else
+    /// `<llm-root>/tests/scripts/perf-sanity/`).
+    #[arg(long, env = "PERF_SANITY_DIR", value_name = "DIR")]
+    pub perf_sanity_dir: Option<PathBuf>,
+    /// The host disaggregated workers bind and report (default: this machine's host name, as
+    /// upstream's `socket.gethostname()`).
+    #[arg(long, env = "PERF_SERVE_HOST", value_name = "HOST")]
+    pub serve_host: Option<String>,
+    /// Seconds a server may take to become ready (default: upstream's 3600 for trtllm-serve,
+    /// or its TRTLLM_TEST_*_SERVER_READY_TIMEOUT variables; a recipe's own for other engines).
+    #[arg(long, env = "PERF_READY_TIMEOUT", value_name = "SECONDS")]
+    pub ready_timeout: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ClientArg {
+    Perfgate,
+    Upstream,
+}
+
+impl ServeArgs {
+    /// The serving backend's options.
+    pub fn to_options(&self, llm_root: &std::path::Path) -> serve::Options {
+        let words = |s: &str| -> Vec<String> { s.split_whitespace().map(str::to_string).collect() };
+        let mut server_cmds = std::collections::BTreeMap::new();
+        if let Some(cmd) = &self.trtllm_serve_cmd {
+            server_cmds.insert("trtllm".to_string(), words(cmd));
+        }
+        for kv in &self.server_cmds {
+            // Checked by `name_equals_command` when parsed.
+            if let Some((name, cmd)) = kv.split_once('=') {
+                server_cmds.insert(name.to_string(), words(cmd));
+            }
+        }
+        let env = |k: &str| std::env::var(k).ok();
+        // Upstream's ready-wait overrides: per mode, then the shared one; a bad value is
+        // ignored, as upstream ignores it.
+        let upstream = |mode: &str| {
+            [
+                format!("TRTLLM_TEST_{mode}_SERVER_READY_TIMEOUT"),
+                "TRTLLM_TEST_SERVER_READY_TIMEOUT".to_string(),
+            ]
+            .iter()
+            .find_map(|k| env(k)?.trim().parse::<u64>().ok().filter(|v| *v > 0))
+        };
+        let hostname = crate::session::hostname();
+        serve::Options {
+            client: match self.client {
+                ClientArg::Perfgate => serve::ClientChoice::Perfgate,
+                ClientArg::Upstream => serve::ClientChoice::Upstream,
+            },
+            serve_bench_cmd: words(&self.serve_bench_cmd),
+            upstream_client_cmd: words(&self.upstream_client_cmd),
+            server_cmds,
+            sanity_dirs: crate::perf_sanity::SanityDirs::resolve(
+                llm_root,
+                self.perf_sanity_dir.as_deref(),
+                env,
+            ),
+            llm_root: llm_root.to_path_buf(),
+            hostname: match &self.serve_host {
+                Some(h) => h.clone(),
+                None if hostname.is_empty() => "localhost".into(),
+                None => hostname,
+            },
+            ready_timeout: self.ready_timeout.map(Duration::from_secs),
+            upstream_ready_timeouts: (upstream("AGG"), upstream("DISAGG")),
+            gpu_type: "unsupported".into(),
+        }
+    }
+}
+
+/// A command line of at least one word.
+fn command(s: &str) -> Result<String, String> {
+    if s.split_whitespace().next().is_some() {
+        Ok(s.to_string())
+    } else {
+        Err("expected a command".into())
+    }
+}
+
+/// `NAME=CMD`.
+fn name_equals_command(s: &str) -> Result<String, String> {
+    match s.split_once('=') {
+        Some((name, cmd)) if !name.is_empty() && cmd.split_whitespace().next().is_some() => {
+            Ok(s.to_string())
+        }
+        _ => Err("expected NAME=CMD (a server recipe's name and the command to run)".into()),
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -188,13 +310,16 @@ pub struct GateArgs {
     #[arg(long, env = "PERF_MAX_RERUNS", default_value_t = 2)]
     pub max_reruns: u32,
     /// The metrics that can fail a test; every other metric gets a verdict, reported only.
+    /// Default: TOKEN_THROUGHPUT, P50_TPOT, P50_TTFT, MEDIAN_OUTPUT_TOKEN_TIME,
+    /// MEDIAN_FIRST_TOKEN_TIME, DISAGG_SERVER_E2EL, and for serving cases also
+    /// TOTAL_OUTPUT_THROUGHPUT, TOTAL_TOKEN_THROUGHPUT (and AVG_DECODED_TOKENS_PER_ITER when
+    /// speculative); given, exactly these.
     #[arg(
         long = "gate-metrics",
         env = "PERF_GATE_METRICS",
-        value_delimiter = ',',
-        default_values = crate::gate::evaluate::DEFAULT_GATED
+        value_delimiter = ','
     )]
-    pub gated: Vec<String>,
+    pub gated: Option<Vec<String>>,
     /// The history database (SQLite); set it once for a machine with PERF_HISTORY, e.g. in
     /// `.cargo/config.toml` `[env]`. Default: <output-dir>/history.sqlite.
     #[arg(long, env = "PERF_HISTORY")]
@@ -293,6 +418,7 @@ crate::cli::value_enum!(FailOn {
 impl CommonArgs {
     /// The plain options of collection and planning.
     pub fn to_collect(&self) -> CollectOptions {
+        let serve = self.serve.to_options(&self.llm_root);
         CollectOptions {
             test_lists: self.test_list.clone(),
             test_prefix: self.test_prefix.clone(),
@@ -321,6 +447,7 @@ impl CommonArgs {
                     extra_bench_args: self.bench_args.clone(),
                     trtllm_lib_dir: self.trtllm_lib_dir.clone(),
                 },
+                serve,
                 ..PlanOptions::default()
             },
             dataset_cache: self.dataset_cache.clone(),
@@ -377,7 +504,13 @@ impl HarnessArgs {
                 mode: self.gate.mode,
                 fail_on: self.gate.fail_on,
                 max_reruns: self.gate.max_reruns,
-                gated: self.gate.gated.clone(),
+                gated: self.gate.gated.clone().unwrap_or_else(|| {
+                    crate::gate::evaluate::DEFAULT_GATED
+                        .iter()
+                        .map(|m| m.to_string())
+                        .collect()
+                }),
+                gated_explicit: self.gate.gated.is_some(),
                 history: self.gate.history.clone(),
                 no_history: self.gate.no_history,
                 baselines: self.gate.baselines.clone(),
@@ -416,6 +549,10 @@ impl HarnessArgs {
             "gpu": c.gpu,
             "dataset_generator": format!("{:?}", c.dataset_generator),
             "upstream_lora_yaml": c.upstream_lora_yaml,
+            "client": format!("{:?}", c.serve.client),
+            "serve_bench_cmd": c.serve.serve_bench_cmd,
+            "trtllm_serve_cmd": c.serve.trtllm_serve_cmd,
+            "server_cmds": c.serve.server_cmds,
             "regexp": self.regexp,
             "repeat": self.repeat,
             "timeout_minutes": self.timeout,

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use super::args::CommonArgs;
 use crate::backend::Registry;
-use crate::config::{self, PerfName};
+use crate::config::{self, PerfName, TestFunction};
 use crate::testlist;
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -21,7 +21,8 @@ pub enum Format {
 
 #[derive(clap::Args)]
 pub struct PlanArgs {
-    /// Test names (bare, or upstream ids `perf/test_perf.py::test_perf[...]`).
+    /// Test names (bare, or upstream ids `perf/test_perf.py::test_perf[...]`,
+    /// `perf/test_perf_sanity.py::test_e2e[...]`).
     pub names: Vec<String>,
     /// Read names from a file, one per line (`#` comments allowed).
     #[arg(long)]
@@ -82,15 +83,50 @@ pub struct PlanJson<'a> {
 
 #[derive(Serialize)]
 pub struct StepJson {
+    /// The step's label: `dataset`, `throughput`, `server`, `ctx_0`, `client`, ...
     kind: &'static str,
     argv: Vec<String>,
+    /// Environment set for the step, beyond the inherited one (in order).
+    #[serde(skip_serializing_if = "serde_json::Map::is_empty")]
+    env: serde_json::Map<String, serde_json::Value>,
+    /// A service (kept running while the steps after it run).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    service: bool,
+    /// The YAML the step's command reads (a server's extra LLM API config, the disaggregated
+    /// server's config), as written before it starts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    config_yaml: Option<String>,
+}
+
+impl StepJson {
+    fn of(s: &crate::plan::Step) -> StepJson {
+        StepJson {
+            kind: s.label,
+            argv: s.argv.clone(),
+            env: s
+                .env
+                .iter()
+                .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+                .collect(),
+            service: s.service.is_some(),
+            config_yaml: s
+                .files
+                .iter()
+                .find(|f| {
+                    f.path
+                        .extension()
+                        .is_some_and(|e| e == "yml" || e == "yaml")
+                })
+                .map(|f| f.contents.clone()),
+        }
+    }
 }
 
 pub fn run_plan(a: PlanArgs) -> anyhow::Result<ExitCode> {
-    let mut names: Vec<String> = a
+    let mut names: Vec<(TestFunction, String)> = a
         .names
         .iter()
-        .map(|id| raw_name(id))
+        .map(|id| test_name(id))
         .collect::<anyhow::Result<_>>()?;
     if let Some(path) = &a.names_from {
         // The list reader: comments, markers and test ids handled as in a run.
@@ -98,7 +134,7 @@ pub fn run_plan(a: PlanArgs) -> anyhow::Result<ExitCode> {
         if let Some(e) = list.errors().next() {
             anyhow::bail!("{e}");
         }
-        names.extend(list.entries.into_iter().map(|e| e.raw));
+        names.extend(list.entries.into_iter().map(|e| (e.function, e.raw)));
     }
     if names.is_empty() {
         match &a.names_from {
@@ -117,9 +153,9 @@ pub fn run_plan(a: PlanArgs) -> anyhow::Result<ExitCode> {
     let registry = Registry::builtin();
     let mut out = std::io::stdout().lock();
     let mut failed = false;
-    for raw in &names {
+    for (function, raw) in &names {
         let raw = raw.as_str();
-        let parsed = config::parse(raw);
+        let parsed = config::parse_test(*function, raw);
         let plan = parsed
             .as_ref()
             .ok()
@@ -131,10 +167,16 @@ pub fn run_plan(a: PlanArgs) -> anyhow::Result<ExitCode> {
                     name: raw,
                     ok: parsed.is_ok(),
                     canonical: parsed.as_ref().ok().map(PerfName::canonical),
-                    cases: parsed
-                        .as_ref()
-                        .map(|p| p.cases().into_iter().map(|c| c.label).collect())
-                        .unwrap_or_default(),
+                    // The plan's cases (a perf-sanity id's come from its config).
+                    cases: match &plan {
+                        Some(p) if !p.cases.is_empty() => {
+                            p.cases.iter().map(|c| c.spec.label.clone()).collect()
+                        }
+                        _ => parsed
+                            .as_ref()
+                            .map(|p| p.cases().into_iter().map(|c| c.label).collect())
+                            .unwrap_or_default(),
+                    },
                     error: parsed.as_ref().err().map(ToString::to_string),
                     blocked: plan.as_ref().map(|p| p.blocked.clone()).unwrap_or_default(),
                     skipped: plan.as_ref().map(|p| p.skipped.clone()).unwrap_or_default(),
@@ -143,16 +185,7 @@ pub fn run_plan(a: PlanArgs) -> anyhow::Result<ExitCode> {
                         .map(|p| {
                             p.cases
                                 .iter()
-                                .map(|c| {
-                                    p.setup
-                                        .iter()
-                                        .chain(&c.steps)
-                                        .map(|s| StepJson {
-                                            kind: s.label,
-                                            argv: s.argv.clone(),
-                                        })
-                                        .collect()
-                                })
+                                .map(|c| p.setup.iter().chain(&c.steps).map(StepJson::of).collect())
                                 .collect()
                         })
                         .unwrap_or_default(),
@@ -173,16 +206,27 @@ pub fn run_plan(a: PlanArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// `perf/test_perf.py::test_perf[NAME]` (with any prefix) → `NAME`; a bare name is kept.
 /// `perf/test_perf.py::test_perf[NAME]` (with any prefix, as CI ids carry the GPU) → `NAME`;
 /// a bare name is kept.
 pub fn raw_name(id: &str) -> anyhow::Result<String> {
-    let from_func = id
-        .find("perf/test_perf.py::test_perf[")
+    match test_name(id)? {
+        (TestFunction::Perf, raw) => Ok(raw),
+        (TestFunction::PerfSanity, _) => {
+            anyhow::bail!("`{id}` is a perf-sanity test, not a test_perf name")
+        }
+    }
+}
+
+/// A test id of either function (with any prefix) → its function and `[...]`; a bare name is
+/// a test_perf name.
+pub fn test_name(id: &str) -> anyhow::Result<(TestFunction, String)> {
+    let from_func = [TestFunction::Perf, TestFunction::PerfSanity]
+        .iter()
+        .find_map(|f| id.find(&format!("{}[", f.node())))
         .map_or(id, |i| &id[i..]);
     match testlist::parse_test_id(from_func) {
-        Ok(Some((_, raw))) => Ok(raw),
-        Ok(None) => anyhow::bail!("`{id}` is not a test_perf test"),
+        Ok(Some((_, function, raw))) => Ok((function, raw)),
+        Ok(None) => anyhow::bail!("`{id}` is not a test_perf or test_perf_sanity test"),
         Err(e) => anyhow::bail!("{e}"),
     }
 }

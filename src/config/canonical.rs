@@ -70,7 +70,9 @@ impl PerfConfig {
         if cppmanager && self.api_exe {
             part(format_args!("exe"));
         }
-        if self.runtime.is_llm_api()
+        if let Some(engine) = &self.engine {
+            part(format_args!("{engine}"));
+        } else if self.runtime.is_llm_api()
             && let Some(b) = self.backend.label()
         {
             part(format_args!("{b}"));

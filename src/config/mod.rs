@@ -7,10 +7,12 @@
 mod canonical;
 mod error;
 mod parse;
+mod sanity;
 mod slot;
 
 pub use error::{NameError, NameErrorKind};
-pub use parse::{MAX_NAME_BYTES, parse};
+pub use parse::{MAX_NAME_BYTES, parse, parse_test};
+pub use sanity::{DisaggMode, SanityId, SanityKind, parse_sanity};
 pub use slot::Slot;
 
 use serde::Serialize;
@@ -22,11 +24,35 @@ pub enum PerfName {
     Standard(PerfConfig),
     /// `<model>[-subtype:S]-disagg_server-ctx_<tp|dp|pp>:N-gen_<tp|dp|pp>:M`
     DisaggServer(DisaggConfig),
-    /// `perf_sanity-<config file>[-<select pattern>]`
+    /// `perf_sanity-<config file>[-<select pattern>]`: the 2025 `test_perf.py` server
+    /// benchmark, superseded upstream by `test_perf_sanity.py` ([`PerfName::Sanity`]).
     PerfSanity {
         config_file: String,
         select: Option<String>,
     },
+    /// `perf/test_perf_sanity.py::test_e2e[<label>]`.
+    Sanity(SanityId),
+}
+
+/// Which upstream test function a list entry names: its grammar and its test id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TestFunction {
+    /// `perf/test_perf.py::test_perf[<name>]` (and bare names).
+    #[default]
+    Perf,
+    /// `perf/test_perf_sanity.py::test_e2e[<label>]`.
+    PerfSanity,
+}
+
+impl TestFunction {
+    /// `perf/test_perf.py::test_perf` or `perf/test_perf_sanity.py::test_e2e`.
+    pub fn node(self) -> &'static str {
+        match self {
+            TestFunction::Perf => "perf/test_perf.py::test_perf",
+            TestFunction::PerfSanity => "perf/test_perf_sanity.py::test_e2e",
+        }
+    }
 }
 
 impl PerfName {
@@ -42,6 +68,15 @@ impl PerfName {
                 Some(s) => format!("perf_sanity-{config_file}-{s}"),
                 None => format!("perf_sanity-{config_file}"),
             },
+            PerfName::Sanity(id) => id.label.clone(),
+        }
+    }
+
+    /// The upstream test function the name belongs to.
+    pub fn function(&self) -> TestFunction {
+        match self {
+            PerfName::Sanity(_) => TestFunction::PerfSanity,
+            _ => TestFunction::Perf,
         }
     }
 
@@ -49,7 +84,7 @@ impl PerfName {
         match self {
             PerfName::Standard(c) => Some(&c.model),
             PerfName::DisaggServer(d) => Some(&d.model),
-            PerfName::PerfSanity { .. } => None,
+            PerfName::PerfSanity { .. } | PerfName::Sanity(_) => None,
         }
     }
 
@@ -57,11 +92,7 @@ impl PerfName {
     pub fn unsupported_reason(&self) -> Option<String> {
         match self {
             PerfName::Standard(c) => match c.runtime {
-                Runtime::Bench => None,
-                Runtime::Serve => Some(
-                    "runtime `serve` (trtllm-serve + benchmark_serving) is parsed but not run by perfgate yet"
-                        .into(),
-                ),
+                Runtime::Bench | Runtime::Serve => None,
                 Runtime::Cpp | Runtime::CppManager => Some(format!(
                     "runtime `{}` is a legacy TensorRT C++ benchmark flow that upstream no longer runs (only trtllm-bench is supported)",
                     c.runtime.as_str()
@@ -71,8 +102,9 @@ impl PerfName {
                 Some("disaggregated serving (`disagg_server`) is parsed but not run by perfgate yet".into())
             }
             PerfName::PerfSanity { .. } => Some(
-                "`perf_sanity-<config>` server benchmarks are parsed but not run by perfgate yet".into(),
+                "`perf_sanity-<config>` is the 2025 test_perf.py server benchmark that upstream replaced by perf/test_perf_sanity.py::test_e2e[aggr-<config>[-<server>]]; list that id instead".into(),
             ),
+            PerfName::Sanity(_) => None,
         }
     }
 
@@ -294,6 +326,10 @@ pub struct PerfConfig {
     pub model: String,
     pub device_subtype: Option<String>,
     pub runtime: Runtime,
+    /// A server recipe named in the backend slot of a `serve` name
+    /// (`tiny_llama_cpp-serve-llama.cpp-float32-...`): the engine perfgate starts instead of
+    /// trtllm-serve (`model_configs/servers.yaml`).
+    pub engine: Option<String>,
     /// `exe` (cppmanager executor API).
     pub api_exe: bool,
     pub backend: Backend,
@@ -336,6 +372,7 @@ impl PerfConfig {
             model,
             device_subtype: None,
             runtime,
+            engine: None,
             api_exe: false,
             backend: Backend::TensorRt,
             streaming: false,

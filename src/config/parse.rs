@@ -17,6 +17,31 @@ pub fn parse(name: &str) -> Result<PerfName, NameError> {
     parse_inner(name, true)
 }
 
+/// Parses the `[...]` of a test id of `function`.
+pub fn parse_test(function: super::TestFunction, raw: &str) -> Result<PerfName, NameError> {
+    match function {
+        super::TestFunction::Perf => parse(raw),
+        super::TestFunction::PerfSanity => super::parse_sanity(raw).map(PerfName::Sanity),
+    }
+}
+
+/// A server recipe's name in the backend slot of a `serve` name: lower-case letters, digits,
+/// `_` and `.` (`vllm`, `llama.cpp`), and not a word of another slot or one a typo away from
+/// a data type (`bfloat61` is a misspelt dtype, not an engine).
+fn is_engine_label(label: &str) -> bool {
+    let mut chars = label.chars();
+    let well_formed = chars.next().is_some_and(|c| c.is_ascii_lowercase())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '.'));
+    well_formed
+        && !matches!(
+            label,
+            "exe" | "streaming" | "static_batching" | "mp" | "build_only"
+        )
+        && DataType::from_label(label).is_none()
+        && Mode::from_label(label).is_none()
+        && closest(label, DataType::ALL.iter().map(|d| d.as_str()), 1).is_empty()
+}
+
 /// Longest test name accepted, in bytes. Upstream's longest names are about 150 bytes; the cap
 /// keeps every later stage (rule matching, file names, suggestions) bounded on hostile input.
 pub const MAX_NAME_BYTES: usize = 4096;
@@ -71,6 +96,11 @@ fn parse_inner(name: &str, suggest: bool) -> Result<PerfName, NameError> {
     if let Some(b) = p.peek().and_then(Backend::from_label) {
         p.consume(Slot::Backend);
         cfg.backend = b;
+    } else if runtime == Runtime::Serve
+        && let Some(engine) = p.peek().filter(|l| is_engine_label(l))
+    {
+        p.consume(Slot::Backend);
+        cfg.engine = Some(engine.to_string());
     }
     cfg.streaming = p.take_word("streaming", Slot::Streaming);
     cfg.static_batching = p.take_word("static_batching", Slot::StaticBatching);

@@ -96,7 +96,7 @@ impl Slot {
             Slot::Subtype => "`subtype:S`",
             Slot::Runtime => "a runtime (bench|serve|cppmanager|cpp)",
             Slot::Api => "`exe`",
-            Slot::Backend => "a backend (pytorch|_autodeploy)",
+            Slot::Backend => "a backend (pytorch|_autodeploy, or a server recipe with serve)",
             Slot::Streaming => "`streaming`",
             Slot::StaticBatching => "`static_batching`",
             Slot::Mode => "a build mode (plugin|ootb|ootb_except_mha|plugin_ifb)",

@@ -13,6 +13,15 @@
 //! - **Invariants.** Output tok/s = req/s × mean output length (within 1%, the rounding of
 //!   printed values); average concurrency = req/s × mean request latency (Little's law, within
 //!   5%); mean TTFT ≤ mean request latency.
+//! - **Serving** (a `benchmark_serving` block: token totals are integers, rates and times are
+//!   printed with two decimals, so each identity allows that rounding): output tok/s = tokens
+//!   generated / duration (= completed x mean OSL / duration), total tok/s = (input + output
+//!   tokens) / duration, req/s = completed / duration; the achieved concurrency (Little's
+//!   law: req/s x mean end-to-end latency) cannot exceed the client's limit; every request's
+//!   TTFT is part of its end-to-end latency, so mean, median and P99 TTFT cannot exceed the
+//!   same statistic of E2EL; under ignore-eos every request generates exactly its requested
+//!   output (tokens generated = completed x OSL), and with fixed input lengths the input
+//!   total is completed x ISL.
 //! - **Physics.** No value beats its roofline bound ([`crate::physics::Roofline::check`]).
 
 use std::collections::BTreeMap;
@@ -104,8 +113,114 @@ pub fn check(
              part of"
         ));
     }
+    evidence.extend(serving(metrics, expect));
     if let Some(roof) = roofline {
         evidence.extend(roof.check(metrics).iter().map(|v| v.to_string()));
+    }
+    evidence
+}
+
+/// The identities of a serving benchmark's block (see the module's list).
+fn serving(metrics: &BTreeMap<String, f64>, expect: Option<&Expectations>) -> Vec<String> {
+    let mut evidence = Vec::new();
+    let get = |k: &str| metrics.get(k).copied();
+    let (Some(completed), Some(out_tokens)) = (get("NUM_REQUESTS"), get("TOTAL_OUTPUT_TOKENS"))
+    else {
+        return evidence;
+    };
+    // `Benchmark duration (s)` is printed with two decimals.
+    let duration = get("INFERENCE_TIME")
+        .map(|ms| ms / 1000.0)
+        .filter(|d| *d > 0.0);
+    if let Some(d) = duration {
+        let in_tokens = get("TOTAL_INPUT_TOKENS");
+        for (metric, what, count) in [
+            (
+                "TOTAL_OUTPUT_THROUGHPUT",
+                "tokens generated",
+                Some(out_tokens),
+            ),
+            (
+                "TOTAL_TOKEN_THROUGHPUT",
+                "input + output tokens",
+                in_tokens.map(|i| i + out_tokens),
+            ),
+            ("SEQ_THROUGHPUT", "completed requests", Some(completed)),
+        ] {
+            let (Some(rate), Some(count)) = (get(metric), count) else {
+                continue;
+            };
+            let implied = count / d;
+            // The duration's rounding (half a hundredth of a second) and the rate's own.
+            let slack = implied * (0.005 / d) + 0.005;
+            if (rate - implied).abs() > IDENTITY_TOLERANCE * implied.abs() + slack {
+                evidence.push(format!(
+                    "{metric} {rate:.2}/s is not {what} {count} / duration {d:.2} s = \
+                     {implied:.2}/s (off by {:.1}%)",
+                    (rate / implied - 1.0) * 100.0
+                ));
+            }
+        }
+    }
+    if let (Some(rps), Some(e2el), Some(limit)) = (
+        get("SEQ_THROUGHPUT"),
+        get("AVG_REQUEST_LATENCY"),
+        expect.and_then(|e| e.max_concurrency),
+    ) {
+        let in_flight = rps * e2el / 1000.0;
+        // Little's law over the measured window; the rate is printed with two decimals.
+        let slack = 0.005 * e2el / 1000.0;
+        if in_flight > f64::from(limit) * (1.0 + LITTLE_TOLERANCE) + slack {
+            evidence.push(format!(
+                "SEQ_THROUGHPUT {rps:.2} req/s x mean E2EL {e2el:.2} ms = {in_flight:.2} \
+                 requests in flight on average (Little's law), more than the client's \
+                 concurrency limit {limit}"
+            ));
+        }
+    }
+    for (stat, ttft, e2el) in [
+        ("mean", "FIRST_TOKEN_TIME", "AVG_REQUEST_LATENCY"),
+        ("median", "MEDIAN_FIRST_TOKEN_TIME", "MEDIAN_INFERENCE_TIME"),
+        ("P99", "P99_FIRST_TOKEN_TIME", "P99_INFERENCE_TIME"),
+    ] {
+        if let (Some(t), Some(l)) = (get(ttft), get(e2el))
+            && t > l * (1.0 + IDENTITY_TOLERANCE) + 0.005
+        {
+            evidence.push(format!(
+                "{stat} TTFT {t:.2} ms is longer than the {stat} end-to-end latency {l:.2} ms: \
+                 every request's first token is part of its latency"
+            ));
+        }
+    }
+    if let Some(expect) = expect {
+        for (total, per_request, what) in [
+            (out_tokens, expect.output_len, "output"),
+            (
+                get("TOTAL_INPUT_TOKENS").unwrap_or(f64::NAN),
+                expect.input_len,
+                "input",
+            ),
+        ] {
+            let Some(n) = per_request else { continue };
+            if total.is_nan() {
+                continue;
+            }
+            let want = completed * f64::from(n);
+            if (total - want).abs() > 0.5 {
+                let why = if what == "output" && total < want {
+                    "requests stopped before their requested output (ignore_eos not in effect, \
+                     or the server capped max_tokens), so the throughput is not comparable"
+                } else if what == "output" {
+                    "the server generated more than the requested max_tokens"
+                } else {
+                    "the client did not send the prompts it was given"
+                };
+                evidence.push(format!(
+                    "{total} {what} tokens for {completed} requests of {n} tokens each (want \
+                     {want}): {why}"
+                ));
+            }
+        }
     }
     evidence
 }

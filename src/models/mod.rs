@@ -12,15 +12,18 @@ use crate::textutil::closest;
 
 mod arch;
 mod gpus;
+pub mod servers;
 
 pub use arch::Arch;
 pub use gpus::{ClockTarget, GpuInfo, GpuTable};
+pub use servers::{ServerRecipe, ServerRecipes};
 
 use crate::llm_api::Rules;
 
 const EMBEDDED: &str = include_str!("../../model_configs/models.yaml");
 const EMBEDDED_RULES: &str = include_str!("../../model_configs/llm_api_rules.yaml");
 const EMBEDDED_GPUS: &str = include_str!("../../model_configs/gpus.yaml");
+const EMBEDDED_SERVERS: &str = include_str!("../../model_configs/servers.yaml");
 
 /// Everything per model and per GPU that planning reads: the catalog, the LLM-API rules and
 /// the GPU table, from `--model-configs DIR` or the copies built in.
@@ -29,6 +32,10 @@ pub struct ModelConfigs {
     pub catalog: Catalog,
     pub rules: Rules,
     pub gpus: GpuTable,
+    /// Server recipes for `serve` names (`servers.yaml`).
+    pub servers: ServerRecipes,
+    /// Perf-sanity config files, read when a plan first needs one.
+    pub sanity: crate::perf_sanity::SanityStore,
     /// The LLM-API rules are the project's own (the built-in copy, or a file with the same
     /// text): their warnings are the project's to fix and its tests check them, so linting a
     /// user's list does not repeat them.
@@ -47,10 +54,21 @@ impl ModelConfigs {
                 let gpus_text = crate::textutil::read_text(&gpus_path)?;
                 let rules_path = dir.join("llm_api_rules.yaml");
                 let rules_text = crate::textutil::read_text(&rules_path)?;
+                // A directory from before server recipes existed keeps working with the
+                // built-in ones.
+                let servers_path = dir.join("servers.yaml");
+                let servers = if servers_path.is_file() {
+                    let text = crate::textutil::read_text(&servers_path)?;
+                    ServerRecipes::parse(&text, &servers_path.display().to_string())?
+                } else {
+                    ServerRecipes::parse(EMBEDDED_SERVERS, "<embedded model_configs/servers.yaml>")?
+                };
                 Ok(ModelConfigs {
                     catalog: Catalog::load(&dir.join("models.yaml"))?,
                     rules: Rules::from_str(&rules_text, &rules_path.display().to_string())?,
                     gpus: parse_gpus(&gpus_text, &gpus_path.display().to_string())?,
+                    servers,
+                    sanity: crate::perf_sanity::SanityStore::default(),
                     rules_are_builtin: rules_text == EMBEDDED_RULES,
                 })
             }
@@ -65,15 +83,20 @@ impl ModelConfigs {
             "<embedded model_configs/llm_api_rules.yaml>",
         );
         let gpus = parse_gpus(EMBEDDED_GPUS, "<embedded model_configs/gpus.yaml>");
-        match (rules, gpus) {
-            (Ok(rules), Ok(gpus)) => ModelConfigs {
+        let servers =
+            ServerRecipes::parse(EMBEDDED_SERVERS, "<embedded model_configs/servers.yaml>");
+        match (rules, gpus, servers) {
+            (Ok(rules), Ok(gpus), Ok(servers)) => ModelConfigs {
                 catalog: Catalog::embedded(),
                 rules,
                 gpus,
+                servers,
+                sanity: crate::perf_sanity::SanityStore::default(),
                 rules_are_builtin: true,
             },
-            (Err(e), _) => panic!("{e}"),
-            (_, Err(e)) => panic!("{e}"),
+            (Err(e), _, _) => panic!("{e}"),
+            (_, Err(e), _) => panic!("{e}"),
+            (_, _, Err(e)) => panic!("{e}"),
         }
     }
 }
@@ -124,6 +147,11 @@ pub struct ModelInfo {
     pub bench_args: Vec<String>,
     /// Key into the catalog's `architectures:` (the facts the physics check needs).
     pub arch: Option<String>,
+    /// The tokenizer directory relative to the models root, when the checkpoint is not one (a
+    /// GGUF file served by llama.cpp).
+    pub tokenizer: Option<String>,
+    /// The checkpoint perf-sanity uses where its `MODEL_PATH_DICT` differs from test_perf's.
+    pub sanity_path: Option<String>,
 }
 
 impl ModelInfo {
@@ -135,6 +163,12 @@ impl ModelInfo {
         let mut problems = Vec::new();
         if let Some(p) = &self.path {
             problems.extend(relative_path_problem("path", p));
+        }
+        if let Some(p) = &self.tokenizer {
+            problems.extend(relative_path_problem("tokenizer", p));
+        }
+        if let Some(p) = &self.sanity_path {
+            problems.extend(relative_path_problem("sanity_path", p));
         }
         for p in &self.lora {
             problems.extend(relative_path_problem("lora", p));

@@ -18,6 +18,7 @@ use serde::Serialize;
 
 use crate::config::CaseSpec;
 use crate::dataset::DatasetRequest;
+use crate::physics::Roofline;
 use crate::record::Expectations;
 use crate::textutil::shell_join;
 
@@ -88,8 +89,9 @@ pub struct PlannedFile {
 /// `{port}` anywhere in the step's argv, env or readiness check is replaced by a free port the
 /// runner picks (bind to port 0, read the port the kernel gave; on the rare race the service
 /// dies on start and is retried with another). Steps after a ready service find its address in
-/// `{<label>.addr}`, `{<label>.port}` and `{<label>.url}` in their argv and env, and in the
-/// environment as `PERFGATE_<LABEL>_ADDR`, `_PORT` and `_URL`.
+/// `{<label>.addr}`, `{<label>.host}`, `{<label>.port}` and `{<label>.url}` in their argv, env
+/// and planned files, and in the environment as `PERFGATE_<LABEL>_ADDR`, `_HOST`, `_PORT` and
+/// `_URL`. `{perfgate.auth_key}` is a secret made for each run of a test (64 hex digits).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ServiceSpec {
     pub ready: Readiness,
@@ -110,7 +112,8 @@ pub enum Readiness {
     /// A line of its output matches this regular expression.
     LogLine { pattern: String },
     /// It writes `host:port` to this file (trtllm-serve's `--report_addr`); then `GET
-    /// http://host:port<path>` answers 200.
+    /// http://host:port<path>` answers 200. A file left by an earlier run is removed before
+    /// the service starts.
     ReportFile { path: PathBuf, health_path: String },
 }
 
@@ -150,6 +153,22 @@ pub struct CasePlan {
     pub steps: Vec<Step>,
     /// The metrics upstream records for the case, from its first measure step.
     pub metrics: Vec<&'static str>,
+    /// The case's physical limits on the GPU type, when its backend computed them (a serving
+    /// case); otherwise the run computes them from the test's name when the test runs.
+    #[serde(skip)]
+    pub roofline: Option<Roofline>,
+    /// Consecutive cases of one group share the services their first case starts (a server
+    /// measured by one client per case); they stop when the group ends.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// Metrics this kind of case gates by default, beyond the run's (`--gate-metrics` given
+    /// explicitly replaces both).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub gated: Vec<&'static str>,
+    /// What upstream's database would record for the case (perf-sanity: the `s_`/`l_`/`b_`/`d_`
+    /// fields without the metrics, and the keys its baselines are matched on).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upstream_record: Option<serde_json::Value>,
 }
 
 /// Everything one list entry will do.
@@ -168,6 +187,13 @@ pub struct TestPlan {
     /// Why it is skipped, as upstream skips it (an unsupported runtime, no LoRA adapters, no
     /// checkpoint to build an engine from): the test is reported as ignored.
     pub skipped: Vec<String>,
+    /// Why the cases have no physical limits although a GPU type was given.
+    #[serde(skip)]
+    pub physics_note: Option<String>,
+    /// The GPUs the test occupies when its name does not say (a perf-sanity id: its largest
+    /// server, or all its disaggregated workers).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gpus: Option<u32>,
 }
 
 impl TestPlan {
@@ -182,6 +208,8 @@ impl TestPlan {
             cases: Vec::new(),
             blocked: Vec::new(),
             skipped: Vec::new(),
+            physics_note: None,
+            gpus: None,
         }
     }
 

@@ -50,9 +50,13 @@ impl CaseId {
             .map_or(self.test_id.as_str(), |(d, _)| d)
     }
 
-    /// Upstream's `network_hash`: the short node name.
+    /// Upstream's `network_hash`: the short node name (`test_perf[...]`, or `test_e2e[...]` for
+    /// a perf-sanity id).
     pub fn network_hash(&self) -> String {
-        format!("test_perf[{}]", self.raw)
+        match self.test_id.rsplit_once("::") {
+            Some((_, node)) if node.ends_with(']') => node.to_string(),
+            _ => format!("test_perf[{}]", self.raw),
+        }
     }
 
     /// Upstream's `test_name` of one metric: `test_perf_metric_<type>[<label>]`.

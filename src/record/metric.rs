@@ -778,6 +778,16 @@ pub static METRICS: &[MetricDef] = &[
         "serving `Median Request AR`",
     ),
     m(
+        "AVG_DECODED_TOKENS_PER_ITER",
+        Tokens,
+        Higher,
+        None,
+        "serving `Mean Avg Decoded Tokens per Iter` (TensorRT-LLM's benchmark_serving, printed \
+         only with speculative decoding): tokens accepted per decoding step, the acceptance \
+         length. Perf-sanity stores it as `d_al` and gates it when a client decodes \
+         speculatively",
+    ),
+    m(
         "DISAGG_SERVER_E2EL",
         Milliseconds,
         Lower,

@@ -21,4 +21,7 @@ pub struct Expectations {
     /// Exact mean lengths, when every request has the same lengths (stdev 0).
     pub input_len: Option<u32>,
     pub output_len: Option<u32>,
+    /// The most requests a serving client keeps in flight (its concurrency limit).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_concurrency: Option<u32>,
 }

@@ -43,6 +43,27 @@ pub(crate) static LABELS: &[LabelDef] = &[
     s("User throughput (tok/s)", &["USER_THROUGHPUT"]),
     s("Mean Request AR", &["MEAN_REQUEST_ACCEPTANCE_RATE"]),
     s("Median Request AR", &["MEDIAN_REQUEST_ACCEPTANCE_RATE"]),
+    // `Avg Decoded Tokens per Iter` (speculative decoding only; no unit): upstream's d_al.
+    s(
+        "Mean Avg Decoded Tokens per Iter",
+        &["AVG_DECODED_TOKENS_PER_ITER"],
+    ),
+    s("Median Avg Decoded Tokens per Iter", &[]),
+    s("Std Dev Avg Decoded Tokens per Iter", &[]),
+    s("Min Avg Decoded Tokens per Iter", &[]),
+    s("Max Avg Decoded Tokens per Iter", &[]),
+    s("P99 Avg Decoded Tokens per Iter", &[]),
+    // Failure summary inside the block, after `!FAILED REQUESTS!`.
+    s("Total failed requests", &[]),
+    // TensorRT-LLM prints a population standard deviation per percentile metric; vLLM does not.
+    s("Std Dev TTFT (ms)", &[]),
+    s("Std Dev TPOT (ms)", &[]),
+    s("Std Dev ITL (ms)", &[]),
+    s("Std Dev E2EL (ms)", &[]),
+    // Energy (servers exposing /energy_metrics).
+    s("Total Energy (J)", &[]),
+    s("Output Tokens per Second per Watt (tps/W)", &[]),
+    s("Total GPU Power (W)", &[]),
     s("Mean TTFT (ms)", &["FIRST_TOKEN_TIME"]),
     s("Median TTFT (ms)", &["MEDIAN_FIRST_TOKEN_TIME"]),
     s("P99 TTFT (ms)", &["P99_FIRST_TOKEN_TIME"]),
@@ -57,13 +78,9 @@ pub(crate) static LABELS: &[LabelDef] = &[
     s("Mean E2EL (ms)", &["AVG_REQUEST_LATENCY"]),
     s("Median E2EL (ms)", &["MEDIAN_INFERENCE_TIME"]),
     s("P99 E2EL (ms)", &["P99_INFERENCE_TIME"]),
-    // TensorRT-LLM prints a Std Dev line per metric; `--metric-percentiles` adds P-lines
-    // (serve-bench prints P90 and P95 by default). Where the metric table has the same
-    // quantity (trtllm-bench's latency percentiles) it is stored there.
-    s("Std Dev TTFT (ms)", &[]),
-    s("Std Dev TPOT (ms)", &[]),
-    s("Std Dev ITL (ms)", &[]),
-    s("Std Dev E2EL (ms)", &[]),
+    // `--metric-percentiles` adds P-lines (serve-bench prints P90 and P95 by default). Where
+    // the metric table has the same quantity (trtllm-bench's latency percentiles) it is
+    // stored there.
     s("P90 TTFT (ms)", &["P90_TTFT"]),
     s("P95 TTFT (ms)", &["P95_TTFT"]),
     s("P90 TPOT (ms)", &["P90_TPOT"]),
@@ -72,18 +89,8 @@ pub(crate) static LABELS: &[LabelDef] = &[
     s("P95 ITL (ms)", &[]),
     s("P90 E2EL (ms)", &[]),
     s("P95 E2EL (ms)", &[]),
-    // Speculative decoding (TensorRT-LLM): upstream's d_al is the mean, the acceptance length.
-    s(
-        "Mean Avg Decoded Tokens per Iter",
-        &["AVG_ACCEPTANCE_LENGTH"],
-    ),
-    s("Median Avg Decoded Tokens per Iter", &[]),
-    s("Std Dev Avg Decoded Tokens per Iter", &[]),
-    s("Min Avg Decoded Tokens per Iter", &[]),
-    s("Max Avg Decoded Tokens per Iter", &[]),
     s("P90 Avg Decoded Tokens per Iter", &[]),
     s("P95 Avg Decoded Tokens per Iter", &[]),
-    s("P99 Avg Decoded Tokens per Iter", &[]),
 ];
 
 /// Sub-headers, as bits of a mask, with the metrics each promises.

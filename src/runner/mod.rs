@@ -101,7 +101,7 @@ impl Runner {
     ) -> Result<StepRun, StepError> {
         let started = SystemTime::now();
         let clock = Instant::now();
-        write_step_files(step).map_err(|e| StepError::Prepare(format!("{e:#}")))?;
+        write_step_files_in(step, context).map_err(|e| StepError::Prepare(format!("{e:#}")))?;
         let (argv, env) = resolve(step, context);
         let command = actual_command(step, &argv, &env);
         let _ = writeln!(self.log, "$ {command}");
@@ -157,7 +157,7 @@ impl Runner {
         step: &Step,
         context: &ServiceContext,
     ) -> Result<Service, StepError> {
-        write_step_files(step).map_err(|e| StepError::Prepare(format!("{e:#}")))?;
+        write_step_files_in(step, context).map_err(|e| StepError::Prepare(format!("{e:#}")))?;
         let (_, env) = resolve(step, context);
         let log = step
             .service
@@ -230,14 +230,21 @@ fn actual_command(step: &Step, argv: &[String], env: &[(String, String)]) -> Str
 
 /// What a step needs on disk before it runs: its planned files (the extra LLM API YAML) and,
 /// for LoRA datasets, `<lora_dir>/<i>` links to the adapters (upstream's `ln -sf`). Used by
-/// dry runs too, which write everything but start nothing.
+/// dry runs too, which write everything but start nothing (placeholders of services that are
+/// not running are left as they are).
 pub fn write_step_files(step: &Step) -> anyhow::Result<()> {
+    write_step_files_in(step, &ServiceContext::default())
+}
+
+/// [`write_step_files`] with the placeholders of `context` filled into the files (a
+/// disaggregated server's config names its workers' addresses).
+pub fn write_step_files_in(step: &Step, context: &ServiceContext) -> anyhow::Result<()> {
     for f in &step.files {
         if let Some(dir) = f.path.parent() {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("{}: cannot create", dir.display()))?;
         }
-        crate::fsutil::write(&f.path, f.contents.as_bytes())?;
+        crate::fsutil::write(&f.path, context.apply(&f.contents).as_bytes())?;
     }
     if let Some(req) = &step.dataset {
         if let Some(dir) = &req.lora_dir {

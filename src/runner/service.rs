@@ -99,9 +99,19 @@ pub struct ServiceContext {
 }
 
 impl ServiceContext {
+    /// A context holding a fresh per-run secret as `{perfgate.auth_key}`: 64 hex digits, as
+    /// upstream's `secrets.token_hex(32)`, for the internal requests of disaggregated servers.
+    pub fn with_secret() -> ServiceContext {
+        let mut c = ServiceContext::default();
+        c.substitutions
+            .push(("{perfgate.auth_key}".into(), secret_hex()));
+        c
+    }
+
     /// Adds a ready service's address.
     pub fn add(&mut self, label: &str, addr: &str) {
-        let port = addr.rsplit_once(':').map_or("", |(_, p)| p).to_string();
+        let (host, port) = addr.rsplit_once(':').map_or((addr, ""), |(h, p)| (h, p));
+        let (host, port) = (host.to_string(), port.to_string());
         let url = format!("http://{addr}");
         let upper: String = label
             .chars()
@@ -113,7 +123,12 @@ impl ServiceContext {
                 }
             })
             .collect();
-        for (key, value) in [("addr", addr.to_string()), ("port", port), ("url", url)] {
+        for (key, value) in [
+            ("addr", addr.to_string()),
+            ("host", host),
+            ("port", port),
+            ("url", url),
+        ] {
             self.env.push((
                 format!("PERFGATE_{upper}_{}", key.to_ascii_uppercase()),
                 value.clone(),
@@ -127,6 +142,29 @@ impl ServiceContext {
     pub fn apply(&self, s: &str) -> String {
         substitute(s, &self.substitutions)
     }
+}
+
+/// 64 hex digits from the kernel's random source. A value PyYAML would read as another type
+/// (all digits, say) is drawn again, so the YAML it is written into reads it as a string
+/// unquoted, exactly as upstream's key is written.
+fn secret_hex() -> String {
+    use std::io::Read as _;
+    for _ in 0..8 {
+        let mut bytes = [0u8; 32];
+        let got = File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes));
+        if got.is_err() {
+            // No random source: a key unique to this process and moment (only the servers of
+            // this test, on this machine, share it).
+            use sha2::Digest;
+            let seed = format!("{}-{:?}", std::process::id(), std::time::SystemTime::now());
+            bytes.copy_from_slice(&sha2::Sha256::digest(seed.as_bytes()));
+        }
+        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        if crate::llm_api::pyyaml::plain_resolves_to_str(&hex) {
+            return hex;
+        }
+    }
+    "f".repeat(64)
 }
 
 /// Replaces every `(from, to)` in `s` (placeholders never overlap).
@@ -228,6 +266,21 @@ impl Service {
             label: step.label.into(),
             source: std::io::Error::other("empty command"),
         })?;
+        if let Readiness::ReportFile { path, .. } = &spec.ready {
+            // An address left by an earlier run must not be taken for this one's; the server
+            // writes the file but not its directory.
+            let io = |source| ServiceError::Io {
+                path: path.clone(),
+                source,
+            };
+            match std::fs::remove_file(path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(e)),
+                _ => {}
+            }
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir).map_err(io)?;
+            }
+        }
         if let Some(dir) = spec.log.parent() {
             std::fs::create_dir_all(dir).map_err(|source| ServiceError::Io {
                 path: dir.to_path_buf(),
@@ -328,10 +381,12 @@ impl Service {
                 },
             };
             if ready {
-                if service.addr.is_none()
-                    && let Readiness::Http { url } = &spec.ready
+                // Later steps reach the service as its readiness check did (`localhost` stays
+                // `localhost`).
+                if let Readiness::Http { url } = &spec.ready
+                    && let Some(authority) = url_authority(&substitute(url, subs))
                 {
-                    service.addr = url_authority(&substitute(url, subs));
+                    service.addr = Some(authority);
                 }
                 return Ok(service);
             }
@@ -568,6 +623,15 @@ mod tests {
         assert!(
             c.env
                 .contains(&("PERFGATE_SERVER_ADDR".into(), "127.0.0.1:8123".into()))
+        );
+        assert_eq!(c.apply("{server.host}"), "127.0.0.1");
+        let s = ServiceContext::with_secret();
+        let key = s.apply("{perfgate.auth_key}");
+        assert_eq!(key.len(), 64);
+        assert!(key.chars().all(|c| c.is_ascii_hexdigit()));
+        assert_ne!(
+            key,
+            ServiceContext::with_secret().apply("{perfgate.auth_key}")
         );
     }
 

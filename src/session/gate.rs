@@ -29,6 +29,9 @@ pub struct GateOptions {
     pub max_reruns: u32,
     /// The metrics that can fail a test.
     pub gated: Vec<String>,
+    /// `gated` was given explicitly: it replaces the metrics a kind of case gates by default
+    /// (a plan's `CasePlan::gated`) instead of adding to them.
+    pub gated_explicit: bool,
     /// The history database; `None`: `<output dir>/history.sqlite`.
     pub history: Option<PathBuf>,
     /// Neither read nor write the history.
@@ -49,6 +52,7 @@ impl Default for GateOptions {
                 .iter()
                 .map(|s| s.to_string())
                 .collect(),
+            gated_explicit: false,
             history: None,
             no_history: false,
             baselines: PathBuf::from("baselines"),
@@ -247,8 +251,14 @@ fn change_points(h: &History, run_id: &str) -> anyhow::Result<Option<ChangePoint
 /// verdicts are kept under this key.
 type JudgeKey = (String, Option<&'static str>, usize);
 
-/// What the plan says of one case: its label, each step's expectations, its physical limits.
-type CaseFacts = (String, Vec<(&'static str, Expectations)>, Option<Roofline>);
+/// What the plan says of one case: its label, each step's expectations, its physical limits,
+/// the metrics it gates by default.
+type CaseFacts = (
+    String,
+    Vec<(&'static str, Expectations)>,
+    Option<Roofline>,
+    Vec<&'static str>,
+);
 
 /// The gate for one test: each case's expectations and physical limits (from its plan), and
 /// the verdicts of its finished cases.
@@ -271,11 +281,18 @@ impl<'a> CaseJudge<'a> {
             .cases
             .iter()
             .map(|cp| {
-                let roof = rooflines
-                    .iter()
-                    .find(|r| r.case.label == cp.spec.label)
-                    .cloned();
-                (cp.spec.label.clone(), cp.expectations(), roof)
+                let roof = cp.roofline.clone().or_else(|| {
+                    rooflines
+                        .iter()
+                        .find(|r| r.case.label == cp.spec.label)
+                        .cloned()
+                });
+                (
+                    cp.spec.label.clone(),
+                    cp.expectations(),
+                    roof,
+                    cp.gated.clone(),
+                )
             })
             .collect();
         CaseJudge {
@@ -306,12 +323,20 @@ impl<'a> CaseJudge<'a> {
         let Some(gate) = self.gate else {
             return Vec::new();
         };
-        let (expect, roofline) = self
+        let (expect, roofline, case_gated) = self
             .cases
             .iter()
-            .find(|(label, _, _)| *label == case.id.label)
-            .map(|(_, e, r)| (e.as_slice(), r.as_ref()))
+            .find(|(label, _, _, _)| *label == case.id.label)
+            .map(|(_, e, r, g)| (e.as_slice(), r.as_ref(), g.as_slice()))
             .unwrap_or_default();
+        let mut gated = gate.opts.gated.clone();
+        if !gate.opts.gated_explicit {
+            for m in case_gated {
+                if !gated.iter().any(|g| g == m) {
+                    gated.push(m.to_string());
+                }
+            }
+        }
         let last_rep = case
             .measurements
             .iter()
@@ -321,7 +346,7 @@ impl<'a> CaseJudge<'a> {
         let cctx = CaseContext {
             run_id: &gate.run_id,
             mode: gate.opts.mode,
-            gated: &gate.opts.gated,
+            gated: &gated,
             fingerprint: &gate.fingerprint,
             expect,
             roofline,

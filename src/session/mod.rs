@@ -595,8 +595,14 @@ impl Session {
         }
         write_plan_files(plan, None).map_err(|e| Failure::internal(format!("{e:#}")))?;
         let mut opts = self.exec.clone();
-        if let (Some(tel), Ok(PerfName::Standard(cfg))) = (&mut opts.telemetry, &t.name) {
-            tel.gpus = gpus_of_test(cfg.num_gpus, tel.telemetry.device_count());
+        if let Some(tel) = &mut opts.telemetry {
+            let gpus = match &t.name {
+                Ok(PerfName::Standard(cfg)) => Some(cfg.num_gpus),
+                _ => plan.gpus,
+            };
+            if let Some(n) = gpus {
+                tel.gpus = gpus_of_test(n, tel.telemetry.device_count());
+            }
         }
         opts.timeout = t
             .entry
@@ -604,7 +610,12 @@ impl Session {
             .timeout_minutes
             .map(|m| Duration::from_secs(u64::from(m) * 60))
             .or(self.default_timeout);
-        let roofs = rooflines(self.physics.as_ref(), t).unwrap_or_default();
+        // A backend that computed its cases' limits (serving) is not second-guessed.
+        let roofs = if plan.cases.iter().any(|c| c.roofline.is_some()) {
+            Vec::new()
+        } else {
+            rooflines(self.physics.as_ref(), t).unwrap_or_default()
+        };
         let judge = CaseJudge::new(plan, &roofs, self.gate.as_ref(), self.exec.repeat);
         let mut write_error: Option<String> = None;
         let mut verdicts: Vec<VerdictRecord> = Vec::new();
@@ -790,6 +801,20 @@ fn rooflines(
 
 /// The physical limits of a test's cases for the dry run; empty when the GPU type is unknown.
 fn physics_text(physics: Option<&(ModelConfigs, String)>, t: &Collected) -> String {
+    if let Some(plan) = &t.plan {
+        if let Some(note) = &plan.physics_note {
+            return format!("  physical limits: {note}\n");
+        }
+        let planned: String = plan
+            .cases
+            .iter()
+            .filter_map(|c| c.roofline.as_ref())
+            .map(|r| r.limits().render())
+            .collect();
+        if !planned.is_empty() {
+            return planned;
+        }
+    }
     match rooflines(physics, t) {
         Ok(roofs) => roofs.iter().map(|r| r.limits().render()).collect(),
         Err(e) => format!("  physical limits: {e}\n"),

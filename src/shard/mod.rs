@@ -278,11 +278,12 @@ pub fn size_of(t: &Collected) -> Option<f64> {
     )
 }
 
-/// The GPUs a test needs: tp × pp (the config keeps `num_gpus` equal to it); 1 when the name
-/// does not parse or is not a standard benchmark.
+/// The GPUs a test needs: tp × pp (the config keeps `num_gpus` equal to it), the plan's count
+/// for a perf-sanity id; 1 when the name does not parse.
 pub fn gpus_of(t: &Collected) -> u32 {
-    match &t.name {
-        Ok(PerfName::Standard(cfg)) => cfg.num_gpus.max(1),
+    match (&t.name, t.plan.as_ref().and_then(|p| p.gpus)) {
+        (Ok(PerfName::Standard(cfg)), _) => cfg.num_gpus.max(1),
+        (_, Some(g)) => g.max(1),
         _ => 1,
     }
 }

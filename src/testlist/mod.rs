@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+pub use crate::config::TestFunction;
 pub use condition::{Condition, RangeBounds, System};
 pub use markers::Markers;
 
@@ -39,7 +40,10 @@ impl fmt::Display for Source {
 #[derive(Debug, Clone, PartialEq)]
 pub struct TestEntry {
     pub source: Source,
-    /// The name inside `test_perf[...]`, exactly as listed.
+    /// The upstream test function: `test_perf` names, or `test_perf_sanity.py::test_e2e`
+    /// labels.
+    pub function: TestFunction,
+    /// The name inside `test_perf[...]` (or `test_e2e[...]`), exactly as listed.
     pub raw: String,
     /// A GPU prefix pinned with `full:<prefix>/...`.
     pub pinned_prefix: Option<String>,
@@ -47,16 +51,27 @@ pub struct TestEntry {
 }
 
 impl TestEntry {
-    /// The upstream test id: `[<prefix>/]perf/test_perf.py::test_perf[<raw>]`.
+    /// The upstream test id: `[<prefix>/]perf/test_perf.py::test_perf[<raw>]` (or
+    /// `perf/test_perf_sanity.py::test_e2e[<raw>]`).
     pub fn test_id(&self, prefix: Option<&str>) -> String {
-        test_id(prefix.or(self.pinned_prefix.as_deref()), &self.raw)
+        function_test_id(
+            self.function,
+            prefix.or(self.pinned_prefix.as_deref()),
+            &self.raw,
+        )
     }
 }
 
 pub fn test_id(prefix: Option<&str>, raw: &str) -> String {
+    function_test_id(TestFunction::Perf, prefix, raw)
+}
+
+/// The test id of `raw` under `function`, with the GPU / stage prefix.
+pub fn function_test_id(function: TestFunction, prefix: Option<&str>, raw: &str) -> String {
+    let node = function.node();
     match prefix.filter(|p| !p.is_empty()) {
-        Some(p) => format!("{p}/perf/test_perf.py::test_perf[{raw}]"),
-        None => format!("perf/test_perf.py::test_perf[{raw}]"),
+        Some(p) => format!("{p}/{node}[{raw}]"),
+        None => format!("{node}[{raw}]"),
     }
 }
 
@@ -214,10 +229,10 @@ pub fn parse_text(text: &str, path: &Path, is_yaml: bool, opts: &LoadOptions, li
 }
 
 fn dedup(list: &mut TestList) {
-    let mut first: HashMap<(Option<String>, String), Source> = HashMap::new();
+    let mut first: HashMap<(Option<String>, TestFunction, String), Source> = HashMap::new();
     let mut kept = Vec::with_capacity(list.entries.len());
     for e in std::mem::take(&mut list.entries) {
-        let key = (e.pinned_prefix.clone(), e.raw.clone());
+        let key = (e.pinned_prefix.clone(), e.function, e.raw.clone());
         if let Some(at) = first.get(&key) {
             list.diagnostics.push(Diagnostic::warning(
                 e.source.clone(),
@@ -243,21 +258,25 @@ pub(crate) fn parse_line(text: &str, source: &Source) -> Result<Option<TestEntry
         None => (text, ""),
     };
     let markers = Markers::parse(rest)?;
-    let Some((pinned_prefix, raw)) = parse_test_id(id)? else {
+    let Some((pinned_prefix, function, raw)) = parse_test_id(id)? else {
         return Ok(None);
     };
     Ok(Some(TestEntry {
         source: source.clone(),
+        function,
         raw,
         pinned_prefix,
         markers,
     }))
 }
 
-/// `[full:<prefix>/][llm/]perf/test_perf.py::test_perf[<name>]`, or a bare name, into the
-/// pinned prefix and the name; `Ok(None)` for another test function.
-pub fn parse_test_id(id: &str) -> Result<Option<(Option<String>, String)>, String> {
-    const FUNC: &str = "perf/test_perf.py::test_perf[";
+/// The pinned prefix, the test function and the name of a test id:
+/// `[full:<prefix>/][llm/]perf/test_perf.py::test_perf[<name>]`,
+/// `[full:<prefix>/][llm/]perf/test_perf_sanity.py::test_e2e[<label>]`, or a bare `test_perf`
+/// name; `Ok(None)` for another test function.
+pub type ParsedId = (Option<String>, TestFunction, String);
+
+pub fn parse_test_id(id: &str) -> Result<Option<ParsedId>, String> {
     // A control character (NUL, ESC, ...) is in no test id; shown, it would be invisible, and it
     // would break the JUnit XML. The whole list is refused, in `run` as in `lint`.
     if let Some((at, c)) = id.char_indices().find(|(_, c)| c.is_control()) {
@@ -279,24 +298,30 @@ pub fn parse_test_id(id: &str) -> Result<Option<(Option<String>, String)>, Strin
         None => (None, id),
     };
     let rest = rest.strip_prefix("llm/").unwrap_or(rest);
-    if let Some(inner) = rest.strip_prefix(FUNC) {
+    for function in [TestFunction::Perf, TestFunction::PerfSanity] {
+        let Some(inner) = rest
+            .strip_prefix(function.node())
+            .and_then(|r| r.strip_prefix('['))
+        else {
+            continue;
+        };
         let Some(name) = inner.strip_suffix(']') else {
             return Err(format!("`{id}`: the test id has no closing `]`"));
         };
         if name.contains('[') || name.contains(']') {
             return Err(format!("`{id}`: unbalanced brackets in the test id"));
         }
-        return Ok(Some((prefix, name.to_string())));
+        return Ok(Some((prefix, function, name.to_string())));
     }
     if rest.contains("::") || rest.contains(".py") {
         return Ok(None); // another test function (accuracy, unit tests): not ours
     }
     if prefix.is_some() {
         return Err(format!(
-            "`{id}`: a `full:` prefix must be followed by a test_perf id"
+            "`{id}`: a `full:` prefix must be followed by a test_perf or test_perf_sanity id"
         ));
     }
-    Ok(Some((None, rest.to_string())))
+    Ok(Some((None, TestFunction::Perf, rest.to_string())))
 }
 
 #[cfg(test)]
@@ -343,6 +368,18 @@ mod tests {
         assert_eq!(
             test_id(Some("H100"), "x"),
             "H100/perf/test_perf.py::test_perf[x]"
+        );
+        let e = parse_line(
+            "full:B200/perf/test_perf_sanity.py::test_e2e[aggr_upload-cfg-srv] TIMEOUT (120)",
+            &src(),
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(e.function, TestFunction::PerfSanity);
+        assert_eq!(e.raw, "aggr_upload-cfg-srv");
+        assert_eq!(
+            e.test_id(None),
+            "B200/perf/test_perf_sanity.py::test_e2e[aggr_upload-cfg-srv]"
         );
     }
 }

@@ -107,6 +107,10 @@ impl Backend for ProbeBackend {
             dir: r.dir.clone(),
             steps: vec![server, probe],
             metrics: vec!["TOKEN_THROUGHPUT", "P50_LATENCY"],
+            roofline: None,
+            group: None,
+            gated: Vec::new(),
+            upstream_record: None,
         });
         tp
     }

@@ -35,6 +35,7 @@ const EXPECT: Expectations = Expectations {
     num_requests: Some(100),
     input_len: Some(128),
     output_len: Some(128),
+    max_concurrency: None,
 };
 
 #[test]

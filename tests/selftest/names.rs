@@ -176,9 +176,35 @@ fn server_style_names_parse_into_their_own_variants() {
     let p = config::parse("perf_sanity-deepseek_r1_fp4_v2_blackwell-r1_fp4_v2_dep4_mtp1_1k1k")
         .expect("ok");
     assert!(matches!(p, PerfName::PerfSanity { .. }));
-    assert!(p.unsupported_reason().is_some());
+    // The 2025 form points at the id that replaced it.
+    assert!(
+        p.unsupported_reason()
+            .is_some_and(|r| r.contains("test_perf_sanity.py::test_e2e"))
+    );
+    // `serve` names run (the serving backend plans them).
     let p = config::parse("nemotron_3_super_120b_nvfp4-serve-pytorch-float4-maxbs:512-maxnt:2048-kv_frac:0.8-input_output_len:1024,1024-reqs:160-con:32-ep:4-tp:4-gpus:4").expect("ok");
-    assert!(p.unsupported_reason().is_some_and(|r| r.contains("serve")));
+    assert_eq!(p.unsupported_reason(), None);
+    assert_eq!(
+        perfgate::backend::Registry::builtin()
+            .plan(
+                "x",
+                &p,
+                &perfgate::models::ModelConfigs::embedded(),
+                &Default::default()
+            )
+            .cases[0]
+            .steps[0]
+            .backend,
+        "serve"
+    );
+    // A perf-sanity id parses with its own grammar.
+    let p = config::parse_test(
+        config::TestFunction::PerfSanity,
+        "disagg_upload-gen_only-b200_x-NIXL",
+    )
+    .expect("ok");
+    assert_eq!(p.canonical(), "disagg_upload-gen_only-b200_x-NIXL");
+    assert_eq!(p.function(), config::TestFunction::PerfSanity);
 }
 
 const LABELS: &[&str] = &[

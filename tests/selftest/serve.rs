@@ -1394,7 +1394,7 @@ fn text_block_reads_with_upstream_regexes_and_perfgate_parse() {
             .parse::<f64>()
             .unwrap()
     );
-    assert_eq!(parsed.metrics["AVG_ACCEPTANCE_LENGTH"], 2.5);
+    assert_eq!(parsed.metrics["AVG_DECODED_TOKENS_PER_ITER"], 2.5);
     assert_eq!(parsed.failed_requests, Some(0));
     // The save-result object carries upstream's keys.
     let j = perfgate::serve::output::result_json(

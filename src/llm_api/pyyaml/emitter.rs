@@ -19,7 +19,20 @@ const BEST_WIDTH: usize = 80;
 /// The text of `yaml.dump(value, default_flow_style=False)` (keys sorted, two-space indent,
 /// width 80, ASCII output with escapes).
 pub fn to_pyyaml(value: &Value) -> String {
-    let mut emitter = Emitter::default();
+    emit(value, true)
+}
+
+/// The text of `yaml.dump(value, default_flow_style=False, sort_keys=False)`: mappings keep
+/// their order (serde_json's `preserve_order`), as upstream's perf-sanity YAMLs are written.
+pub fn to_pyyaml_unsorted(value: &Value) -> String {
+    emit(value, false)
+}
+
+fn emit(value: &Value, sort_keys: bool) -> String {
+    let mut emitter = Emitter {
+        sort_keys,
+        ..Emitter::default()
+    };
     emitter.node(value, Context::ROOT);
     // Document end: the document is implicit, so only a final line break.
     emitter.write_indent();
@@ -79,6 +92,8 @@ struct Emitter {
     /// Only indentation (spaces, `-`, `?`, `:`) has been written on this line so far.
     indention: bool,
     open_ended: bool,
+    /// PyYAML's `sort_keys` (its default, true).
+    sort_keys: bool,
 }
 
 impl Default for Emitter {
@@ -92,6 +107,7 @@ impl Default for Emitter {
             whitespace: true,
             indention: true,
             open_ended: false,
+            sort_keys: true,
         }
     }
 }
@@ -113,7 +129,9 @@ impl Emitter {
             Value::Object(map) => {
                 let mut entries: Vec<(&String, &Value)> = map.iter().collect();
                 // PyYAML's sort_keys: Python orders str by code point, as Rust orders UTF-8 bytes.
-                entries.sort_by(|a, b| a.0.cmp(b.0));
+                if self.sort_keys {
+                    entries.sort_by(|a, b| a.0.cmp(b.0));
+                }
                 self.block_mapping(&entries);
             }
         }

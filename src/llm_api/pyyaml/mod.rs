@@ -5,6 +5,6 @@ mod emitter;
 mod float;
 mod scalar;
 
-pub use emitter::to_pyyaml;
+pub use emitter::{to_pyyaml, to_pyyaml_unsorted};
 pub use float::python_repr;
-pub use scalar::plain_resolves_to_str;
+pub use scalar::{PlainType, plain_resolves_to_str, resolve_plain};

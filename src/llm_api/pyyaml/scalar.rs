@@ -61,20 +61,56 @@ static RESOLVERS: LazyLock<Vec<Resolver>> = LazyLock::new(|| {
     ]
 });
 
-/// Whether PyYAML would read the plain (unquoted) form of `text` back as a string. When it would
-/// not (`yes`, `017`, `1.0`, `2024-01-01`, `~`, the empty string), the emitter has to quote it.
-pub fn plain_resolves_to_str(text: &str) -> bool {
+/// The type PyYAML's implicit resolvers (YAML 1.1) give a plain scalar.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlainType {
+    Bool,
+    Float,
+    Int,
+    Merge,
+    Null,
+    Timestamp,
+    Value,
+    /// `!`, `&`, `*` alone: PyYAML's `yaml` tag resolver.
+    Yaml,
+    Str,
+}
+
+/// The resolver order PyYAML registers them in; the first that matches decides.
+const TYPES: [PlainType; 8] = [
+    PlainType::Bool,
+    PlainType::Float,
+    PlainType::Int,
+    PlainType::Merge,
+    PlainType::Null,
+    PlainType::Timestamp,
+    PlainType::Value,
+    PlainType::Yaml,
+];
+
+/// What PyYAML's `safe_load` reads the plain (unquoted) scalar `text` as.
+pub fn resolve_plain(text: &str) -> PlainType {
     // Resolvers are looked up by the first character only; the empty string has its own list.
     let first = text.chars().next();
     // Python's `$` also matches just before one final newline.
     let subject = text.strip_suffix('\n').unwrap_or(text);
-    !RESOLVERS.iter().any(|r| {
-        let registered = match first {
-            None => r.matches_empty,
-            Some(ch) => r.first_chars.contains(ch),
-        };
-        registered && r.pattern.is_match(subject)
-    })
+    RESOLVERS
+        .iter()
+        .zip(TYPES)
+        .find(|(r, _)| {
+            let registered = match first {
+                None => r.matches_empty,
+                Some(ch) => r.first_chars.contains(ch),
+            };
+            registered && r.pattern.is_match(subject)
+        })
+        .map_or(PlainType::Str, |(_, t)| t)
+}
+
+/// Whether PyYAML would read the plain (unquoted) form of `text` back as a string. When it would
+/// not (`yes`, `017`, `1.0`, `2024-01-01`, `~`, the empty string), the emitter has to quote it.
+pub fn plain_resolves_to_str(text: &str) -> bool {
+    resolve_plain(text) == PlainType::Str
 }
 
 /// The styles a scalar's characters allow (PyYAML's `ScalarAnalysis`, with `allow_unicode` off as

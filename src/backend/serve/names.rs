@@ -1,0 +1,270 @@
+//! `serve` names: upstream's runtime (`<model>-serve-pytorch[-streaming]-<dtype>-...`, the
+//! `trtllm` recipe) and any engine of `model_configs/servers.yaml` named in the backend slot.
+//!
+//! One server for the test (upstream's `PerfServeScriptTestCmds` starts it once: `--host
+//! localhost --port <free port>`, ready when `GET /health` answers 200), then per length pair a
+//! case: perfgate's dataset and client, or upstream's `benchmark_serving` with its random
+//! dataset. Upstream's newest `test_perf.py`, which builds the serve runtime's server and
+//! client argv, is not among the sources read (the index holds older copies), so the server
+//! argv follows trtllm-serve's documented flags (the `trtllm` recipe) and the upstream client
+//! the 2025 `test_perf.py` `ClientConfig.to_cmd` (commit 004da3c2); docs/serving-cases.md says
+//! so.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use super::client::{self, Prompts, Workload};
+use super::{ClientChoice, SERVER};
+use crate::backend::PlanRequest;
+use crate::backend::common::{Model, dataset_step, llm_api_file};
+use crate::config::{Backend as Flow, DataType, PerfConfig};
+use crate::plan::{CasePlan, Readiness, TestPlan};
+use crate::record::Expectations;
+use crate::textutil::{py_float_repr, safe_file_name};
+
+pub(super) fn plan(r: &PlanRequest, cfg: &PerfConfig) -> TestPlan {
+    let PlanRequest {
+        raw,
+        name,
+        configs,
+        options: opts,
+        dir,
+    } = r;
+    let so = &opts.serve;
+    let mut tp = TestPlan::empty(raw, name.canonical(), dir.clone());
+    let recipe_name = match (&cfg.engine, cfg.backend) {
+        (Some(e), _) => e.as_str(),
+        (None, Flow::Pytorch | Flow::AutoDeploy) => "trtllm",
+        (None, Flow::TensorRt) => {
+            tp.blocked.push(
+                "a serve name needs a backend label: pytorch or _autodeploy (trtllm-serve), or a \
+                 server recipe of model_configs/servers.yaml (the TensorRT engine flow is not \
+                 served by perfgate)"
+                    .into(),
+            );
+            return tp;
+        }
+    };
+    let Some(recipe) = configs.servers.get(recipe_name) else {
+        let near = crate::textutil::closest(recipe_name, configs.servers.names(), 1);
+        tp.blocked.push(format!(
+            "no server recipe `{recipe_name}` in {}{} (recipes: {})",
+            configs.servers.origin,
+            near.first()
+                .map(|n| format!("; did you mean `{n}`?"))
+                .unwrap_or_default(),
+            configs.servers.names().join(", ")
+        ));
+        return tp;
+    };
+    tp.blocked.extend(configs.catalog.check(cfg));
+    let model = Model::resolve(cfg, configs, opts);
+    let Some(checkpoint) = model.checkpoint.clone() else {
+        if configs.catalog.get(&cfg.model).is_some() {
+            tp.blocked.push(format!(
+                "`{}` has no checkpoint path in the model catalog; add `path:` for it to models.yaml",
+                cfg.model
+            ));
+        }
+        return tp;
+    };
+    if cfg.num_loras > 0 {
+        tp.skipped
+            .push("LoRA serving cases are not planned by perfgate yet".into());
+    }
+    let cases = cfg.cases();
+    let max_seq_len = cases
+        .iter()
+        .map(|c| c.input_len + c.output_len.unwrap_or(1))
+        .max()
+        .unwrap_or(0);
+    let concurrency = i64::from(cfg.concurrency.unwrap_or(cfg.num_reqs));
+    let trtllm = recipe_name == "trtllm";
+    let host = if trtllm { "localhost" } else { "127.0.0.1" };
+    let checkpoint_text = checkpoint.to_string_lossy().into_owned();
+    let mut values: BTreeMap<&str, String> = BTreeMap::new();
+    values.insert("model_path", checkpoint_text.clone());
+    values.insert("model_name", cfg.model.clone());
+    values.insert("tokenizer", model.tokenizer.to_string_lossy().into_owned());
+    values.insert("host", host.into());
+    if let Some(b) = cfg.backend.label() {
+        values.insert("backend", b.into());
+    }
+    values.insert("tp", cfg.tp_size.to_string());
+    values.insert("pp", cfg.pp_size.to_string());
+    if let Some(ep) = cfg.ep_size {
+        values.insert("ep", ep.to_string());
+    }
+    values.insert("gpus", cfg.num_gpus.to_string());
+    values.insert("max_batch_size", cfg.max_batch_size.to_string());
+    values.insert("max_num_tokens", cfg.max_num_tokens.to_string());
+    values.insert("max_seq_len", max_seq_len.to_string());
+    values.insert(
+        "kv_cache_free_gpu_memory_fraction",
+        py_float_repr(cfg.kv_cache_free_gpu_mem_fraction),
+    );
+    values.insert("concurrency", concurrency.to_string());
+    values.insert(
+        "context_tokens",
+        (concurrency * i64::from(max_seq_len)).to_string(),
+    );
+    match cfg.data_type {
+        DataType::Float32 | DataType::Float16 | DataType::Bfloat16 => {
+            values.insert("dtype", cfg.data_type.as_str().into());
+        }
+        // Quantized checkpoints carry their own precision.
+        DataType::Float8 | DataType::Float4 => {}
+    }
+    let mut files = Vec::new();
+    if recipe.llm_api_config {
+        let (yaml, notes) = llm_api_file(cfg, &tp.canonical, &model, dir, configs, opts);
+        tp.blocked.extend(notes);
+        if let Some(f) = yaml {
+            values.insert("config", f.path.to_string_lossy().into_owned());
+            files.push(f);
+        }
+    }
+    let report_addr = dir.join("server.addr");
+    if recipe.report_addr {
+        values.insert("report_addr", report_addr.to_string_lossy().into_owned());
+    }
+    let command = so.server_cmd(recipe_name, &recipe.command);
+    let argv = match recipe.argv(&command, &values) {
+        Ok(a) => a,
+        Err(e) => {
+            tp.blocked.push(e);
+            return tp;
+        }
+    };
+    let ready = if recipe.report_addr {
+        Readiness::ReportFile {
+            path: report_addr,
+            health_path: recipe.ready_path.clone(),
+        }
+    } else {
+        Readiness::Http {
+            url: format!("http://{host}:{{port}}{}", recipe.ready_path),
+        }
+    };
+    let timeout = so
+        .ready_timeout
+        .unwrap_or(Duration::from_secs(recipe.ready_timeout_s));
+    let server = client::service_step(
+        SERVER,
+        argv,
+        recipe.env(&values),
+        files,
+        ready,
+        timeout,
+        dir.join(if trtllm {
+            "trtllm-serve-perf.log"
+        } else {
+            "server.log"
+        }),
+    );
+    // The requests name the model as the server serves it: the recipe's served name, else the
+    // checkpoint path (trtllm-serve and benchmark_serving's default).
+    let served = if recipe.uses("model_name") {
+        cfg.model.clone()
+    } else {
+        checkpoint_text.clone()
+    };
+    let rooflines = match &opts.gpu {
+        Some(gpu) => crate::physics::rooflines_of(configs, cfg, &cases, gpu).unwrap_or_else(|e| {
+            tp.physics_note = Some(e.to_string());
+            Vec::new()
+        }),
+        None => Vec::new(),
+    };
+    let multi = cases.len() > 1;
+    let metrics = client::metrics(false);
+    for spec in cases {
+        let case_dir = if multi {
+            dir.join(safe_file_name(&crate::backend::common::case_dir_name(
+                &spec,
+            )))
+        } else {
+            dir.clone()
+        };
+        let osl = spec.output_len.unwrap_or(1);
+        let expect = Expectations {
+            num_requests: Some(cfg.num_reqs),
+            input_len: Some(spec.input_len),
+            output_len: Some(osl),
+            max_concurrency: u32::try_from(concurrency).ok(),
+        };
+        let mut steps = vec![server.clone()];
+        let (argv, env) = match so.client {
+            ClientChoice::Perfgate => {
+                let dataset = dataset_step(super::ID, cfg, &spec, &model, &case_dir, opts);
+                let data = dataset.outputs[0].clone();
+                steps.push(dataset);
+                let w = Workload {
+                    model: served.clone(),
+                    tokenizer: model.tokenizer.to_string_lossy().into_owned(),
+                    endpoint: recipe.endpoint.clone(),
+                    prompts: Prompts::InputData(data),
+                    concurrency,
+                    num_prompts: i64::from(cfg.num_reqs),
+                    warmup: recipe.warmup,
+                    streaming: cfg.streaming,
+                    server_kind: recipe.client_kind.clone(),
+                    seed: opts.dataset_seed,
+                };
+                (client::perfgate_argv(so, "{server.url}", &w), Vec::new())
+            }
+            ClientChoice::Upstream => {
+                // test_perf.py's ClientConfig.to_cmd (2025), with --max-concurrency only for a
+                // `con:` name and --non-streaming for a name without `streaming`.
+                let mut argv = so.upstream_client_cmd.clone();
+                argv.extend([
+                    "--model".into(),
+                    checkpoint_text.clone(),
+                    "--dataset-name".into(),
+                    "random".into(),
+                    "--random-ids".into(),
+                    "--num-prompts".into(),
+                    cfg.num_reqs.to_string(),
+                    "--random-input-len".into(),
+                    spec.input_len.to_string(),
+                    "--random-output-len".into(),
+                    osl.to_string(),
+                    "--random-range-ratio".into(),
+                    "0.0".into(),
+                    "--ignore-eos".into(),
+                    "--percentile-metrics".into(),
+                    "ttft,tpot,itl,e2el".into(),
+                ]);
+                if let Some(c) = cfg.concurrency {
+                    argv.extend(["--max-concurrency".into(), c.to_string()]);
+                }
+                if !cfg.streaming {
+                    argv.push("--non-streaming".into());
+                }
+                argv.extend([
+                    "--host".into(),
+                    "{server.host}".into(),
+                    "--port".into(),
+                    "{server.port}".into(),
+                ]);
+                (argv, client::client_env(Vec::new()))
+            }
+        };
+        steps.push(client::client_step(argv, env, metrics.clone(), expect));
+        let roofline = rooflines
+            .iter()
+            .find(|r| r.case.label == spec.label)
+            .cloned();
+        tp.cases.push(CasePlan {
+            spec,
+            dir: case_dir,
+            steps,
+            metrics: metrics.clone(),
+            roofline,
+            group: Some(SERVER.into()),
+            gated: client::gated(false),
+            upstream_record: None,
+        });
+    }
+    tp
+}
