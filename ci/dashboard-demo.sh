@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A realistic dashboard to look at (and the README's screenshots): the example list run for
+# A realistic dashboard to look at (and the screenshots in docs/): the example list run for
 # NIGHTS nights against the trtllm-bench test double with 1% run-to-run noise, one revision per
 # night, and a 10% throughput regression in the Llama 3.3 70B cases from night REGRESS_AT on.
 # Then `perfgate dashboard`, and headless Chromium screenshots of the overview and a case page.

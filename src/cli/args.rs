@@ -26,7 +26,9 @@ pub struct CommonArgs {
         value_delimiter = ','
     )]
     pub test_list: Vec<PathBuf>,
-    /// Prefix of every test id, usually the GPU / CI stage (e.g. `H100_80GB_HBM3`).
+    /// Prefix of every test id, usually the GPU / CI stage (e.g. `H100_80GB_HBM3`); it also
+    /// picks the baseline file `<baselines>/<prefix>.csv`. Default: the GPU type telemetry
+    /// reports (upstream's device_subtype), else none.
     #[arg(long, short = 'P', env = "PERF_TEST_PREFIX")]
     pub test_prefix: Option<String>,
     /// Where results, logs and per-case work directories go.
@@ -53,7 +55,8 @@ pub struct CommonArgs {
     /// Directory holding models.yaml (and the other model configs); default: the copy built in.
     #[arg(long, env = "PERF_MODEL_CONFIGS")]
     pub model_configs: Option<PathBuf>,
-    /// The benchmark executable.
+    /// The benchmark executable: a name looked up on PATH or a path (without a GPU,
+    /// `target/debug/fake-trtllm-bench`, the test double).
     #[arg(long, env = "TRTLLM_BENCH", default_value = "trtllm-bench")]
     pub bench_cmd: String,
     /// Use this tokenizer (directory or tokenizer.json) for every dataset instead of each
@@ -63,7 +66,9 @@ pub struct CommonArgs {
     /// The GPU's compute capability (e.g. 90, 100) for GPU-dependent LLM-API rules.
     #[arg(long, env = "PERF_SM", conflicts_with = "gpu")]
     pub sm: Option<u32>,
-    /// The GPU type (e.g. H100_SXM, B200) whose SM selects GPU-dependent LLM-API rules.
+    /// The GPU type, a key of model_configs/gpus.yaml (e.g. H100_SXM, B200): its SM selects
+    /// GPU-dependent LLM-API rules, and its datasheet gives the physical limits (the roofline
+    /// column, the beyond-physics validity check, `perfgate estimate`).
     #[arg(long, env = "PERF_GPU")]
     pub gpu: Option<String>,
     /// Who generates datasets: perfgate's bit-exact port (default) or upstream's script.
@@ -231,7 +236,20 @@ pub enum GeneratorArg {
 #[derive(Debug, Parser)]
 #[command(
     name = "perf",
-    about = "perfgate: run perf test lists as tests (`cargo test -- --test-list FILE`)"
+    about = "perfgate: run perf test lists as tests (`cargo test -- --test-list FILE`)",
+    // libtest-mimic's own template drops the command's name and description, and its notes
+    // (tests run in parallel by default, --nocapture is a no-op) are not true here.
+    help_template = "{before-help}{about-with-newline}\n{usage-heading} {usage}\n\n{all-args}{after-help}",
+    mut_arg("nocapture", |a| a.help("Stream every benchmark's output to the terminal as well as to its perf.log")),
+    mut_arg("test_threads", |a| a.help("Tests run at once (default 1: benchmarks on one GPU must not overlap; at most 256)")),
+    mut_arg("include_ignored", |a| a.help("Also run tests the list marks SKIP")),
+    after_help = "Test ids are upstream's: `<prefix>/perf/test_perf.py::test_perf[<name>]`. The libtest \
+flags select them: a FILTER substring, --exact, --skip, --list, --format json.\n\n\
+Exit status: 0 every test passed; 1 a gated verdict failed (FAIL or INVALID, or what --fail-on \
+adds); 2 usage (bad flags, an unreadable list, no test list); 3 a test could not measure (an \
+invalid name, a benchmark that failed or timed out); 4 perfgate could not write its results \
+or history; 128+N interrupted by signal N (every finished case is recorded).\n\n\
+Guide: docs/guide/running.md; every flag and file: docs/reference/."
 )]
 pub struct HarnessArgs {
     #[command(flatten)]
@@ -291,7 +309,7 @@ pub struct HarnessArgs {
     pub libtest: Arguments,
 }
 
-/// How results are judged (see the README's "The gate").
+/// How results are judged (docs/guide/gate.md).
 #[derive(Debug, Clone, clap::Args)]
 pub struct GateArgs {
     /// Which check decides: the noise-aware default, or upstream's isclose check exactly.
@@ -336,13 +354,13 @@ pub struct GateArgs {
     pub baseline_file: Option<PathBuf>,
 }
 
-/// GPU telemetry (NVML) around every benchmark step; see the README's "GPU telemetry".
+/// GPU telemetry and power around every benchmark step (docs/guide/telemetry.md).
 #[derive(Debug, Clone, clap::Args)]
 pub struct TelemetryArgs {
     /// Do not sample the GPUs (also: no NVML facts, no default test prefix from the GPU).
     #[arg(long, env = "PERF_NO_TELEMETRY")]
     pub no_telemetry: bool,
-    /// Sampling interval.
+    /// Milliseconds between telemetry samples (at least 10).
     #[arg(
         long = "telemetry-interval-ms",
         env = "PERF_TELEMETRY_INTERVAL_MS",

@@ -21,8 +21,14 @@ use crate::record::GATE_FILE;
 pub enum BaselineCommand {
     /// Write a run's NEW and IMPROVED results (and what --only selects) into the baseline
     /// file, and the patch a reviewer applies (OUTPUT_DIR/perf_patch.patch).
+    ///
+    /// A regression is never absorbed silently: FAIL and ENV_CHANGED rows are refused (listed,
+    /// not written) unless --accept-regressions; INVALID never. Exit status 0 done, 1 a
+    /// regression was left out (the rest is written), 2 an error (nothing written).
     Update(UpdateArgs),
     /// Validate baseline files: print their row counts, or every problem as file:line.
+    ///
+    /// Exit status 1 when a file has a problem.
     Check(CheckArgs),
 }
 

@@ -15,8 +15,12 @@ use crate::textutil::aligned;
 
 #[derive(Clone, Copy, ValueEnum)]
 pub enum ChangesFormat {
+    /// For people: a line per FAIL verdict of the run (per change point with --all), with its
+    /// blame range.
     Table,
+    /// The same rows as JSON objects, for scripts.
     Json,
+    /// A markdown table, for a PR comment or a bug.
     Markdown,
 }
 

@@ -6,8 +6,11 @@ use std::process::ExitCode;
 
 #[derive(Clone, Copy, clap::ValueEnum)]
 pub enum CompareFormat {
+    /// Aligned text, worst change first.
     Table,
+    /// A markdown table, for a PR comment.
     Markdown,
+    /// One self-contained page (inline CSS, no script): regressions red, improvements green.
     Html,
 }
 

@@ -66,6 +66,7 @@ pub struct BenchGateArgs {
     /// Series per scenario.
     #[arg(long, default_value_t = 400)]
     pub trials: usize,
+    /// Seed of the simulation (the same seed gives the same table).
     #[arg(long, default_value_t = 20_240_601)]
     pub seed: u64,
     /// Reruns the gate may spend on an UNKNOWN night.
@@ -93,13 +94,16 @@ pub struct BenchCpdArgs {
     /// Random-walk drift per night (standard deviation, a fraction; bench-gate's model: 0.001).
     #[arg(long, default_value_t = 0.001)]
     pub drift: f64,
+    /// Seed of the simulation (the same seed gives the same numbers).
     #[arg(long, default_value_t = 20_240_601)]
     pub seed: u64,
     /// Points per sliding window.
     #[arg(long, default_value_t = 50)]
     pub window: usize,
+    /// A split is kept when the t-test between its neighbouring segments gives p below this.
     #[arg(long, default_value_t = 0.001)]
     pub max_pvalue: f64,
+    /// The fewest nights between two change points (and a change point and either end).
     #[arg(long, default_value_t = 3)]
     pub min_segment: usize,
     /// Drop change points smaller than this (in %).

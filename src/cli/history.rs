@@ -17,7 +17,7 @@ pub struct HistoryLocation {
     /// The history file [default: `<output-dir>/history.sqlite`].
     #[arg(long, env = "PERF_HISTORY", value_name = "PATH")]
     pub history: Option<PathBuf>,
-    /// The output directory whose history to read when --history is not given.
+    /// The output directory whose history.sqlite is used when --history is not given.
     #[arg(
         long,
         short = 'O',
@@ -75,6 +75,11 @@ pub enum HistoryCommand {
     /// Bring runs into the history from their result files: an output directory
     /// (results.jsonl with its gate.jsonl), a results.jsonl, or upstream's
     /// perf_script_test_results.csv / .yaml.
+    ///
+    /// Every run is checked before anything is written: a run id already in the history stops
+    /// the import (use --run-id or --skip-existing). Each run is stored whole or not at all.
+    /// --revision, --branch and --build-url replace what the files say; CI variables are not
+    /// read here (the importing job is not the one that ran the benchmarks).
     Import(ImportArgs),
     /// Write every measurement of the chosen runs, with run metadata and verdicts, as CSV, JSON
     /// lines or OpenSearch _bulk NDJSON.

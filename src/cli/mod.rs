@@ -47,7 +47,13 @@ use clap::{Parser, Subcommand};
 #[command(
     name = "perfgate",
     version,
-    about = "Release perf gating for LLM inference: run perf test lists, gate them against baselines and history, keep and show the history"
+    about = "Release perf gating for LLM inference: run perf test lists, gate them against baselines and history, keep and show the history",
+    after_help = "`perfgate run` is the harness `cargo test -- --test-list FILE` runs from a checkout; \
+most of its flags also read an environment variable (shown as [env: ...]), for CI and nextest.\n\n\
+Exit statuses: 0 passed; 1 a gate or check failed; 2 usage (bad flags, unreadable input, no \
+test list); 3 a test could not measure; 4 perfgate's own failure; 128+N interrupted by signal \
+N. A command's --help names any status other than 0 and 2 it uses.\n\n\
+Guide and reference: docs/ in the repository (docs/SUMMARY.md lists every page)."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -57,18 +63,41 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run test lists as tests: the same harness as `cargo test -- --test-list FILE`.
+    ///
+    /// Each line of a test list becomes a test: its dataset and extra LLM API YAML are written,
+    /// the benchmark runs (build when needed, then throughput), its metrics are read and judged
+    /// by the gate. Results go to --output-dir as they finish. Without a GPU, try
+    /// `--dry-run` (plans and files only) or `--bench-cmd target/debug/fake-trtllm-bench`
+    /// (the test double).
     Run(Box<args::HarnessArgs>),
     /// Check test lists without a GPU: names, duplicates, unknown models, impossible conditions.
+    ///
+    /// Every problem is printed as `file:line: error|warning: ...`, with a suggested fix where
+    /// there is one. Exit status 1 when there is an error, an unreadable list included
+    /// (warnings alone exit 0).
     Lint(lint::LintArgs),
     /// Show what each name would run: canonical label, cases and steps.
+    ///
+    /// Nothing is written and nothing runs. Exit status 1 when a name does not parse or
+    /// validate (the error names the label and proposes a fix).
     Plan(plan::PlanArgs),
     /// Physical limits (roofline) of each case of a name on a GPU type.
+    ///
+    /// The GPU type is `--gpu` (a key of model_configs/gpus.yaml, e.g. H100_SXM, B200), else the
+    /// system description's `gpu`, else H100_SXM. Printed per case: weight bytes, KV bytes per
+    /// token, FLOPs per request, the output-throughput ceiling, minimum TPOT and TTFT.
     Estimate(plan::EstimateArgs),
     /// Print the extra LLM API YAML of a name and, per key, the rule that set it.
+    ///
+    /// GPU-dependent rules need the SM: `--sm`, `--gpu`, or the system description's
+    /// `compute_capability`/`gpu`; without one they are off and the output says so.
     Config(plan::ConfigArgs),
     /// Generate a benchmark dataset (a bit-exact drop-in for upstream prepare_dataset.py).
     Dataset(dataset::DatasetArgs),
     /// Read metrics out of trtllm-bench, build and serving-benchmark logs.
+    ///
+    /// Every trtllm-bench report era (0.12 and later) is recognised from its text. Exit status 1
+    /// when a log holds no report (what was found is still printed).
     Parse(parse::ParseArgs),
     /// Stored baselines: re-baseline from a run (`update`), validate files (`check`).
     #[command(subcommand)]
@@ -78,8 +107,13 @@ enum Command {
     Gate(history::GateArgs),
     /// Compare two runs (output directories or history runs): medians, Δ%, better/worse,
     /// significance; as a table, markdown or self-contained HTML.
+    ///
+    /// Significance is Welch's t-test on the log values at p < 0.05, only when both sides have
+    /// at least 2 repetitions with some spread. Exit status 0 whatever the changes are (use
+    /// `perfgate gate` to fail a job), 2 when a side cannot be read.
     Compare(compare::CompareArgs),
-    /// Look into the history file (runs, nights).
+    /// The history file: list its runs, import and export them, confirm regressions by
+    /// change points.
     History(history::HistoryArgs),
     /// Build the static nightly dashboard (HTML, works from file://) from a history.
     Dashboard(dashboard::DashboardArgs),
@@ -87,11 +121,20 @@ enum Command {
     /// `perfgate run --shard K/N` runs).
     Shards(shards::ShardsArgs),
     /// Merge the output directories of the shards of one run into one.
+    ///
+    /// Exit status 0 when every shard and test is there; 1 when shards are missing or tests did
+    /// not finish (what exists is merged and the rest reported; --allow-partial exits 0); 2
+    /// when the shards are not of one run (run id, lists, settings, partition) and nothing is
+    /// written.
     Merge(merge::MergeArgs),
     /// Run a sharded list on a SLURM cluster: job arrays per GPU class, followed, merged.
     #[command(subcommand)]
     Slurm(slurm::SlurmCommand),
     /// Show what GPU telemetry sees: the environment and a few samples (reads only).
+    ///
+    /// Exit status 1 when NVML cannot be opened (no NVIDIA driver: the first line says why),
+    /// whatever --power reads. A power source that cannot be read is named with the reason,
+    /// never made up.
     Telemetry(telemetry::TelemetryArgs),
     /// Drive an OpenAI-compatible or Triton server: TTFT, TPOT, ITL, E2EL, throughput.
     ServeBench(Box<serve_bench::ServeBenchArgs>),

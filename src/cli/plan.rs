@@ -15,7 +15,9 @@ use crate::testlist;
 
 #[derive(Clone, Copy, ValueEnum)]
 pub enum Format {
+    /// For people.
     Text,
+    /// One JSON object per line, for scripts.
     Json,
 }
 
@@ -27,6 +29,8 @@ pub struct PlanArgs {
     /// Read names from a file, one per line (`#` comments allowed).
     #[arg(long)]
     pub names_from: Option<PathBuf>,
+    /// `json` prints one object per name: name, ok, canonical, cases, error, blocked, skipped,
+    /// and per case the steps (kind, argv).
     #[arg(long, value_enum, default_value = "text")]
     pub format: Format,
     #[command(flatten)]
@@ -39,7 +43,8 @@ pub struct EstimateArgs {
     pub name: String,
     #[arg(long, value_enum, default_value = "text")]
     pub format: Format,
-    /// The GPU type is `--gpu` (default H100_SXM) or the system description's `gpu`.
+    // The GPU type: `--gpu`, else the system description's `gpu`, else H100_SXM (said in the
+    // command's help, since a flattened group's doc comment is not shown).
     #[command(flatten)]
     pub common: CommonArgs,
 }

@@ -7,7 +7,8 @@ use crate::shard::CostUnit;
 /// `perfgate shards`: print the partition a `--shard K/N` run uses.
 #[derive(Debug, clap::Args)]
 pub struct ShardsArgs {
-    /// The number of shards.
+    /// The number of shards: at least one per GPU count the list needs (every shard is
+    /// GPU-pure).
     #[arg(long)]
     pub count: usize,
     /// The history whose test durations balance the shards (the one the runs get with
@@ -25,7 +26,10 @@ pub struct ShardsArgs {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ShardsFormat {
+    /// A line per shard (index, GPUs, cases, expected cost), then its test ids.
     Table,
+    /// `{count, unit, partition_sha256, shards: [{index, gpus, cases, expected_cost,
+    /// test_ids}]}`.
     Json,
 }
 

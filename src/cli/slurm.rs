@@ -12,6 +12,11 @@ use crate::slurm::{RunView, SubmitOptions};
 #[derive(Debug, clap::Subcommand)]
 pub enum SlurmCommand {
     /// Submit a sharded run as job arrays (one per GPU class), follow it, merge the shards.
+    ///
+    /// Nothing is submitted when a check fails (sbatch on PATH, the partition, GPUs per node,
+    /// --shards, the --run-arg options). Exit status 0 when every shard completed and merged;
+    /// 1 otherwise (requeue with --requeue-failed DIR); 130 on Ctrl-C, after scancel of exactly
+    /// the jobs it submitted.
     Submit(SubmitArgs),
 }
 

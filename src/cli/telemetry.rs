@@ -14,7 +14,10 @@ use crate::telemetry::{
 
 #[derive(Clone, Copy, ValueEnum)]
 pub enum Format {
+    /// For people: the environment, the power sources, a line per sample, then the summary.
     Table,
+    /// One JSON object (environment, power sources, the recording, energy, summary, metrics),
+    /// for scripts.
     Json,
 }
 

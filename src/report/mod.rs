@@ -5,7 +5,7 @@
 //! Knows nothing of tests or baselines: a [`Report`] is what one log says, with every value in
 //! the unit of its [`crate::record::metric::MetricDef`].
 //!
-//! Decisions (also in README.md, "Reading reports"):
+//! Decisions (also in docs/design/report-eras.md):
 //! - **Structure, not labels.** A value is read only inside a report section: a `= TITLE` line
 //!   confirmed by a rule of exactly 59 `=` (or the serving benchmark's own framing). A script
 //!   that prints trtllm-bench's labels without that frame is not a report (kind

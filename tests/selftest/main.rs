@@ -11,6 +11,7 @@ mod conformance;
 mod cpd;
 mod dashboard;
 mod dataset;
+mod docs;
 mod double;
 mod e2e;
 mod e2e_gate;
