@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# A real GPU serving engine measured by perfgate (issue 19), on a GPU machine with PyTorch and
+# transformers but no network: `transformers serve --continuous-batching` on the random-weight
+# Llama of ci/gpu/make_model.py.
+#
+#   ci/gpu/serving.sh OUT_DIR
+#
+# Expects, beside the checkout (git-ignored): .gpu/perfgate (a release build), .gpu/whl/ (the
+# wheels `transformers serve` lacks there: fastapi, uvicorn, openai and their dependencies; see
+# docs/guide/gpu.md). Stages, each bounded in time and each leaving its files in OUT_DIR even
+# when a later one fails:
+#   sweep   the harness runs test_lists/gpu_transformers.txt (four concurrencies; NVML telemetry:
+#           energy per token, clocks, power, throttling; rooflines from the detected GPU)
+#   noise   one server, then `perfgate serve-bench` repeated NOISE_REPS times at one
+#           concurrency: the run-to-run series the gate's real-noise mode resamples
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+OUT_DIR=${1:?usage: ci/gpu/serving.sh OUT_DIR}
+mkdir -p "$OUT_DIR"
+PG=${PERFGATE:-$PWD/.gpu/perfgate}
+NOISE_REPS=${NOISE_REPS:-30}
+MODELS=${MODELS:-/tmp/models}
+log() { echo "== $(date +%T) $*"; }
+
+log "install the serving wheels"
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+  --target /tmp/site .gpu/whl/*.whl || exit 1
+export PYTHONPATH=/tmp/site HF_HUB_OFFLINE=1 HF_HUB_DISABLE_UPDATE_CHECK=1
+command -v transformers >/dev/null || { echo "no transformers CLI on PATH" >&2; exit 1; }
+nvidia-smi --query-gpu=name,driver_version,memory.total,power.limit,clocks.max.sm,clocks.max.mem \
+  --format=csv > "$OUT_DIR/gpu.csv" 2>&1
+python3 -m pip list 2>/dev/null > "$OUT_DIR/pip-list.txt"
+hostname > "$OUT_DIR/host.txt"
+
+log "the random-weight model"
+python3 ci/gpu/make_model.py --out "$MODELS/random-llama-1b" \
+  --tokenizer tests/fixtures/tokenizers/deepseek | tee "$OUT_DIR/model.json" || exit 1
+
+log "sweep: the harness, four concurrencies"
+timeout "${SWEEP_S:-330}" "$PG" run --test-list test_lists/gpu_transformers.txt \
+  --models-root "$MODELS" --model-configs model_configs --output-dir "$OUT_DIR/sweep" \
+  --serve-bench-cmd "$PG" \
+  --dataset-cache /tmp/datasets --timeout 5 --fail-on never 2>&1 | tail -40
+
+log "noise: $NOISE_REPS repetitions of one level on one server"
+port=8123
+transformers serve "$MODELS/random-llama-1b" --continuous-batching --dtype bfloat16 \
+  --host 127.0.0.1 --port $port > "$OUT_DIR/noise-server.log" 2>&1 &
+server=$!
+for _ in $(seq 180); do
+  curl -sf "http://127.0.0.1:$port/health" >/dev/null 2>&1 && break
+  python3 -c "import urllib.request,sys; urllib.request.urlopen('http://127.0.0.1:$port/health', timeout=1)" 2>/dev/null && break
+  sleep 1
+done
+# bench CONCURRENCY PROMPTS [flags]
+bench() {
+  local c=$1 n=$2
+  shift 2
+  "$PG" serve-bench --url "http://127.0.0.1:$port" --endpoint completions \
+    --model "$MODELS/random-llama-1b" --tokenizer "$MODELS/random-llama-1b" \
+    --server-kind transformers --isl 128 --osl 32 --concurrency "$c" --num-prompts "$n" \
+    --ignore-eos --no-progress "$@"
+}
+bench 8 8 > "$OUT_DIR/noise-warmup.txt" 2>&1
+end=$((SECONDS + ${NOISE_S:-200}))
+for i in $(seq "$NOISE_REPS"); do
+  [ $SECONDS -lt $end ] || break
+  bench 64 64 --seed "$i" --save-result "$OUT_DIR/noise.jsonl" > "$OUT_DIR/noise-$i.txt" 2>&1 \
+    || echo "repetition $i failed" >&2
+done
+kill "$server" 2>/dev/null; wait "$server" 2>/dev/null
+log "done"
