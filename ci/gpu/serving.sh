@@ -11,7 +11,7 @@
 # when a later one fails:
 #   sweep   the harness runs test_lists/gpu_transformers.txt (four concurrencies; NVML telemetry:
 #           energy per token, clocks, power, throttling; rooflines from the detected GPU)
-#   noise   one server, then `perfgate serve-bench` repeated NOISE_REPS times at one
+#   noise   one server, then `perfgate serve-bench` repeated NOISE_REPS times (same prompts) at one
 #           concurrency: the run-to-run series the gate's real-noise mode resamples
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -65,7 +65,7 @@ bench 8 8 > "$OUT_DIR/noise-warmup.txt" 2>&1
 end=$((SECONDS + ${NOISE_S:-200}))
 for i in $(seq "$NOISE_REPS"); do
   [ $SECONDS -lt $end ] || break
-  bench 64 64 --seed "$i" --save-result "$OUT_DIR/noise.jsonl" > "$OUT_DIR/noise-$i.txt" 2>&1 \
+  bench 64 64 --save-result "$OUT_DIR/noise.jsonl" > "$OUT_DIR/noise-$i.txt" 2>&1 \
     || echo "repetition $i failed" >&2
 done
 kill "$server" 2>/dev/null; wait "$server" 2>/dev/null
