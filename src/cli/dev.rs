@@ -72,6 +72,21 @@ pub struct BenchGateArgs {
     /// Reruns the gate may spend on an UNKNOWN night.
     #[arg(long, default_value_t = 1)]
     pub max_reruns: u32,
+    /// Draw the noise from repetitions measured on real machines instead of simulating it: a
+    /// CSV with the columns `session,value` (one session per machine or server start, in run
+    /// order; `#` lines are comments), or `serve-bench --save-result` JSON lines (`*.jsonl`,
+    /// one session per file). Repeat for several files. Prints the real-noise table
+    /// (3/5/10% steps) instead of the simulated one.
+    #[arg(long, value_name = "FILE")]
+    pub noise: Vec<std::path::PathBuf>,
+    /// The metric the real series measured: its direction, effect floor and upstream
+    /// thresholds apply.
+    #[arg(long, default_value = "TOTAL_OUTPUT_THROUGHPUT", requires = "noise")]
+    pub noise_metric: String,
+    /// The key read from `*.jsonl` noise files (`serve-bench --save-result` lines; each file is
+    /// one session).
+    #[arg(long, default_value = "output_throughput", requires = "noise")]
+    pub noise_key: String,
 }
 
 #[derive(clap::Args)]
@@ -130,14 +145,31 @@ pub fn run_bench_names(a: BenchNamesArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub fn run_bench_gate(a: BenchGateArgs) -> anyhow::Result<ExitCode> {
+    use crate::gate::real_noise::NoiseSeries;
+    use crate::gate::sim;
     let t0 = std::time::Instant::now();
-    let report = crate::gate::sim::run(crate::gate::sim::SimOptions {
+    let options = sim::SimOptions {
         nights: a.nights,
         history: a.history,
         trials: a.trials,
         seed: a.seed,
         max_reruns: a.max_reruns,
-    })?;
+    };
+    let series = a
+        .noise
+        .iter()
+        .map(|p| NoiseSeries::load(p, &a.noise_key))
+        .collect::<Result<Vec<_>, _>>()?;
+    if let Some(series) = NoiseSeries::combine(series) {
+        let report = sim::run_real(options, &series, &a.noise_metric)?;
+        print!("{report}");
+        for line in report.real_lines() {
+            println!("{line}");
+        }
+        println!("({:.1} s)", t0.elapsed().as_secs_f64());
+        return Ok(ExitCode::SUCCESS);
+    }
+    let report = sim::run(options)?;
     print!("{report}");
     let goal = report.goal();
     for line in &goal.lines {

@@ -22,6 +22,7 @@ pub mod cpd;
 pub mod cpd_sim;
 pub mod env;
 pub mod evaluate;
+pub mod real_noise;
 pub mod significance;
 pub mod sim;
 pub mod stats;

@@ -1,5 +1,6 @@
 //! Simulated nightly histories, to measure how well a gate separates regressions from noise
-//! (`perfgate bench-gate`).
+//! (`perfgate dev bench-gate`), with simulated noise or, with `--noise FILE`, noise resampled
+//! from repetitions measured on real machines ([`super::real_noise`]).
 //!
 //! **The model.** One case, one higher-is-better metric (`TOKEN_THROUGHPUT`, ~2000 tokens/s).
 //! Each night runs `reps` repetitions: `value = base · exp(level(night) + σ·z + hiccup)`, with
@@ -30,6 +31,7 @@
 
 use std::fmt;
 
+use super::real_noise::{NoiseSeries, NoiseShape, Resampler};
 use super::stats::{self, GateParams};
 use crate::record::metric::{self, Direction};
 use crate::record::{Observation, Verdict};
@@ -127,8 +129,24 @@ pub struct ScenarioResult {
 #[derive(Debug, Clone)]
 pub struct SimReport {
     pub options: SimOptions,
+    /// The metric gated (its direction, floor and upstream thresholds apply).
+    pub metric: String,
+    /// With real noise: where it came from and what it looks like.
+    pub real_noise: Option<(String, NoiseShape)>,
     pub results: Vec<ScenarioResult>,
 }
+
+/// Where a night's noise comes from.
+#[derive(Clone, Copy)]
+enum Noise<'a> {
+    /// Log-normal with the scenario's CV, plus synthetic outliers.
+    Synthetic,
+    /// Consecutive residuals of a real series (no synthetic outliers: it has its own).
+    Real(&'a Resampler),
+}
+
+/// The steps injected into real noise, each at 3 repetitions, and the 3% step at 1 and 5.
+pub const REAL_STEPS: [f64; 3] = [0.03, 0.05, 0.10];
 
 /// The scenarios of the table: every CV × step at 3 repetitions, and 1 and 5 repetitions on
 /// the goal's CV and step.
@@ -155,6 +173,8 @@ pub enum SimError {
     NoTrials,
     #[error("the simulated gate failed: {0}")]
     Gate(#[from] stats::GateError),
+    #[error("--noise-metric {0}: not a metric perfgate knows (see docs/reference/metrics.md)")]
+    Metric(String),
 }
 
 pub fn run(options: SimOptions) -> Result<SimReport, SimError> {
@@ -162,6 +182,59 @@ pub fn run(options: SimOptions) -> Result<SimReport, SimError> {
 }
 
 pub fn run_scenarios(options: SimOptions, list: &[Scenario]) -> Result<SimReport, SimError> {
+    run_with(
+        options,
+        list,
+        METRIC,
+        Direction::HigherIsBetter,
+        Noise::Synthetic,
+        None,
+    )
+}
+
+/// The table on real noise: [`REAL_STEPS`] at 3 repetitions and the 3% step at 1 and 5, the
+/// gate's parameters, direction and upstream thresholds those of `metric`.
+pub fn run_real(
+    options: SimOptions,
+    series: &NoiseSeries,
+    metric: &str,
+) -> Result<SimReport, SimError> {
+    let def = metric::metric(metric).ok_or_else(|| SimError::Metric(metric.to_string()))?;
+    let shape = series.describe();
+    let mut list: Vec<Scenario> = REAL_STEPS
+        .iter()
+        .map(|&step| Scenario {
+            cv: shape.within_cv,
+            step,
+            reps: 3,
+        })
+        .collect();
+    for reps in [1, 5] {
+        list.push(Scenario {
+            cv: shape.within_cv,
+            step: REAL_STEPS[0],
+            reps,
+        });
+    }
+    let resampler = Resampler::new(series);
+    run_with(
+        options,
+        &list,
+        def.name,
+        def.direction,
+        Noise::Real(&resampler),
+        Some((series.source.clone(), shape)),
+    )
+}
+
+fn run_with(
+    options: SimOptions,
+    list: &[Scenario],
+    metric: &str,
+    direction: Direction,
+    noise: Noise<'_>,
+    real_noise: Option<(String, NoiseShape)>,
+) -> Result<SimReport, SimError> {
     if options.history < 5 || options.nights < options.history + 2 {
         return Err(SimError::Window {
             nights: options.nights,
@@ -175,18 +248,37 @@ pub fn run_scenarios(options: SimOptions, list: &[Scenario]) -> Result<SimReport
     for (i, sc) in list.iter().enumerate() {
         // One stream per scenario, so adding a scenario does not change the others.
         let mut rng = Rng::new(options.seed ^ (i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-        results.push(run_one(&options, sc, &mut rng)?);
+        results.push(run_one(&options, sc, metric, direction, noise, &mut rng)?);
     }
-    Ok(SimReport { options, results })
+    Ok(SimReport {
+        options,
+        metric: metric.to_string(),
+        real_noise,
+        results,
+    })
 }
 
-fn run_one(o: &SimOptions, sc: &Scenario, rng: &mut Rng) -> Result<ScenarioResult, SimError> {
-    let params = GateParams::for_metric(METRIC);
-    let (rel, abs) = metric::metric(METRIC)
+fn run_one(
+    o: &SimOptions,
+    sc: &Scenario,
+    metric: &str,
+    direction: Direction,
+    noise: Noise<'_>,
+    rng: &mut Rng,
+) -> Result<ScenarioResult, SimError> {
+    let params = GateParams::for_metric(metric);
+    // Upstream A's thresholds: the metric's own, else TOKEN_THROUGHPUT's (upstream has
+    // thresholds for few metrics).
+    let (rel, abs) = metric::metric(metric)
         .and_then(|m| m.upstream_threshold)
+        .or_else(|| metric::metric(METRIC).and_then(|m| m.upstream_threshold))
         .unwrap_or((0.1, 10.0));
     let sigma = (1.0 + sc.cv * sc.cv).ln().sqrt();
-    let step_log = (1.0 - sc.step).ln();
+    // A regression: a throughput falls by `step`, a latency rises by it.
+    let step_log = match direction {
+        Direction::HigherIsBetter => (1.0 - sc.step).ln(),
+        Direction::LowerIsBetter => (1.0 + sc.step).ln(),
+    };
     let mut res = ScenarioResult {
         scenario: *sc,
         ours: Rates::default(),
@@ -204,11 +296,27 @@ fn run_one(o: &SimOptions, sc: &Scenario, rng: &mut Rng) -> Result<ScenarioResul
         for night in 0..=last {
             level += DRIFT_PER_NIGHT * rng.normal();
             let shift = if night >= step_night { step_log } else { 0.0 };
-            let draw = |rng: &mut Rng| {
-                let mut x = level + shift + sigma * rng.normal();
-                if rng.uniform() < OUTLIER_RATE {
-                    x -= OUTLIER_RANGE.0 + (OUTLIER_RANGE.1 - OUTLIER_RANGE.0) * rng.uniform();
-                }
+            let mut cursor = match noise {
+                Noise::Real(r) => Some(r.night(rng)),
+                Noise::Synthetic => None,
+            };
+            let mut draw = |rng: &mut Rng| {
+                let x = match (noise, cursor.as_mut()) {
+                    (Noise::Real(r), Some(c)) => level + shift + r.next(c),
+                    _ => {
+                        let mut x = level + shift + sigma * rng.normal();
+                        if rng.uniform() < OUTLIER_RATE {
+                            // Slow: a throughput falls, a latency rises.
+                            let hit = OUTLIER_RANGE.0
+                                + (OUTLIER_RANGE.1 - OUTLIER_RANGE.0) * rng.uniform();
+                            x -= match direction {
+                                Direction::HigherIsBetter => hit,
+                                Direction::LowerIsBetter => -hit,
+                            };
+                        }
+                        x
+                    }
+                };
                 BASE_VALUE * x.exp()
             };
             let mut reps: Vec<f64> = (0..sc.reps).map(|_| draw(rng)).collect();
@@ -221,8 +329,7 @@ fn run_one(o: &SimOptions, sc: &Scenario, rng: &mut Rng) -> Result<ScenarioResul
                 // Ours, with reruns of an UNKNOWN.
                 let mut reruns = 0;
                 let verdict = loop {
-                    let r =
-                        stats::decide(&reps, &history, Direction::HigherIsBetter, None, &params)?;
+                    let r = stats::decide(&reps, &history, direction, None, &params)?;
                     if stats::should_rerun(r.verdict, reruns, o.max_reruns) {
                         reruns += 1;
                         reps.extend((0..sc.reps).map(|_| draw(rng)));
@@ -233,7 +340,7 @@ fn run_one(o: &SimOptions, sc: &Scenario, rng: &mut Rng) -> Result<ScenarioResul
                 accepted = !matches!(verdict, Verdict::Fail | Verdict::Improved);
                 let ours_alarm = verdict == Verdict::Fail;
                 let a_alarm = stats::upstream_check(stored_a, night_mean, rel, abs);
-                let b_alarm = upstream_b_alarm(&daily_means, night_mean);
+                let b_alarm = upstream_b_alarm(&daily_means, night_mean, direction);
                 let tally = |r: &mut Rates, alarm: bool, hit: &mut bool, runs: usize| {
                     r.nights += 1;
                     r.runs += runs as u64;
@@ -273,9 +380,10 @@ fn run_one(o: &SimOptions, sc: &Scenario, rng: &mut Rng) -> Result<ScenarioResul
     Ok(res)
 }
 
-/// Upstream's §6.3 rule for a maximized metric: P95 of the trailing 3-night rolling means of
-/// the daily means over the last 90 nights; a regression below baseline · (1 − 5%).
-fn upstream_b_alarm(daily_means: &[f64], tonight: f64) -> bool {
+/// Upstream's §6.3 rule: P95 (a maximized metric) or P5 (a minimized one) of the trailing
+/// 3-night rolling means of the daily means over the last 90 nights; a regression below
+/// baseline · (1 − 5%), or above baseline · (1 + 5%).
+fn upstream_b_alarm(daily_means: &[f64], tonight: f64, direction: Direction) -> bool {
     let window = &daily_means[daily_means.len().saturating_sub(B_WINDOW_NIGHTS)..];
     if window.len() < 3 {
         return false;
@@ -284,8 +392,14 @@ fn upstream_b_alarm(daily_means: &[f64], tonight: f64) -> bool {
         .windows(3)
         .map(|w| w.iter().sum::<f64>() / 3.0)
         .collect();
-    let baseline = percentile_linear(&mut rolling, 0.95);
-    tonight < baseline * (1.0 - B_THRESHOLD)
+    match direction {
+        Direction::HigherIsBetter => {
+            tonight < percentile_linear(&mut rolling, 0.95) * (1.0 - B_THRESHOLD)
+        }
+        Direction::LowerIsBetter => {
+            tonight > percentile_linear(&mut rolling, 0.05) * (1.0 + B_THRESHOLD)
+        }
+    }
 }
 
 /// numpy's default (linear) percentile.
@@ -363,6 +477,33 @@ impl SimReport {
     }
 }
 
+impl SimReport {
+    /// The real-noise table's reading: per step at 3 repetitions, who detects it, and the worst
+    /// false-alarm rate of each method.
+    pub fn real_lines(&self) -> Vec<String> {
+        let mut lines = Vec::new();
+        for r in self.results.iter().filter(|r| r.scenario.reps == 3) {
+            lines.push(format!(
+                "{:.0}% step, 3 reps: ours {:.1}% detected, upstream A {:.1}%, upstream B {:.1}%",
+                r.scenario.step * 100.0,
+                r.ours.detection() * 100.0,
+                r.upstream_a.detection() * 100.0,
+                r.upstream_b.detection() * 100.0
+            ));
+        }
+        let worst =
+            |f: fn(&ScenarioResult) -> f64| self.results.iter().map(f).fold(0.0, f64::max) * 100.0;
+        lines.push(format!(
+            "worst false alarms per null test-night: ours {:.2}% (goal <= {:.0}%), upstream A {:.2}%, upstream B {:.2}%",
+            worst(|r| r.ours.false_alarm()),
+            GOAL_FALSE_ALARMS * 100.0,
+            worst(|r| r.upstream_a.false_alarm()),
+            worst(|r| r.upstream_b.false_alarm())
+        ));
+        lines
+    }
+}
+
 fn ok_word(ok: bool) -> &'static str {
     if ok { "PASS" } else { "FAIL" }
 }
@@ -372,9 +513,16 @@ impl fmt::Display for SimReport {
         let o = &self.options;
         writeln!(
             f,
-            "{} trials x {} nights ({} history) per scenario, seed {}, ours with <= {} rerun(s); metric {METRIC}",
-            o.trials, o.nights, o.history, o.seed, o.max_reruns
+            "{} trials x {} nights ({} history) per scenario, seed {}, ours with <= {} rerun(s); metric {}",
+            o.trials, o.nights, o.history, o.seed, o.max_reruns, self.metric
         )?;
+        if let Some((source, shape)) = &self.real_noise {
+            writeln!(f, "real noise from {source}: {shape}")?;
+            writeln!(
+                f,
+                "CV% = the within-session CV; nights draw consecutive repetitions of one session"
+            )?;
+        }
         writeln!(
             f,
             "det = regression alarmed on the step night or the next; FA = false alarms per null test-night"
