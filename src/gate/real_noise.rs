@@ -66,9 +66,12 @@ impl NoiseSeries {
         }
     }
 
-    /// `serve-bench --save-result` lines: one session, the value of `key` on each line.
+    /// `serve-bench --save-result` lines: one session, the value of `key` on each line. A line
+    /// with failed requests is not a measurement of the same workload and is skipped (the
+    /// source says how many were).
     pub fn parse_jsonl(text: &str, path: &Path, key: &str) -> Result<NoiseSeries, NoiseError> {
         let mut values = Vec::new();
+        let mut skipped = 0;
         for (i, line) in text.lines().enumerate() {
             if line.trim().is_empty() {
                 continue;
@@ -80,6 +83,10 @@ impl NoiseSeries {
             };
             let v: serde_json::Value = serde_json::from_str(line)
                 .map_err(|e| bad(format!("expected a JSON object per line: {e}")))?;
+            if v.get("failed").and_then(serde_json::Value::as_u64) > Some(0) {
+                skipped += 1;
+                continue;
+            }
             let x = v
                 .get(key)
                 .and_then(serde_json::Value::as_f64)
@@ -96,7 +103,14 @@ impl NoiseSeries {
         let name = path
             .file_stem()
             .map_or_else(|| "session".into(), |s| s.to_string_lossy().into_owned());
-        Self::checked(path, vec![(name, values)])
+        let mut series = Self::checked(path, vec![(name, values)])?;
+        if skipped > 0 {
+            series.source = format!(
+                "{} ({skipped} repetition(s) with failed requests skipped)",
+                series.source
+            );
+        }
+        Ok(series)
     }
 
     pub fn parse(text: &str, path: &Path) -> Result<NoiseSeries, NoiseError> {
@@ -450,12 +464,15 @@ mod tests {
     #[test]
     fn reads_save_result_lines_as_one_session() {
         let line = |x: f64| format!("{{\"duration\": 1.0, \"output_throughput\": {x}}}\n");
-        let text: String = (0..12).map(|i| line(500.0 + i as f64)).collect();
+        let mut text: String = (0..12).map(|i| line(500.0 + i as f64)).collect();
+        text.push_str("{\"failed\": 2, \"output_throughput\": 9.0}\n");
         let s = NoiseSeries::parse_jsonl(&text, Path::new("dir/h100-a.jsonl"), "output_throughput")
             .expect("parses");
         assert_eq!(s.sessions.len(), 1);
         assert_eq!(s.sessions[0].0, "h100-a");
         assert_eq!(s.sessions[0].1[11], 511.0);
+        assert_eq!(s.len(), 12);
+        assert!(s.source.ends_with("(1 repetition(s) with failed requests skipped)"));
         let e = NoiseSeries::parse_jsonl(&text, Path::new("a.jsonl"), "request_goodput")
             .expect_err("missing key");
         assert!(
