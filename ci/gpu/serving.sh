@@ -13,6 +13,8 @@
 #           energy per token, clocks, power, throttling; rooflines from the detected GPU)
 #   noise   one server, then `perfgate serve-bench` repeated NOISE_REPS times (same prompts) at one
 #           concurrency: the run-to-run series the gate's real-noise mode resamples
+#   power   on the same server, `perfgate sweep -p 128 512 -n 32 128 -pg 512,128 -r 3` with
+#           NVML power, temperature and clocks per repetition (POWER_S seconds at most)
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 OUT_DIR=${1:?usage: ci/gpu/serving.sh OUT_DIR}
@@ -68,5 +70,15 @@ for i in $(seq "$NOISE_REPS"); do
   bench 64 64 --save-result "$OUT_DIR/noise.jsonl" > "$OUT_DIR/noise-$i.txt" 2>&1 \
     || echo "repetition $i failed" >&2
 done
+
+log "power sweep: prompt/generation matrix, NVML sampled per repetition"
+if "$PG" sweep --help >/dev/null 2>&1; then
+  timeout "${POWER_S:-120}" "$PG" sweep --url "http://127.0.0.1:$port" --endpoint completions \
+    --model "$MODELS/random-llama-1b" --tokenizer "$MODELS/random-llama-1b" \
+    --server-kind transformers -p 128 512 -n 32 128 --pg 512,128 -r 3 --power nvml \
+    --output-dir "$OUT_DIR/power-sweep" -o md 2>&1 | tee "$OUT_DIR/power-sweep.md" | tail -20
+else
+  echo "this perfgate has no sweep command" >&2
+fi
 kill "$server" 2>/dev/null; wait "$server" 2>/dev/null
 log "done"
