@@ -22,8 +22,9 @@ pub enum DatasetGenerator {
     Upstream { python: String, llm_root: PathBuf },
 }
 
-/// `bs_8-isl_128-osl_128`: readable and unique within a test.
-pub(crate) fn case_dir_name(spec: &CaseSpec) -> String {
+/// `bs_8-isl_128-osl_128` (`-con_4` for a case of a concurrency sweep): readable and unique
+/// within a test.
+pub(crate) fn case_dir_name(spec: &CaseSpec, sweep: bool) -> String {
     let mut parts = Vec::new();
     if let Some(bs) = spec.batch_size {
         parts.push(format!("bs_{bs}"));
@@ -31,6 +32,9 @@ pub(crate) fn case_dir_name(spec: &CaseSpec) -> String {
     parts.push(format!("isl_{}", spec.input_len));
     if let Some(o) = spec.output_len {
         parts.push(format!("osl_{o}"));
+    }
+    if let Some(c) = spec.concurrency.filter(|_| sweep) {
+        parts.push(format!("con_{c}"));
     }
     parts.join("-")
 }

@@ -99,13 +99,13 @@ impl Facets {
     pub fn of(label: &str) -> Facets {
         match config::parse(label) {
             Ok(PerfName::Standard(c)) => {
-                let knob = match (c.concurrency, c.batch_sizes.as_slice()) {
-                    (Some(n), _) => Some(format!("con:{n}")),
-                    (None, [b, ..]) => Some(format!("bs:{b}")),
+                let knob = match (c.concurrencies.as_slice(), c.batch_sizes.as_slice()) {
+                    ([n], _) => Some(format!("con:{n}")),
+                    ([], [b, ..]) => Some(format!("bs:{b}")),
                     _ => None,
                 };
                 let mut key = c.clone();
-                key.concurrency = None;
+                key.concurrencies.clear();
                 key.batch_sizes.clear();
                 key.max_batch_size = config::DEFAULT_MAX_BATCH_SIZE;
                 key.num_reqs = config::DEFAULT_NUM_REQS;

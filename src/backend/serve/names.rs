@@ -17,8 +17,8 @@ use super::client::{self, Prompts, Workload};
 use super::{ClientChoice, SERVER};
 use crate::backend::PlanRequest;
 use crate::backend::common::{Model, dataset_step, llm_api_file};
-use crate::config::{Backend as Flow, DataType, PerfConfig};
-use crate::plan::{CasePlan, Readiness, TestPlan};
+use crate::config::{Backend as Flow, CaseSpec, DataType, PerfConfig};
+use crate::plan::{CasePlan, Readiness, Step, TestPlan};
 use crate::record::Expectations;
 use crate::textutil::{py_float_repr, safe_file_name};
 
@@ -78,7 +78,15 @@ pub(super) fn plan(r: &PlanRequest, cfg: &PerfConfig) -> TestPlan {
         .map(|c| c.input_len + c.output_len.unwrap_or(1))
         .max()
         .unwrap_or(0);
-    let concurrency = i64::from(cfg.concurrency.unwrap_or(cfg.num_reqs));
+    // One server measures every concurrency of a sweep, so it is sized for the largest
+    // (llama-server's slots and their context); without `con:` every prompt is in flight.
+    let server_concurrency = i64::from(
+        cfg.concurrencies
+            .iter()
+            .max()
+            .copied()
+            .unwrap_or(cfg.num_reqs),
+    );
     let trtllm = recipe_name == "trtllm";
     let host = if trtllm { "localhost" } else { "127.0.0.1" };
     let checkpoint_text = checkpoint.to_string_lossy().into_owned();
@@ -103,10 +111,10 @@ pub(super) fn plan(r: &PlanRequest, cfg: &PerfConfig) -> TestPlan {
         "kv_cache_free_gpu_memory_fraction",
         py_float_repr(cfg.kv_cache_free_gpu_mem_fraction),
     );
-    values.insert("concurrency", concurrency.to_string());
+    values.insert("concurrency", server_concurrency.to_string());
     values.insert(
         "context_tokens",
-        (concurrency * i64::from(max_seq_len)).to_string(),
+        (server_concurrency * i64::from(max_seq_len)).to_string(),
     );
     match cfg.data_type {
         DataType::Float32 | DataType::Float16 | DataType::Bfloat16 => {
@@ -115,53 +123,91 @@ pub(super) fn plan(r: &PlanRequest, cfg: &PerfConfig) -> TestPlan {
         // Quantized checkpoints carry their own precision.
         DataType::Float8 | DataType::Float4 => {}
     }
-    let mut files = Vec::new();
-    if recipe.llm_api_config {
-        let (yaml, notes) = llm_api_file(cfg, &tp.canonical, &model, dir, configs, opts);
-        tp.blocked.extend(notes);
-        if let Some(f) = yaml {
-            values.insert("config", f.path.to_string_lossy().into_owned());
-            files.push(f);
-        }
-    }
-    let report_addr = dir.join("server.addr");
-    if recipe.report_addr {
-        values.insert("report_addr", report_addr.to_string_lossy().into_owned());
-    }
+    // The servers: one, unless the LLM-API rules give a sweep's concurrencies different
+    // configs (a rule keyed on `con:`), when each distinct config gets its own server and the
+    // cases it serves run together. `servers[k]` is (its config text, its step).
+    let mut servers: Vec<(Option<String>, Step)> = Vec::new();
+    let mut server_of: Vec<usize> = Vec::with_capacity(cases.len());
     let command = so.server_cmd(recipe_name, &recipe.command);
-    let argv = match recipe.argv(&command, &values) {
-        Ok(a) => a,
-        Err(e) => {
-            tp.blocked.push(e);
-            return tp;
-        }
-    };
-    let ready = if recipe.report_addr {
-        Readiness::ReportFile {
-            path: report_addr,
-            health_path: recipe.ready_path.clone(),
-        }
-    } else {
-        Readiness::Http {
-            url: format!("http://{host}:{{port}}{}", recipe.ready_path),
-        }
-    };
-    let timeout = so
-        .ready_timeout
-        .unwrap_or(Duration::from_secs(recipe.ready_timeout_s));
-    let server = client::service_step(
-        SERVER,
-        argv,
-        recipe.env(&values),
-        files,
-        ready,
-        timeout,
-        dir.join(if trtllm {
-            "trtllm-serve-perf.log"
+    for spec in &cases {
+        let label = cfg.canonical_at(spec.concurrency);
+        let server_dir = if servers.is_empty() {
+            dir.clone()
         } else {
-            "server.log"
-        }),
-    );
+            dir.join(format!("server.{}", servers.len()))
+        };
+        let mut files = Vec::new();
+        let mut values = values.clone();
+        if recipe.llm_api_config {
+            let (yaml, notes) = llm_api_file(cfg, &label, &model, &server_dir, configs, opts);
+            for n in notes {
+                if !tp.blocked.contains(&n) {
+                    tp.blocked.push(n);
+                }
+            }
+            if let Some(same) = servers
+                .iter()
+                .position(|(text, _)| text.as_deref() == yaml.as_ref().map(|f| f.contents.as_str()))
+            {
+                server_of.push(same);
+                continue;
+            }
+            if let Some(f) = yaml {
+                values.insert("config", f.path.to_string_lossy().into_owned());
+                files.push(f);
+            }
+        } else if !servers.is_empty() {
+            server_of.push(0);
+            continue;
+        }
+        let k = servers.len();
+        let suffix = if k == 0 {
+            String::new()
+        } else {
+            format!(".{k}")
+        };
+        let report_addr = dir.join(format!("server{suffix}.addr"));
+        if recipe.report_addr {
+            values.insert("report_addr", report_addr.to_string_lossy().into_owned());
+        }
+        let argv = match recipe.argv(&command, &values) {
+            Ok(a) => a,
+            Err(e) => {
+                tp.blocked.push(e);
+                return tp;
+            }
+        };
+        let ready = if recipe.report_addr {
+            Readiness::ReportFile {
+                path: report_addr,
+                health_path: recipe.ready_path.clone(),
+            }
+        } else {
+            Readiness::Http {
+                url: format!("http://{host}:{{port}}{}", recipe.ready_path),
+            }
+        };
+        let timeout = so
+            .ready_timeout
+            .unwrap_or(Duration::from_secs(recipe.ready_timeout_s));
+        let log = if trtllm {
+            format!("trtllm-serve-perf{suffix}.log")
+        } else {
+            format!("server{suffix}.log")
+        };
+        let text = files.first().map(|f| f.contents.clone());
+        let step = client::service_step(
+            SERVER,
+            argv,
+            recipe.env(&values),
+            files,
+            ready,
+            timeout,
+            dir.join(log),
+        );
+        servers.push((text, step));
+        server_of.push(k);
+    }
     // The requests name the model as the server serves it: the recipe's served name, else the
     // checkpoint path (trtllm-serve and benchmark_serving's default).
     let served = if recipe.uses("model_name") {
@@ -177,23 +223,29 @@ pub(super) fn plan(r: &PlanRequest, cfg: &PerfConfig) -> TestPlan {
         None => Vec::new(),
     };
     let multi = cases.len() > 1;
+    let sweep = cfg.concurrencies.len() > 1;
     let metrics = client::metrics(false);
-    for spec in cases {
+    // Cases of one server run together (the executor shares a group's server only between
+    // consecutive cases); a stable sort keeps the name's order within each server.
+    let mut order: Vec<(usize, CaseSpec)> = server_of.iter().copied().zip(cases).collect();
+    order.sort_by_key(|(k, _)| *k);
+    for (k, spec) in order {
         let case_dir = if multi {
             dir.join(safe_file_name(&crate::backend::common::case_dir_name(
-                &spec,
+                &spec, sweep,
             )))
         } else {
             dir.clone()
         };
         let osl = spec.output_len.unwrap_or(1);
+        let concurrency = spec.concurrency.unwrap_or(cfg.num_reqs);
         let expect = Expectations {
             num_requests: Some(cfg.num_reqs),
             input_len: Some(spec.input_len),
             output_len: Some(osl),
-            max_concurrency: u32::try_from(concurrency).ok(),
+            max_concurrency: Some(concurrency),
         };
-        let mut steps = vec![server.clone()];
+        let mut steps = vec![servers[k].1.clone()];
         let (argv, env) = match so.client {
             ClientChoice::Perfgate => {
                 let dataset = dataset_step(super::ID, cfg, &spec, &model, &case_dir, opts);
@@ -204,7 +256,7 @@ pub(super) fn plan(r: &PlanRequest, cfg: &PerfConfig) -> TestPlan {
                     tokenizer: model.tokenizer.to_string_lossy().into_owned(),
                     endpoint: recipe.endpoint.clone(),
                     prompts: Prompts::InputData(data),
-                    concurrency,
+                    concurrency: i64::from(concurrency),
                     num_prompts: i64::from(cfg.num_reqs),
                     warmup: recipe.warmup,
                     streaming: cfg.streaming,
@@ -235,7 +287,7 @@ pub(super) fn plan(r: &PlanRequest, cfg: &PerfConfig) -> TestPlan {
                     "--percentile-metrics".into(),
                     "ttft,tpot,itl,e2el".into(),
                 ]);
-                if let Some(c) = cfg.concurrency {
+                if let Some(c) = spec.concurrency {
                     argv.extend(["--max-concurrency".into(), c.to_string()]);
                 }
                 if !cfg.streaming {
@@ -261,7 +313,11 @@ pub(super) fn plan(r: &PlanRequest, cfg: &PerfConfig) -> TestPlan {
             steps,
             metrics: metrics.clone(),
             roofline,
-            group: Some(SERVER.into()),
+            group: Some(if k == 0 {
+                SERVER.to_string()
+            } else {
+                format!("{SERVER}.{k}")
+            }),
             gated: client::gated(false),
             upstream_record: None,
         });

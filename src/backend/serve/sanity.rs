@@ -226,7 +226,7 @@ impl Ctx<'_> {
         };
         cfg.max_batch_size = u32::try_from(server.max_batch_size).ok()?;
         cfg.num_reqs = u32::try_from(client.num_prompts()).ok()?;
-        cfg.concurrency = u32::try_from(client.concurrency).ok();
+        cfg.concurrencies = u32::try_from(client.concurrency).ok().into_iter().collect();
         cfg.tp_size = u32::try_from(server.tp).ok()?;
         cfg.pp_size = u32::try_from(server.pp).ok()?;
         cfg.num_gpus = u32::try_from(server.gpus).ok()?;
@@ -242,6 +242,7 @@ impl Ctx<'_> {
             batch_size: None,
             input_len: u32::try_from(client.isl).ok()?,
             output_len: u32::try_from(client.osl).ok(),
+            concurrency: u32::try_from(client.concurrency).ok(),
             label: label.to_string(),
         };
         crate::physics::rooflines_of(self.configs, &cfg, std::slice::from_ref(&spec), gpu)
@@ -304,6 +305,7 @@ fn aggregated(ctx: &Ctx, tp: &mut TestPlan, servers: &[(Server, Vec<Client>)]) {
                     batch_size: None,
                     input_len: u32::try_from(c.isl).unwrap_or(0),
                     output_len: u32::try_from(c.osl).ok(),
+                    concurrency: u32::try_from(c.concurrency).ok(),
                     label: label.clone(),
                 },
                 dir: ctx.case_dir(multi, &label),
@@ -462,6 +464,7 @@ fn disaggregated(
                 batch_size: None,
                 input_len: u32::try_from(client.isl).unwrap_or(0),
                 output_len: u32::try_from(client.osl).ok(),
+                concurrency: u32::try_from(client.concurrency).ok(),
                 label: label.clone(),
             },
             dir: ctx.case_dir(multi, &label),
