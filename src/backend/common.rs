@@ -106,6 +106,19 @@ pub(crate) fn llm_api_file(
     configs: &ModelConfigs,
     opts: &PlanOptions,
 ) -> (Option<PlannedFile>, Vec<String>) {
+    let (file, notes) = llm_api_config(cfg, label, model, case_dir, configs, opts);
+    (file.map(|(f, _)| f), notes)
+}
+
+/// [`llm_api_file`] with the config it writes (upstream's dict).
+pub(crate) fn llm_api_config(
+    cfg: &PerfConfig,
+    label: &str,
+    model: &Model,
+    case_dir: &Path,
+    configs: &ModelConfigs,
+    opts: &PlanOptions,
+) -> (Option<(PlannedFile, serde_json::Value)>, Vec<String>) {
     let file_name = match cfg.backend {
         Backend::Pytorch => "extra-llm-api-config.yml",
         Backend::AutoDeploy => "extra_llm_api_options.yaml",
@@ -139,7 +152,7 @@ pub(crate) fn llm_api_file(
         .iter()
         .map(|n| format!("LLM-API rules: {n}"))
         .collect();
-    (Some(file), notes)
+    (Some((file, effective.value)), notes)
 }
 
 pub(crate) fn dataset_step(

@@ -13,11 +13,14 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use serde_json::{Map, Value, json};
+
 use super::client::{self, Prompts, Workload};
 use super::{ClientChoice, SERVER};
 use crate::backend::PlanRequest;
-use crate::backend::common::{Model, dataset_step, llm_api_file};
+use crate::backend::common::{Model, dataset_step, llm_api_config};
 use crate::config::{Backend as Flow, CaseSpec, DataType, PerfConfig};
+use crate::perf_sanity::{Client, Server, aggregated_record};
 use crate::plan::{CasePlan, Readiness, Step, TestPlan};
 use crate::record::Expectations;
 use crate::textutil::{py_float_repr, safe_file_name};
@@ -125,8 +128,8 @@ pub(super) fn plan(r: &PlanRequest, cfg: &PerfConfig) -> TestPlan {
     }
     // The servers: one, unless the LLM-API rules give a sweep's concurrencies different
     // configs (a rule keyed on `con:`), when each distinct config gets its own server and the
-    // cases it serves run together. `servers[k]` is (its config text, its step).
-    let mut servers: Vec<(Option<String>, Step)> = Vec::new();
+    // cases it serves run together.
+    let mut servers: Vec<PlannedServer> = Vec::new();
     let mut server_of: Vec<usize> = Vec::with_capacity(cases.len());
     let command = so.server_cmd(recipe_name, &recipe.command);
     for spec in &cases {
@@ -138,23 +141,24 @@ pub(super) fn plan(r: &PlanRequest, cfg: &PerfConfig) -> TestPlan {
         };
         let mut files = Vec::new();
         let mut values = values.clone();
+        let mut llm_api = None;
         if recipe.llm_api_config {
-            let (yaml, notes) = llm_api_file(cfg, &label, &model, &server_dir, configs, opts);
+            let (yaml, notes) = llm_api_config(cfg, &label, &model, &server_dir, configs, opts);
             for n in notes {
                 if !tp.blocked.contains(&n) {
                     tp.blocked.push(n);
                 }
             }
-            if let Some(same) = servers
-                .iter()
-                .position(|(text, _)| text.as_deref() == yaml.as_ref().map(|f| f.contents.as_str()))
-            {
+            if let Some(same) = servers.iter().position(|s| {
+                s.config_text.as_deref() == yaml.as_ref().map(|(f, _)| f.contents.as_str())
+            }) {
                 server_of.push(same);
                 continue;
             }
-            if let Some(f) = yaml {
+            if let Some((f, value)) = yaml {
                 values.insert("config", f.path.to_string_lossy().into_owned());
                 files.push(f);
+                llm_api = Some(value);
             }
         } else if !servers.is_empty() {
             server_of.push(0);
@@ -195,7 +199,7 @@ pub(super) fn plan(r: &PlanRequest, cfg: &PerfConfig) -> TestPlan {
         } else {
             format!("server{suffix}.log")
         };
-        let text = files.first().map(|f| f.contents.clone());
+        let config_text = files.first().map(|f| f.contents.clone());
         let step = client::service_step(
             SERVER,
             argv,
@@ -205,7 +209,11 @@ pub(super) fn plan(r: &PlanRequest, cfg: &PerfConfig) -> TestPlan {
             timeout,
             dir.join(log),
         );
-        servers.push((text, step));
+        servers.push(PlannedServer {
+            config_text,
+            step,
+            llm_api,
+        });
         server_of.push(k);
     }
     // The requests name the model as the server serves it: the recipe's served name, else the
@@ -245,7 +253,7 @@ pub(super) fn plan(r: &PlanRequest, cfg: &PerfConfig) -> TestPlan {
             output_len: Some(osl),
             max_concurrency: Some(concurrency),
         };
-        let mut steps = vec![servers[k].1.clone()];
+        let mut steps = vec![servers[k].step.clone()];
         let (argv, env) = match so.client {
             ClientChoice::Perfgate => {
                 let dataset = dataset_step(super::ID, cfg, &spec, &model, &case_dir, opts);
@@ -307,6 +315,7 @@ pub(super) fn plan(r: &PlanRequest, cfg: &PerfConfig) -> TestPlan {
             .iter()
             .find(|r| r.case.label == spec.label)
             .cloned();
+        let spec_record = spec.clone();
         tp.cases.push(CasePlan {
             spec,
             dir: case_dir,
@@ -319,8 +328,95 @@ pub(super) fn plan(r: &PlanRequest, cfg: &PerfConfig) -> TestPlan {
                 format!("{SERVER}.{k}")
             }),
             gated: client::gated(false),
-            upstream_record: None,
+            upstream_record: Some(upstream_record(
+                cfg,
+                recipe_name,
+                servers[k].llm_api.as_ref(),
+                &spec_record,
+                &recipe.endpoint,
+                &so.gpu_type,
+            )),
         });
     }
     tp
+}
+
+/// One server of a serve name: its extra LLM API config (the file's text, to tell configs
+/// apart, and upstream's dict), and its service step.
+struct PlannedServer {
+    config_text: Option<String>,
+    step: Step,
+    llm_api: Option<Value>,
+}
+
+/// What upstream's perf-sanity database would record for one case of a serve name: the name
+/// read as an aggregated server config (`ServerConfig`: model, parallelism, batch limits,
+/// serving backend, and the extra LLM API config's keys) with one client config per case
+/// (`ClientConfig`: concurrency, iterations = requests / concurrency rounded up, lengths,
+/// streaming, the OpenAI endpoint), and the keys upstream matches baselines on. The server's
+/// name is the name without its concurrency (the server every case of a sweep shares), so
+/// `s_test_case_name` is `<name without con>-con<C>_iter<I>_isl<ISL>_osl<OSL>`.
+fn upstream_record(
+    cfg: &PerfConfig,
+    recipe: &str,
+    llm_api: Option<&Value>,
+    spec: &CaseSpec,
+    endpoint: &str,
+    gpu_type: &str,
+) -> Value {
+    let mut data = Map::new();
+    if let Some(Value::Object(config)) = llm_api {
+        data.extend(config.clone());
+    }
+    let mut shared = cfg.clone();
+    shared.concurrencies.clear();
+    data.insert("name".into(), json!(shared.canonical()));
+    data.insert("model_name".into(), json!(cfg.model));
+    data.insert(
+        "backend".into(),
+        json!(match (recipe, cfg.backend.label()) {
+            ("trtllm", Some(b)) => b,
+            _ => recipe,
+        }),
+    );
+    data.insert("tensor_parallel_size".into(), json!(cfg.tp_size));
+    data.insert(
+        "moe_expert_parallel_size".into(),
+        json!(cfg.ep_size.unwrap_or(1)),
+    );
+    data.insert("pipeline_parallel_size".into(), json!(cfg.pp_size));
+    data.insert("gpus".into(), json!(cfg.num_gpus));
+    data.insert("max_batch_size".into(), json!(cfg.max_batch_size));
+    data.insert("max_num_tokens".into(), json!(cfg.max_num_tokens));
+    // The name's KV cache dtype where the config sets none (upstream's database would default
+    // to fp8, which a serve name does not say).
+    let kv = data.entry("kv_cache_config").or_insert_with(|| json!({}));
+    if let Value::Object(kv) = kv
+        && !kv.contains_key("dtype")
+    {
+        kv.insert("dtype".into(), json!(cfg.kv_cache_dtype));
+    }
+    let server = Server::new(data, "");
+    let concurrency = spec.concurrency.unwrap_or(cfg.num_reqs).max(1);
+    let mut client_data = Map::new();
+    client_data.insert("concurrency".into(), json!(concurrency));
+    client_data.insert(
+        "iterations".into(),
+        json!(cfg.num_reqs.div_ceil(concurrency)),
+    );
+    client_data.insert("isl".into(), json!(spec.input_len));
+    client_data.insert("osl".into(), json!(spec.output_len.unwrap_or(1)));
+    client_data.insert("random_range_ratio".into(), json!(0.0));
+    client_data.insert(
+        "backend".into(),
+        json!(if endpoint == "chat" {
+            "openai-chat"
+        } else {
+            "openai"
+        }),
+    );
+    client_data.insert("streaming".into(), json!(cfg.streaming));
+    let client = Client::new(&client_data, "", server.speculative());
+    let (fields, keys) = aggregated_record(&server, &client, gpu_type);
+    json!({"fields": fields, "match_keys": keys})
 }

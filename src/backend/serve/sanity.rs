@@ -69,6 +69,10 @@ pub(super) fn plan(r: &PlanRequest, id: &SanityId) -> TestPlan {
         externals: &file.externals,
         seed: 0,
         gpu: opts.gpu.as_deref(),
+        tokenizer: opts
+            .tokenizer_override
+            .as_ref()
+            .map(|t| t.to_string_lossy().into_owned()),
     };
     match expanded {
         Expanded::Aggregated { servers } => aggregated(&ctx, &mut tp, &servers),
@@ -91,6 +95,9 @@ struct Ctx<'a> {
     externals: &'a std::collections::BTreeMap<String, serde_json::Value>,
     seed: u64,
     gpu: Option<&'a str>,
+    /// `--tokenizer`: perfgate's client counts tokens with it instead of the model's own
+    /// (upstream's client always uses the model path).
+    tokenizer: Option<String>,
 }
 
 impl Ctx<'_> {
@@ -183,7 +190,10 @@ impl Ctx<'_> {
                 };
                 let w = Workload {
                     model: model_path.to_string(),
-                    tokenizer: model_path.to_string(),
+                    tokenizer: self
+                        .tokenizer
+                        .clone()
+                        .unwrap_or_else(|| model_path.to_string()),
                     endpoint: if client.backend == "openai-chat" {
                         "chat".into()
                     } else {
