@@ -577,6 +577,30 @@ fn a_concurrency_sweep_shares_one_server() {
         );
         let expect = c.steps[2].expect.expect("expectations");
         assert_eq!(expect.max_concurrency, Some(con));
+        // Upstream's record of the case: the name as an aggregated server, a client per case.
+        let record = c.upstream_record.as_ref().expect("record");
+        let f = &record["fields"];
+        assert_eq!(f["s_serving_backend"], "llama.cpp");
+        assert_eq!(f["s_model_name"], "tiny_llama_cpp");
+        assert_eq!(f["s_kv_cache_dtype"], "auto");
+        assert_eq!(f["s_runtime"], "aggr_server");
+        assert_eq!(f["l_concurrency"], con);
+        assert_eq!(f["l_iterations"], 16u32.div_ceil(con));
+        assert_eq!(
+            (&f["l_isl"], &f["l_osl"]),
+            (&serde_json::json!(128), &serde_json::json!(32))
+        );
+        assert_eq!(f["b_streaming"], true);
+        assert_eq!(
+            f["s_test_case_name"],
+            format!(
+                "tiny_llama_cpp-serve-llama.cpp-streaming-float32-maxbs:512-maxnt:2048-input_output_len:128,32-reqs:16-con{con}_iter{}_isl128_osl32",
+                16u32.div_ceil(con)
+            )
+        );
+        for k in record["match_keys"].as_array().expect("keys") {
+            assert!(f.get(k.as_str().expect("key")).is_some(), "{k}");
+        }
     }
     // Upstream's client gets each case's --max-concurrency.
     let up = plan_name(raw, &options(Path::new("."), ClientChoice::Upstream));
