@@ -120,3 +120,50 @@ impl History {
         self.case_records_of_night(night)
     }
 }
+
+impl History {
+    /// The latest upstream record of every serving case from night `first_night` on, for the
+    /// dashboard (a case's sweep and concurrency when its name does not say them).
+    pub fn dashboard_case_records(
+        &self,
+        first_night: i64,
+    ) -> Result<Vec<CaseRecordRow>, HistoryError> {
+        let path = &self.path;
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT test_id, network_name, case_dir, record FROM case_records
+                 WHERE night >= ?1 ORDER BY night",
+            )
+            .map_err(on(path, "cannot prepare the case record query"))?;
+        let rows = stmt
+            .query_map([first_night], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                ))
+            })
+            .map_err(on(path, "cannot read case records"))?;
+        let mut latest: std::collections::BTreeMap<(String, String, String), Value> =
+            std::collections::BTreeMap::new();
+        for row in rows {
+            let (test_id, network_name, case, text) =
+                row.map_err(on(path, "cannot read a case record"))?;
+            // A record that does not read is left out: the case is drawn without it.
+            if let Ok(record) = serde_json::from_str(&text) {
+                latest.insert((test_id, network_name, case), record);
+            }
+        }
+        Ok(latest
+            .into_iter()
+            .map(|((test_id, network_name, case), record)| CaseRecordRow {
+                test_id,
+                network_name,
+                case: (!case.is_empty()).then_some(case),
+                record,
+            })
+            .collect())
+    }
+}
