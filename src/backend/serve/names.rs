@@ -2,9 +2,12 @@
 //! `trtllm` recipe) and any engine of `model_configs/servers.yaml` named in the backend slot.
 //!
 //! One server for the test (upstream's `PerfServeScriptTestCmds` starts it once: `--host
-//! localhost --port <free port>`, ready when `GET /health` answers 200), then per length pair a
-//! case: perfgate's dataset and client, or upstream's `benchmark_serving` with its random
-//! dataset. Upstream's newest `test_perf.py`, which builds the serve runtime's server and
+//! localhost --port <free port>`, ready when `GET /health` answers 200), then per length pair
+//! (and per concurrency of a `con:1+4+16` sweep) a case: perfgate's dataset and client, or
+//! upstream's `benchmark_serving` with its random dataset. A sweep's server is sized for its
+//! largest concurrency; where the LLM-API rules give its concurrencies different configs, each
+//! distinct config gets a server of its own. Each case also carries the record upstream's
+//! perf-sanity database would hold for it (the name read as an aggregated server config). Upstream's newest `test_perf.py`, which builds the serve runtime's server and
 //! client argv, is not among the sources read (the index holds older copies), so the server
 //! argv follows trtllm-serve's documented flags (the `trtllm` recipe) and the upstream client
 //! the 2025 `test_perf.py` `ClientConfig.to_cmd` (commit 004da3c2); docs/serving-cases.md says
