@@ -131,9 +131,11 @@ impl History {
         let path = &self.path;
         let mut stmt = self
             .conn
+            // SQLite takes a bare column of a `max()` aggregate from the row holding the
+            // maximum: each case's latest record, parsed once.
             .prepare_cached(
-                "SELECT test_id, network_name, case_dir, record FROM case_records
-                 WHERE night >= ?1 ORDER BY night",
+                "SELECT test_id, network_name, case_dir, record, max(night) FROM case_records
+                 WHERE night >= ?1 GROUP BY test_id, network_name, case_dir",
             )
             .map_err(on(path, "cannot prepare the case record query"))?;
         let rows = stmt
@@ -146,24 +148,20 @@ impl History {
                 ))
             })
             .map_err(on(path, "cannot read case records"))?;
-        let mut latest: std::collections::BTreeMap<(String, String, String), Value> =
-            std::collections::BTreeMap::new();
+        let mut out = Vec::new();
         for row in rows {
             let (test_id, network_name, case, text) =
                 row.map_err(on(path, "cannot read a case record"))?;
             // A record that does not read is left out: the case is drawn without it.
             if let Ok(record) = serde_json::from_str(&text) {
-                latest.insert((test_id, network_name, case), record);
+                out.push(CaseRecordRow {
+                    test_id,
+                    network_name,
+                    case: (!case.is_empty()).then_some(case),
+                    record,
+                });
             }
         }
-        Ok(latest
-            .into_iter()
-            .map(|((test_id, network_name, case), record)| CaseRecordRow {
-                test_id,
-                network_name,
-                case: (!case.is_empty()).then_some(case),
-                record,
-            })
-            .collect())
+        Ok(out)
     }
 }
