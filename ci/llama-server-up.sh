@@ -10,6 +10,8 @@
 #   llama-server-<version>/      bin/llama-server (one file: llama.cpp and ggml linked in) and BUILD-INFO
 #   llama-server-<version>.log   the build log (kept when the build fails)
 #   llama-models-<key>/          tiny.gguf, tiny-unrelated.gguf (key = model script + tokenizer)
+# and links to them at fixed paths for perfgate's serving list (test_lists/serve_test.txt):
+#   <state dir>/bin/llama-server, <state dir>/models/{tiny.gguf,tiny-unrelated.gguf,tiny-bpe}
 #
 #   ci/llama-server-up.sh --install-only        build and cache everything, start nothing
 #   ci/llama-server-up.sh [options] [-- LLAMA_SERVER_ARGS...]
@@ -228,8 +230,26 @@ make_models() {
 }
 with_lock llama-models make_models
 
+# --- fixed paths for perfgate's serving list ------------------------------------------------------
+# test_lists/serve_test.txt runs a real llama.cpp case; the harness finds the server and the
+# model at the same repository paths whichever cache built them:
+#   --server-cmd llama.cpp=target/llama-server/bin/llama-server --models-root target/llama-server/models
+# (models/: the GGUF files and the tokenizer tiny-bpe, as model_configs/models.yaml names them).
+# Each link is replaced in one rename, so a job reading them never sees one missing.
+link() { ln -sfn "$1" "$2.tmp.$$" && mv -Tf "$2.tmp.$$" "$2"; }
+link_for_perfgate() {
+  mkdir -p "$STATE_DIR/bin" "$STATE_DIR/models" || die "cannot create $STATE_DIR/bin and $STATE_DIR/models"
+  link "$SERVER_BIN" "$STATE_DIR/bin/llama-server" || die "cannot link $STATE_DIR/bin/llama-server"
+  local m
+  for m in "${MODELS[@]}"; do
+    link "$MODELS_DIR/$m.gguf" "$STATE_DIR/models/$m.gguf" || die "cannot link $STATE_DIR/models/$m.gguf"
+  done
+  link "$TOKENIZER_DIR" "$STATE_DIR/models/tiny-bpe" || die "cannot link $STATE_DIR/models/tiny-bpe"
+}
+link_for_perfgate
+
 if [ "$install_only" = 1 ]; then
-  log "installed: $SERVER_BIN, models in $MODELS_DIR"
+  log "installed: $SERVER_BIN, models in $MODELS_DIR; linked under $STATE_DIR/bin and $STATE_DIR/models"
   exit 0
 fi
 

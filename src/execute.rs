@@ -137,6 +137,7 @@ pub fn execute(
             measurements: Vec::new(),
             reason: None,
             title: plan.measured_setup().and_then(|s| s.title),
+            upstream_record: None,
         };
         for step in &plan.setup {
             match step.phase {
@@ -210,6 +211,7 @@ pub fn execute(
             measurements: Vec::new(),
             reason: None,
             title: None,
+            upstream_record: cp.upstream_record.clone(),
         };
         if let Some(signal) = crate::runner::signals::interrupted() {
             case.reason = Some(format!(

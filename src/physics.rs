@@ -114,7 +114,7 @@ impl Case {
         };
         let num_reqs = f64::from(cfg.num_reqs.max(1));
         let mut max_batch = f64::from(cfg.max_batch_size.max(1)).min(num_reqs);
-        if let Some(c) = cfg.concurrency {
+        if let Some(c) = spec.concurrency {
             max_batch = max_batch.min(f64::from(c.max(1)));
         }
         if let Some(bs) = spec.batch_size {

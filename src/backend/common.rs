@@ -22,8 +22,9 @@ pub enum DatasetGenerator {
     Upstream { python: String, llm_root: PathBuf },
 }
 
-/// `bs_8-isl_128-osl_128`: readable and unique within a test.
-pub(crate) fn case_dir_name(spec: &CaseSpec) -> String {
+/// `bs_8-isl_128-osl_128` (`-con_4` for a case of a concurrency sweep): readable and unique
+/// within a test.
+pub(crate) fn case_dir_name(spec: &CaseSpec, sweep: bool) -> String {
     let mut parts = Vec::new();
     if let Some(bs) = spec.batch_size {
         parts.push(format!("bs_{bs}"));
@@ -31,6 +32,9 @@ pub(crate) fn case_dir_name(spec: &CaseSpec) -> String {
     parts.push(format!("isl_{}", spec.input_len));
     if let Some(o) = spec.output_len {
         parts.push(format!("osl_{o}"));
+    }
+    if let Some(c) = spec.concurrency.filter(|_| sweep) {
+        parts.push(format!("con_{c}"));
     }
     parts.join("-")
 }
@@ -102,6 +106,19 @@ pub(crate) fn llm_api_file(
     configs: &ModelConfigs,
     opts: &PlanOptions,
 ) -> (Option<PlannedFile>, Vec<String>) {
+    let (file, notes) = llm_api_config(cfg, label, model, case_dir, configs, opts);
+    (file.map(|(f, _)| f), notes)
+}
+
+/// [`llm_api_file`] with the config it writes (upstream's dict).
+pub(crate) fn llm_api_config(
+    cfg: &PerfConfig,
+    label: &str,
+    model: &Model,
+    case_dir: &Path,
+    configs: &ModelConfigs,
+    opts: &PlanOptions,
+) -> (Option<(PlannedFile, serde_json::Value)>, Vec<String>) {
     let file_name = match cfg.backend {
         Backend::Pytorch => "extra-llm-api-config.yml",
         Backend::AutoDeploy => "extra_llm_api_options.yaml",
@@ -135,7 +152,7 @@ pub(crate) fn llm_api_file(
         .iter()
         .map(|n| format!("LLM-API rules: {n}"))
         .collect();
-    (Some(file), notes)
+    (Some((file, effective.value)), notes)
 }
 
 pub(crate) fn dataset_step(

@@ -154,7 +154,7 @@ fn plan(request: &PlanRequest) -> TestPlan {
     }
     for spec in cases {
         let case_dir = if multi {
-            dir.join(case_dir_name(&spec))
+            dir.join(case_dir_name(&spec, false))
         } else {
             dir.clone()
         };
@@ -301,7 +301,8 @@ fn bench_step(
         }
     }
     argv.push(format!("--num_requests={}", cfg.num_reqs));
-    if let Some(c) = cfg.concurrency {
+    // A bench name has at most one (a sweep is a serve name's).
+    if let Some(c) = cfg.concurrencies.first() {
         argv.push(format!("--concurrency={c}"));
     }
     if let Some(ep) = cfg.ep_size {

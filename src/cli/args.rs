@@ -109,9 +109,10 @@ pub struct ServeArgs {
     #[arg(long, value_enum, env = "PERF_CLIENT", default_value = "perfgate")]
     pub client: ClientArg,
     /// The perfgate whose `serve-bench` is the client (a path pins a build, e.g. the release
-    /// binary measuring a candidate server); words split on spaces.
-    #[arg(long, env = "PERF_SERVE_BENCH_CMD", default_value = "perfgate", value_name = "CMD", value_parser = command)]
-    pub serve_bench_cmd: String,
+    /// binary measuring a candidate server); words split on spaces. Default: the perfgate that
+    /// runs the list (`cargo test`: the build's own `perfgate` binary), else `perfgate` on PATH.
+    #[arg(long, env = "PERF_SERVE_BENCH_CMD", value_name = "CMD", value_parser = command)]
+    pub serve_bench_cmd: Option<String>,
     /// What runs for `python -m tensorrt_llm.serve.scripts.benchmark_serving` with `--client
     /// upstream` (another interpreter, a wrapper); words split on spaces.
     #[arg(
@@ -142,6 +143,24 @@ pub struct ServeArgs {
     /// or its TRTLLM_TEST_*_SERVER_READY_TIMEOUT variables; a recipe's own for other engines).
     #[arg(long, env = "PERF_READY_TIMEOUT", value_name = "SECONDS")]
     pub ready_timeout: Option<u64>,
+}
+
+/// The perfgate binary of this run: this process when it is `perfgate` (`perfgate run`), the
+/// `perfgate` cargo built beside the harness (`cargo test` runs `target/<profile>/deps/perf-*`,
+/// and builds `target/<profile>/perfgate` with it), else `perfgate` on PATH.
+fn this_perfgate() -> String {
+    let Ok(exe) = std::env::current_exe() else {
+        return "perfgate".into();
+    };
+    if exe.file_stem().is_some_and(|n| n == "perfgate") {
+        return exe.display().to_string();
+    }
+    exe.parent()
+        .filter(|d| d.file_name().is_some_and(|n| n == "deps"))
+        .and_then(|deps| deps.parent())
+        .map(|profile| profile.join(format!("perfgate{}", std::env::consts::EXE_SUFFIX)))
+        .filter(|p| p.is_file())
+        .map_or_else(|| "perfgate".into(), |p| p.display().to_string())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -181,7 +200,10 @@ impl ServeArgs {
                 ClientArg::Perfgate => serve::ClientChoice::Perfgate,
                 ClientArg::Upstream => serve::ClientChoice::Upstream,
             },
-            serve_bench_cmd: words(&self.serve_bench_cmd),
+            serve_bench_cmd: match &self.serve_bench_cmd {
+                Some(cmd) => words(cmd),
+                None => vec![this_perfgate()],
+            },
             upstream_client_cmd: words(&self.upstream_client_cmd),
             server_cmds,
             sanity_dirs: crate::perf_sanity::SanityDirs::resolve(

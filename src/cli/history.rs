@@ -117,7 +117,10 @@ pub enum ExportFormat {
     /// One JSON object per measurement and line.
     Jsonl,
     /// OpenSearch `_bulk` NDJSON: an `index` action line, then the document (with
-    /// `@timestamp`), per measurement; ids are stable, so loading twice replaces.
+    /// `@timestamp`), per measurement; a serving case is one document per run shaped as
+    /// upstream's perf-sanity database holds it (its `s_`/`l_`/`b_`/`d_` fields, match keys and
+    /// `d_` figures), which upstream's upload path accepts. Ids are stable, so loading twice
+    /// replaces.
     OpensearchBulk,
 }
 
@@ -436,28 +439,29 @@ fn run_export(a: ExportArgs) -> anyhow::Result<ExitCode> {
     let path = a.location.path();
     let history = History::open_existing(&path)?;
     let runs = history.export_runs(&a.runs, a.last)?;
-    let export = |out: &mut dyn Write| -> anyhow::Result<u64> {
+    let export = |out: &mut dyn Write| -> anyhow::Result<(u64, u64, Vec<String>)> {
         let mut w = ExportWriter::new(format, index, out)?;
         for run in &runs {
-            history.for_each_measurement(run.night, |m| -> anyhow::Result<()> {
-                Ok(w.write(run, &m)?)
-            })?;
+            w.write_run(&history, run)?;
         }
-        let rows = w.rows();
+        let counts = (w.rows(), w.documents(), w.skipped().to_vec());
         w.finish()?;
-        Ok(rows)
+        Ok(counts)
     };
-    let rows = match &a.out {
+    let (rows, documents, skipped) = match &a.out {
         Some(file) => write_streamed_atomic(file, |f| export(f))?,
         None => {
             let stdout = std::io::stdout();
             let mut out = std::io::BufWriter::new(stdout.lock());
-            let rows = export(&mut out)?;
+            let counts = export(&mut out)?;
             out.flush()?;
-            rows
+            counts
         }
     };
-    if rows == 0 {
+    for why in &skipped {
+        eprintln!("perfgate: no perf-sanity document for {why}");
+    }
+    if rows == 0 && documents == 0 {
         eprintln!(
             "perfgate: {}: no measurements to export ({} run(s) selected); {}",
             path.display(),
@@ -470,7 +474,12 @@ fn run_export(a: ExportArgs) -> anyhow::Result<ExitCode> {
         );
     } else {
         eprintln!(
-            "perfgate: exported {rows} measurement(s) of {} run(s)",
+            "perfgate: exported {rows} measurement(s){} of {} run(s)",
+            if documents > 0 {
+                format!(" and {documents} serving case(s) as perf-sanity documents")
+            } else {
+                String::new()
+            },
             runs.len()
         );
     }

@@ -3,11 +3,13 @@
 use super::{CaseSpec, DEFAULT_KV_FRAC, DEFAULT_NUM_REQS, PerfConfig, Runtime, SeqLens};
 use crate::textutil::py_float_repr;
 
-/// One case's overrides of the label: batch size (0 = none) and a single length pair.
+/// One case's overrides of the label: batch size (0 = none), a single length pair and a
+/// single concurrency.
 struct CaseOverride {
     batch_size: u32,
     input_len: u32,
     output_len: Option<u32>,
+    concurrency: Option<u32>,
 }
 
 impl PerfConfig {
@@ -18,8 +20,9 @@ impl PerfConfig {
         self.label(None)
     }
 
-    /// The (bs, isl, osl) cases, batch sizes outer and the zipped length pairs inner, each with
-    /// its per-case label (upstream `to_string(custom_bs, custom_input_len, custom_output_len)`).
+    /// The (bs, isl, osl, con) cases: batch sizes outer, then the zipped length pairs, then the
+    /// concurrencies of a sweep, each with its per-case label (upstream `to_string(custom_bs,
+    /// custom_input_len, custom_output_len)`, with the case's one `con:` value).
     pub fn cases(&self) -> Vec<CaseSpec> {
         let Some(seq) = &self.seq_lens else {
             return Vec::new();
@@ -31,24 +34,44 @@ impl PerfConfig {
         };
         let inputs = seq.input_lens();
         let outputs = seq.output_lens();
-        let mut cases = Vec::with_capacity(batch_sizes.len() * inputs.len());
+        let concurrencies: Vec<Option<u32>> = if self.concurrencies.is_empty() {
+            vec![None]
+        } else {
+            self.concurrencies.iter().copied().map(Some).collect()
+        };
+        let mut cases = Vec::with_capacity(batch_sizes.len() * inputs.len() * concurrencies.len());
         for &bs in &batch_sizes {
             for (i, &isl) in inputs.iter().enumerate() {
                 let osl = outputs.get(i).copied();
-                let over = CaseOverride {
-                    batch_size: bs,
-                    input_len: isl,
-                    output_len: osl,
-                };
-                cases.push(CaseSpec {
-                    batch_size: (bs > 0).then_some(bs),
-                    input_len: isl,
-                    output_len: osl,
-                    label: self.label(Some(&over)),
-                });
+                for &con in &concurrencies {
+                    let over = CaseOverride {
+                        batch_size: bs,
+                        input_len: isl,
+                        output_len: osl,
+                        concurrency: con,
+                    };
+                    cases.push(CaseSpec {
+                        batch_size: (bs > 0).then_some(bs),
+                        input_len: isl,
+                        output_len: osl,
+                        concurrency: con,
+                        label: self.label(Some(&over)),
+                    });
+                }
             }
         }
         cases
+    }
+
+    /// The canonical label at one concurrency of a sweep (the canonical label itself for a name
+    /// with one `con:` or none): what rules keyed on a name's `con:` see for that concurrency.
+    pub fn canonical_at(&self, concurrency: Option<u32>) -> String {
+        if self.concurrencies.len() <= 1 {
+            return self.canonical();
+        }
+        let mut one = self.clone();
+        one.concurrencies = concurrency.into_iter().collect();
+        one.canonical()
     }
 
     fn label(&self, case: Option<&CaseOverride>) -> String {
@@ -142,8 +165,16 @@ impl PerfConfig {
         if self.num_reqs != DEFAULT_NUM_REQS {
             part(format_args!("reqs:{}", self.num_reqs));
         }
-        if let Some(c) = self.concurrency {
-            part(format_args!("con:{c}"));
+        match case {
+            Some(CaseOverride {
+                concurrency: Some(c),
+                ..
+            }) => part(format_args!("con:{c}")),
+            Some(_) => {}
+            None if !self.concurrencies.is_empty() => {
+                part(format_args!("con:{}", Joined(&self.concurrencies)))
+            }
+            None => {}
         }
         if let Some(ep) = self.ep_size {
             part(format_args!("ep:{ep}"));

@@ -353,7 +353,9 @@ pub struct PerfConfig {
     pub quantization: Option<String>,
     pub kv_cache_dtype: String,
     pub num_reqs: u32,
-    pub concurrency: Option<u32>,
+    /// `con:N`, or a concurrency sweep `con:1+4+16` (serve names only): one case per value, in
+    /// the order written, sharing the test's server. Empty without a `con:` label.
+    pub concurrencies: Vec<u32>,
     pub ep_size: Option<u32>,
     pub tp_size: u32,
     pub pp_size: u32,
@@ -392,7 +394,7 @@ impl PerfConfig {
             quantization: None,
             kv_cache_dtype: "auto".into(),
             num_reqs: DEFAULT_NUM_REQS,
-            concurrency: None,
+            concurrencies: Vec::new(),
             ep_size: None,
             tp_size: 1,
             pp_size: 1,
@@ -427,7 +429,13 @@ impl PerfConfig {
             "quantization": self.quantization.clone().unwrap_or_default(),
             "kv_cache_dtype": self.kv_cache_dtype,
             "num_reqs": self.num_reqs,
-            "concurrency": self.concurrency.map_or(-1, i64::from),
+            // Upstream's one value (-1 without `con:`); a sweep, which upstream cannot name,
+            // as its list.
+            "concurrency": match self.concurrencies.as_slice() {
+                [] => serde_json::json!(-1),
+                [c] => serde_json::json!(c),
+                many => serde_json::json!(many),
+            },
             "ep_size": self.ep_size,
             "tp_size": self.tp_size,
             "pp_size": self.pp_size,
@@ -445,6 +453,9 @@ pub struct CaseSpec {
     pub input_len: u32,
     /// `None` for `input_len:` (encoder) names.
     pub output_len: Option<u32>,
+    /// The case's `con:` value (one of a sweep's); `None` without a `con:` label.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub concurrency: Option<u32>,
     /// The per-case canonical label used in metric names.
     pub label: String,
 }

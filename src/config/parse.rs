@@ -173,7 +173,7 @@ fn parse_inner(name: &str, suggest: bool) -> Result<PerfName, NameError> {
         cfg.num_reqs = p.int_value(v, 1)?;
     }
     if let Some(v) = p.take_keyed(Slot::Con)? {
-        cfg.concurrency = Some(p.int_value(v, 1)?);
+        cfg.concurrencies = p.int_list(v, '+', 1)?;
     }
     if let Some(v) = p.take_keyed(Slot::Ep)? {
         cfg.ep_size = Some(p.int_value(v, 1)?);
@@ -192,6 +192,14 @@ fn parse_inner(name: &str, suggest: bool) -> Result<PerfName, NameError> {
     }
     p.validate(&mut cfg)?;
     Ok(PerfName::Standard(cfg))
+}
+
+fn plus_joined(values: &[u32]) -> String {
+    values
+        .iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join("+")
 }
 
 fn parse_perf_sanity(labels: &[&str]) -> Result<PerfName, NameError> {
@@ -578,6 +586,35 @@ impl<'a> Parser<'a> {
                     K::BadValue,
                     Slot::Bs,
                     format!("batch size {max} exceeds maxbs {}", cfg.max_batch_size),
+                ));
+            }
+        }
+        if cfg.concurrencies.len() > 1 {
+            if cfg.runtime != Runtime::Serve {
+                return Err(err(
+                    K::InvalidCombination,
+                    Slot::Con,
+                    format!(
+                        "a concurrency sweep (`con:{}`) is for serve names, whose cases share one \
+                         server; list one `{rt}` name per concurrency",
+                        plus_joined(&cfg.concurrencies)
+                    ),
+                ));
+            }
+            if let Some(dup) = cfg
+                .concurrencies
+                .iter()
+                .enumerate()
+                .find_map(|(i, c)| cfg.concurrencies[..i].contains(c).then_some(*c))
+            {
+                return Err(err(
+                    K::BadValue,
+                    Slot::Con,
+                    format!(
+                        "concurrency {dup} is listed twice in `con:{}`; each concurrency of a \
+                         sweep is one case",
+                        plus_joined(&cfg.concurrencies)
+                    ),
                 ));
             }
         }

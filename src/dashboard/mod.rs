@@ -9,7 +9,9 @@
 //!   baseline, noise band, change points, FAIL nights) and a drill-down per night. Loaded
 //!   only when that page is opened, so the overview stays small.
 //! - `sweeps.html` + `data/sweeps.js`: per sweep (cases that differ only in concurrency or
-//!   batch size), per-user against per-GPU output throughput with the Pareto frontier.
+//!   batch size: a serve name's `con:1+4+16`, a perf-sanity server's clients), per-user
+//!   against per-GPU output throughput with the Pareto frontier of its latest night, drawn
+//!   over an earlier night's (the previous one by default) to compare the frontiers.
 //! - `data/runs.js`: every run shown (id, revision, host, environment), for the drill-down.
 
 mod model;

@@ -93,31 +93,38 @@ pub struct Facets {
     pub sweep_key: Option<String>,
     /// What varies within the sweep (`con:8`, `bs:4`).
     pub knob: Option<String>,
+    /// The GPUs the case runs on: per-GPU throughput is its total over them.
+    pub gpus: u32,
 }
 
 impl Facets {
     pub fn of(label: &str) -> Facets {
         match config::parse(label) {
             Ok(PerfName::Standard(c)) => {
-                let knob = match (c.concurrency, c.batch_sizes.as_slice()) {
-                    (Some(n), _) => Some(format!("con:{n}")),
-                    (None, [b, ..]) => Some(format!("bs:{b}")),
+                let knob = match (c.concurrencies.as_slice(), c.batch_sizes.as_slice()) {
+                    ([n], _) => Some(format!("con:{n}")),
+                    ([], [b, ..]) => Some(format!("bs:{b}")),
                     _ => None,
                 };
                 let mut key = c.clone();
-                key.concurrency = None;
+                key.concurrencies.clear();
                 key.batch_sizes.clear();
                 key.max_batch_size = config::DEFAULT_MAX_BATCH_SIZE;
                 key.num_reqs = config::DEFAULT_NUM_REQS;
                 Facets {
                     model: c.model.clone(),
-                    backend: c.backend.label().unwrap_or("tensorrt").to_string(),
+                    // A serve name's engine recipe (`llama.cpp`, `vllm`) is its backend.
+                    backend: c
+                        .engine
+                        .clone()
+                        .unwrap_or_else(|| c.backend.label().unwrap_or("tensorrt").to_string()),
                     precision: c
                         .quantization
                         .clone()
                         .unwrap_or_else(|| c.data_type.as_str().to_string()),
                     sweep_key: Some(key.canonical()),
                     knob,
+                    gpus: c.num_gpus.max(1),
                 }
             }
             Ok(other) => Facets {
@@ -126,6 +133,7 @@ impl Facets {
                 precision: "other".into(),
                 sweep_key: None,
                 knob: None,
+                gpus: 1,
             },
             Err(_) => Facets {
                 model: "other".into(),
@@ -133,8 +141,66 @@ impl Facets {
                 precision: "other".into(),
                 sweep_key: None,
                 knob: None,
+                gpus: 1,
             },
         }
+    }
+
+    /// A serving case whose name does not say its sweep (a perf-sanity id's
+    /// `<server>-<client>`), from its upstream record: the sweep is its server with one client
+    /// workload (every client match key but the concurrency and iterations), the knob its
+    /// concurrency, the GPUs its server's (a disaggregated one's workers').
+    pub fn of_record(fields: &serde_json::Map<String, Value>) -> Option<Facets> {
+        let text = |k: &str| fields.get(k).and_then(Value::as_str).unwrap_or("");
+        let int = |k: &str| fields.get(k).and_then(Value::as_i64).unwrap_or(0);
+        let concurrency = fields.get("l_concurrency")?.as_i64()?;
+        let client = text("s_client_name");
+        let case = text("s_test_case_name");
+        let server = case
+            .strip_suffix(client)
+            .and_then(|s| s.strip_suffix('-'))
+            .unwrap_or(case);
+        let workload: Vec<String> = crate::perf_sanity::CLIENT_MATCH_KEYS
+            .iter()
+            .filter(|k| !matches!(**k, "l_concurrency" | "l_iterations"))
+            .map(|k| match fields.get(*k) {
+                Some(Value::String(s)) => format!("{}={s}", &k[2..]),
+                Some(v) => format!("{}={v}", &k[2..]),
+                None => format!("{}=-", &k[2..]),
+            })
+            .collect();
+        let disaggregated = fields.contains_key("l_num_ctx_servers");
+        let gpus = if disaggregated {
+            int("l_ctx_gpus") * int("l_num_ctx_servers")
+                + int("l_gen_gpus") * int("l_num_gen_servers")
+        } else {
+            int("l_gpus")
+        };
+        let model = [
+            text("s_model_name"),
+            text("s_gen_model_name"),
+            text("s_ctx_model_name"),
+        ]
+        .into_iter()
+        .find(|m| !m.is_empty())
+        .unwrap_or("other");
+        let backend = if disaggregated {
+            "disaggregated"
+        } else {
+            text("s_serving_backend")
+        };
+        let dtype = [text("s_kv_cache_dtype"), text("s_gen_kv_cache_dtype")]
+            .into_iter()
+            .find(|m| !m.is_empty())
+            .unwrap_or("other");
+        Some(Facets {
+            model: model.to_string(),
+            backend: if backend.is_empty() { "other" } else { backend }.to_string(),
+            precision: format!("kv {dtype}"),
+            sweep_key: Some(format!("{server} [{}]", workload.join(" "))),
+            knob: Some(format!("con:{concurrency}")),
+            gpus: u32::try_from(gpus).ok().filter(|g| *g > 0).unwrap_or(1),
+        })
     }
 }
 
@@ -147,6 +213,8 @@ pub struct CaseData {
     pub test_id: Option<String>,
     pub case_dir: Option<String>,
     pub facets: Facets,
+    /// The case's network name as stored (for its upstream record).
+    pub network_name: Option<String>,
     pub series: Vec<usize>,
     /// The latest night with data for this case.
     pub last_night: i64,
@@ -160,12 +228,24 @@ pub struct SweepPoint {
     pub frontier: bool,
 }
 
+/// A sweep's points on one night, each marked on or off that night's Pareto frontier.
+#[derive(Debug, Clone)]
+pub struct SweepNight {
+    pub night: i64,
+    pub points: Vec<SweepPoint>,
+}
+
 #[derive(Debug, Clone)]
 pub struct Sweep {
     pub prefix: String,
     pub key: String,
-    pub points: Vec<SweepPoint>,
+    /// Newest first (at most [`SWEEP_NIGHTS`]): the latest frontier, and the earlier ones it
+    /// is compared with.
+    pub nights: Vec<SweepNight>,
 }
+
+/// How many of a sweep's nights the Sweeps page can compare.
+pub const SWEEP_NIGHTS: usize = 14;
 
 /// Everything the pages show.
 #[derive(Debug, Clone, Default)]
@@ -276,6 +356,7 @@ impl Site {
                     site.cases.push(CaseData {
                         key: case_key.clone(),
                         facets: Facets::of(&label),
+                        network_name: None,
                         label,
                         prefix: prefix_of(run, split.map(|(d, _)| d)),
                         test_id: None,
@@ -370,7 +451,46 @@ impl Site {
                 c.test_id = Some(test_id);
                 c.case_dir = case_dir;
                 if c.label != network_name && split_perf_case_name(&c.key).is_none() {
-                    c.label = network_name;
+                    c.label = network_name.clone();
+                }
+                c.network_name = Some(network_name);
+            }
+        }
+        // Serving cases whose names do not say their sweep take it from their records.
+        let records = history.dashboard_case_records(first)?;
+        if !records.is_empty() {
+            let by_key: HashMap<(&str, &str, Option<&str>), &serde_json::Map<String, Value>> =
+                records
+                    .iter()
+                    .filter_map(|r| {
+                        let fields = r.record.get("fields")?.as_object()?;
+                        Some((
+                            (
+                                r.test_id.as_str(),
+                                r.network_name.as_str(),
+                                r.case.as_deref(),
+                            ),
+                            fields,
+                        ))
+                    })
+                    .collect();
+            for c in site
+                .cases
+                .iter_mut()
+                .filter(|c| c.facets.sweep_key.is_none())
+            {
+                let (Some(test_id), Some(network_name)) = (&c.test_id, &c.network_name) else {
+                    continue;
+                };
+                if let Some(f) = by_key
+                    .get(&(
+                        test_id.as_str(),
+                        network_name.as_str(),
+                        c.case_dir.as_deref(),
+                    ))
+                    .and_then(|fields| Facets::of_record(fields))
+                {
+                    c.facets = f;
                 }
             }
         }
@@ -561,23 +681,31 @@ impl Site {
         let sweeps: Vec<Value> = self
             .sweeps
             .iter()
-            .map(|s| {
-                let f = &self.cases[s.points[0].case].facets;
-                json!({
+            .filter_map(|s| {
+                let first = s.nights.first()?.points.first()?;
+                let f = &self.cases[first.case].facets;
+                let run = |night: i64| self.runs.iter().find(|r| r.night == night);
+                Some(json!({
                     "prefix": s.prefix,
                     "key": s.key,
                     "model": f.model,
                     "backend": f.backend,
                     "precision": f.precision,
-                    "points": s.points.iter().map(|p| json!({
-                        "case": p.case,
-                        "label": self.cases[p.case].label,
-                        "knob": self.cases[p.case].facets.knob,
-                        "per_user": p.per_user,
-                        "per_gpu": p.per_gpu,
-                        "frontier": p.frontier,
+                    "nights": s.nights.iter().map(|n| json!({
+                        "night": n.night,
+                        "run_id": run(n.night).map(|r| r.meta.run_id.clone()),
+                        "started": run(n.night).map(|r| r.meta.started.clone()),
+                        "revision": run(n.night).and_then(|r| r.meta.revision.clone()),
+                        "points": n.points.iter().map(|p| json!({
+                            "case": p.case,
+                            "label": self.cases[p.case].label,
+                            "knob": self.cases[p.case].facets.knob,
+                            "per_user": p.per_user,
+                            "per_gpu": p.per_gpu,
+                            "frontier": p.frontier,
+                        })).collect::<Vec<_>>(),
                     })).collect::<Vec<_>>(),
-                })
+                }))
             })
             .collect();
         json!({ "sweeps": sweeps, "runs": self.runs.len() }).to_string()
@@ -904,56 +1032,93 @@ pub fn pareto_frontier(points: &[(f64, f64)]) -> Vec<bool> {
         .collect()
 }
 
+/// A case's per-user and per-GPU output throughput on a night: trtllm-bench's own figures, else
+/// a serving client's (USER_THROUGHPUT, and TOTAL_OUTPUT_THROUGHPUT over the case's GPUs).
+fn sweep_values(site: &Site, case: &CaseData) -> BTreeMap<i64, (f64, f64)> {
+    let series = |name: &str| {
+        case.series
+            .iter()
+            .map(|&s| &site.series[s])
+            .find(|s| s.metric == name)
+    };
+    let at = |s: Option<&Series>, night: i64| {
+        s.and_then(|s| {
+            s.points
+                .binary_search_by_key(&night, |p| p.night)
+                .ok()
+                .and_then(|i| s.points[i].value)
+        })
+        .filter(|v| v.is_finite())
+    };
+    let user = series("PER_USER_OUTPUT_THROUGHPUT");
+    let user_serving = series("USER_THROUGHPUT");
+    let gpu = series("PER_GPU_OUTPUT_THROUGHPUT");
+    let total = series("TOTAL_OUTPUT_THROUGHPUT");
+    let gpus = f64::from(case.facets.gpus.max(1));
+    let mut nights: Vec<i64> = [user, user_serving, gpu, total]
+        .into_iter()
+        .flatten()
+        .flat_map(|s| s.points.iter().map(|p| p.night))
+        .collect();
+    nights.sort_unstable();
+    nights.dedup();
+    nights
+        .into_iter()
+        .filter_map(|n| {
+            let u = at(user, n).or_else(|| at(user_serving, n))?;
+            let g = at(gpu, n).or_else(|| at(total, n).map(|t| t / gpus))?;
+            Some((n, (u, g)))
+        })
+        .collect()
+}
+
 /// Sweeps: cases of one prefix whose names differ only in concurrency, batch sizes or request
-/// count, with both per-user and per-GPU output throughput on their latest night.
+/// count (a serving case without such a name: its server and client workload, from its
+/// upstream record), with per-user and per-GPU output throughput, night by night. A sweep is
+/// drawn when its latest night has at least two points; its earlier nights are kept for the
+/// comparison of frontiers.
 fn sweeps(site: &Site) -> Vec<Sweep> {
-    let mut groups: BTreeMap<(String, String), Vec<SweepPoint>> = BTreeMap::new();
+    let mut groups: BTreeMap<(String, String), BTreeMap<i64, Vec<SweepPoint>>> = BTreeMap::new();
     for (i, c) in site.cases.iter().enumerate() {
         let Some(key) = &c.facets.sweep_key else {
             continue;
         };
-        let latest = |name: &str| {
-            c.series
-                .iter()
-                .map(|&s| &site.series[s])
-                .filter(|s| s.metric == name)
-                .filter_map(|s| {
-                    s.points
-                        .binary_search_by_key(&c.last_night, |p| p.night)
-                        .ok()
-                        .and_then(|at| s.points[at].value)
-                })
-                .find(|v| v.is_finite())
-        };
-        if let (Some(u), Some(g)) = (
-            latest("PER_USER_OUTPUT_THROUGHPUT"),
-            latest("PER_GPU_OUTPUT_THROUGHPUT"),
-        ) {
-            groups
-                .entry((c.prefix.clone(), key.clone()))
-                .or_default()
-                .push(SweepPoint {
-                    case: i,
-                    per_user: u,
-                    per_gpu: g,
-                    frontier: false,
-                });
+        let values = sweep_values(site, c);
+        if values.is_empty() {
+            continue;
+        }
+        let group = groups.entry((c.prefix.clone(), key.clone())).or_default();
+        for (night, (u, g)) in values {
+            group.entry(night).or_default().push(SweepPoint {
+                case: i,
+                per_user: u,
+                per_gpu: g,
+                frontier: false,
+            });
         }
     }
     groups
         .into_iter()
-        .filter(|(_, p)| p.len() >= 2)
-        .map(|((prefix, key), mut points)| {
-            points.sort_by(|a, b| a.per_user.total_cmp(&b.per_user));
-            let xy: Vec<(f64, f64)> = points.iter().map(|p| (p.per_user, p.per_gpu)).collect();
-            for (p, f) in points.iter_mut().zip(pareto_frontier(&xy)) {
-                p.frontier = f;
-            }
-            Sweep {
+        .filter_map(|((prefix, key), by_night)| {
+            let nights: Vec<SweepNight> = by_night
+                .into_iter()
+                .rev()
+                .take(SWEEP_NIGHTS)
+                .map(|(night, mut points)| {
+                    points.sort_by(|a, b| a.per_user.total_cmp(&b.per_user));
+                    let xy: Vec<(f64, f64)> =
+                        points.iter().map(|p| (p.per_user, p.per_gpu)).collect();
+                    for (p, f) in points.iter_mut().zip(pareto_frontier(&xy)) {
+                        p.frontier = f;
+                    }
+                    SweepNight { night, points }
+                })
+                .collect();
+            (nights.first()?.points.len() >= 2).then_some(Sweep {
                 prefix,
                 key,
-                points,
-            }
+                nights,
+            })
         })
         .collect()
 }

@@ -14,12 +14,15 @@ pub struct MergedRun {
     pub measurements: usize,
     pub verdicts: usize,
     pub durations: usize,
+    /// Serving cases' upstream records.
+    pub case_records: usize,
 }
 
 impl History {
     /// Copies run `run_id` from each of `sources` (existing histories) into this one: the
     /// run's description (the earliest start of them; the latest end when every source
-    /// recorded one), every measurement, verdict and test duration. The same rows copied
+    /// recorded one), every measurement, verdict, test duration and serving case's upstream
+    /// record. The same rows copied
     /// twice replace each other, so merging again changes nothing.
     pub fn merge_run(
         &mut self,
@@ -49,6 +52,9 @@ impl History {
             for (test_id, seconds) in &durations {
                 self.record_duration(run_id, test_id, *seconds)?;
             }
+            let records = h.case_records(run_id)?;
+            self.record_case_records(run_id, &records)?;
+            summary.case_records += records.len();
             summary.sources.push(h.path().to_path_buf());
             summary.measurements += rows.len();
             summary.verdicts += verdicts.len();

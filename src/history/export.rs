@@ -2,13 +2,23 @@
 //! run's metadata, its series key, unit and direction, and the verdict of its series that night
 //! when there is one; as CSV, JSON lines, or OpenSearch `_bulk` NDJSON. Rows are streamed run by
 //! run from SQLite to the writer: a history of years is never held in memory.
+//!
+//! For OpenSearch, a serving case (one whose upstream record the history kept) becomes one
+//! document shaped as upstream's perf-sanity database holds it instead of a document per
+//! measurement: its record's `s_`/`l_`/`b_`/`d_` fields (every match key among them), the
+//! sixteen `benchmark_serving` figures (and `d_al`) under upstream's `d_` names, upstream's job
+//! fields from the run's metadata, and `ts_created`; every key typed by its prefix as
+//! upstream's upload path checks (`OpenSearchDB.typeCheckForOpenSearchDB`). Upstream's upload
+//! tools can then ingest perfgate's runs and match them with its own history.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 
 use rusqlite::params;
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 
-use super::{History, HistoryError, StoredRun, on};
+use super::{CaseRecordRow, History, HistoryError, StoredRun, on};
+use crate::perf_sanity::METRIC_FIELDS;
 use crate::record::metric::metric;
 
 /// The columns of every format, in order.
@@ -162,12 +172,29 @@ pub enum Format {
     OpensearchBulk,
 }
 
+/// Why an export stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    #[error(transparent)]
+    History(#[from] HistoryError),
+    #[error("cannot write the export: {0}")]
+    Io(#[from] std::io::Error),
+}
+
 /// Writes exported rows to `out` in one format.
 pub struct ExportWriter<W: Write> {
     format: Format,
     index: String,
     sink: Sink<W>,
     rows: u64,
+    documents: u64,
+    skipped: Vec<String>,
+}
+
+/// A serving case's record and its measurements in one run, gathered for its document.
+struct ServingCase {
+    record: CaseRecordRow,
+    measurements: Vec<ExportMeasurement>,
 }
 
 enum Sink<W: Write> {
@@ -191,12 +218,84 @@ impl<W: Write> ExportWriter<W> {
             index: index.to_string(),
             sink,
             rows: 0,
+            documents: 0,
+            skipped: Vec::new(),
         })
     }
 
     /// How many measurement rows were written.
     pub fn rows(&self) -> u64 {
         self.rows
+    }
+
+    /// How many serving cases were written as perf-sanity documents (OpenSearch).
+    pub fn documents(&self) -> u64 {
+        self.documents
+    }
+
+    /// Serving cases left out of the OpenSearch export, each with why (upstream uploads no
+    /// document for a case whose figures are incomplete).
+    pub fn skipped(&self) -> &[String] {
+        &self.skipped
+    }
+
+    /// Exports one run of `history`. For OpenSearch, the run's serving cases are gathered
+    /// (a few dozen rows each) and written as one perf-sanity document each after its other
+    /// measurements, which stream as they are read.
+    pub fn write_run(&mut self, history: &History, run: &StoredRun) -> Result<(), ExportError> {
+        let mut serving: BTreeMap<(String, String, Option<String>), ServingCase> = BTreeMap::new();
+        if self.format == Format::OpensearchBulk {
+            for record in history.case_records_of_night(run.night)? {
+                let key = (
+                    record.test_id.clone(),
+                    record.network_name.clone(),
+                    record.case.clone(),
+                );
+                serving.insert(
+                    key,
+                    ServingCase {
+                        record,
+                        measurements: Vec::new(),
+                    },
+                );
+            }
+        }
+        history.for_each_measurement(run.night, |m| -> Result<(), ExportError> {
+            if !serving.is_empty() {
+                let key = (m.test_id.clone(), m.network_name.clone(), m.case.clone());
+                if let Some(case) = serving.get_mut(&key) {
+                    case.measurements.push(m);
+                    return Ok(());
+                }
+            }
+            Ok(self.write(run, &m)?)
+        })?;
+        for case in serving.into_values() {
+            match perf_sanity_document(run, &case.record, &case.measurements) {
+                Ok(doc) => self.write_document(run, &case.record, doc)?,
+                Err(why) => self.skipped.push(format!(
+                    "{} [{}]: {why}",
+                    case.record.test_id, case.record.network_name
+                )),
+            }
+        }
+        Ok(())
+    }
+
+    fn write_document(
+        &mut self,
+        run: &StoredRun,
+        record: &CaseRecordRow,
+        doc: Map<String, Value>,
+    ) -> std::io::Result<()> {
+        let Sink::Lines(out) = &mut self.sink else {
+            return Ok(());
+        };
+        self.documents += 1;
+        let action =
+            json!({"index": {"_index": self.index, "_id": serving_document_id(run, record)}});
+        writeln!(out, "{action}")?;
+        writeln!(out, "{}", Value::Object(doc))
     }
 
     pub fn write(&mut self, run: &StoredRun, m: &ExportMeasurement) -> std::io::Result<()> {
@@ -304,6 +403,161 @@ pub fn document_id(run: &StoredRun, m: &ExportMeasurement) -> String {
     ]
     .join("\u{1f}");
     crate::textutil::sha256_hex(key.as_bytes())[..40].to_string()
+}
+
+/// The `_id` of a serving case's document: stable per run and case, so loading an export
+/// twice replaces documents.
+pub fn serving_document_id(run: &StoredRun, record: &CaseRecordRow) -> String {
+    let key = [
+        "perf-sanity",
+        run.meta.run_id.as_str(),
+        &record.test_id,
+        &record.network_name,
+        record.case.as_deref().unwrap_or(""),
+    ]
+    .join("\u{1f}");
+    crate::textutil::sha256_hex(key.as_bytes())[..40].to_string()
+}
+
+/// Upstream's job fields (`get_job_info`) from a run's metadata: the host, the CI build URL
+/// (upstream's job URL, where `PostMerge` in it makes a post-merge run), branch and commit;
+/// upstream's trigger fields stay empty (perfgate does not read Jenkins' `globalVars`).
+fn job_fields(run: &StoredRun) -> Map<String, Value> {
+    let text = |v: &Option<String>| json!(v.clone().unwrap_or_default());
+    let url = run.meta.build_url.clone().unwrap_or_default();
+    let post_merge = url.contains("PostMerge");
+    let mut m = Map::new();
+    m.insert("b_is_baseline".into(), json!(false));
+    m.insert("s_host_node_name".into(), json!(run.meta.host));
+    m.insert("s_build_id".into(), json!(""));
+    m.insert("s_build_url".into(), json!(url));
+    m.insert("s_job_name".into(), json!(""));
+    m.insert("s_job_id".into(), json!(""));
+    m.insert("s_job_url".into(), json!(url));
+    m.insert("s_branch".into(), text(&run.meta.branch));
+    m.insert("s_commit".into(), text(&run.meta.revision));
+    m.insert("b_is_post_merge".into(), json!(post_merge));
+    m.insert("b_is_pr_job".into(), json!(!post_merge));
+    for k in [
+        "s_trigger_mr_user",
+        "s_trigger_mr_link",
+        "s_trigger_mr_id",
+        "s_trigger_mr_commit",
+    ] {
+        m.insert(k.into(), json!(""));
+    }
+    m.insert("s_stage_name".into(), text(&run.meta.test_prefix));
+    m
+}
+
+/// Upstream's type for a key's prefix (`l_` int, `d_` float, `s_` string, `b_` bool, `ts_`
+/// int); `None` for a key its upload path does not accept.
+pub fn perf_sanity_key_type(key: &str) -> Option<&'static str> {
+    [
+        ("l_", "int"),
+        ("d_", "float"),
+        ("s_", "str"),
+        ("b_", "bool"),
+        ("ts_", "int"),
+    ]
+    .iter()
+    .find(|(p, _)| key.starts_with(p))
+    .map(|(_, t)| *t)
+}
+
+/// A value as upstream's type for its key wants it: `d_` numbers as floats (a config's `0` is
+/// `0.0`), `l_` floats that are whole as ints; `None` for a value of another type.
+fn typed(key: &str, v: &Value) -> Option<Value> {
+    match (perf_sanity_key_type(key)?, v) {
+        ("float", Value::Number(n)) => n
+            .as_f64()
+            .and_then(|f| serde_json::Number::from_f64(f).map(Value::Number)),
+        ("int", Value::Number(n)) if n.is_i64() || n.is_u64() => Some(v.clone()),
+        ("int", Value::Number(n)) => n
+            .as_f64()
+            .filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15)
+            .map(|f| json!(f as i64)),
+        ("str", Value::String(_)) | ("bool", Value::Bool(_)) => Some(v.clone()),
+        _ => None,
+    }
+}
+
+/// One serving case of one run as upstream's perf-sanity database holds it (see the module
+/// docs), or why it has no document: a figure with no valid value (upstream uploads nothing
+/// for such a case either), or a record field upstream's upload path would reject.
+pub fn perf_sanity_document(
+    run: &StoredRun,
+    record: &CaseRecordRow,
+    measurements: &[ExportMeasurement],
+) -> Result<Map<String, Value>, String> {
+    let Some(Value::Object(fields)) = record.record.get("fields") else {
+        return Err("its upstream record has no fields".into());
+    };
+    let mut doc = Map::new();
+    doc.insert("@timestamp".into(), json!(run.meta.started));
+    doc.insert(
+        "ts_created".into(),
+        json!(
+            chrono::DateTime::parse_from_rfc3339(&run.meta.started)
+                .map(|t| t.timestamp_millis())
+                .unwrap_or(0)
+        ),
+    );
+    doc.extend(job_fields(run));
+    for (k, v) in fields {
+        let v = typed(k, v).ok_or_else(|| {
+            format!("its record's `{k}` = {v} is not what upstream's upload path accepts")
+        })?;
+        doc.insert(k.clone(), v);
+    }
+    // Valid repetitions' mean per figure, as the gate's value; the verdicts of the figures.
+    let mut values: BTreeMap<&str, (f64, u32)> = BTreeMap::new();
+    let mut verdicts: BTreeMap<&str, &ExportVerdict> = BTreeMap::new();
+    let mut all_valid = true;
+    for m in measurements {
+        if m.state != "valid" {
+            all_valid = false;
+        }
+        if let (Some(v), "valid") = (m.value.filter(|v| v.is_finite()), m.state.as_str()) {
+            let e = values.entry(m.metric.as_str()).or_insert((0.0, 0));
+            e.0 += v;
+            e.1 += 1;
+        }
+        if let Some(v) = &m.verdict {
+            verdicts.insert(m.metric.as_str(), v);
+        }
+    }
+    let speculative = fields
+        .get("s_spec_decoding_type")
+        .and_then(Value::as_str)
+        .is_some_and(|s| !s.is_empty());
+    let mut regressions = Vec::new();
+    for (field, name) in METRIC_FIELDS {
+        let value = values.get(name).map(|(sum, n)| sum / f64::from(*n));
+        match value {
+            Some(v) => {
+                doc.insert(field.into(), json!(v));
+            }
+            None if field == "d_al" && !speculative => continue,
+            None => return Err(format!("no valid {name} (`{field}`) in this run")),
+        }
+        if let Some(v) = verdicts.get(name) {
+            if v.gated && v.verdict == "FAIL" {
+                regressions.push(field);
+            }
+            if let Some(b) = v.baseline.filter(|b| b.is_finite()) {
+                doc.insert(format!("d_baseline_{}", &field[2..]), json!(b));
+            }
+        }
+    }
+    doc.insert("b_is_valid".into(), json!(all_valid));
+    doc.insert("b_is_regression".into(), json!(!regressions.is_empty()));
+    if !regressions.is_empty() {
+        doc.insert("s_regression_info".into(), json!(regressions.join(", ")));
+    }
+    doc.insert("s_perfgate_run_id".into(), json!(run.meta.run_id));
+    doc.insert("s_perfgate_test_id".into(), json!(record.test_id));
+    Ok(doc)
 }
 
 /// OpenSearch's rules for an index name, checked before anything is written.

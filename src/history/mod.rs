@@ -27,6 +27,7 @@ pub mod dashboard;
 mod durations;
 pub mod export;
 pub mod import;
+mod records;
 pub mod regressions;
 mod schema;
 pub mod sink;
@@ -36,6 +37,8 @@ use std::time::{Duration, SystemTime};
 
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior, params};
 use serde::Serialize;
+
+pub use records::CaseRecordRow;
 
 use crate::record::Observation;
 use crate::record::State;

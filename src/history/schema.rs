@@ -27,6 +27,11 @@
 //!   only for the few records that are not PASS. Replacing the old index (same leading
 //!   columns, so every query it served it still serves) adds ~42 bytes of payload per verdict
 //!   (+47 MB on that year), where a second, night-first index would add ~240.
+//! - V5 adds `case_records`: a serving case's upstream record per night (perf-sanity's
+//!   `s_`/`l_`/`b_`/`d_` fields of its server and client, without the metrics, and the keys
+//!   upstream matches baselines on), as JSON, so `history export --format opensearch-bulk`
+//!   writes the documents upstream's upload path reads. One row per case and night, keyed as
+//!   `cases` keys a case (test id, network name, case directory); a few hundred bytes each.
 
 /// `PRAGMA application_id` of a perfgate history ("pfgt"): tells it apart from other SQLite
 /// files a `--history` path might name by mistake.
@@ -35,7 +40,7 @@ pub(super) const APPLICATION_ID: i64 = 0x7066_6774;
 /// The schema version this perfgate writes (and the newest it reads).
 pub(super) const LATEST: i64 = MIGRATIONS.len() as i64;
 
-pub(super) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
+pub(super) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];
 
 const V1: &str = "
 CREATE TABLE meta (
@@ -128,4 +133,15 @@ const V4: &str = "
 DROP INDEX verdicts_by_series;
 CREATE INDEX verdicts_by_series ON verdicts(perf_case_name, metric, step, night,
                                             verdict, gated, value, baseline, change_pct, mde_pct);
+";
+
+const V5: &str = "
+CREATE TABLE case_records (
+    night        INTEGER NOT NULL REFERENCES runs(night),
+    test_id      TEXT NOT NULL,
+    network_name TEXT NOT NULL,
+    case_dir     TEXT NOT NULL,
+    record       TEXT NOT NULL,
+    PRIMARY KEY (night, test_id, network_name, case_dir)
+) WITHOUT ROWID;
 ";

@@ -1,10 +1,10 @@
-//! The history as a sink of a run: every finished case's measurements and verdicts, and how
-//! long each test took (what `--shard` balances by). The run's row was begun when the gate
+//! The history as a sink of a run: every finished case's measurements, verdicts and (serving
+//! cases) upstream record, and how long each test took (what `--shard` balances by). The run's row was begun when the gate
 //! opened the history; the gate reads the same store for each metric's series.
 
 use std::sync::{Arc, Mutex};
 
-use super::{History, MeasurementRow};
+use super::{CaseRecordRow, History, MeasurementRow};
 use crate::record::{CaseResult, VerdictRecord};
 use crate::results::{Sink, TestRecord};
 
@@ -55,6 +55,17 @@ impl Sink for HistorySink {
             .map_err(|_| anyhow::anyhow!("history poisoned"))?;
         h.record_measurements(&self.run_id, &rows)?;
         h.record_verdicts(verdicts)?;
+        if let Some(record) = &case.upstream_record {
+            h.record_case_records(
+                &self.run_id,
+                &[CaseRecordRow {
+                    test_id: case.id.test_id.clone(),
+                    network_name: case.id.label.clone(),
+                    case: case.id.case.clone(),
+                    record: record.clone(),
+                }],
+            )?;
+        }
         Ok(())
     }
 

@@ -117,6 +117,10 @@ pub struct CaseResult {
     /// What a case of a test's shared setup is called in summaries (`engine build`).
     #[serde(skip)]
     pub title: Option<&'static str>,
+    /// What upstream's database records for the case (a serving case's plan's
+    /// `upstream_record`), for the history and its OpenSearch export.
+    #[serde(skip)]
+    pub upstream_record: Option<serde_json::Value>,
 }
 
 /// Summary statistics of one metric over repetitions.

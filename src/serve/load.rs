@@ -604,8 +604,8 @@ pub fn run(
     let epoch_monotonic_ns = monotonic_ns();
     let clock = Clock { epoch };
     rt.block_on(async move {
-        let pool = max_inflight.min(65536) as usize;
-        let client = build_client(&o.target, pool).map_err(ServeError::Usage)?;
+        let pool = (max_inflight.min(65536) as usize).max(1);
+        let mut client = build_client(&o.target, pool).map_err(ServeError::Usage)?;
         let grpc = if o.target.endpoint == Endpoint::TritonGrpc {
             Some(
                 GrpcClient::new(
@@ -624,6 +624,14 @@ pub fn run(
         let probed = super::probe::identify(&client, &o.target).await?;
         let profile = Profile::of(probed.kind);
         let mut notes = probed.notes.clone();
+        if profile.closes_streams && o.target.streaming && grpc.is_none() {
+            client = build_client(&o.target, 0).map_err(ServeError::Usage)?;
+            notes.push(format!(
+                "a {} server closes each streamed connection: every request opens its own \
+                 (its TCP connect is inside TTFT)",
+                probed.kind.name()
+            ));
+        }
         // Token ids go as ids only where the API and the server take them.
         let needs_text = !profile.sends_ids(o.target.endpoint);
         if needs_text

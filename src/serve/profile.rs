@@ -25,6 +25,11 @@ pub struct Profile {
     pub continuous_usage: bool,
     /// `cache_prompt: false`: llama.cpp reuses a cached prompt prefix by default.
     pub no_prompt_cache: bool,
+    /// The server closes the connection after each streamed response without saying so
+    /// (llama.cpp's llama-server sends no `Connection: close`): a pooled connection is dead
+    /// when the next request goes out on it, which then fails "connection closed before
+    /// message completed". Streamed requests to it each open their own connection.
+    pub closes_streams: bool,
 }
 
 impl Profile {
@@ -38,6 +43,7 @@ impl Profile {
             stream_usage: true,
             continuous_usage: false,
             no_prompt_cache: false,
+            closes_streams: false,
         };
         match kind {
             ServerKind::Vllm | ServerKind::Trtllm => Profile {
@@ -54,6 +60,7 @@ impl Profile {
             ServerKind::LlamaCpp => Profile {
                 token_id_prompts: true,
                 no_prompt_cache: true,
+                closes_streams: true,
                 ..base
             },
             ServerKind::Transformers => Profile {

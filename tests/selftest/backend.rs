@@ -100,6 +100,7 @@ impl Backend for ProbeBackend {
             batch_size: None,
             input_len: 0,
             output_len: None,
+            concurrency: None,
             label: r.name.canonical(),
         });
         tp.cases.push(CasePlan {

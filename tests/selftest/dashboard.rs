@@ -356,6 +356,201 @@ fn dashboard_renders_in_chromium() {
     }
 }
 
+/// A serving run's measurements (the client's USER_THROUGHPUT and TOTAL_OUTPUT_THROUGHPUT).
+fn serving_rows(
+    test_id: &str,
+    label: &str,
+    case: &str,
+    user: f64,
+    total: f64,
+) -> Vec<MeasurementRow> {
+    let domain = test_id.rsplit_once("::").map_or(test_id, |(d, _)| d);
+    [
+        ("USER_THROUGHPUT", user),
+        ("TOTAL_OUTPUT_THROUGHPUT", total),
+    ]
+    .into_iter()
+    .map(|(metric, value)| MeasurementRow {
+        test_id: test_id.into(),
+        perf_case_name: format!(
+            "{domain}::test_perf_metric_{}[{label}]",
+            metric.to_ascii_lowercase()
+        ),
+        network_name: label.into(),
+        case: Some(case.into()),
+        step: "client".into(),
+        metric: metric.into(),
+        repetition: 1,
+        value,
+        state: State::Valid,
+    })
+    .collect()
+}
+
+/// Serving sweeps on the Sweeps page: a serve name's `con:1+4+16` (per-GPU is its total output
+/// throughput over its two GPUs) and a perf-sanity server's clients (their sweep read from the
+/// cases' upstream records), each drawn on its latest night over the previous night's
+/// frontier, with what each frontier does to the other; checked in headless Chromium.
+#[test]
+fn serving_sweeps_compare_their_frontiers_night_to_night() {
+    use perfgate::backend::{PlanOptions, Registry};
+    use perfgate::history::CaseRecordRow;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let history = dir.path().join("history.sqlite");
+    let serve_test = format!(
+        "{PREFIX}/perf/test_perf.py::test_perf[tiny_llama_cpp-serve-llama.cpp-streaming-float32-input_output_len:128,32-reqs:16-con:1+4+16-gpus:2]"
+    );
+    let serve_label = |con: u32| {
+        format!(
+            "tiny_llama_cpp-serve-llama.cpp-streaming-float32-maxbs:512-maxnt:2048-input_output_len:128,32-reqs:16-con:{con}-gpus:2"
+        )
+    };
+    // The perf-sanity cases and their records, as the serving backend plans them.
+    let sanity_id = "aggr-tiny_serving-tiny_tp1";
+    let opts = PlanOptions {
+        serve: perfgate::backend::serve::Options {
+            sanity_dirs: perfgate::perf_sanity::SanityDirs::resolve(
+                Path::new("."),
+                Some(
+                    &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/perf_sanity/local"),
+                ),
+                |_| None,
+            ),
+            ..Default::default()
+        },
+        ..PlanOptions::default()
+    };
+    let name = perfgate::config::PerfName::Sanity(
+        perfgate::config::parse_sanity(sanity_id).expect("id parses"),
+    );
+    let plan = Registry::builtin().plan(
+        sanity_id,
+        &name,
+        &perfgate::models::ModelConfigs::embedded(),
+        &opts,
+    );
+    assert!(plan.blocked.is_empty(), "{:?}", plan.blocked);
+    let sanity_test = format!("{PREFIX}/perf/test_perf_sanity.py::test_e2e[{sanity_id}]");
+    let mut h = History::open(&history).expect("open");
+    for night in 0..3 {
+        let run_id = format!("run-{night}");
+        h.begin_run(&RunMeta {
+            run_id: run_id.clone(),
+            started: format!("2026-06-{:02}T02:00:00Z", night + 1),
+            host: "node".into(),
+            test_prefix: Some(PREFIX.into()),
+            fingerprint: "gpu=H100".into(),
+            env_json: "{}".into(),
+            revision: Some(format!("rev{night}")),
+            branch: None,
+            build_url: None,
+            imported_from: None,
+        })
+        .expect("begin");
+        let last = night == 2;
+        let mut rows = Vec::new();
+        // The serving sweep is 20% faster on both axes tonight.
+        let s = if last { 1.2 } else { 1.0 };
+        for con in [1u32, 4, 16] {
+            let c = f64::from(con).sqrt();
+            rows.extend(serving_rows(
+                &serve_test,
+                &serve_label(con),
+                &format!("isl_128-osl_32-con_{con}"),
+                200.0 / c * s,
+                300.0 * c * s,
+            ));
+        }
+        // The perf-sanity sweep's con:4 client loses 30% of its per-GPU throughput tonight.
+        let mut records = Vec::new();
+        for (k, case) in plan.cases.iter().enumerate() {
+            let label = &case.spec.label;
+            let total = if last && k == 1 {
+                400.0 * 0.7
+            } else {
+                200.0 * (k + 1) as f64
+            };
+            rows.extend(serving_rows(
+                &sanity_test,
+                label,
+                label,
+                100.0 / (k + 1) as f64,
+                total,
+            ));
+            records.push(CaseRecordRow {
+                test_id: sanity_test.clone(),
+                network_name: label.clone(),
+                case: Some(label.clone()),
+                record: case.upstream_record.clone().expect("a record"),
+            });
+        }
+        h.record_measurements(&run_id, &rows).expect("rows");
+        h.record_case_records(&run_id, &records).expect("records");
+        h.finish_run(&run_id, &format!("2026-06-{:02}T03:00:00Z", night + 1))
+            .expect("finish");
+    }
+    drop(h);
+    let site = dir.path().join("site");
+    let out = dashboard(&history, &site);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let sweeps = dom(&site.join("sweeps.html"));
+    let cards: Vec<&str> = sweeps.split("data-sweep=\"").skip(1).collect();
+    assert_eq!(cards.len(), 2, "{sweeps}");
+    for card in &cards {
+        assert!(card.contains("class=\"frontier\" d=\"M"), "latest frontier");
+        assert!(
+            card.contains("class=\"frontier prev\" d=\"M"),
+            "compared frontier"
+        );
+        assert!(card.contains("latest: night 3 · run-2 · rev2"), "{card}");
+        // The previous night is compared by default; every earlier night can be chosen.
+        let options: Vec<String> = attrs(card, "value");
+        assert_eq!(options, ["1", "2"], "{card}");
+        assert!(card.contains(">night 2 · run-1 · rev1</option>"), "{card}");
+    }
+    let (serve, sanity) = (cards[0], cards[1]);
+    assert!(
+        serve.contains("tiny_llama_cpp · llama.cpp · float32"),
+        "{serve}"
+    );
+    assert_eq!(serve.matches("class=\"sweep-pt on\"").count(), 3);
+    assert_eq!(serve.matches("class=\"sweep-pt prev on\"").count(), 3);
+    // Per-GPU is the total over the name's two GPUs: con:4 tonight is 720 / 2 tok/s/gpu.
+    assert!(
+        serve.contains("120.0 tok/s/user, 360.0 tok/s/gpu, on the frontier"),
+        "{serve}"
+    );
+    assert_eq!(attr(serve, "data-better").as_deref(), Some("3"));
+    assert_eq!(attr(serve, "data-worse").as_deref(), Some("0"));
+    for knob in ["con:1", "con:4", "con:16"] {
+        assert!(serve.contains(&format!("data-knob=\"{knob}\"")), "{knob}");
+    }
+    assert_eq!(serve.matches(">+20.0%</td>").count(), 3, "{serve}");
+    // The perf-sanity sweep: its server and client workload from the records, a knob per
+    // client's concurrency; tonight's con:4 point falls behind last night's frontier.
+    assert!(sanity.contains("tiny_tp1 [isl=32 osl=16"), "{sanity}");
+    assert!(sanity.contains("tiny_model · pytorch · kv fp8"), "{sanity}");
+    assert!(sanity.contains("data-knob=\"con:2\"") && sanity.contains("data-knob=\"con:4\""));
+    assert_eq!(attr(sanity, "data-worse").as_deref(), Some("1"), "{sanity}");
+    assert!(sanity.contains(">-30.0%</td>"), "{sanity}");
+    // docs/dashboard-sweeps.png is this page.
+    let shots = std::env::var_os("PERFGATE_SCREENSHOTS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| dir.path().to_path_buf());
+    std::fs::create_dir_all(&shots).expect("screenshot dir");
+    let png = shots.join("dashboard-sweeps.png");
+    browse(
+        &site.join("sweeps.html"),
+        &[&format!("--screenshot={}", png.display())],
+    );
+    let bytes = std::fs::read(&png).expect("screenshot written");
+    assert!(bytes.starts_with(b"\x89PNG"), "a PNG");
+}
+
 #[test]
 fn empty_and_missing_histories() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -295,6 +295,126 @@ fn aggregated_perf_sanity_runs_each_server_for_its_clients() {
         plan["cases"][2]["upstream_record"]["fields"]["l_force_num_accepted_tokens"],
         1
     );
+    // The history kept each case's record: the export writes it as upstream's document.
+    let docs = opensearch_documents(&out);
+    assert_eq!(docs.len(), 3, "{docs:?}");
+    for (case, doc) in plan["cases"].as_array().expect("cases").iter().zip(&docs) {
+        for (k, v) in case["upstream_record"]["fields"]
+            .as_object()
+            .expect("fields")
+        {
+            assert_eq!(
+                doc[k]
+                    .as_f64()
+                    .map_or(doc[k].clone(), |f| serde_json::json!(f)),
+                v.as_f64().map_or(v.clone(), |f| serde_json::json!(f)),
+                "{k}"
+            );
+        }
+    }
+    assert!(
+        docs[2]["d_al"].as_f64().is_some_and(|v| v > 1.5),
+        "{}",
+        docs[2]
+    );
+    assert_clean(dir.path());
+}
+
+/// The serving cases' perf-sanity documents of an output directory's history, in case order.
+fn opensearch_documents(out: &Path) -> Vec<serde_json::Value> {
+    let export = std::process::Command::new(env!("CARGO_BIN_EXE_perfgate"))
+        .args([
+            "history",
+            "export",
+            "--format",
+            "opensearch-bulk",
+            "--history",
+        ])
+        .arg(out.join("history.sqlite"))
+        .output()
+        .expect("perfgate runs");
+    assert!(
+        export.status.success(),
+        "{}",
+        String::from_utf8_lossy(&export.stderr)
+    );
+    let mut docs: Vec<serde_json::Value> = String::from_utf8_lossy(&export.stdout)
+        .lines()
+        .skip(1)
+        .step_by(2)
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|d| d.get("s_test_case_name").is_some())
+        .collect();
+    docs.sort_by_key(|d| {
+        d["s_test_case_name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    });
+    docs
+}
+
+/// A concurrency sweep is one test: its server starts once and serves a case per
+/// concurrency, each a case of its own in the results, the history and the export.
+#[test]
+fn a_concurrency_sweep_runs_its_cases_against_one_server() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let name =
+        "llama_v3.1_8b-serve-pytorch-streaming-bfloat16-input_output_len:64,16-reqs:8-con:1+2+4";
+    let (counts, text) = run(dir.path(), &format!("{name}\n"), &[], &[]);
+    assert_eq!(counts, (1, 0, 0), "{text}");
+    let out = dir.path().join("out");
+    let results = jsonl(&out.join("results.jsonl"));
+    let mut cases: Vec<(String, String)> = results
+        .iter()
+        .filter(|r| r["metric"] == "TOTAL_OUTPUT_THROUGHPUT")
+        .map(|r| {
+            (
+                r["case"].as_str().unwrap_or_default().to_string(),
+                r["label"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    cases.sort();
+    assert_eq!(cases.len(), 3, "{results:?}");
+    for ((dir_name, label), con) in cases.iter().zip([1, 2, 4]) {
+        assert_eq!(dir_name, &format!("isl_64-osl_16-con_{con}"));
+        assert!(label.ends_with(&format!("-reqs:8-con:{con}")), "{label}");
+    }
+    let test = out.join(
+        "llama_v3.1_8b-serve-pytorch-streaming-bfloat16-input_output_len_64_16-reqs_8-con_1_2_4",
+    );
+    let log = std::fs::read_to_string(test.join("perf.log")).expect("perf.log");
+    assert_eq!(log.matches("server service ready at").count(), 1, "{log}");
+    for con in [1, 2, 4] {
+        assert!(
+            log.contains(&format!("--concurrency {con} --num-prompts 8")),
+            "{log}"
+        );
+    }
+    let docs = opensearch_documents(&out);
+    let got: Vec<(i64, i64, &str)> = docs
+        .iter()
+        .map(|d| {
+            (
+                d["l_concurrency"].as_i64().unwrap_or(0),
+                d["l_iterations"].as_i64().unwrap_or(0),
+                d["s_runtime"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (1, 8, "aggr_server"),
+            (2, 4, "aggr_server"),
+            (4, 2, "aggr_server")
+        ]
+    );
+    assert!(
+        docs.iter()
+            .all(|d| d["s_server_name"] == docs[0]["s_server_name"])
+    );
     assert_clean(dir.path());
 }
 

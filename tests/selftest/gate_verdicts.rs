@@ -224,6 +224,7 @@ fn case(reps: &[f64]) -> CaseResult {
             .collect(),
         reason: None,
         title: None,
+        upstream_record: None,
     }
 }
 

@@ -31,6 +31,7 @@ mod results;
 mod runner;
 mod serve;
 mod serve_cases;
+mod serve_export;
 mod serve_real;
 mod shard;
 mod slurm;

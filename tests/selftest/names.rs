@@ -375,3 +375,91 @@ proptest! {
         perfgate::testlist::parse_text(&text, std::path::Path::new("f.yml"), true, &opts, &mut list);
     }
 }
+
+/// `con:1+4+16` on a serve name is a concurrency sweep: one case per value (in the order
+/// written), each labelled with its one `con:` as upstream labels a case; the canonical label
+/// keeps the sweep and parses back to the same config.
+#[test]
+fn a_concurrency_sweep_is_one_case_per_concurrency() {
+    let raw = "tiny_llama_cpp-serve-llama.cpp-streaming-float32-input_output_len:128,32+64,8-reqs:16-con:4+1+16";
+    let Ok(PerfName::Standard(cfg)) = config::parse(raw) else {
+        panic!("{raw} does not parse as a standard name");
+    };
+    assert_eq!(cfg.concurrencies, vec![4, 1, 16]);
+    let canonical = cfg.canonical();
+    assert!(canonical.ends_with("-reqs:16-con:4+1+16"), "{canonical}");
+    assert_eq!(
+        config::parse(&canonical).expect("canonical parses"),
+        PerfName::Standard(cfg.clone())
+    );
+    let cases = cfg.cases();
+    let got: Vec<(u32, Option<u32>, &str)> = cases
+        .iter()
+        .map(|c| {
+            (
+                c.input_len,
+                c.concurrency,
+                c.label.rsplit('-').next().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (128, Some(4), "con:4"),
+            (128, Some(1), "con:1"),
+            (128, Some(16), "con:16"),
+            (64, Some(4), "con:4"),
+            (64, Some(1), "con:1"),
+            (64, Some(16), "con:16"),
+        ]
+    );
+    let labels: std::collections::BTreeSet<&str> = cases.iter().map(|c| c.label.as_str()).collect();
+    assert_eq!(labels.len(), cases.len(), "per-case labels are unique");
+    for c in &cases {
+        // Each case's label is an ordinary name with one concurrency: upstream can read it.
+        let Ok(PerfName::Standard(one)) = config::parse(&c.label) else {
+            panic!("{} does not parse", c.label);
+        };
+        assert_eq!(one.concurrencies, vec![c.concurrency.unwrap_or(0)]);
+        assert_eq!(one.cases().len(), 1);
+        assert_eq!(one.cases()[0].label, c.label);
+    }
+    // At one concurrency the name reads as that concurrency's own name.
+    assert_eq!(
+        cfg.canonical_at(Some(1)),
+        canonical.replace("con:4+1+16", "con:1")
+    );
+    assert_eq!(
+        cfg.upstream_fields()["concurrency"],
+        serde_json::json!([4, 1, 16])
+    );
+    // One value is upstream's name as it always was.
+    let Ok(PerfName::Standard(one)) =
+        config::parse("tiny_llama_cpp-serve-llama.cpp-float32-input_output_len:8,8-con:4")
+    else {
+        panic!("single con");
+    };
+    assert_eq!(one.canonical_at(Some(4)), one.canonical());
+    assert_eq!(one.upstream_fields()["concurrency"], serde_json::json!(4));
+}
+
+#[test]
+fn a_concurrency_sweep_needs_distinct_values_and_a_serve_name() {
+    let e = err("tiny_llama_cpp-serve-llama.cpp-float32-input_output_len:8,8-con:1+4+1");
+    assert_eq!(e.kind, K::BadValue);
+    assert_eq!(e.label.as_deref(), Some("con:1+4+1"));
+    assert!(
+        e.to_string().contains("concurrency 1 is listed twice"),
+        "{e}"
+    );
+    let e = err("llama_v3.1_8b-bench-pytorch-bfloat16-input_output_len:128,128-con:1+4");
+    assert_eq!(e.kind, K::InvalidCombination);
+    assert!(e.to_string().contains("for serve names"), "{e}");
+    assert!(
+        e.to_string().contains("one `bench` name per concurrency"),
+        "{e}"
+    );
+    let e = err("tiny_llama_cpp-serve-llama.cpp-float32-input_output_len:8,8-con:1+0");
+    assert_eq!(e.kind, K::BadValue);
+}

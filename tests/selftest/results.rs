@@ -46,6 +46,7 @@ fn case(raw: &str, measurements: Vec<Measurement>) -> CaseResult {
         measurements,
         reason: None,
         title: None,
+        upstream_record: None,
     }
 }
 

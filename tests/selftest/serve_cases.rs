@@ -540,3 +540,131 @@ fn serving_validity_identities() {
             .any(|e| e.contains("Little's law"))
     );
 }
+
+/// A concurrency sweep is one test: one server (sized for the largest concurrency: llama.cpp's
+/// slots and their context) started once for the group, and a case per concurrency with its
+/// own client concurrency, case directory and label.
+#[test]
+fn a_concurrency_sweep_shares_one_server() {
+    let opts = options(Path::new("."), ClientChoice::Perfgate);
+    let raw = "tiny_llama_cpp-serve-llama.cpp-streaming-float32-input_output_len:128,32-reqs:16-con:1+4+16";
+    let p = plan_name(raw, &opts);
+    assert!(p.blocked.is_empty(), "{:?}", p.blocked);
+    assert_eq!(p.cases.len(), 3);
+    for (c, con) in p.cases.iter().zip([1u32, 4, 16]) {
+        assert_eq!(c.group.as_deref(), Some("server"), "one group, one server");
+        assert_eq!(c.spec.concurrency, Some(con));
+        assert!(
+            c.spec.label.ends_with(&format!("-con:{con}")),
+            "{}",
+            c.spec.label
+        );
+        assert!(
+            c.dir.ends_with(format!("isl_128-osl_32-con_{con}")),
+            "{}",
+            c.dir.display()
+        );
+        // Sized for con:16: 16 slots of 160 tokens.
+        assert_eq!(
+            c.steps[0].argv.join(" "),
+            "llama-server -m /models/tiny.gguf --alias tiny_llama_cpp -np 16 -c 2560 --host \
+             127.0.0.1 --port {port} --metrics"
+        );
+        let client = c.steps[2].argv.join(" ");
+        assert!(
+            client.contains(&format!("--concurrency {con} --num-prompts 16")),
+            "{client}"
+        );
+        let expect = c.steps[2].expect.expect("expectations");
+        assert_eq!(expect.max_concurrency, Some(con));
+        // Upstream's record of the case: the name as an aggregated server, a client per case.
+        let record = c.upstream_record.as_ref().expect("record");
+        let f = &record["fields"];
+        assert_eq!(f["s_serving_backend"], "llama.cpp");
+        assert_eq!(f["s_model_name"], "tiny_llama_cpp");
+        assert_eq!(f["s_kv_cache_dtype"], "auto");
+        assert_eq!(f["s_runtime"], "aggr_server");
+        assert_eq!(f["l_concurrency"], con);
+        assert_eq!(f["l_iterations"], 16u32.div_ceil(con));
+        assert_eq!(
+            (&f["l_isl"], &f["l_osl"]),
+            (&serde_json::json!(128), &serde_json::json!(32))
+        );
+        assert_eq!(f["b_streaming"], true);
+        assert_eq!(
+            f["s_test_case_name"],
+            format!(
+                "tiny_llama_cpp-serve-llama.cpp-streaming-float32-maxbs:512-maxnt:2048-input_output_len:128,32-reqs:16-con{con}_iter{}_isl128_osl32",
+                16u32.div_ceil(con)
+            )
+        );
+        for k in record["match_keys"].as_array().expect("keys") {
+            assert!(f.get(k.as_str().expect("key")).is_some(), "{k}");
+        }
+    }
+    // Upstream's client gets each case's --max-concurrency.
+    let up = plan_name(raw, &options(Path::new("."), ClientChoice::Upstream));
+    for (c, con) in up.cases.iter().zip([1, 4, 16]) {
+        let argv = c.steps[1].argv.join(" ");
+        assert!(
+            argv.contains(&format!("--max-concurrency {con} ")),
+            "{argv}"
+        );
+    }
+}
+
+/// Where the LLM-API rules key on `con:`, a sweep's concurrencies can need different server
+/// configs: each distinct config gets its own server (its own group, file, log and address),
+/// and the cases it serves run together.
+#[test]
+fn a_sweep_whose_rules_differ_by_concurrency_gets_a_server_per_config() {
+    let opts = options(Path::new("."), ClientChoice::Perfgate);
+    let mut configs = ModelConfigs::embedded();
+    let text = include_str!("../../model_configs/llm_api_rules.yaml").replacen(
+        "\npatterns:\n",
+        "\npatterns:\n  - note: \"test: a config for con:4 only\"\n    patterns:\n      - \"-con:4\"\n    config:\n      max_batch_size: 4\n",
+        1,
+    );
+    configs.rules = perfgate::llm_api::Rules::from_str(&text, "test rules").expect("rules");
+    let raw =
+        "llama_v3.1_8b-serve-pytorch-streaming-bfloat16-input_output_len:64,16+32,8-reqs:8-con:1+4";
+    let name = config::parse(raw).expect("parses");
+    let p = Registry::builtin().plan(raw, &name, &configs, &opts);
+    assert!(p.blocked.is_empty(), "{:?}", p.blocked);
+    let order: Vec<(Option<&str>, Option<u32>, u32)> = p
+        .cases
+        .iter()
+        .map(|c| (c.group.as_deref(), c.spec.concurrency, c.spec.input_len))
+        .collect();
+    assert_eq!(
+        order,
+        vec![
+            (Some("server"), Some(1), 64),
+            (Some("server"), Some(1), 32),
+            (Some("server.1"), Some(4), 64),
+            (Some("server.1"), Some(4), 32),
+        ]
+    );
+    let yaml = |i: usize| p.cases[i].steps[0].files[0].contents.clone();
+    assert!(!yaml(0).contains("max_batch_size: 4"), "{}", yaml(0));
+    assert!(yaml(2).contains("max_batch_size: 4"), "{}", yaml(2));
+    let config_path = |i: usize| p.cases[i].steps[0].files[0].path.clone();
+    assert_ne!(config_path(0), config_path(2));
+    assert_eq!(p.cases[0].steps[0], p.cases[1].steps[0]);
+    let log = |i: usize| {
+        p.cases[i].steps[0]
+            .service
+            .as_ref()
+            .map(|s| s.log.clone())
+            .expect("service")
+    };
+    assert!(log(0).ends_with("trtllm-serve-perf.log"));
+    assert!(log(2).ends_with("trtllm-serve-perf.1.log"));
+    // Without such a rule the same sweep has one server.
+    let one = plan_name(raw, &opts);
+    assert!(
+        one.cases
+            .iter()
+            .all(|c| c.group.as_deref() == Some("server"))
+    );
+}

@@ -2,9 +2,12 @@
 //! `trtllm` recipe) and any engine of `model_configs/servers.yaml` named in the backend slot.
 //!
 //! One server for the test (upstream's `PerfServeScriptTestCmds` starts it once: `--host
-//! localhost --port <free port>`, ready when `GET /health` answers 200), then per length pair a
-//! case: perfgate's dataset and client, or upstream's `benchmark_serving` with its random
-//! dataset. Upstream's newest `test_perf.py`, which builds the serve runtime's server and
+//! localhost --port <free port>`, ready when `GET /health` answers 200), then per length pair
+//! (and per concurrency of a `con:1+4+16` sweep) a case: perfgate's dataset and client, or
+//! upstream's `benchmark_serving` with its random dataset. A sweep's server is sized for its
+//! largest concurrency; where the LLM-API rules give its concurrencies different configs, each
+//! distinct config gets a server of its own. Each case also carries the record upstream's
+//! perf-sanity database would hold for it (the name read as an aggregated server config). Upstream's newest `test_perf.py`, which builds the serve runtime's server and
 //! client argv, is not among the sources read (the index holds older copies), so the server
 //! argv follows trtllm-serve's documented flags (the `trtllm` recipe) and the upstream client
 //! the 2025 `test_perf.py` `ClientConfig.to_cmd` (commit 004da3c2); docs/serving-cases.md says
@@ -13,12 +16,15 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use serde_json::{Map, Value, json};
+
 use super::client::{self, Prompts, Workload};
 use super::{ClientChoice, SERVER};
 use crate::backend::PlanRequest;
-use crate::backend::common::{Model, dataset_step, llm_api_file};
-use crate::config::{Backend as Flow, DataType, PerfConfig};
-use crate::plan::{CasePlan, Readiness, TestPlan};
+use crate::backend::common::{Model, dataset_step, llm_api_config};
+use crate::config::{Backend as Flow, CaseSpec, DataType, PerfConfig};
+use crate::perf_sanity::{Client, Server, aggregated_record};
+use crate::plan::{CasePlan, Readiness, Step, TestPlan};
 use crate::record::Expectations;
 use crate::textutil::{py_float_repr, safe_file_name};
 
@@ -78,7 +84,15 @@ pub(super) fn plan(r: &PlanRequest, cfg: &PerfConfig) -> TestPlan {
         .map(|c| c.input_len + c.output_len.unwrap_or(1))
         .max()
         .unwrap_or(0);
-    let concurrency = i64::from(cfg.concurrency.unwrap_or(cfg.num_reqs));
+    // One server measures every concurrency of a sweep, so it is sized for the largest
+    // (llama-server's slots and their context); without `con:` every prompt is in flight.
+    let server_concurrency = i64::from(
+        cfg.concurrencies
+            .iter()
+            .max()
+            .copied()
+            .unwrap_or(cfg.num_reqs),
+    );
     let trtllm = recipe_name == "trtllm";
     let host = if trtllm { "localhost" } else { "127.0.0.1" };
     let checkpoint_text = checkpoint.to_string_lossy().into_owned();
@@ -103,10 +117,10 @@ pub(super) fn plan(r: &PlanRequest, cfg: &PerfConfig) -> TestPlan {
         "kv_cache_free_gpu_memory_fraction",
         py_float_repr(cfg.kv_cache_free_gpu_mem_fraction),
     );
-    values.insert("concurrency", concurrency.to_string());
+    values.insert("concurrency", server_concurrency.to_string());
     values.insert(
         "context_tokens",
-        (concurrency * i64::from(max_seq_len)).to_string(),
+        (server_concurrency * i64::from(max_seq_len)).to_string(),
     );
     match cfg.data_type {
         DataType::Float32 | DataType::Float16 | DataType::Bfloat16 => {
@@ -115,53 +129,96 @@ pub(super) fn plan(r: &PlanRequest, cfg: &PerfConfig) -> TestPlan {
         // Quantized checkpoints carry their own precision.
         DataType::Float8 | DataType::Float4 => {}
     }
-    let mut files = Vec::new();
-    if recipe.llm_api_config {
-        let (yaml, notes) = llm_api_file(cfg, &tp.canonical, &model, dir, configs, opts);
-        tp.blocked.extend(notes);
-        if let Some(f) = yaml {
-            values.insert("config", f.path.to_string_lossy().into_owned());
-            files.push(f);
-        }
-    }
-    let report_addr = dir.join("server.addr");
-    if recipe.report_addr {
-        values.insert("report_addr", report_addr.to_string_lossy().into_owned());
-    }
+    // The servers: one, unless the LLM-API rules give a sweep's concurrencies different
+    // configs (a rule keyed on `con:`), when each distinct config gets its own server and the
+    // cases it serves run together.
+    let mut servers: Vec<PlannedServer> = Vec::new();
+    let mut server_of: Vec<usize> = Vec::with_capacity(cases.len());
     let command = so.server_cmd(recipe_name, &recipe.command);
-    let argv = match recipe.argv(&command, &values) {
-        Ok(a) => a,
-        Err(e) => {
-            tp.blocked.push(e);
-            return tp;
-        }
-    };
-    let ready = if recipe.report_addr {
-        Readiness::ReportFile {
-            path: report_addr,
-            health_path: recipe.ready_path.clone(),
-        }
-    } else {
-        Readiness::Http {
-            url: format!("http://{host}:{{port}}{}", recipe.ready_path),
-        }
-    };
-    let timeout = so
-        .ready_timeout
-        .unwrap_or(Duration::from_secs(recipe.ready_timeout_s));
-    let server = client::service_step(
-        SERVER,
-        argv,
-        recipe.env(&values),
-        files,
-        ready,
-        timeout,
-        dir.join(if trtllm {
-            "trtllm-serve-perf.log"
+    for spec in &cases {
+        let label = cfg.canonical_at(spec.concurrency);
+        let server_dir = if servers.is_empty() {
+            dir.clone()
         } else {
-            "server.log"
-        }),
-    );
+            dir.join(format!("server.{}", servers.len()))
+        };
+        let mut files = Vec::new();
+        let mut values = values.clone();
+        let mut llm_api = None;
+        if recipe.llm_api_config {
+            let (yaml, notes) = llm_api_config(cfg, &label, &model, &server_dir, configs, opts);
+            for n in notes {
+                if !tp.blocked.contains(&n) {
+                    tp.blocked.push(n);
+                }
+            }
+            if let Some(same) = servers.iter().position(|s| {
+                s.config_text.as_deref() == yaml.as_ref().map(|(f, _)| f.contents.as_str())
+            }) {
+                server_of.push(same);
+                continue;
+            }
+            if let Some((f, value)) = yaml {
+                values.insert("config", f.path.to_string_lossy().into_owned());
+                files.push(f);
+                llm_api = Some(value);
+            }
+        } else if !servers.is_empty() {
+            server_of.push(0);
+            continue;
+        }
+        let k = servers.len();
+        let suffix = if k == 0 {
+            String::new()
+        } else {
+            format!(".{k}")
+        };
+        let report_addr = dir.join(format!("server{suffix}.addr"));
+        if recipe.report_addr {
+            values.insert("report_addr", report_addr.to_string_lossy().into_owned());
+        }
+        let argv = match recipe.argv(&command, &values) {
+            Ok(a) => a,
+            Err(e) => {
+                tp.blocked.push(e);
+                return tp;
+            }
+        };
+        let ready = if recipe.report_addr {
+            Readiness::ReportFile {
+                path: report_addr,
+                health_path: recipe.ready_path.clone(),
+            }
+        } else {
+            Readiness::Http {
+                url: format!("http://{host}:{{port}}{}", recipe.ready_path),
+            }
+        };
+        let timeout = so
+            .ready_timeout
+            .unwrap_or(Duration::from_secs(recipe.ready_timeout_s));
+        let log = if trtllm {
+            format!("trtllm-serve-perf{suffix}.log")
+        } else {
+            format!("server{suffix}.log")
+        };
+        let config_text = files.first().map(|f| f.contents.clone());
+        let step = client::service_step(
+            SERVER,
+            argv,
+            recipe.env(&values),
+            files,
+            ready,
+            timeout,
+            dir.join(log),
+        );
+        servers.push(PlannedServer {
+            config_text,
+            step,
+            llm_api,
+        });
+        server_of.push(k);
+    }
     // The requests name the model as the server serves it: the recipe's served name, else the
     // checkpoint path (trtllm-serve and benchmark_serving's default).
     let served = if recipe.uses("model_name") {
@@ -177,23 +234,29 @@ pub(super) fn plan(r: &PlanRequest, cfg: &PerfConfig) -> TestPlan {
         None => Vec::new(),
     };
     let multi = cases.len() > 1;
+    let sweep = cfg.concurrencies.len() > 1;
     let metrics = client::metrics(false);
-    for spec in cases {
+    // Cases of one server run together (the executor shares a group's server only between
+    // consecutive cases); a stable sort keeps the name's order within each server.
+    let mut order: Vec<(usize, CaseSpec)> = server_of.iter().copied().zip(cases).collect();
+    order.sort_by_key(|(k, _)| *k);
+    for (k, spec) in order {
         let case_dir = if multi {
             dir.join(safe_file_name(&crate::backend::common::case_dir_name(
-                &spec,
+                &spec, sweep,
             )))
         } else {
             dir.clone()
         };
         let osl = spec.output_len.unwrap_or(1);
+        let concurrency = spec.concurrency.unwrap_or(cfg.num_reqs);
         let expect = Expectations {
             num_requests: Some(cfg.num_reqs),
             input_len: Some(spec.input_len),
             output_len: Some(osl),
-            max_concurrency: u32::try_from(concurrency).ok(),
+            max_concurrency: Some(concurrency),
         };
-        let mut steps = vec![server.clone()];
+        let mut steps = vec![servers[k].step.clone()];
         let (argv, env) = match so.client {
             ClientChoice::Perfgate => {
                 let dataset = dataset_step(super::ID, cfg, &spec, &model, &case_dir, opts);
@@ -204,7 +267,7 @@ pub(super) fn plan(r: &PlanRequest, cfg: &PerfConfig) -> TestPlan {
                     tokenizer: model.tokenizer.to_string_lossy().into_owned(),
                     endpoint: recipe.endpoint.clone(),
                     prompts: Prompts::InputData(data),
-                    concurrency,
+                    concurrency: i64::from(concurrency),
                     num_prompts: i64::from(cfg.num_reqs),
                     warmup: recipe.warmup,
                     streaming: cfg.streaming,
@@ -235,7 +298,7 @@ pub(super) fn plan(r: &PlanRequest, cfg: &PerfConfig) -> TestPlan {
                     "--percentile-metrics".into(),
                     "ttft,tpot,itl,e2el".into(),
                 ]);
-                if let Some(c) = cfg.concurrency {
+                if let Some(c) = spec.concurrency {
                     argv.extend(["--max-concurrency".into(), c.to_string()]);
                 }
                 if !cfg.streaming {
@@ -255,16 +318,108 @@ pub(super) fn plan(r: &PlanRequest, cfg: &PerfConfig) -> TestPlan {
             .iter()
             .find(|r| r.case.label == spec.label)
             .cloned();
+        let spec_record = spec.clone();
         tp.cases.push(CasePlan {
             spec,
             dir: case_dir,
             steps,
             metrics: metrics.clone(),
             roofline,
-            group: Some(SERVER.into()),
+            group: Some(if k == 0 {
+                SERVER.to_string()
+            } else {
+                format!("{SERVER}.{k}")
+            }),
             gated: client::gated(false),
-            upstream_record: None,
+            upstream_record: Some(upstream_record(
+                cfg,
+                recipe_name,
+                servers[k].llm_api.as_ref(),
+                &spec_record,
+                &recipe.endpoint,
+                &so.gpu_type,
+            )),
         });
     }
     tp
+}
+
+/// One server of a serve name: its extra LLM API config (the file's text, to tell configs
+/// apart, and upstream's dict), and its service step.
+struct PlannedServer {
+    config_text: Option<String>,
+    step: Step,
+    llm_api: Option<Value>,
+}
+
+/// What upstream's perf-sanity database would record for one case of a serve name: the name
+/// read as an aggregated server config (`ServerConfig`: model, parallelism, batch limits,
+/// serving backend, and the extra LLM API config's keys) with one client config per case
+/// (`ClientConfig`: concurrency, iterations = requests / concurrency rounded up, lengths,
+/// streaming, the OpenAI endpoint), and the keys upstream matches baselines on. The server's
+/// name is the name without its concurrency (the server every case of a sweep shares), so
+/// `s_test_case_name` is `<name without con>-con<C>_iter<I>_isl<ISL>_osl<OSL>`.
+fn upstream_record(
+    cfg: &PerfConfig,
+    recipe: &str,
+    llm_api: Option<&Value>,
+    spec: &CaseSpec,
+    endpoint: &str,
+    gpu_type: &str,
+) -> Value {
+    let mut data = Map::new();
+    if let Some(Value::Object(config)) = llm_api {
+        data.extend(config.clone());
+    }
+    let mut shared = cfg.clone();
+    shared.concurrencies.clear();
+    data.insert("name".into(), json!(shared.canonical()));
+    data.insert("model_name".into(), json!(cfg.model));
+    data.insert(
+        "backend".into(),
+        json!(match (recipe, cfg.backend.label()) {
+            ("trtllm", Some(b)) => b,
+            _ => recipe,
+        }),
+    );
+    data.insert("tensor_parallel_size".into(), json!(cfg.tp_size));
+    data.insert(
+        "moe_expert_parallel_size".into(),
+        json!(cfg.ep_size.unwrap_or(1)),
+    );
+    data.insert("pipeline_parallel_size".into(), json!(cfg.pp_size));
+    data.insert("gpus".into(), json!(cfg.num_gpus));
+    data.insert("max_batch_size".into(), json!(cfg.max_batch_size));
+    data.insert("max_num_tokens".into(), json!(cfg.max_num_tokens));
+    // The name's KV cache dtype where the config sets none (upstream's database would default
+    // to fp8, which a serve name does not say).
+    let kv = data.entry("kv_cache_config").or_insert_with(|| json!({}));
+    if let Value::Object(kv) = kv
+        && !kv.contains_key("dtype")
+    {
+        kv.insert("dtype".into(), json!(cfg.kv_cache_dtype));
+    }
+    let server = Server::new(data, "");
+    let concurrency = spec.concurrency.unwrap_or(cfg.num_reqs).max(1);
+    let mut client_data = Map::new();
+    client_data.insert("concurrency".into(), json!(concurrency));
+    client_data.insert(
+        "iterations".into(),
+        json!(cfg.num_reqs.div_ceil(concurrency)),
+    );
+    client_data.insert("isl".into(), json!(spec.input_len));
+    client_data.insert("osl".into(), json!(spec.output_len.unwrap_or(1)));
+    client_data.insert("random_range_ratio".into(), json!(0.0));
+    client_data.insert(
+        "backend".into(),
+        json!(if endpoint == "chat" {
+            "openai-chat"
+        } else {
+            "openai"
+        }),
+    );
+    client_data.insert("streaming".into(), json!(cfg.streaming));
+    let client = Client::new(&client_data, "", server.speculative());
+    let (fields, keys) = aggregated_record(&server, &client, gpu_type);
+    json!({"fields": fields, "match_keys": keys})
 }

@@ -69,6 +69,10 @@ pub(super) fn plan(r: &PlanRequest, id: &SanityId) -> TestPlan {
         externals: &file.externals,
         seed: 0,
         gpu: opts.gpu.as_deref(),
+        tokenizer: opts
+            .tokenizer_override
+            .as_ref()
+            .map(|t| t.to_string_lossy().into_owned()),
     };
     match expanded {
         Expanded::Aggregated { servers } => aggregated(&ctx, &mut tp, &servers),
@@ -91,6 +95,9 @@ struct Ctx<'a> {
     externals: &'a std::collections::BTreeMap<String, serde_json::Value>,
     seed: u64,
     gpu: Option<&'a str>,
+    /// `--tokenizer`: perfgate's client counts tokens with it instead of the model's own
+    /// (upstream's client always uses the model path).
+    tokenizer: Option<String>,
 }
 
 impl Ctx<'_> {
@@ -183,7 +190,10 @@ impl Ctx<'_> {
                 };
                 let w = Workload {
                     model: model_path.to_string(),
-                    tokenizer: model_path.to_string(),
+                    tokenizer: self
+                        .tokenizer
+                        .clone()
+                        .unwrap_or_else(|| model_path.to_string()),
                     endpoint: if client.backend == "openai-chat" {
                         "chat".into()
                     } else {
@@ -226,7 +236,7 @@ impl Ctx<'_> {
         };
         cfg.max_batch_size = u32::try_from(server.max_batch_size).ok()?;
         cfg.num_reqs = u32::try_from(client.num_prompts()).ok()?;
-        cfg.concurrency = u32::try_from(client.concurrency).ok();
+        cfg.concurrencies = u32::try_from(client.concurrency).ok().into_iter().collect();
         cfg.tp_size = u32::try_from(server.tp).ok()?;
         cfg.pp_size = u32::try_from(server.pp).ok()?;
         cfg.num_gpus = u32::try_from(server.gpus).ok()?;
@@ -242,6 +252,7 @@ impl Ctx<'_> {
             batch_size: None,
             input_len: u32::try_from(client.isl).ok()?,
             output_len: u32::try_from(client.osl).ok(),
+            concurrency: u32::try_from(client.concurrency).ok(),
             label: label.to_string(),
         };
         crate::physics::rooflines_of(self.configs, &cfg, std::slice::from_ref(&spec), gpu)
@@ -304,6 +315,7 @@ fn aggregated(ctx: &Ctx, tp: &mut TestPlan, servers: &[(Server, Vec<Client>)]) {
                     batch_size: None,
                     input_len: u32::try_from(c.isl).unwrap_or(0),
                     output_len: u32::try_from(c.osl).ok(),
+                    concurrency: u32::try_from(c.concurrency).ok(),
                     label: label.clone(),
                 },
                 dir: ctx.case_dir(multi, &label),
@@ -462,6 +474,7 @@ fn disaggregated(
                 batch_size: None,
                 input_len: u32::try_from(client.isl).unwrap_or(0),
                 output_len: u32::try_from(client.osl).ok(),
+                concurrency: u32::try_from(client.concurrency).ok(),
                 label: label.clone(),
             },
             dir: ctx.case_dir(multi, &label),

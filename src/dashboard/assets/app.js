@@ -361,43 +361,109 @@
   }
 
   // ---- sweeps ------------------------------------------------------------------------------
+  // Is p beaten by a point of `set` (at least as fast per user and per GPU, faster in one)?
+  function dominated(p, set) {
+    return set.some(function (q) {
+      return q.per_user >= p.per_user && q.per_gpu >= p.per_gpu && (q.per_user > p.per_user || q.per_gpu > p.per_gpu);
+    });
+  }
+  function nightName(n) {
+    return "night " + n.night + (n.run_id ? " · " + n.run_id : "") + (n.revision ? " · " + n.revision : "");
+  }
+  // One sweep's chart: the latest night `a` (filled points, solid frontier) over the night `b`
+  // it is compared with (hollow points, dashed frontier); frontier points are green.
+  function sweepChart(a, b) {
+    var w = 460, h = 300, L = 58, R = 14, T = 12, B = 34;
+    var all = a.points.concat(b ? b.points : []);
+    var x1 = Math.max.apply(null, all.map(function (p) { return p.per_user; })) * 1.1 || 1;
+    var y1 = Math.max.apply(null, all.map(function (p) { return p.per_gpu; })) * 1.1 || 1;
+    function X(v) { return L + v / x1 * (w - L - R); }
+    function Y(v) { return T + (y1 - v) / y1 * (h - T - B); }
+    var svg = sv("svg", { class: "chart pareto", viewBox: "0 0 " + w + " " + h });
+    for (var i = 0; i <= 4; i++) {
+      var yv = y1 * i / 4, xv = x1 * i / 4;
+      svg.appendChild(sv("line", { class: "gridline", x1: L, x2: w - R, y1: Y(yv), y2: Y(yv) }));
+      svg.appendChild(sv("text", { x: L - 6, y: Y(yv) + 3, "text-anchor": "end", text: fmt(yv) }));
+      svg.appendChild(sv("text", { x: X(xv), y: h - B + 14, "text-anchor": "middle", text: fmt(xv) }));
+    }
+    svg.appendChild(sv("line", { class: "axis", x1: L, x2: L, y1: T, y2: h - B }));
+    svg.appendChild(sv("line", { class: "axis", x1: L, x2: w - R, y1: h - B, y2: h - B }));
+    svg.appendChild(sv("text", { x: (L + w - R) / 2, y: h - 4, "text-anchor": "middle", text: "per-user output throughput (tok/s/user)" }));
+    svg.appendChild(sv("text", { x: 12, y: (T + h - B) / 2, transform: "rotate(-90 12 " + (T + h - B) / 2 + ")", "text-anchor": "middle", text: "per-GPU output throughput (tok/s/gpu)" }));
+    function frontier(n, cls) {
+      var f = n.points.filter(function (p) { return p.frontier; });
+      if (f.length) svg.appendChild(sv("path", { class: cls, d: "M" + f.map(function (p) { return X(p.per_user).toFixed(1) + "," + Y(p.per_gpu).toFixed(1); }).join("L") }));
+    }
+    function points(n, cls, labelled) {
+      n.points.forEach(function (p) {
+        var kids = [sv("circle", { class: cls + (p.frontier ? " on" : ""), cx: X(p.per_user), cy: Y(p.per_gpu), r: 4 },
+          sv("title", { text: p.label + " (" + nightName(n) + "): " + fmt(p.per_user) + " tok/s/user, " + fmt(p.per_gpu) + " tok/s/gpu" + (p.frontier ? ", on the frontier" : "") }))];
+        if (labelled) kids.push(sv("text", { x: X(p.per_user) + 6, y: Y(p.per_gpu) - 5, text: p.knob || "" }));
+        svg.appendChild(sv("a", { href: "case/" + p.case + ".html" }, kids));
+      });
+    }
+    if (b) { frontier(b, "frontier prev"); points(b, "sweep-pt prev", false); }
+    frontier(a, "frontier");
+    points(a, "sweep-pt", true);
+    return svg;
+  }
+  // The points of both nights side by side, by knob, and what the frontiers did to each other.
+  function sweepCompare(a, b) {
+    var box = el("div");
+    if (!b) {
+      box.appendChild(el("p", { class: "muted", text: "only one night of this sweep: nothing to compare with yet" }));
+      return box;
+    }
+    var fa = a.points.filter(function (p) { return p.frontier; });
+    var fb = b.points.filter(function (p) { return p.frontier; });
+    var better = fb.filter(function (p) { return dominated(p, fa); }).length;
+    var worse = fa.filter(function (p) { return dominated(p, fb); }).length;
+    box.appendChild(el("p", { class: "frontier-summary" + (worse ? " neg" : better ? " pos" : ""), "data-better": better, "data-worse": worse,
+      text: "Against " + nightName(b) + ": the latest frontier beats " + better + " of its " + fb.length + " frontier point(s); it beats " + worse + " of the latest " + fa.length + "." }));
+    var knobs = [];
+    a.points.concat(b.points).forEach(function (p) { var k = p.knob || p.label; if (knobs.indexOf(k) < 0) knobs.push(k); });
+    function find(n, k) { return n.points.filter(function (p) { return (p.knob || p.label) === k; })[0]; }
+    function cell(p, field) { return el("td", { class: "num" + (p && p.frontier ? " on" : "") }, p ? fmt(p[field]) + (p.frontier ? " ◆" : "") : "–"); }
+    var rows = knobs.map(function (k) {
+      var pa = find(a, k), pb = find(b, k);
+      var d = pa && pb && pb.per_gpu ? (pa.per_gpu / pb.per_gpu - 1) * 100 : null;
+      return el("tr", { "data-knob": k }, [el("td", { class: "mono", text: k }), cell(pa, "per_user"), cell(pa, "per_gpu"), cell(pb, "per_user"), cell(pb, "per_gpu"),
+        el("td", { class: "num" + (d === null ? "" : d < 0 ? " neg" : d > 0 ? " pos" : ""), text: d === null ? "–" : (d > 0 ? "+" : "") + d.toFixed(1) + "%" })]);
+    });
+    box.appendChild(el("div", { class: "sweep-table-wrap" }, el("table", { class: "sweep-table" }, [
+      el("tr", null, ["point", "per user", "per GPU", "per user, compared", "per GPU, compared", "Δ per GPU"].map(function (t) { return el("th", { text: t }); }))
+    ].concat(rows))));
+    return box;
+  }
   function renderSweeps(app) {
     var D = window.PG_SWEEPS;
     app.textContent = "";
     app.appendChild(el("h1", { text: "Sweeps: per-user vs per-GPU output throughput" }));
     if (!D || !D.sweeps.length) {
-      app.appendChild(el("p", { class: "empty", id: "empty", text: D && D.runs ? "no sweeps: no cases that differ only in concurrency or batch size with both PER_USER_OUTPUT_THROUGHPUT and PER_GPU_OUTPUT_THROUGHPUT" : "no runs yet" }));
+      app.appendChild(el("p", { class: "empty", id: "empty", text: D && D.runs ? "no sweeps: no cases that differ only in concurrency or batch size with per-user and per-GPU output throughput (trtllm-bench's, or a serving client's USER_THROUGHPUT and TOTAL_OUTPUT_THROUGHPUT)" : "no runs yet" }));
       return;
     }
-    app.appendChild(el("p", { class: "muted", text: "Each point is a case on its latest night; the green line joins the Pareto frontier (no other point is faster per user and per GPU)." }));
+    app.appendChild(el("p", { class: "muted", text: "Each point is a case of the sweep (a concurrency or batch size). Filled points and the solid green line: the latest night and its Pareto frontier (no other point is faster per user and per GPU). Hollow points and the dashed line: the night it is compared with. Frontier points are green (◆ in the table)." }));
     var grid = el("div", { class: "grid", id: "sweeps" });
-    D.sweeps.forEach(function (s) {
-      var w = 460, h = 300, L = 58, R = 14, T = 12, B = 34;
-      var xs = s.points.map(function (p) { return p.per_user; }), ys = s.points.map(function (p) { return p.per_gpu; });
-      var x0 = 0, x1 = Math.max.apply(null, xs) * 1.1, y0 = 0, y1 = Math.max.apply(null, ys) * 1.1;
-      function X(v) { return L + (v - x0) / (x1 - x0 || 1) * (w - L - R); }
-      function Y(v) { return T + (y1 - v) / (y1 - y0 || 1) * (h - T - B); }
-      var svg = sv("svg", { class: "chart pareto", viewBox: "0 0 " + w + " " + h });
-      for (var i = 0; i <= 4; i++) {
-        var yv = y0 + (y1 - y0) * i / 4, xv = x0 + (x1 - x0) * i / 4;
-        svg.appendChild(sv("line", { class: "gridline", x1: L, x2: w - R, y1: Y(yv), y2: Y(yv) }));
-        svg.appendChild(sv("text", { x: L - 6, y: Y(yv) + 3, "text-anchor": "end", text: fmt(yv) }));
-        svg.appendChild(sv("text", { x: X(xv), y: h - B + 14, "text-anchor": "middle", text: fmt(xv) }));
+    D.sweeps.forEach(function (s, si) {
+      var latest = s.nights[0];
+      var card = el("div", { class: "chart-card", "data-sweep": si }, [el("h3", { text: s.model + " · " + s.backend + " · " + s.precision + " · " + s.prefix }),
+        el("div", { class: "muted mono", text: s.key }), el("div", { class: "muted", text: "latest: " + nightName(latest) })]);
+      var holder = el("div");
+      function draw(k) {
+        var other = k > 0 ? s.nights[k] : null;
+        holder.textContent = "";
+        holder.appendChild(sweepChart(latest, other));
+        holder.appendChild(sweepCompare(latest, other));
       }
-      svg.appendChild(sv("line", { class: "axis", x1: L, x2: L, y1: T, y2: h - B }));
-      svg.appendChild(sv("line", { class: "axis", x1: L, x2: w - R, y1: h - B, y2: h - B }));
-      svg.appendChild(sv("text", { x: (L + w - R) / 2, y: h - 4, "text-anchor": "middle", text: "per-user output throughput (tok/s/user)" }));
-      svg.appendChild(sv("text", { x: 12, y: (T + h - B) / 2, transform: "rotate(-90 12 " + (T + h - B) / 2 + ")", "text-anchor": "middle", text: "per-GPU output throughput (tok/s/gpu)" }));
-      var f = s.points.filter(function (p) { return p.frontier; });
-      if (f.length) svg.appendChild(sv("path", { class: "frontier", d: "M" + f.map(function (p) { return X(p.per_user).toFixed(1) + "," + Y(p.per_gpu).toFixed(1); }).join("L") }));
-      s.points.forEach(function (p) {
-        var a = sv("a", { href: "case/" + p.case + ".html" }, [
-          sv("circle", { class: "sweep-pt" + (p.frontier ? " on" : ""), cx: X(p.per_user), cy: Y(p.per_gpu), r: 4 }, sv("title", { text: p.label + ": " + fmt(p.per_user) + " tok/s/user, " + fmt(p.per_gpu) + " tok/s/gpu" })),
-          sv("text", { x: X(p.per_user) + 6, y: Y(p.per_gpu) - 5, text: p.knob || "" })]);
-        svg.appendChild(a);
-      });
-      grid.appendChild(el("div", { class: "chart-card" }, [el("h3", { text: s.model + " · " + s.backend + " · " + s.precision + " · " + s.prefix }),
-        el("div", { class: "muted mono", text: s.key }), svg]));
+      if (s.nights.length > 1) {
+        var select = el("select", { class: "compare" }, s.nights.slice(1).map(function (n, k) { return el("option", { value: k + 1, text: nightName(n) }); }));
+        select.addEventListener("change", function () { draw(+select.value); });
+        card.appendChild(el("p", { class: "drill" }, ["compare with ", select]));
+      }
+      card.appendChild(holder);
+      draw(s.nights.length > 1 ? 1 : 0);
+      grid.appendChild(card);
     });
     app.appendChild(grid);
   }
