@@ -8,12 +8,11 @@
 #
 # With no --url among the options it starts the CI llama.cpp server (ci/llama-server-up.sh,
 # tiny model, 4 slots) for the series and stops it afterwards, and measures the default level
-# below. Otherwise the options are passed to `perfgate serve-bench` as they are, after these
-# defaults: --endpoint completions --isl 128 --osl 32 --concurrency 4 --num-prompts 16
-# --ignore-eos --no-progress (later options win).
-#
-# Env: PERFGATE (default target/debug/perfgate, else `perfgate` on PATH), WARMUP (default 1:
-# one unrecorded repetition first).
+# below. The options are passed to `perfgate serve-bench` after `--endpoint completions
+# --ignore-eos --no-progress` and the level, set by the environment:
+#   ISL (128), OSL (32), CONCURRENCY (4), PROMPTS (16)     the workload of one repetition
+#   WARMUP (1)                                             unrecorded repetitions first
+#   PERFGATE (target/debug/perfgate, else `perfgate` on PATH)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:?usage: benches/noise_series.sh OUT.jsonl REPS [serve-bench options...]}
@@ -35,8 +34,9 @@ if ! printf '%s\n' "${extra[@]}" | grep -qx -- '--url'; then
 fi
 
 bench() {
-  "$PG" serve-bench --endpoint completions --isl 128 --osl 32 --concurrency 4 \
-    --num-prompts 16 --ignore-eos --no-progress "${extra[@]}" "$@"
+  "$PG" serve-bench --endpoint completions --isl "${ISL:-128}" --osl "${OSL:-32}" \
+    --concurrency "${CONCURRENCY:-4}" --num-prompts "${PROMPTS:-16}" --ignore-eos --no-progress \
+    "${extra[@]}" "$@"
 }
 mkdir -p "$(dirname "$OUT")"
 for _ in $(seq "${WARMUP:-1}"); do bench >/dev/null; done

@@ -21,6 +21,8 @@ OUT_DIR=${1:?usage: ci/gpu/serving.sh OUT_DIR}
 mkdir -p "$OUT_DIR"
 PG=${PERFGATE:-$PWD/.gpu/perfgate}
 NOISE_REPS=${NOISE_REPS:-30}
+# Env: TEST_LIST (the sweep's list), SWEEP_S, NOISE_S, POWER_S (seconds per stage), NOISE_REPS,
+# MODELS (where the model is made), PERFGATE (the perfgate binary).
 MODELS=${MODELS:-/tmp/models}
 log() { echo "== $(date +%T) $*"; }
 
@@ -39,7 +41,7 @@ python3 ci/gpu/make_model.py --out "$MODELS/random-llama-1b" \
   --tokenizer tests/fixtures/tokenizers/deepseek | tee "$OUT_DIR/model.json" || exit 1
 
 log "sweep: the harness, four concurrencies"
-timeout "${SWEEP_S:-330}" "$PG" run --test-list test_lists/gpu_transformers.txt \
+timeout "${SWEEP_S:-330}" "$PG" run --test-list "${TEST_LIST:-test_lists/gpu_transformers.txt}" \
   --models-root "$MODELS" --model-configs model_configs --output-dir "$OUT_DIR/sweep" \
   --serve-bench-cmd "$PG" \
   --dataset-cache /tmp/datasets --timeout 5 --fail-on never 2>&1 | tail -40
