@@ -294,12 +294,12 @@ pub struct NoiseShape {
     pub within_cv: f64,
     /// SD of the session means (machine to machine); 0 with one session.
     pub between_cv: f64,
-    /// Lowest and highest value relative to the grand mean.
+    /// Lowest and highest value relative to the grand mean (log units; shown as %).
     pub range: (f64, f64),
     /// Values beyond 4 robust scales of their session's median.
     pub outliers: usize,
     /// The first repetition of a session against the rest (negative: slower, for a
-    /// throughput), averaged over sessions: warm-up.
+    /// throughput), averaged over sessions (log units; shown as %): warm-up.
     pub first_vs_rest: f64,
     /// Lag-1 autocorrelation within sessions (drift shows as a large positive value).
     pub lag1: f64,
@@ -318,10 +318,10 @@ impl fmt::Display for NoiseShape {
             self.sessions,
             self.within_cv * 100.0,
             self.between_cv * 100.0,
-            self.range.0 * 100.0,
-            self.range.1 * 100.0,
+            self.range.0.exp_m1() * 100.0,
+            self.range.1.exp_m1() * 100.0,
             self.outliers,
-            self.first_vs_rest * 100.0,
+            self.first_vs_rest.exp_m1() * 100.0,
             self.lag1,
             self.bimodality
         )
