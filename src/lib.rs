@@ -36,6 +36,7 @@ pub mod serve;
 pub mod session;
 pub mod shard;
 pub mod slurm;
+pub mod sweep;
 pub mod telemetry;
 pub mod testlist;
 pub mod textutil;

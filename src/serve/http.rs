@@ -28,6 +28,8 @@ pub fn base_url(url: &str) -> String {
     u.strip_suffix("/v1").unwrap_or(u).to_string()
 }
 
+/// The client of a run: `pool` idle connections kept for reuse (0: a fresh connection for
+/// every request).
 pub fn build_client(target: &Target, pool: usize) -> Result<reqwest::Client, String> {
     let mut headers = HeaderMap::new();
     if let Some(key) = &target.api_key {
@@ -40,7 +42,7 @@ pub fn build_client(target: &Target, pool: usize) -> Result<reqwest::Client, Str
         .no_proxy()
         .http1_only()
         .tcp_nodelay(true)
-        .pool_max_idle_per_host(pool.max(1))
+        .pool_max_idle_per_host(pool)
         .pool_idle_timeout(Duration::from_secs(300))
         .connect_timeout(Duration::from_secs(10))
         .build()

@@ -25,6 +25,12 @@ pub struct Profile {
     pub continuous_usage: bool,
     /// `cache_prompt: false`: llama.cpp reuses a cached prompt prefix by default.
     pub no_prompt_cache: bool,
+    /// The server closes the connection after every streamed response without saying so
+    /// (llama.cpp's llama-server, measured: no `Connection: close`, then a FIN), so a pooled
+    /// connection may be dead when the next request goes out at once and the request fails
+    /// as `disconnected`. Streamed requests then each get a fresh connection, which is what
+    /// the server makes them pay anyway.
+    pub closes_after_stream: bool,
 }
 
 impl Profile {
@@ -38,6 +44,7 @@ impl Profile {
             stream_usage: true,
             continuous_usage: false,
             no_prompt_cache: false,
+            closes_after_stream: false,
         };
         match kind {
             ServerKind::Vllm | ServerKind::Trtllm => Profile {
@@ -54,6 +61,7 @@ impl Profile {
             ServerKind::LlamaCpp => Profile {
                 token_id_prompts: true,
                 no_prompt_cache: true,
+                closes_after_stream: true,
                 ..base
             },
             ServerKind::Transformers => Profile {

@@ -575,6 +575,48 @@ impl Recording {
         traces::all(self)
     }
 
+    /// The part of the recording that covers `from..=to`: every reading inside it, plus the
+    /// last one before it and the first one after it, per GPU and per trace, so counters and
+    /// power integrals cover the whole window (and at most one interval more at each end).
+    /// What a sweep uses to give each test the energy of its measured repetitions only, not of
+    /// its warm-up.
+    pub fn between(&self, from: SystemTime, to: SystemTime) -> Recording {
+        let mut samples = Vec::new();
+        let mut gpus: Vec<u32> = self.samples.iter().map(|s| s.gpu).collect();
+        gpus.sort_unstable();
+        gpus.dedup();
+        for gpu in gpus {
+            let series: Vec<&Sample> = self.samples_of(gpu).collect();
+            let times: Vec<SystemTime> = series.iter().map(|s| s.time).collect();
+            if let Some(range) = covering(&times, from, to) {
+                samples.extend(series[range].iter().map(|s| (*s).clone()));
+            }
+        }
+        samples.sort_by_key(|s| s.time);
+        let rails = self
+            .rails
+            .iter()
+            .map(|t| {
+                let mut kept = t.empty_like();
+                if let Some(range) = covering(&t.times, from, to) {
+                    kept.times = t.times[range.clone()].to_vec();
+                    kept.values = t.values[range].to_vec();
+                }
+                kept
+            })
+            .collect();
+        Recording {
+            gpus: self.gpus.clone(),
+            interval: self.interval,
+            samples,
+            rails,
+            power: self.power.clone(),
+            started: from.max(self.started),
+            ended: to.min(self.ended).max(from.max(self.started)),
+            problems: self.problems.clone(),
+        }
+    }
+
     /// The hottest sensor at its latest reading (for waiting until a machine has cooled).
     pub fn hottest(&self) -> Option<(String, f64)> {
         self.traces()
@@ -583,6 +625,21 @@ impl Recording {
             .filter_map(|t| t.values.last().map(|v| (t.name.clone(), *v)))
             .max_by(|a, b| a.1.total_cmp(&b.1))
     }
+}
+
+/// The indices of time-ordered `times` that cover `from..=to`: those inside, plus the last
+/// before and the first after; `None` when there is no reading.
+fn covering(
+    times: &[SystemTime],
+    from: SystemTime,
+    to: SystemTime,
+) -> Option<std::ops::RangeInclusive<usize>> {
+    if times.is_empty() {
+        return None;
+    }
+    let lo = times.partition_point(|t| *t <= from).saturating_sub(1);
+    let hi = times.partition_point(|t| *t < to).min(times.len() - 1);
+    Some(lo..=hi.max(lo))
 }
 
 /// Slower than asked when the achieved mean interval exceeds the asked one by this factor.
@@ -771,5 +828,25 @@ mod ser {
 
     pub fn seconds<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_f64(d.as_secs_f64())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn covering_brackets_the_window() {
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(100);
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let times: Vec<SystemTime> = [0, 100, 200, 300, 400].iter().map(|&m| at(m)).collect();
+        // 150..250: the reading before (100), the one inside (200), the one after (300).
+        assert_eq!(covering(&times, at(150), at(250)), Some(1..=3));
+        // Readings exactly at the ends are enough on their own.
+        assert_eq!(covering(&times, at(100), at(300)), Some(1..=3));
+        // A window before every reading, or after: the nearest reading only.
+        assert_eq!(covering(&times, at(0), at(0)), Some(0..=0));
+        assert_eq!(covering(&times, at(900), at(950)), Some(4..=4));
+        assert_eq!(covering(&[], at(0), at(1)), None);
     }
 }
