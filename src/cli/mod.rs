@@ -2,6 +2,7 @@
 //! them into the library's plain options and prints what it returns. clap lives here, in the
 //! harness (`src/harness.rs`) and in `src/main.rs`, nowhere else.
 
+pub mod ab;
 pub mod args;
 pub mod baseline;
 pub mod changes;
@@ -139,6 +140,8 @@ enum Command {
     Telemetry(telemetry::TelemetryArgs),
     /// Drive an OpenAI-compatible or Triton server: TTFT, TPOT, ITL, E2EL, throughput.
     ServeBench(Box<serve_bench::ServeBenchArgs>),
+    /// The same prompts through two servers (A/B), with the speed-up's confidence interval.
+    Ab(Box<ab::AbArgs>),
     /// Prompt/generation length sweep with power, temperature and clocks (llama-bench's tests).
     Sweep(Box<sweep::SweepArgs>),
     /// perfgate's own benchmarks (start-up, parsing, the gate, change points, the dashboard).
@@ -177,6 +180,7 @@ pub fn main() -> ExitCode {
         Command::Slurm(c) => slurm::run(c),
         Command::ServeBench(a) => serve_bench::run_cli(*a),
         Command::Sweep(a) => sweep::run_cli(*a),
+        Command::Ab(a) => ab::run_cli(*a),
         Command::Dev(c) => dev::run(c),
     };
     match result {
