@@ -57,7 +57,8 @@ impl Repetition {
     }
 }
 
-/// The energy of a test's measured repetitions, from every power source measured.
+/// The energy of a test's measured repetitions from one power source: its mean power over the
+/// readings that cover them (the last before, each during, the first after) times their time.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SourceFigures {
     pub source: PowerSource,
@@ -96,12 +97,14 @@ pub struct TestSummary {
     /// prompt; a prompt test asks for one token).
     pub prompt_tokens_sent: u64,
     pub gen_tokens_requested: u64,
-    /// Energy measured: the measured sources' energy added over the repetitions' time.
+    /// Energy measured: the measured sources' energy added over the repetitions' time (each
+    /// source's mean power over the readings that cover the repetitions, times their time).
     pub energy_measured: bool,
     pub energy_j: Option<f64>,
     /// `energy_j / (n_tokens × completed)`.
     pub joules_per_token: Option<f64>,
-    /// `energy_j` over the time from the first repetition's start to the last one's end.
+    /// The measured sources' mean power added (`energy_j` over the time from the first
+    /// repetition's start to the last one's end).
     pub avg_power_w: Option<f64>,
     pub energy_sources: Vec<SourceFigures>,
     /// Why there is no energy figure (what was not measured, and why).
@@ -220,19 +223,23 @@ pub fn outcome(cx: TestContext<'_>) -> TestOutcome {
     let tokens = (n_tokens * ok.len() as u64) as f64;
     let energy = window.energy(Some(tokens));
     let power = window.power.clone();
+    // Each source's mean power over the readings that cover the repetitions, times the
+    // repetitions' own time: the readings bracket the window (sampling is coarser than a
+    // short test), so their energy is the window's at the same mean power.
+    let seconds = test_end_ns.saturating_sub(test_start_ns) as f64 / 1e9;
     let counted: Vec<SourceFigures> = energy
         .sources
         .iter()
         .filter_map(|s| {
+            let w = s.mean_w?;
             Some(SourceFigures {
                 source: s.source,
-                joules: s.joules?,
-                mean_w: s.mean_w,
+                joules: w * seconds,
+                mean_w: Some(w),
                 method: s.method,
             })
         })
         .collect();
-    let seconds = test_end_ns.saturating_sub(test_start_ns) as f64 / 1e9;
     let energy_j = (!counted.is_empty()).then(|| counted.iter().map(|s| s.joules).sum::<f64>());
     let mut not_measured: Vec<String> = power.not_measured.clone();
     if counted.is_empty() {
@@ -303,7 +310,8 @@ pub fn outcome(cx: TestContext<'_>) -> TestOutcome {
         energy_measured: energy_j.is_some(),
         energy_j,
         joules_per_token: energy_j.filter(|_| tokens > 0.0).map(|j| j / tokens),
-        avg_power_w: energy_j.filter(|_| seconds > 0.0).map(|j| j / seconds),
+        avg_power_w: (!counted.is_empty())
+            .then(|| counted.iter().filter_map(|s| s.mean_w).sum::<f64>()),
         energy_sources: counted,
         energy_note,
         power_sources: power.measured.clone(),
