@@ -562,8 +562,8 @@ mod tests {
     fn bad_names_say_what_is_wrong() {
         let e = parse("m-sweep-llama.cpp-p:0").unwrap_err().to_string();
         assert!(e.contains("p:0") && e.contains("1 to"), "{e}");
-        let e = parse("m-sweep-llama.cpp-q:8").unwrap_err();
-        assert_eq!(e.suggestion.as_deref(), Some("p:8"));
+        let e = parse("m-sweep-llama.cpp-p:8-powr:none").unwrap_err();
+        assert_eq!(e.suggestion.as_deref(), Some("power:none"));
         let e = parse("m-sweep-llama.cpp").unwrap_err().to_string();
         assert!(e.contains("no test"), "{e}");
         let e = parse("m-sweep").unwrap_err().to_string();

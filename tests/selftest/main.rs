@@ -34,4 +34,5 @@ mod serve_cases;
 mod serve_real;
 mod shard;
 mod slurm;
+mod sweep_ab;
 mod telemetry;
