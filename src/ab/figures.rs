@@ -295,6 +295,54 @@ pub fn gpu_figures(
     }
 }
 
+/// Why a side's figures must not be gated on, over all its blocks (each block's summary says
+/// it for its own requests only).
+fn invalid_reasons(blocks: &[&LevelSummary], completed: u64) -> Vec<String> {
+    let sum = |f: fn(&LevelSummary) -> u64| blocks.iter().map(|b| f(b)).sum::<u64>();
+    let mut out = Vec::new();
+    let forced = blocks.iter().any(|b| {
+        b.invalid
+            .iter()
+            .any(|i| i.contains("although the output length was forced"))
+    });
+    let mismatch = sum(|b| b.osl_mismatch);
+    if forced && mismatch > 0 {
+        out.push(format!(
+            "{mismatch} of {completed} requests returned an output length other than requested \
+             although it was forced (ignore_eos): the server ignored it"
+        ));
+    }
+    let output = sum(|b| b.output_token_disagreement);
+    if output > 0 {
+        out.push(format!(
+            "{output} of {completed} requests: the server's output token count differs from the \
+             client tokenizer's (another tokenizer, or generated text that does not encode back \
+             to the same tokens)"
+        ));
+    }
+    let prompt = sum(|b| b.prompt_token_disagreement);
+    if prompt > 0 {
+        out.push(format!(
+            "{prompt} of {completed} requests: the server's prompt token count differs from the \
+             client's"
+        ));
+    }
+    let lagged: Vec<&&LevelSummary> = blocks.iter().filter(|b| b.self_check.lagged).collect();
+    if let Some(first) = lagged.first() {
+        out.push(format!(
+            "the client lagged in {} of {} blocks ({})",
+            lagged.len(),
+            blocks.len(),
+            first.self_check.reasons.join("; ")
+        ));
+    }
+    let empty = blocks.iter().filter(|b| b.completed == 0).count();
+    if empty > 0 {
+        out.push(format!("{empty} block(s) completed no request"));
+    }
+    out
+}
+
 /// Identity of a side for its figures.
 pub struct SideInfo<'a> {
     pub label: &'a str,
@@ -326,17 +374,12 @@ pub fn side_figures(
     let prompt_tokens: u64 = summaries.iter().map(|s| s.total_input_tokens).sum();
     let generated_tokens: u64 = summaries.iter().map(|s| s.total_output_tokens).sum();
     let mut errors: BTreeMap<String, u64> = BTreeMap::new();
-    let mut invalid: Vec<String> = Vec::new();
     for s in &summaries {
         for (k, v) in &s.errors {
             *errors.entry(k.clone()).or_insert(0) += v;
         }
-        for i in &s.invalid {
-            if !invalid.contains(i) {
-                invalid.push(i.clone());
-            }
-        }
     }
+    let invalid = invalid_reasons(&summaries, completed);
     let per_s = |x: f64| {
         if duration_s > 0.0 {
             x / duration_s

@@ -274,8 +274,7 @@ fn plan_sweep(r: &PlanRequest, s: &SweepName) -> TestPlan {
         String::new()
     };
     for t in tests {
-        let label = t.label();
-        let dir = r.dir.join(safe_file_name(&label));
+        let dir = r.dir.join(safe_file_name(&t.label()));
         let mut argv = perfgate(r, "sweep");
         argv.extend([
             "--url".into(),
@@ -316,7 +315,7 @@ fn plan_sweep(r: &PlanRequest, s: &SweepName) -> TestPlan {
                 batch_size: None,
                 input_len: u32::try_from(t.prompt_sent()).unwrap_or(u32::MAX),
                 output_len: Some(u32::try_from(t.gen_requested()).unwrap_or(u32::MAX)),
-                label,
+                label: s.case_label(&t),
             },
             dir,
             steps: vec![server.clone(), step],
@@ -447,7 +446,7 @@ fn plan_ab(r: &PlanRequest, a: &AbName) -> TestPlan {
             batch_size: Some(a.bs),
             input_len: u32::try_from(a.isl).unwrap_or(u32::MAX),
             output_len: Some(u32::try_from(a.osl).unwrap_or(u32::MAX)),
-            label: "ab".into(),
+            label: a.canonical(),
         },
         dir: r.dir.clone(),
         steps,
@@ -480,8 +479,7 @@ fn read_sweep(output: &StepOutput) -> anyhow::Result<Reading> {
     let Some(line) = text
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l.trim()).ok())
-        .filter(|v| v.get("test_type").is_some())
-        .next_back()
+        .rfind(|v| v.get("test_type").is_some())
     else {
         reading
             .problems

@@ -313,6 +313,32 @@ impl SweepName {
         plan_tests(&self.prompt, &self.gen_lengths, &self.pg).unwrap_or_default()
     }
 
+    /// The canonical name of the sweep of `test` alone: a case's label (unique per test, as
+    /// upstream's per-case labels are the name narrowed to the case's lengths).
+    pub fn case_label(&self, test: &SweepTest) -> String {
+        let one = SweepName {
+            prompt: Vec::new(),
+            gen_lengths: Vec::new(),
+            pg: Vec::new(),
+            ..self.clone()
+        };
+        let one = match test.test_type {
+            super::TestType::Prompt => SweepName {
+                prompt: vec![test.n_prompt],
+                ..one
+            },
+            super::TestType::Generation => SweepName {
+                gen_lengths: vec![test.n_gen],
+                ..one
+            },
+            super::TestType::Both => SweepName {
+                pg: vec![(test.n_prompt, test.n_gen)],
+                ..one
+            },
+        };
+        one.canonical()
+    }
+
     pub fn canonical(&self) -> String {
         let join = |v: &[u64]| v.iter().map(u64::to_string).collect::<Vec<_>>().join("+");
         let mut s = format!("{}-sweep-{}", self.model, self.recipe);
@@ -543,6 +569,10 @@ mod tests {
         assert_eq!(parse(&n.canonical()).unwrap(), n);
         let labels: Vec<String> = s.tests().iter().map(|t| t.label()).collect();
         assert_eq!(labels, ["pp32", "pp64", "pp64+tg16", "pp128+tg32"]);
+        assert_eq!(
+            s.case_label(&s.tests()[3]),
+            "tiny_llama_cpp-sweep-llama.cpp-pg:128,32-r:3-power:none"
+        );
     }
 
     #[test]

@@ -149,7 +149,7 @@ pub struct TestOutcome {
     pub repetitions: Vec<Repetition>,
     /// The readings that cover the measured repetitions (see [`Recording::between`]).
     pub recording: Recording,
-    /// The energy of that window, per source and rail.
+    /// The energy of those readings, per source and rail (over their own span, `seconds`).
     pub energy: EnergyReport,
     pub test_start_ns: u64,
     pub test_end_ns: u64,
@@ -221,7 +221,8 @@ pub fn outcome(cx: TestContext<'_>) -> TestOutcome {
     let test_end_ns = reps.iter().map(|r| r.end_ns).max().unwrap_or(test_start_ns);
     let window = cx.recording.between(unix(test_start_ns), unix(test_end_ns));
     let tokens = (n_tokens * ok.len() as u64) as f64;
-    let energy = window.energy(Some(tokens));
+    // J/token is the summary's (over the repetitions' own time), not the covering readings'.
+    let energy = window.energy(None);
     let power = window.power.clone();
     // Each source's mean power over the readings that cover the repetitions, times the
     // repetitions' own time: the readings bracket the window (sampling is coarser than a
