@@ -1195,3 +1195,237 @@ fn ab_bad_input_and_a_dying_server() {
     );
     assert!(results["b"]["completed"].as_u64() >= Some(2), "{results}");
 }
+
+#[test]
+fn ab_keeps_finished_blocks_on_ctrl_c() {
+    let a = Mock::start(&["--kind", "llamacpp", "--itl-ms", "10"]);
+    let b = Mock::start(&["--kind", "llamacpp", "--itl-ms", "10"]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("out");
+    let mut child = Command::new(PERFGATE)
+        .args([
+            "ab",
+            "--a",
+            &a.url,
+            "--b",
+            &b.url,
+            "--tokenizer",
+            &tokenizer(),
+            "--isl",
+            "8",
+            "--osl",
+            "8",
+            "--num-prompts",
+            "16",
+            "--blocks",
+            "8",
+            "--warmup",
+            "0",
+            "--output-dir",
+            out.to_str().unwrap(),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("ab starts");
+    let mut err = BufReader::new(child.stderr.take().expect("stderr"));
+    let mut seen = String::new();
+    loop {
+        let mut line = String::new();
+        if err.read_line(&mut line).unwrap_or(0) == 0 {
+            break;
+        }
+        seen.push_str(&line);
+        if line.contains("block 2/8") {
+            // SAFETY: signalling the ab process this test started.
+            unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+            break;
+        }
+    }
+    let mut rest = String::new();
+    let _ = std::io::Read::read_to_string(&mut err, &mut rest);
+    seen.push_str(&rest);
+    let o = child.wait_with_output().expect("ab ends");
+    assert_eq!(o.status.code(), Some(130), "{seen}");
+    assert!(!seen.contains("panicked"), "{seen}");
+    let (results, sides, _) = check_ab_files(&out, ["target", "speculative"]);
+    assert_eq!(results["interrupted"], true, "{results}");
+    assert_eq!(results["complete"], false);
+    let blocks = |v: &Value| v["blocks"].as_array().map_or(0, Vec::len);
+    assert!(blocks(&sides[0]) + blocks(&sides[1]) >= 3, "{sides:?}");
+    // The console summary was printed for what finished.
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("speed-up"),
+        "{seen}"
+    );
+}
+
+/// `perfgate plan --format json NAME`: the plan of one name.
+fn plan(name: &str, env: &[(&str, &str)]) -> Value {
+    let o = Command::new(PERFGATE)
+        .args(["plan", "--format", "json", name])
+        .env_remove("PERF_GPUS")
+        .env_remove("CUDA_VISIBLE_DEVICES")
+        .envs(env.iter().copied())
+        .output()
+        .expect("perfgate plan");
+    let line = String::from_utf8_lossy(&o.stdout);
+    serde_json::from_str(line.lines().next().unwrap_or(""))
+        .unwrap_or_else(|e| panic!("{e}: {}", text(&o)))
+}
+
+#[test]
+fn sweep_and_ab_cases_plan_their_servers_and_placement() {
+    // `steps` holds, per case, its steps: `kind`, `argv`, `env`.
+    let step = |p: &Value, case: usize, kind: &str| -> Value {
+        p["steps"][case]
+            .as_array()
+            .and_then(|steps| steps.iter().find(|s| s["kind"] == kind).cloned())
+            .unwrap_or(Value::Null)
+    };
+    let argv = |s: &Value| -> String {
+        s["argv"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .unwrap_or_default()
+    };
+    let p = plan("tiny_llama_cpp-sweep-llama.cpp-pg:512,128-p:128-r:3", &[]);
+    assert_eq!(p["ok"], true, "{p}");
+    assert_eq!(
+        p["cases"],
+        serde_json::json!([
+            "tiny_llama_cpp-sweep-llama.cpp-p:128-r:3",
+            "tiny_llama_cpp-sweep-llama.cpp-pg:512,128-r:3"
+        ])
+    );
+    let server = argv(&step(&p, 0, "server"));
+    // One slot, a context as long as the longest test (512 + 128).
+    assert!(server.contains("-np 1 -c 640"), "{server}");
+    assert!(!server.contains("-md"), "{server}");
+    let sweep = argv(&step(&p, 1, "sweep"));
+    assert!(
+        sweep.contains(" sweep --url {server.url} ") && sweep.contains("--pg 512,128 -r 3"),
+        "{sweep}"
+    );
+    assert!(sweep.contains("-o jsonl"), "{sweep}");
+
+    let name = "tiny_llama_cpp-ab-llama.cpp-draft:tiny_unrelated_llama_cpp-bs:2-gpus:6,2";
+    let p = plan(name, &[]);
+    assert!(
+        p["blocked"]
+            .to_string()
+            .contains("give --gpus N (PERF_GPUS)"),
+        "no GPU count known: {p}"
+    );
+    let p = plan(name, &[("PERF_GPUS", "7")]);
+    assert!(
+        p["blocked"].to_string().contains("but 7 are available"),
+        "{p}"
+    );
+    let p = plan(name, &[("PERF_GPUS", "8")]);
+    assert!(p.get("blocked").is_none(), "{p}");
+    assert_eq!(
+        step(&p, 0, "server_a")["env"]["CUDA_VISIBLE_DEVICES"],
+        "0,1,2,3,4,5"
+    );
+    assert_eq!(
+        step(&p, 0, "server_b")["env"]["CUDA_VISIBLE_DEVICES"],
+        "6,7"
+    );
+    let b = argv(&step(&p, 0, "server_b"));
+    assert!(
+        b.contains("-np 2")
+            && b.contains("-md /models/tiny-unrelated.gguf --spec-type draft-simple"),
+        "{b}"
+    );
+    assert!(!argv(&step(&p, 0, "server_a")).contains("-md"));
+    // Inside the job's own devices.
+    let p = plan(
+        name,
+        &[
+            ("PERF_GPUS", "8"),
+            ("CUDA_VISIBLE_DEVICES", "1,2,3,4,5,6,7"),
+        ],
+    );
+    assert!(
+        p["blocked"]
+            .to_string()
+            .contains("CUDA_VISIBLE_DEVICES=1,2,3,4,5,6,7"),
+        "{p}"
+    );
+    // A model the catalog does not know, a recipe that takes no draft.
+    let p = plan("nope_model-sweep-llama.cpp-p:8", &[]);
+    assert!(
+        p["blocked"].to_string().contains("`nope_model` is not in"),
+        "{p}"
+    );
+    let p = plan("tiny_llama_cpp-ab-vllm-draft:tiny_llama_cpp", &[]);
+    assert!(
+        p["blocked"].to_string().contains("takes no draft model"),
+        "{p}"
+    );
+}
+
+#[test]
+fn the_yaml_test_case_form_in_a_test_db_list() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let list = dir.path().join("list.yml");
+    std::fs::write(
+        &list,
+        "version: 0.0.1\nctx:\n- tests:\n  - sweep: {model: tiny_llama_cpp, server: llama.cpp, p: [64], r: 2}\n  - sweep: {model: tiny_llama_cpp, server: llama.cpp, q: [64]}\n  - ab: {model: tiny_llama_cpp, server: llama.cpp}\n  - bench: {model: x}\n",
+    )
+    .expect("list");
+    let o = Command::new(PERFGATE)
+        .args(["lint", list.to_str().unwrap()])
+        .output()
+        .expect("perfgate lint");
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{t}");
+    let at = |line: u32| format!("{}:{line}: error: ", list.display());
+    assert!(
+        t.contains(&format!("{}sweep: unknown field `q`", at(5))),
+        "{t}"
+    );
+    assert!(
+        t.contains(&format!("{}ab: missing field `draft`", at(6))),
+        "{t}"
+    );
+    assert!(
+        t.contains(&format!(
+            "{}`bench:`: a test-case mapping is `sweep:` or `ab:`",
+            at(7)
+        )),
+        "{t}"
+    );
+    assert!(!t.contains(&at(4)), "the first entry is fine: {t}");
+    // The good entry runs as its canonical name.
+    std::fs::write(
+        &list,
+        "version: 0.0.1\nctx:\n- tests:\n  - sweep: {model: tiny_llama_cpp, server: llama.cpp, p: [64], r: 2}\n",
+    )
+    .expect("list");
+    let out = dir.path().join("out");
+    let o = Command::new(PERFGATE)
+        .args([
+            "run",
+            "--test-list",
+            list.to_str().unwrap(),
+            "--dry-run",
+            "--output-dir",
+            out.to_str().unwrap(),
+        ])
+        .output()
+        .expect("perfgate run --dry-run");
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o)
+            .contains("test perf/test_perf.py::test_perf[tiny_llama_cpp-sweep-llama.cpp-p:64-r:2]"),
+        "{}",
+        text(&o)
+    );
+}
