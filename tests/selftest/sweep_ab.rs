@@ -1429,3 +1429,66 @@ fn the_yaml_test_case_form_in_a_test_db_list() {
         text(&o)
     );
 }
+
+#[test]
+fn ab_sharegpt_prompts_and_vllm_acceptance_from_its_metrics() {
+    let a = Mock::start(&["--kind", "vllm"]);
+    let b = Mock::start(&["--kind", "vllm", "--draft-accept", "0.5"]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("sharegpt.json");
+    std::fs::write(
+        &data,
+        r#"[{"conversations": [{"from": "human", "value": "What is the capital of France?"}, {"from": "gpt", "value": "Paris."}]},
+            {"conversations": [{"from": "human", "value": "Name three colours."}, {"from": "gpt", "value": "Red, green and blue."}]},
+            {"conversations": [{"from": "human", "value": "One turn only"}]}]"#,
+    )
+    .expect("dataset");
+    let out = dir.path().join("out");
+    let o = perfgate(
+        &[
+            "ab",
+            "--a",
+            &a.url,
+            "--b",
+            &b.url,
+            "--input-data",
+            data.to_str().unwrap(),
+            "--osl",
+            "16",
+            "--ignore-eos",
+            "--num-prompts",
+            "8",
+            "--blocks",
+            "2",
+            "--output-dir",
+            out.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let (results, _, _) = check_ab_files(&out, ["target", "speculative"]);
+    assert!(
+        results["prompts"]["source"]
+            .as_str()
+            .unwrap()
+            .contains("(sharegpt)"),
+        "{}",
+        results["prompts"]
+    );
+    // Two usable conversations (one has a single turn), used again in order to make eight.
+    assert_eq!(results["prompts"]["count"], 8);
+    assert!(
+        results["prompts"]["notes"]
+            .to_string()
+            .contains("used again")
+    );
+    let acc = &results["b"]["acceptance"];
+    assert!(
+        acc["source"].as_str().unwrap().starts_with("vLLM /metrics"),
+        "{acc}"
+    );
+    assert_eq!(acc["drafted"], 8 * 16);
+    assert!((acc["rate"].as_f64().unwrap() - 0.5).abs() <= 0.02, "{acc}");
+    assert!(results["a"]["acceptance"].is_null());
+    assert_eq!(a.prompts(), b.prompts(), "the same prompts to both sides");
+}

@@ -130,8 +130,9 @@ pub struct Args {
     /// llama.cpp's `timings` on the final event.
     #[arg(long)]
     pub timings: bool,
-    /// With --timings: speculative decoding's counts in them, this share of the drafted tokens
-    /// accepted (llama.cpp's `draft_n`, `draft_n_accepted`; one drafted per generated token).
+    /// Speculative decoding's counts, this share of the drafted tokens accepted (one drafted
+    /// per generated token): in llama.cpp's `timings` (`draft_n`, `draft_n_accepted`; with
+    /// --timings), and with `--kind vllm` as vLLM's `/metrics` counters.
     #[arg(long)]
     pub draft_accept: Option<f64>,
     /// The context of a slot (llama.cpp `/props` n_ctx): a longer prompt is refused as

@@ -74,7 +74,7 @@ pub async fn props(AxState(state): St) -> Response {
 }
 
 pub async fn metrics(AxState(state): St) -> Response {
-    let text = format!(
+    let mut text = format!(
         "# HELP mock_requests_total Requests received.\n# TYPE mock_requests_total counter\n\
          mock_requests_total{{model_name=\"{m}\"}} {}\n\
          # TYPE mock_generation_tokens counter\nmock_generation_tokens_total{{model_name=\"{m}\"}} {}\n\
@@ -85,6 +85,19 @@ pub async fn metrics(AxState(state): St) -> Response {
         state.prompt_tokens.load(Ordering::Relaxed),
         m = state.args.model,
     );
+    // vLLM's speculative decoding counters: one token drafted per token generated, the
+    // --draft-accept share of them accepted.
+    if let (Kind::Vllm, Some(share)) = (state.args.kind, state.args.draft_accept) {
+        let drafted = state.tokens.load(Ordering::Relaxed);
+        text.push_str(&format!(
+            "# TYPE vllm:spec_decode_num_draft_tokens counter\n\
+             vllm:spec_decode_num_draft_tokens_total{{model_name=\"{m}\"}} {drafted}\n\
+             # TYPE vllm:spec_decode_num_accepted_tokens counter\n\
+             vllm:spec_decode_num_accepted_tokens_total{{model_name=\"{m}\"}} {}\n",
+            (drafted as f64 * share).round(),
+            m = state.args.model,
+        ));
+    }
     (
         StatusCode::OK,
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
