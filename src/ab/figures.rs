@@ -76,7 +76,7 @@ pub struct GpuFigures {
     /// The measured sources' energy added; `None` when a source's is unknown for a block.
     pub energy_j: Option<f64>,
     pub by_source: Vec<SourceJoules>,
-    /// The blocks' sampled time added.
+    /// The time the energy covers: each block's readings' span, added.
     pub seconds: f64,
     pub mean_power_w: Option<f64>,
     /// The highest power sampled (NVML: all the GPUs' total; else the highest rail).
@@ -227,10 +227,14 @@ pub fn gpu_figures(
             };
         }
         let summary = rec.summary(Some(*tokens));
-        seconds += rec
-            .ended
-            .duration_since(rec.started)
-            .map_or(0.0, |d| d.as_secs_f64());
+        // The time the energy covers: its readings' span (the recording itself starts a
+        // little before its first reading and ends a little after its last).
+        seconds += energy
+            .sources
+            .iter()
+            .filter(|s| s.joules.is_some())
+            .map(|s| s.seconds)
+            .fold(0.0, f64::max);
         samples += summary.samples;
         peak_power = max_opt(peak_power, summary.power_w.as_ref().map(|m| m.max));
         peak_mem = max_opt(peak_mem, summary.mem_used_gib.as_ref().map(|m| m.max));

@@ -480,6 +480,10 @@ pub fn run(o: &AbOptions, sink: &mut dyn AbSink) -> Result<AbReport, AbError> {
                 .as_ref()
                 .zip(o.monitor.as_ref())
                 .map(|(t, m)| t.start(&m.gpus, m.interval));
+            if let Some(r) = &recorder {
+                // A reading before the block's first request.
+                r.wait_first(Duration::from_secs(2));
+            }
             let result = crate::serve::run(&opts, &mut |_, _| Ok(()));
             let recording = recorder.map(|r| r.stop());
             let run = match result {

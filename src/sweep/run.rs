@@ -17,6 +17,9 @@ use crate::serve::options::{
 use crate::serve::{ServerFacts, Target};
 use crate::telemetry::{PowerSetup, Telemetry};
 
+/// How long a test waits for the telemetry's first reading before its first request.
+const FIRST_READING: Duration = Duration::from_secs(2);
+
 /// How a sweep ended.
 #[derive(Debug, Clone)]
 pub struct SweepReport {
@@ -243,6 +246,8 @@ pub fn run(o: &SweepOptions, sink: &mut dyn TestSink) -> Result<SweepReport, Swe
             break;
         }
         let recorder = telemetry.start(&o.gpus, o.interval);
+        // A reading before the first repetition, so the readings cover the test.
+        recorder.wait_first(FIRST_READING);
         let result = crate::serve::run(&bench_options(o, &target, test, i), &mut |_, _| Ok(()));
         let recording = recorder.stop();
         let run = match result {

@@ -406,18 +406,21 @@ impl Telemetry {
         }
         let (stop, stopped) = mpsc::channel();
         let telemetry = self.clone();
+        let first = Arc::new(FirstRound::default());
+        let signal = first.clone();
         let spawned = std::thread::Builder::new()
             .name("perfgate-telemetry".into())
             .spawn(move || {
                 SamplingLoop::new(telemetry, wanted, live, interval, problems, started)
                     .with_rails(rails, setup)
-                    .run(stopped)
+                    .run(stopped, &signal)
             });
         match spawned {
             Ok(handle) => Recorder {
                 handle: Some(handle),
                 stop: Some(stop),
                 done: None,
+                first: Some(first),
             },
             Err(e) => {
                 let mut rec = empty;
@@ -485,6 +488,22 @@ pub struct Recorder {
     handle: Option<JoinHandle<Recording>>,
     stop: Option<mpsc::Sender<()>>,
     done: Option<Recording>,
+    /// Set once the first round of readings is taken.
+    first: Option<Arc<FirstRound>>,
+}
+
+/// Whether a sampling thread has taken its first round of readings.
+#[derive(Default)]
+struct FirstRound {
+    taken: Mutex<bool>,
+    cond: std::sync::Condvar,
+}
+
+impl FirstRound {
+    fn set(&self) {
+        *self.taken.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        self.cond.notify_all();
+    }
 }
 
 impl Recorder {
@@ -493,7 +512,24 @@ impl Recorder {
             handle: None,
             stop: None,
             done: Some(rec),
+            first: None,
         }
+    }
+
+    /// Waits (at most `timeout`) until the first round of readings is taken, so that what
+    /// is measured next has a reading before it: the thread starts at once, but on a loaded
+    /// machine its first reading can come tens of milliseconds later. True when it was taken
+    /// (or there is nothing to sample).
+    pub fn wait_first(&self, timeout: Duration) -> bool {
+        let Some(first) = &self.first else {
+            return true;
+        };
+        let taken = first.taken.lock().unwrap_or_else(|e| e.into_inner());
+        let (taken, _) = first
+            .cond
+            .wait_timeout_while(taken, timeout, |t| !*t)
+            .unwrap_or_else(|e| e.into_inner());
+        *taken
     }
 
     /// Stops the thread; it takes one last sample of every GPU still answering.
@@ -748,16 +784,18 @@ impl SamplingLoop {
         self.longest_round = self.longest_round.max(began.elapsed());
     }
 
-    fn run(mut self, stop: mpsc::Receiver<()>) -> Recording {
+    fn run(mut self, stop: mpsc::Receiver<()>, first: &FirstRound) -> Recording {
         let mut next = Instant::now();
         loop {
             if !self.has_work() {
+                first.set();
                 // Every GPU is lost and there is nothing else: wait for the stop.
                 let _ = stop.recv();
                 break;
             }
             self.rounds.push(Instant::now());
             self.round();
+            first.set();
             // Fixed rate; a round that overran starts the next at once, without a burst.
             next = (next + self.interval).max(Instant::now());
             match stop.recv_timeout(next.saturating_duration_since(Instant::now())) {
