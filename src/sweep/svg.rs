@@ -21,7 +21,9 @@ fn esc(s: &str) -> String {
 }
 
 fn tick(v: f64) -> String {
-    if v.abs() >= 100.0 {
+    if v == 0.0 {
+        "0".to_string()
+    } else if v.abs() >= 100.0 {
         format!("{v:.0}")
     } else if v.abs() >= 1.0 {
         format!("{v:.1}")
@@ -133,8 +135,8 @@ pub fn tokens_per_second(tests: &[&TestSummary]) -> String {
     let mut series: Vec<(String, Vec<&TestSummary>)> = Vec::new();
     for s in tests.iter().copied().filter(|s| s.avg_ts.is_some()) {
         let name = match s.test_type {
-            TestType::Prompt => "prompt (pp)".to_string(),
-            TestType::Generation => "generation (tg, 1-token prompt)".to_string(),
+            TestType::Prompt => "pp (prompt only)".to_string(),
+            TestType::Generation => "tg (1-token prompt)".to_string(),
             TestType::Both => format!("pp + tg{}", s.n_gen),
         };
         match series.iter_mut().find(|(n, _)| *n == name) {
