@@ -145,10 +145,32 @@ impl CollectOptions {
         if let Some(g) = &gpu {
             serve.gpu_type = crate::perf_sanity::gpu_type(g.split('_').next().unwrap_or(g)).into();
         }
+        // The GPUs servers are placed on: NVML's count (a detected fact), else `--gpus`, else
+        // what a system description says.
+        let count_of = |key: &str| {
+            system
+                .and_then(|s| s.get(key))
+                .and_then(|v| v.as_u64().or_else(|| v.as_str()?.parse().ok()))
+                .and_then(|n| u32::try_from(n).ok())
+        };
+        let detected = self
+            .detected
+            .as_ref()
+            .and_then(|d| d.get("gpu_count"))
+            .and_then(|v| v.as_u64())
+            .and_then(|n| u32::try_from(n).ok());
+        let machine_gpus = crate::plan::placement::Gpus {
+            count: detected
+                .or(self.plan.machine_gpus.count)
+                .or_else(|| count_of("system_gpu_count"))
+                .or_else(|| count_of("gpu_count")),
+            visible: self.plan.machine_gpus.visible.clone(),
+        };
         Ok(PlanOptions {
             sm: self.resolve_sm(configs, system)?,
             gpu,
             serve,
+            machine_gpus,
             ..self.plan.clone()
         })
     }

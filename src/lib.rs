@@ -7,6 +7,7 @@
 //! them → [`dashboard`], [`compare`], export. [`session`] is a run of all of it; the harness
 //! (`tests/perf.rs`) and the CLI (`src/main.rs`) are thin shells in [`cli`].
 
+pub mod ab;
 pub mod accuracy;
 pub mod backend;
 pub mod cli;
@@ -36,6 +37,7 @@ pub mod serve;
 pub mod session;
 pub mod shard;
 pub mod slurm;
+pub mod sweep;
 pub mod telemetry;
 pub mod testlist;
 pub mod textutil;

@@ -4,12 +4,14 @@
 //! a finished step's output into metrics. Everything else (running steps, services, time
 //! limits, telemetry, the gate, result files) is the same for every backend.
 //!
+//! Backends: [`trtllm_bench`], [`serve`] (serving cases), [`sweep`] (sweeps and A/B runs).
 //! Adding a backend is one module implementing [`Backend`] and one line in
 //! [`Registry::builtin`] (or [`Registry::with`], which is how a test registers one of its own).
 //! Nothing outside a backend's module knows its command-line flags.
 
 mod common;
 pub mod serve;
+pub mod sweep;
 pub mod trtllm_bench;
 
 use std::collections::BTreeMap;
@@ -103,8 +105,12 @@ pub struct PlanOptions {
     pub upstream_lora_yaml: bool,
     /// Options of the trtllm-bench backend.
     pub trtllm: trtllm_bench::Options,
-    /// Options of the serving backend.
+    /// Options of the serving backend (its `serve_bench_cmd` is also the perfgate that runs
+    /// sweep and A/B cases).
     pub serve: serve::Options,
+    /// The GPUs the servers of sweep and A/B cases are placed on (NVML's count, else
+    /// `--gpus`; perfgate's own `CUDA_VISIBLE_DEVICES`).
+    pub machine_gpus: crate::plan::placement::Gpus,
 }
 
 impl Default for PlanOptions {
@@ -121,6 +127,7 @@ impl Default for PlanOptions {
             upstream_lora_yaml: false,
             trtllm: trtllm_bench::Options::default(),
             serve: serve::Options::default(),
+            machine_gpus: crate::plan::placement::Gpus::default(),
         }
     }
 }
@@ -149,9 +156,13 @@ impl Registry {
     /// perfgate's own backends.
     pub fn builtin() -> Registry {
         Registry {
-            // Serving first: it takes the `serve` names of the standard grammar, and the
-            // trtllm-bench backend every other one.
-            backends: vec![Arc::new(serve::Serve), Arc::new(trtllm_bench::TrtllmBench)],
+            // Sweeps and A/B runs, then serving (the `serve` names of the standard grammar),
+            // then the trtllm-bench backend every other one.
+            backends: vec![
+                Arc::new(sweep::SweepAb),
+                Arc::new(serve::Serve),
+                Arc::new(trtllm_bench::TrtllmBench),
+            ],
         }
     }
 

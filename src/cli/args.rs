@@ -97,6 +97,10 @@ pub struct CommonArgs {
     /// Where generated datasets are kept for reuse (default: ~/.cache/perfgate/datasets).
     #[arg(long, env = "PERF_DATASET_CACHE")]
     pub dataset_cache: Option<PathBuf>,
+    /// GPUs on this machine when NVML cannot count them: what the GPU placement of sweep and
+    /// A/B servers (`gpus:`) is checked against.
+    #[arg(long = "gpus", env = "PERF_GPUS", value_name = "N")]
+    pub gpus_present: Option<u32>,
     #[command(flatten)]
     pub serve: ServeArgs,
 }
@@ -488,6 +492,13 @@ impl CommonArgs {
                     trtllm_lib_dir: self.trtllm_lib_dir.clone(),
                 },
                 serve,
+                machine_gpus: crate::plan::placement::Gpus {
+                    count: self.gpus_present,
+                    // The devices this job was given: servers are placed inside them.
+                    visible: crate::plan::placement::Gpus::visible_from(
+                        std::env::var("CUDA_VISIBLE_DEVICES").ok().as_deref(),
+                    ),
+                },
                 ..PlanOptions::default()
             },
             dataset_cache: self.dataset_cache.clone(),

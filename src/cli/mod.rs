@@ -2,6 +2,7 @@
 //! them into the library's plain options and prints what it returns. clap lives here, in the
 //! harness (`src/harness.rs`) and in `src/main.rs`, nowhere else.
 
+pub mod ab;
 pub mod args;
 pub mod baseline;
 pub mod changes;
@@ -19,6 +20,7 @@ pub mod plan;
 pub mod serve_bench;
 pub mod shards;
 pub mod slurm;
+pub mod sweep;
 pub mod telemetry;
 
 /// `clap::ValueEnum` for a library enum (the library has no clap): each variant, its name on
@@ -138,6 +140,10 @@ enum Command {
     Telemetry(telemetry::TelemetryArgs),
     /// Drive an OpenAI-compatible or Triton server: TTFT, TPOT, ITL, E2EL, throughput.
     ServeBench(Box<serve_bench::ServeBenchArgs>),
+    /// The same prompts through two servers (A/B), with the speed-up's confidence interval.
+    Ab(Box<ab::AbArgs>),
+    /// Prompt/generation length sweep with power, temperature and clocks (llama-bench's tests).
+    Sweep(Box<sweep::SweepArgs>),
     /// perfgate's own benchmarks (start-up, parsing, the gate, change points, the dashboard).
     #[command(subcommand)]
     Dev(dev::DevCommand),
@@ -151,7 +157,7 @@ pub fn main() -> ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(sweep::rewrite_args(std::env::args_os().collect()));
     let result = match cli.command {
         Command::Run(a) => match harness::run(*a) {
             Ok(outcome) => harness::exit(&outcome),
@@ -173,6 +179,8 @@ pub fn main() -> ExitCode {
         Command::Merge(a) => merge::run(a),
         Command::Slurm(c) => slurm::run(c),
         Command::ServeBench(a) => serve_bench::run_cli(*a),
+        Command::Sweep(a) => sweep::run_cli(*a),
+        Command::Ab(a) => ab::run_cli(*a),
         Command::Dev(c) => dev::run(c),
     };
     match result {

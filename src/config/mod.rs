@@ -9,11 +9,15 @@ mod error;
 mod parse;
 mod sanity;
 mod slot;
+mod sweep;
+pub mod sweep_tests;
 
 pub use error::{NameError, NameErrorKind};
 pub use parse::{MAX_NAME_BYTES, parse, parse_test};
 pub use sanity::{DisaggMode, SanityId, SanityKind, parse_sanity};
 pub use slot::Slot;
+pub use sweep::{AbName, Placement, SweepName, case_form};
+pub use sweep_tests::{SweepTest, TestType};
 
 use serde::Serialize;
 
@@ -32,6 +36,11 @@ pub enum PerfName {
     },
     /// `perf/test_perf_sanity.py::test_e2e[<label>]`.
     Sanity(SanityId),
+    /// `<model>-sweep-<recipe>-...`: perfgate's prompt/generation sweep of a recipe's server.
+    Sweep(SweepName),
+    /// `<model>-ab-<recipe>-draft:<model>-...`: perfgate's A/B of the model alone and with a
+    /// draft.
+    Ab(AbName),
 }
 
 /// Which upstream test function a list entry names: its grammar and its test id.
@@ -69,6 +78,8 @@ impl PerfName {
                 None => format!("perf_sanity-{config_file}"),
             },
             PerfName::Sanity(id) => id.label.clone(),
+            PerfName::Sweep(s) => s.canonical(),
+            PerfName::Ab(a) => a.canonical(),
         }
     }
 
@@ -84,6 +95,8 @@ impl PerfName {
         match self {
             PerfName::Standard(c) => Some(&c.model),
             PerfName::DisaggServer(d) => Some(&d.model),
+            PerfName::Sweep(s) => Some(&s.model),
+            PerfName::Ab(a) => Some(&a.model),
             PerfName::PerfSanity { .. } | PerfName::Sanity(_) => None,
         }
     }
@@ -104,7 +117,7 @@ impl PerfName {
             PerfName::PerfSanity { .. } => Some(
                 "`perf_sanity-<config>` is the 2025 test_perf.py server benchmark that upstream replaced by perf/test_perf_sanity.py::test_e2e[aggr-<config>[-<server>]]; list that id instead".into(),
             ),
-            PerfName::Sanity(_) => None,
+            PerfName::Sanity(_) | PerfName::Sweep(_) | PerfName::Ab(_) => None,
         }
     }
 

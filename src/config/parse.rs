@@ -78,6 +78,11 @@ fn parse_inner(name: &str, suggest: bool) -> Result<PerfName, NameError> {
     if labels[0] == "perf_sanity" {
         return parse_perf_sanity(&labels);
     }
+    match labels.get(1) {
+        Some(&"sweep") => return super::sweep::parse_sweep(&labels).map(PerfName::Sweep),
+        Some(&"ab") => return super::sweep::parse_ab(&labels).map(PerfName::Ab),
+        _ => {}
+    }
     let mut p = Parser {
         labels,
         pos: 1,

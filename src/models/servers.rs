@@ -20,7 +20,7 @@ pub const CLIENT_KINDS: [&str; 7] = [
 ];
 
 /// The placeholders a recipe's arguments and environment may use.
-pub const PLACEHOLDERS: [&str; 19] = [
+pub const PLACEHOLDERS: [&str; 20] = [
     "model_path",
     "model_name",
     "tokenizer",
@@ -40,6 +40,7 @@ pub const PLACEHOLDERS: [&str; 19] = [
     "concurrency",
     "context_tokens",
     "dtype",
+    "draft_model_path",
 ];
 
 /// All recipes, by name.

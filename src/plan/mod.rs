@@ -11,6 +11,8 @@
 //!   in its scope run (a server): the whole test when it is a setup step, else its case;
 //! - **measure**: the benchmark itself, repeated, read by its backend into metrics.
 
+pub mod placement;
+
 use std::path::PathBuf;
 use std::time::Duration;
 

@@ -981,6 +981,124 @@ pub static METRICS: &[MetricDef] = &[
         None,
         "JETSON_ENERGY / output tokens of the step",
     ),
+    // `perfgate sweep` cases, one per test (pp512, tg128, pp512+tg128): llama-bench's figures.
+    m(
+        "SWEEP_TOKENS_PER_SECOND",
+        TokensPerSecond,
+        Higher,
+        None,
+        "mean over a sweep test's repetitions of its tokens (prompt, generated, or both) / the \
+         repetition's time (llama-bench's avg_ts)",
+    ),
+    m(
+        "SWEEP_TIME",
+        Milliseconds,
+        Lower,
+        None,
+        "mean time of a sweep test's repetition, request sent to response ended (llama-bench's \
+         avg_ns)",
+    ),
+    m(
+        "SWEEP_TTFT",
+        Milliseconds,
+        Lower,
+        None,
+        "mean time to the first generated token of a sweep test's repetitions",
+    ),
+    m(
+        "SWEEP_JOULES_PER_TOKEN",
+        JoulesPerToken,
+        Lower,
+        None,
+        "energy of a sweep test's repetitions (every power source measured) / their tokens",
+    ),
+    m(
+        "SWEEP_POWER_MEAN",
+        Watts,
+        Lower,
+        None,
+        "mean power of every power source measured during a sweep test's repetitions, added",
+    ),
+    // `perfgate ab` cases: side A (the target alone) against side B (with the draft).
+    m(
+        "AB_SPEEDUP",
+        Ratio,
+        Higher,
+        None,
+        "B's output tokens/s over A's: the geometric mean over the paired blocks",
+    ),
+    m(
+        "AB_SPEEDUP_CI_LOW",
+        Ratio,
+        Higher,
+        None,
+        "lower end of AB_SPEEDUP's confidence interval (Student's t over the paired blocks' log \
+         ratios; 95%)",
+    ),
+    m(
+        "AB_SPEEDUP_CI_HIGH",
+        Ratio,
+        Higher,
+        None,
+        "upper end of AB_SPEEDUP's confidence interval",
+    ),
+    m(
+        "AB_LATENCY_SPEEDUP",
+        Ratio,
+        Higher,
+        None,
+        "A's mean end-to-end latency over B's: the geometric mean over the paired blocks",
+    ),
+    m(
+        "AB_ACCEPTANCE_RATE",
+        Ratio,
+        Higher,
+        None,
+        "side B's accepted draft tokens / drafted tokens over all its requests (llama.cpp \
+         timings draft_n_accepted / draft_n, vLLM /metrics)",
+    ),
+    m(
+        "AB_A_OUTPUT_THROUGHPUT",
+        TokensPerSecond,
+        Higher,
+        None,
+        "side A's generated tokens / the time of its blocks",
+    ),
+    m(
+        "AB_B_OUTPUT_THROUGHPUT",
+        TokensPerSecond,
+        Higher,
+        None,
+        "side B's generated tokens / the time of its blocks",
+    ),
+    m(
+        "AB_A_MEDIAN_E2E_LATENCY",
+        Milliseconds,
+        Lower,
+        None,
+        "side A's median request end-to-end latency",
+    ),
+    m(
+        "AB_B_MEDIAN_E2E_LATENCY",
+        Milliseconds,
+        Lower,
+        None,
+        "side B's median request end-to-end latency",
+    ),
+    m(
+        "AB_A_JOULES_PER_TOKEN",
+        JoulesPerToken,
+        Lower,
+        None,
+        "energy while side A ran (every power source measured) / its generated tokens",
+    ),
+    m(
+        "AB_B_JOULES_PER_TOKEN",
+        JoulesPerToken,
+        Lower,
+        None,
+        "energy while side B ran (every power source measured) / its generated tokens",
+    ),
 ];
 
 /// Looks a metric up by name (exact, case-sensitive).

@@ -49,6 +49,10 @@ pub struct RunInfo {
     /// CLOCK_MONOTONIC (ns) at the run's epoch: per-request `t_*_ns` + this = the machine's
     /// monotonic clock, which other processes (a mock server) can stamp with too.
     pub epoch_monotonic_ns: u64,
+    /// The wall clock (ns since the Unix epoch) at the run's epoch: per-request `t_*_ns` + this
+    /// is on the clock telemetry stamps its readings with, so requests and power traces line
+    /// up.
+    pub epoch_unix_ns: u64,
     pub notes: Vec<String>,
     /// `YYYYmmdd-HHMMSS` (UTC) when the run started.
     pub started: String,
@@ -259,6 +263,7 @@ fn load_dataset(
                 tokenizer,
             },
         ),
+        DatasetSource::Prepared { dataset, .. } => Ok((**dataset).clone()),
     }
 }
 
@@ -602,6 +607,7 @@ pub fn run(
 
     let epoch = Instant::now();
     let epoch_monotonic_ns = monotonic_ns();
+    let epoch_unix_ns = crate::telemetry::epoch_nanos(std::time::SystemTime::now());
     let clock = Clock { epoch };
     rt.block_on(async move {
         let pool = (max_inflight.min(65536) as usize).max(1);
@@ -677,6 +683,7 @@ pub fn run(
                 DatasetSource::File { path, .. } => {
                     format!("{} ({})", path.display(), dataset.format)
                 }
+                DatasetSource::Prepared { label, .. } => format!("{label} ({})", dataset.format),
             },
             num_samples: prepared.len(),
             tokenizer: o.tokenizer.as_ref().map(|p| p.display().to_string()),
@@ -686,6 +693,7 @@ pub fn run(
             warmup: o.load.warmup,
             arrival: o.load.arrival,
             epoch_monotonic_ns,
+            epoch_unix_ns,
             notes,
             started: chrono::DateTime::<chrono::Utc>::from(std::time::SystemTime::now())
                 .format("%Y%m%d-%H%M%S")

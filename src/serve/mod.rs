@@ -12,6 +12,7 @@ pub mod dataset;
 pub mod error;
 pub mod event;
 pub mod exchange;
+pub mod facts;
 pub mod grpc;
 pub mod http;
 pub mod load;
@@ -28,6 +29,7 @@ pub mod summary;
 pub mod triton_proto;
 
 pub use error::ServeError;
+pub use facts::{ContextLimit, ServerFacts, server_facts};
 pub use load::{LevelReport, RunInfo, RunReport, run};
 pub use options::{
     Arrival, BenchOptions, DatasetSource, Endpoint, LoadLevel, LoadOptions, MetricOptions,

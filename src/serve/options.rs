@@ -160,6 +160,12 @@ pub enum DatasetSource {
     /// from the first record. `osl`: the output length for formats that carry none (else
     /// the reference output's token count).
     File { path: PathBuf, osl: Option<u64> },
+    /// Prompts already loaded (a slice of a larger set: an A/B run sends each block of one
+    /// prompt set to both sides); `label` names it in the run's description.
+    Prepared {
+        label: String,
+        dataset: std::sync::Arc<super::dataset::Dataset>,
+    },
 }
 
 /// How requests arrive at a request rate.

@@ -406,18 +406,21 @@ impl Telemetry {
         }
         let (stop, stopped) = mpsc::channel();
         let telemetry = self.clone();
+        let first = Arc::new(FirstRound::default());
+        let signal = first.clone();
         let spawned = std::thread::Builder::new()
             .name("perfgate-telemetry".into())
             .spawn(move || {
                 SamplingLoop::new(telemetry, wanted, live, interval, problems, started)
                     .with_rails(rails, setup)
-                    .run(stopped)
+                    .run(stopped, &signal)
             });
         match spawned {
             Ok(handle) => Recorder {
                 handle: Some(handle),
                 stop: Some(stop),
                 done: None,
+                first: Some(first),
             },
             Err(e) => {
                 let mut rec = empty;
@@ -485,6 +488,22 @@ pub struct Recorder {
     handle: Option<JoinHandle<Recording>>,
     stop: Option<mpsc::Sender<()>>,
     done: Option<Recording>,
+    /// Set once the first round of readings is taken.
+    first: Option<Arc<FirstRound>>,
+}
+
+/// Whether a sampling thread has taken its first round of readings.
+#[derive(Default)]
+struct FirstRound {
+    taken: Mutex<bool>,
+    cond: std::sync::Condvar,
+}
+
+impl FirstRound {
+    fn set(&self) {
+        *self.taken.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        self.cond.notify_all();
+    }
 }
 
 impl Recorder {
@@ -493,7 +512,24 @@ impl Recorder {
             handle: None,
             stop: None,
             done: Some(rec),
+            first: None,
         }
+    }
+
+    /// Waits (at most `timeout`) until the first round of readings is taken, so that what
+    /// is measured next has a reading before it: the thread starts at once, but on a loaded
+    /// machine its first reading can come tens of milliseconds later. True when it was taken
+    /// (or there is nothing to sample).
+    pub fn wait_first(&self, timeout: Duration) -> bool {
+        let Some(first) = &self.first else {
+            return true;
+        };
+        let taken = first.taken.lock().unwrap_or_else(|e| e.into_inner());
+        let (taken, _) = first
+            .cond
+            .wait_timeout_while(taken, timeout, |t| !*t)
+            .unwrap_or_else(|e| e.into_inner());
+        *taken
     }
 
     /// Stops the thread; it takes one last sample of every GPU still answering.
@@ -575,6 +611,48 @@ impl Recording {
         traces::all(self)
     }
 
+    /// The part of the recording that covers `from..=to`: every reading inside it, plus the
+    /// last one before it and the first one after it, per GPU and per trace, so counters and
+    /// power integrals cover the whole window (and at most one interval more at each end).
+    /// What a sweep uses to give each test the energy of its measured repetitions only, not of
+    /// its warm-up.
+    pub fn between(&self, from: SystemTime, to: SystemTime) -> Recording {
+        let mut samples = Vec::new();
+        let mut gpus: Vec<u32> = self.samples.iter().map(|s| s.gpu).collect();
+        gpus.sort_unstable();
+        gpus.dedup();
+        for gpu in gpus {
+            let series: Vec<&Sample> = self.samples_of(gpu).collect();
+            let times: Vec<SystemTime> = series.iter().map(|s| s.time).collect();
+            if let Some(range) = covering(&times, from, to) {
+                samples.extend(series[range].iter().map(|s| (*s).clone()));
+            }
+        }
+        samples.sort_by_key(|s| s.time);
+        let rails = self
+            .rails
+            .iter()
+            .map(|t| {
+                let mut kept = t.empty_like();
+                if let Some(range) = covering(&t.times, from, to) {
+                    kept.times = t.times[range.clone()].to_vec();
+                    kept.values = t.values[range].to_vec();
+                }
+                kept
+            })
+            .collect();
+        Recording {
+            gpus: self.gpus.clone(),
+            interval: self.interval,
+            samples,
+            rails,
+            power: self.power.clone(),
+            started: from.max(self.started),
+            ended: to.min(self.ended).max(from.max(self.started)),
+            problems: self.problems.clone(),
+        }
+    }
+
     /// The hottest sensor at its latest reading (for waiting until a machine has cooled).
     pub fn hottest(&self) -> Option<(String, f64)> {
         self.traces()
@@ -583,6 +661,21 @@ impl Recording {
             .filter_map(|t| t.values.last().map(|v| (t.name.clone(), *v)))
             .max_by(|a, b| a.1.total_cmp(&b.1))
     }
+}
+
+/// The indices of time-ordered `times` that cover `from..=to`: those inside, plus the last
+/// before and the first after; `None` when there is no reading.
+fn covering(
+    times: &[SystemTime],
+    from: SystemTime,
+    to: SystemTime,
+) -> Option<std::ops::RangeInclusive<usize>> {
+    if times.is_empty() {
+        return None;
+    }
+    let lo = times.partition_point(|t| *t <= from).saturating_sub(1);
+    let hi = times.partition_point(|t| *t < to).min(times.len() - 1);
+    Some(lo..=hi.max(lo))
 }
 
 /// Slower than asked when the achieved mean interval exceeds the asked one by this factor.
@@ -691,16 +784,18 @@ impl SamplingLoop {
         self.longest_round = self.longest_round.max(began.elapsed());
     }
 
-    fn run(mut self, stop: mpsc::Receiver<()>) -> Recording {
+    fn run(mut self, stop: mpsc::Receiver<()>, first: &FirstRound) -> Recording {
         let mut next = Instant::now();
         loop {
             if !self.has_work() {
+                first.set();
                 // Every GPU is lost and there is nothing else: wait for the stop.
                 let _ = stop.recv();
                 break;
             }
             self.rounds.push(Instant::now());
             self.round();
+            first.set();
             // Fixed rate; a round that overran starts the next at once, without a burst.
             next = (next + self.interval).max(Instant::now());
             match stop.recv_timeout(next.saturating_duration_since(Instant::now())) {
@@ -771,5 +866,25 @@ mod ser {
 
     pub fn seconds<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_f64(d.as_secs_f64())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn covering_brackets_the_window() {
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(100);
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let times: Vec<SystemTime> = [0, 100, 200, 300, 400].iter().map(|&m| at(m)).collect();
+        // 150..250: the reading before (100), the one inside (200), the one after (300).
+        assert_eq!(covering(&times, at(150), at(250)), Some(1..=3));
+        // Readings exactly at the ends are enough on their own.
+        assert_eq!(covering(&times, at(100), at(300)), Some(1..=3));
+        // A window before every reading, or after: the nearest reading only.
+        assert_eq!(covering(&times, at(0), at(0)), Some(0..=0));
+        assert_eq!(covering(&times, at(900), at(950)), Some(4..=4));
+        assert_eq!(covering(&[], at(0), at(1)), None);
     }
 }

@@ -1,5 +1,7 @@
 //! test-db YAML lists: `version`, then contexts, each a list of
-//! `{condition: {terms, ranges, wildcards}, tests: [...]}` blocks.
+//! `{condition: {terms, ranges, wildcards}, tests: [...]}` blocks. A test is a name (a string,
+//! with markers as in a plain list) or perfgate's `{sweep: {...}}` / `{ab: {...}}` test-case
+//! form, which becomes its canonical name.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -19,8 +21,10 @@ use crate::textutil::closest;
 struct Block {
     #[serde(default)]
     condition: Option<Spanned<RawCondition>>,
+    /// Test names, or `{sweep: {...}}` / `{ab: {...}}` test-case mappings
+    /// ([`crate::config::case_form`]).
     #[serde(default)]
-    tests: Vec<Spanned<String>>,
+    tests: Vec<Spanned<Value>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -211,7 +215,27 @@ pub(crate) fn parse(text: &str, path: &Path, opts: &LoadOptions, list: &mut Test
             }
             for t in &block.tests {
                 let source = at(t.referenced.line());
-                match parse_line(&t.value, &source) {
+                let text = match &t.value {
+                    Value::String(s) => s.clone(),
+                    Value::Object(_) => match crate::config::case_form(&t.value) {
+                        Ok(name) => name,
+                        Err(msg) => {
+                            list.diagnostics.push(Diagnostic::error(source, msg));
+                            continue;
+                        }
+                    },
+                    other => {
+                        list.diagnostics.push(Diagnostic::error(
+                            source,
+                            format!(
+                                "expected a test name or a `sweep:` / `ab:` test-case mapping, \
+                                 found `{other}`"
+                            ),
+                        ));
+                        continue;
+                    }
+                };
+                match parse_line(&text, &source) {
                     Ok(Some(e)) => list.entries.push(e),
                     Ok(None) => {}
                     Err(msg) => list.diagnostics.push(Diagnostic::error(source, msg)),

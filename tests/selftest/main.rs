@@ -35,4 +35,6 @@ mod serve_export;
 mod serve_real;
 mod shard;
 mod slurm;
+mod sweep_ab;
+mod sweep_ab_real;
 mod telemetry;

@@ -130,6 +130,15 @@ pub struct Args {
     /// llama.cpp's `timings` on the final event.
     #[arg(long)]
     pub timings: bool,
+    /// Speculative decoding's counts, this share of the drafted tokens accepted (one drafted
+    /// per generated token): in llama.cpp's `timings` (`draft_n`, `draft_n_accepted`; with
+    /// --timings), and with `--kind vllm` as vLLM's `/metrics` counters.
+    #[arg(long)]
+    pub draft_accept: Option<f64>,
+    /// The context of a slot (llama.cpp `/props` n_ctx): a longer prompt is refused as
+    /// llama-server refuses it (HTTP 400, `exceed_context_size_error`).
+    #[arg(long, default_value_t = 4096)]
+    pub n_ctx: u64,
     /// TensorRT-LLM's `avg_decoded_tokens_per_iter` on the final choice.
     #[arg(long)]
     pub avg_decoded: Option<f64>,
@@ -148,6 +157,10 @@ pub struct Args {
 
 fn main() {
     let args = Args::parse();
+    if args.draft_accept.is_some_and(|r| !(0.0..=1.0).contains(&r)) {
+        eprintln!("serve-mock: --draft-accept is a share between 0 and 1");
+        std::process::exit(2);
+    }
     if args.tokens_per_event == 0 || args.fail_every == 0 {
         eprintln!("serve-mock: --tokens-per-event and --fail-every must be at least 1");
         std::process::exit(2);

@@ -68,13 +68,13 @@ pub async fn props(AxState(state): St) -> Response {
         &state,
         json_response(
             StatusCode::OK,
-            json!({"default_generation_settings": {"n_ctx": 4096}, "total_slots": 4}),
+            json!({"default_generation_settings": {"n_ctx": state.args.n_ctx}, "total_slots": 4}),
         ),
     )
 }
 
 pub async fn metrics(AxState(state): St) -> Response {
-    let text = format!(
+    let mut text = format!(
         "# HELP mock_requests_total Requests received.\n# TYPE mock_requests_total counter\n\
          mock_requests_total{{model_name=\"{m}\"}} {}\n\
          # TYPE mock_generation_tokens counter\nmock_generation_tokens_total{{model_name=\"{m}\"}} {}\n\
@@ -85,6 +85,19 @@ pub async fn metrics(AxState(state): St) -> Response {
         state.prompt_tokens.load(Ordering::Relaxed),
         m = state.args.model,
     );
+    // vLLM's speculative decoding counters: one token drafted per token generated, the
+    // --draft-accept share of them accepted.
+    if let (Kind::Vllm, Some(share)) = (state.args.kind, state.args.draft_accept) {
+        let drafted = state.tokens.load(Ordering::Relaxed);
+        text.push_str(&format!(
+            "# TYPE vllm:spec_decode_num_draft_tokens counter\n\
+             vllm:spec_decode_num_draft_tokens_total{{model_name=\"{m}\"}} {drafted}\n\
+             # TYPE vllm:spec_decode_num_accepted_tokens counter\n\
+             vllm:spec_decode_num_accepted_tokens_total{{model_name=\"{m}\"}} {}\n",
+            (drafted as f64 * share).round(),
+            m = state.args.model,
+        ));
+    }
     (
         StatusCode::OK,
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
@@ -193,6 +206,17 @@ async fn openai(state: Arc<State>, headers: HeaderMap, body: Bytes, chat: bool) 
     let asked = max_tokens(&v);
     let plan = Plan::new(&state, arrival, &v, asked);
     let prompt_tokens = state.prompt_tokens(&v);
+    if state.args.kind == Kind::Llamacpp && prompt_tokens > state.args.n_ctx {
+        // llama-server's words and fields (measured on build 11434).
+        let n_ctx = state.args.n_ctx;
+        let message = format!(
+            "request ({prompt_tokens} tokens) exceeds the available context size ({n_ctx} \
+             tokens), try increasing it"
+        );
+        let body = json!({"error": {"code": 400, "message": message,
+            "type": "exceed_context_size_error", "n_prompt_tokens": prompt_tokens, "n_ctx": n_ctx}});
+        return server_header(&state, json_response(StatusCode::BAD_REQUEST, body));
+    }
     let trace = Trace {
         request_id: request_id(&headers),
         path: if chat { "chat" } else { "completions" }.into(),
@@ -367,6 +391,11 @@ async fn stream(state: Arc<State>, plan: Plan, asked: u64, chat: bool, mut em: E
             fin["timings"] = json!({"prompt_n": em.trace.prompt_tokens, "prompt_ms": a.ttft_ms,
                 "predicted_n": generated, "predicted_ms": a.itl_ms * generated.saturating_sub(1) as f64,
                 "predicted_per_token_ms": a.itl_ms});
+            if let Some(share) = a.draft_accept {
+                fin["timings"]["draft_n"] = generated.into();
+                fin["timings"]["draft_n_accepted"] =
+                    ((generated as f64 * share).round() as u64).into();
+            }
         }
         let mut ok = em.emit(tail, "finish", 0, sse(&fin)).await;
         if ok && matches!(a.usage, UsageMode::Separate | UsageMode::EveryChunk) {

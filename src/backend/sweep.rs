@@ -1,0 +1,590 @@
+//! Sweeps and A/B runs as test cases (`<model>-sweep-<recipe>-...`, `<model>-ab-<recipe>-...`,
+//! or their YAML form in a test-db list): the server(s) of a recipe started as services, on
+//! the GPUs their placement gives them, and `perfgate sweep` / `perfgate ab` as the measured
+//! step, read back into metrics that are gated, stored and drawn like any other.
+//!
+//! - A sweep is one server (`-np 1`, a context as long as the longest test) and a case per
+//!   test (`pp512`, `tg128`, `pp512+tg128`): each case runs that test and reads its JSON line
+//!   (`-o jsonl`) into `SWEEP_TOKENS_PER_SECOND`, `SWEEP_TIME`, `SWEEP_TTFT`, and where a power
+//!   source was read `SWEEP_JOULES_PER_TOKEN` and `SWEEP_POWER_MEAN`.
+//! - An A/B is two servers, A the model alone and B the model with its draft (the recipe's
+//!   `{draft_model_path}`), and one case reading `benchmark_results.json` into `AB_SPEEDUP`
+//!   (and its interval), `AB_LATENCY_SPEEDUP`, `AB_ACCEPTANCE_RATE`, each side's output
+//!   throughput, median E2E latency and J/token.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::{Backend, PlanRequest, Reading, StepOutput};
+use crate::config::{AbName, CaseSpec, PerfName, SweepName};
+use crate::models::ModelConfigs;
+use crate::models::servers::ServerRecipe;
+use crate::plan::placement::{self, Placement};
+use crate::plan::{CasePlan, Phase, Readiness, ServiceSpec, Step, TestPlan};
+use crate::textutil::safe_file_name;
+
+/// The id its steps carry.
+pub const ID: &str = "sweep";
+
+const SWEEP_STEP: &str = "sweep";
+const AB_STEP: &str = "ab";
+const SERVER: &str = "server";
+const SERVER_A: &str = "server_a";
+const SERVER_B: &str = "server_b";
+
+/// The metrics a sweep case records and requires.
+const SWEEP_METRICS: [&str; 3] = ["SWEEP_TOKENS_PER_SECOND", "SWEEP_TIME", "SWEEP_TTFT"];
+const SWEEP_GATED: [&str; 2] = ["SWEEP_TOKENS_PER_SECOND", "SWEEP_JOULES_PER_TOKEN"];
+const AB_METRICS: [&str; 3] = [
+    "AB_SPEEDUP",
+    "AB_A_OUTPUT_THROUGHPUT",
+    "AB_B_OUTPUT_THROUGHPUT",
+];
+const AB_GATED: [&str; 2] = ["AB_SPEEDUP", "AB_ACCEPTANCE_RATE"];
+
+/// The sweep and A/B backend.
+pub struct SweepAb;
+
+impl Backend for SweepAb {
+    fn id(&self) -> &'static str {
+        ID
+    }
+
+    fn accepts(&self, name: &PerfName) -> bool {
+        matches!(name, PerfName::Sweep(_) | PerfName::Ab(_))
+    }
+
+    fn plan(&self, r: &PlanRequest) -> TestPlan {
+        match r.name {
+            PerfName::Sweep(s) => plan_sweep(r, s),
+            PerfName::Ab(a) => plan_ab(r, a),
+            _ => TestPlan::empty(r.raw, r.name.canonical(), r.dir.clone()),
+        }
+    }
+
+    fn read(&self, step: &Step, output: &StepOutput) -> anyhow::Result<Reading> {
+        if step.label == AB_STEP {
+            read_ab(step)
+        } else {
+            read_sweep(output)
+        }
+    }
+}
+
+/// A catalog model's file and tokenizer under the models root.
+struct Files {
+    path: PathBuf,
+    tokenizer: PathBuf,
+}
+
+fn model_files(model: &str, configs: &ModelConfigs, r: &PlanRequest) -> Result<Files, String> {
+    let opts = r.options;
+    let info = configs.catalog.get(model).ok_or_else(|| {
+        let near =
+            crate::textutil::closest(model, configs.catalog.models.keys().map(String::as_str), 1);
+        format!(
+            "model `{model}` is not in {}{}",
+            configs.catalog.origin,
+            near.first()
+                .map(|n| format!("; did you mean `{n}`?"))
+                .unwrap_or_default()
+        )
+    })?;
+    let path = info
+        .path
+        .as_ref()
+        .map(|p| opts.models_root.join(p))
+        .ok_or_else(|| format!("`{model}` has no `path:` in {}", configs.catalog.origin))?;
+    let tokenizer = opts
+        .tokenizer_override
+        .clone()
+        .or_else(|| info.tokenizer.as_ref().map(|t| opts.models_root.join(t)))
+        .unwrap_or_else(|| path.clone());
+    Ok(Files { path, tokenizer })
+}
+
+fn recipe<'a>(configs: &'a ModelConfigs, name: &str) -> Result<&'a ServerRecipe, String> {
+    configs.servers.get(name).ok_or_else(|| {
+        let near = crate::textutil::closest(name, configs.servers.names(), 1);
+        format!(
+            "no server recipe `{name}` in {}{} (recipes: {})",
+            configs.servers.origin,
+            near.first()
+                .map(|n| format!("; did you mean `{n}`?"))
+                .unwrap_or_default(),
+            configs.servers.names().join(", ")
+        )
+    })
+}
+
+/// The recipe's placeholder values for one server of `concurrency` slots and sequences of at
+/// most `max_seq_len` tokens.
+fn values(
+    model: &str,
+    files: &Files,
+    gpus: u32,
+    concurrency: u64,
+    max_seq_len: u64,
+) -> BTreeMap<&'static str, String> {
+    let mut v = BTreeMap::new();
+    v.insert("model_path", files.path.to_string_lossy().into_owned());
+    v.insert("model_name", model.to_string());
+    v.insert("tokenizer", files.tokenizer.to_string_lossy().into_owned());
+    v.insert("host", "127.0.0.1".to_string());
+    v.insert("tp", gpus.max(1).to_string());
+    v.insert("pp", "1".to_string());
+    v.insert("gpus", gpus.to_string());
+    v.insert("max_batch_size", concurrency.to_string());
+    v.insert("max_num_tokens", (concurrency * max_seq_len).to_string());
+    v.insert("max_seq_len", max_seq_len.to_string());
+    v.insert("concurrency", concurrency.to_string());
+    v.insert("context_tokens", (concurrency * max_seq_len).to_string());
+    v
+}
+
+/// A recipe's server as a service step with its placement.
+fn server(
+    r: &PlanRequest,
+    recipe: &ServerRecipe,
+    label: &'static str,
+    values: &BTreeMap<&str, String>,
+    devices: Option<String>,
+    log: PathBuf,
+) -> Result<Step, String> {
+    let command = r.options.serve.server_cmd(&recipe.name, &recipe.command);
+    let argv = recipe.argv(&command, values)?;
+    let mut env = recipe.env(values);
+    if let Some(d) = devices {
+        env.push(("CUDA_VISIBLE_DEVICES".into(), d));
+    }
+    let timeout = r
+        .options
+        .serve
+        .ready_timeout
+        .unwrap_or(Duration::from_secs(recipe.ready_timeout_s));
+    Ok(Step {
+        phase: Phase::Service,
+        label,
+        backend: ID,
+        argv,
+        env,
+        dataset: None,
+        outputs: Vec::new(),
+        files: Vec::new(),
+        stdout_to: None,
+        required: Vec::new(),
+        service: Some(ServiceSpec {
+            ready: Readiness::Http {
+                url: format!("http://127.0.0.1:{{port}}{}", recipe.ready_path),
+            },
+            ready_timeout: timeout,
+            log,
+        }),
+        expect: None,
+        title: None,
+    })
+}
+
+/// The perfgate command of the measured step (the serving backend's `--serve-bench-cmd`).
+fn perfgate(r: &PlanRequest, sub: &str) -> Vec<String> {
+    let mut argv = r.options.serve.serve_bench_cmd.clone();
+    argv.push(sub.into());
+    argv
+}
+
+fn measure(
+    label: &'static str,
+    argv: Vec<String>,
+    outputs: Vec<PathBuf>,
+    required: Vec<&'static str>,
+) -> Step {
+    Step {
+        phase: Phase::Measure,
+        label,
+        backend: ID,
+        argv,
+        env: Vec::new(),
+        dataset: None,
+        outputs,
+        files: Vec::new(),
+        stdout_to: None,
+        required,
+        service: None,
+        expect: None,
+        title: None,
+    }
+}
+
+fn path_text(p: &Path) -> String {
+    p.to_string_lossy().into_owned()
+}
+
+fn plan_sweep(r: &PlanRequest, s: &SweepName) -> TestPlan {
+    let mut tp = TestPlan::empty(r.raw, r.name.canonical(), r.dir.clone());
+    let configs = r.configs;
+    let recipe = match recipe(configs, &s.recipe) {
+        Ok(x) => x,
+        Err(e) => {
+            tp.blocked.push(e);
+            return tp;
+        }
+    };
+    let files = match model_files(&s.model, configs, r) {
+        Ok(f) => f,
+        Err(e) => {
+            tp.blocked.push(e);
+            return tp;
+        }
+    };
+    let tests = s.tests();
+    let max_seq_len = tests
+        .iter()
+        .map(|t| t.prompt_sent() + t.gen_requested())
+        .max()
+        .unwrap_or(1);
+    let devices = match placement::assign(
+        Placement::Same,
+        &[s.gpus],
+        &["the server"],
+        &r.options.machine_gpus,
+    ) {
+        Ok(mut d) => d.pop().flatten(),
+        Err(e) => {
+            tp.blocked.push(e);
+            return tp;
+        }
+    };
+    if s.gpus > 0 {
+        tp.gpus = Some(s.gpus);
+    }
+    let vals = values(&s.model, &files, s.gpus, 1, max_seq_len);
+    let server = match server(r, recipe, SERVER, &vals, devices, r.dir.join("server.log")) {
+        Ok(st) => st,
+        Err(e) => {
+            tp.blocked.push(e);
+            return tp;
+        }
+    };
+    let served = if recipe.uses("model_name") {
+        s.model.clone()
+    } else {
+        String::new()
+    };
+    for t in tests {
+        let dir = r.dir.join(safe_file_name(&t.label()));
+        let mut argv = perfgate(r, "sweep");
+        argv.extend([
+            "--url".into(),
+            "{server.url}".into(),
+            "--endpoint".into(),
+            recipe.endpoint.clone(),
+            "--model".into(),
+            served.clone(),
+            "--server-kind".into(),
+            recipe.client_kind.clone(),
+            "--tokenizer".into(),
+            path_text(&files.tokenizer),
+        ]);
+        match t.test_type {
+            crate::config::TestType::Prompt => argv.extend(["-p".into(), t.n_prompt.to_string()]),
+            crate::config::TestType::Generation => argv.extend(["-n".into(), t.n_gen.to_string()]),
+            crate::config::TestType::Both => {
+                argv.extend(["--pg".into(), format!("{},{}", t.n_prompt, t.n_gen)])
+            }
+        }
+        argv.extend([
+            "-r".into(),
+            s.repetitions.to_string(),
+            "--warmup".into(),
+            recipe.warmup.max(1).to_string(),
+            "--power".into(),
+            s.power.clone(),
+            "--seed".into(),
+            r.options.dataset_seed.to_string(),
+            "-o".into(),
+            "jsonl".into(),
+            "--output-dir".into(),
+            path_text(&dir),
+        ]);
+        let step = measure(SWEEP_STEP, argv, Vec::new(), SWEEP_METRICS.to_vec());
+        tp.cases.push(CasePlan {
+            spec: CaseSpec {
+                batch_size: None,
+                input_len: u32::try_from(t.prompt_sent()).unwrap_or(u32::MAX),
+                output_len: Some(u32::try_from(t.gen_requested()).unwrap_or(u32::MAX)),
+                concurrency: None,
+                label: s.case_label(&t),
+            },
+            dir,
+            steps: vec![server.clone(), step],
+            metrics: SWEEP_METRICS.to_vec(),
+            roofline: None,
+            group: Some(SERVER.into()),
+            gated: SWEEP_GATED.to_vec(),
+            upstream_record: None,
+        });
+    }
+    tp
+}
+
+fn plan_ab(r: &PlanRequest, a: &AbName) -> TestPlan {
+    let mut tp = TestPlan::empty(r.raw, r.name.canonical(), r.dir.clone());
+    let configs = r.configs;
+    let recipe = match recipe(configs, &a.recipe) {
+        Ok(x) => x,
+        Err(e) => {
+            tp.blocked.push(e);
+            return tp;
+        }
+    };
+    if !recipe.uses("draft_model_path") {
+        tp.blocked.push(format!(
+            "server recipe `{}` takes no draft model: side B needs `{{draft_model_path}}` in its \
+             args ({})",
+            recipe.name, configs.servers.origin
+        ));
+        return tp;
+    }
+    let (files, draft) = match (
+        model_files(&a.model, configs, r),
+        model_files(&a.draft, configs, r),
+    ) {
+        (Ok(m), Ok(d)) => (m, d),
+        (Err(e), _) | (_, Err(e)) => {
+            tp.blocked.push(e);
+            return tp;
+        }
+    };
+    let counts = [a.gpus.0, a.gpus.1];
+    let devices = match placement::assign(
+        a.place,
+        &counts,
+        &["side A (target)", "side B (speculative)"],
+        &r.options.machine_gpus,
+    ) {
+        Ok(d) => d,
+        Err(e) => {
+            tp.blocked.push(e);
+            return tp;
+        }
+    };
+    let occupied = placement::occupied(a.place, &counts);
+    if occupied > 0 {
+        tp.gpus = Some(occupied);
+    }
+    let max_seq_len = a.isl + a.osl;
+    let bs = u64::from(a.bs);
+    let mut servers = Vec::new();
+    for (side, label) in [(0usize, SERVER_A), (1, SERVER_B)] {
+        let mut vals = values(&a.model, &files, counts[side], bs, max_seq_len);
+        if side == 1 {
+            vals.insert("draft_model_path", path_text(&draft.path));
+        }
+        let log = r.dir.join(format!("{label}.log"));
+        match server(r, recipe, label, &vals, devices[side].clone(), log) {
+            Ok(st) => servers.push(st),
+            Err(e) => {
+                tp.blocked.push(e);
+                return tp;
+            }
+        }
+    }
+    let served = if recipe.uses("model_name") {
+        a.model.clone()
+    } else {
+        String::new()
+    };
+    let results = r.dir.join(crate::ab::output::RESULTS);
+    let mut argv = perfgate(r, "ab");
+    argv.extend([
+        "--a".into(),
+        "{server_a.url}".into(),
+        "--b".into(),
+        "{server_b.url}".into(),
+        "--label-a".into(),
+        "target".into(),
+        "--label-b".into(),
+        "speculative".into(),
+        "--model-a".into(),
+        served.clone(),
+        "--model-b".into(),
+        served,
+        "--server-kind".into(),
+        recipe.client_kind.clone(),
+        "--endpoint".into(),
+        recipe.endpoint.clone(),
+        "--tokenizer".into(),
+        path_text(&files.tokenizer),
+        "--isl".into(),
+        a.isl.to_string(),
+        "--osl".into(),
+        a.osl.to_string(),
+        "--num-prompts".into(),
+        a.reqs.to_string(),
+        "--batch-size".into(),
+        a.bs.to_string(),
+        "--blocks".into(),
+        a.blocks.to_string(),
+        "--warmup".into(),
+        recipe.warmup.max(1).to_string(),
+        "--ignore-eos".into(),
+        "--gpu-monitor".into(),
+        "--power".into(),
+        a.power.clone(),
+        "--seed".into(),
+        r.options.dataset_seed.to_string(),
+        "--output-dir".into(),
+        path_text(&r.dir),
+        "--no-progress".into(),
+    ]);
+    let mut steps = servers;
+    steps.push(measure(AB_STEP, argv, vec![results], AB_METRICS.to_vec()));
+    tp.cases.push(CasePlan {
+        spec: CaseSpec {
+            batch_size: Some(a.bs),
+            input_len: u32::try_from(a.isl).unwrap_or(u32::MAX),
+            output_len: Some(u32::try_from(a.osl).unwrap_or(u32::MAX)),
+            concurrency: None,
+            label: a.canonical(),
+        },
+        dir: r.dir.clone(),
+        steps,
+        metrics: AB_METRICS.to_vec(),
+        roofline: None,
+        group: None,
+        gated: AB_GATED.to_vec(),
+        upstream_record: None,
+    });
+    tp
+}
+
+fn log_slice(output: &StepOutput) -> anyhow::Result<String> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = std::fs::File::open(output.log)?;
+    f.seek(SeekFrom::Start(output.log_range.start))?;
+    let len = output.log_range.end.saturating_sub(output.log_range.start);
+    let mut bytes = Vec::new();
+    f.take(len).read_to_end(&mut bytes)?;
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// The last `perfgate sweep -o jsonl` line of the step's output.
+fn read_sweep(output: &StepOutput) -> anyhow::Result<Reading> {
+    let text = log_slice(output)?;
+    let mut reading = Reading {
+        missing_hint: Some("`perfgate sweep -o jsonl` printed no test line".into()),
+        ..Reading::default()
+    };
+    let Some(line) = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l.trim()).ok())
+        .rfind(|v| v.get("test_type").is_some())
+    else {
+        reading
+            .problems
+            .push("`perfgate sweep` printed no test line (see the log)".into());
+        return Ok(reading);
+    };
+    let num = |k: &str| line.get(k).and_then(Value::as_f64);
+    let mut put = |name: &str, v: Option<f64>| {
+        if let Some(v) = v.filter(|v| v.is_finite()) {
+            reading.metrics.insert(name.to_string(), v);
+        }
+    };
+    put("SWEEP_TOKENS_PER_SECOND", num("avg_ts"));
+    put("SWEEP_TIME", num("avg_ns").map(|ns| ns / 1e6));
+    put("SWEEP_TTFT", num("avg_ttft_ns").map(|ns| ns / 1e6));
+    put("SWEEP_JOULES_PER_TOKEN", num("joules_per_token"));
+    put("SWEEP_POWER_MEAN", num("avg_power_w"));
+    let failed = num("failed").unwrap_or(0.0);
+    let reps = num("repetitions").unwrap_or(0.0);
+    if failed > 0.0 {
+        reading
+            .problems
+            .push(format!("{failed} of {reps} repetitions failed"));
+    }
+    if line.get("interrupted").and_then(Value::as_bool) == Some(true) {
+        reading.problems.push("the sweep was interrupted".into());
+    }
+    if let Some(note) = line.get("energy_note").and_then(Value::as_str) {
+        reading.warnings.push(note.to_string());
+    }
+    Ok(reading)
+}
+
+/// `benchmark_results.json` of the step.
+fn read_ab(step: &Step) -> anyhow::Result<Reading> {
+    let mut reading = Reading {
+        missing_hint: Some("benchmark_results.json does not have them".into()),
+        ..Reading::default()
+    };
+    let Some(path) = step.outputs.first() else {
+        anyhow::bail!("the A/B step names no results file");
+    };
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) => {
+            reading
+                .problems
+                .push(format!("{}: {e} (see the log)", path.display()));
+            return Ok(reading);
+        }
+    };
+    let v: Value = serde_json::from_str(&text)
+        .map_err(|e| anyhow::anyhow!("{}:{}: not JSON: {e}", path.display(), e.line()))?;
+    let at = |p: &str| v.pointer(p).and_then(Value::as_f64);
+    let mut put = |name: &str, x: Option<f64>| {
+        if let Some(x) = x.filter(|x| x.is_finite()) {
+            reading.metrics.insert(name.to_string(), x);
+        }
+    };
+    put("AB_SPEEDUP", at("/comparison/speedup/estimate"));
+    put("AB_SPEEDUP_CI_LOW", at("/comparison/speedup/ci_low"));
+    put("AB_SPEEDUP_CI_HIGH", at("/comparison/speedup/ci_high"));
+    put(
+        "AB_LATENCY_SPEEDUP",
+        at("/comparison/latency_speedup/estimate"),
+    );
+    put("AB_ACCEPTANCE_RATE", at("/b/acceptance/rate"));
+    put("AB_A_OUTPUT_THROUGHPUT", at("/a/output_throughput"));
+    put("AB_B_OUTPUT_THROUGHPUT", at("/b/output_throughput"));
+    put("AB_A_MEDIAN_E2E_LATENCY", at("/a/e2el_ms/median"));
+    put("AB_B_MEDIAN_E2E_LATENCY", at("/b/e2el_ms/median"));
+    put(
+        "AB_A_JOULES_PER_TOKEN",
+        at("/a/gpu/joules_per_output_token"),
+    );
+    put(
+        "AB_B_JOULES_PER_TOKEN",
+        at("/b/gpu/joules_per_output_token"),
+    );
+    for side in ["a", "b"] {
+        let label = v
+            .pointer(&format!("/{side}/label"))
+            .and_then(Value::as_str)
+            .unwrap_or(side)
+            .to_string();
+        if let Some(n) = at(&format!("/{side}/failed")).filter(|n| *n > 0.0) {
+            reading
+                .problems
+                .push(format!("{label}: {n} request(s) failed"));
+        }
+        if let Some(list) = v
+            .pointer(&format!("/{side}/invalid"))
+            .and_then(Value::as_array)
+        {
+            for i in list.iter().filter_map(Value::as_str) {
+                reading.warnings.push(format!("{label}: {i}"));
+            }
+        }
+    }
+    if let Some(why) = v.get("stopped").and_then(Value::as_str) {
+        reading
+            .problems
+            .push(format!("the A/B stopped early: {why}"));
+    }
+    Ok(reading)
+}
