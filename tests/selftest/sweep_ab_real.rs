@@ -262,6 +262,8 @@ fn installed() -> (String, PathBuf) {
     let (bin, models) = line
         .split_once(", models in ")
         .unwrap_or_else(|| panic!("{line}"));
+    // "…, models in DIR; linked under …" (the links are for test lists; the cache is enough).
+    let models = models.split_once("; ").map_or(models, |(m, _)| m);
     (bin.to_string(), PathBuf::from(models.trim()))
 }
 
