@@ -136,7 +136,15 @@ enum Command {
     /// whatever --power reads. A power source that cannot be read is named with the reason,
     /// never made up.
     Telemetry(telemetry::TelemetryArgs),
-    /// Drive an OpenAI-compatible or Triton server: TTFT, TPOT, ITL, E2EL, throughput.
+    /// Drive an OpenAI-compatible or Triton server: TTFT, TPOT, ITL, E2EL, throughput and,
+    /// with --accuracy, exact match, ROUGE and BLEU against reference outputs.
+    ///
+    /// Exit status 0 when every measured request succeeded; 1 when requests failed (above
+    /// --max-failure-ratio) or, with --fail-on-invalid, a level is invalid for gating; 2 for
+    /// usage errors (options, dataset, tokenizer); 3 when the server could not be reached,
+    /// never became ready (--ready-timeout) or no request was measured; 4 when the outputs
+    /// could not be written; 130 on Ctrl-C and 143 on SIGTERM, after summarizing and writing
+    /// what finished.
     ServeBench(Box<serve_bench::ServeBenchArgs>),
     /// perfgate's own benchmarks (start-up, parsing, the gate, change points, the dashboard).
     #[command(subcommand)]
