@@ -693,7 +693,12 @@ pub fn run(
         let transport = match grpc {
             Some(g) => Transport::Grpc(g),
             None => Transport::Http(
-                HttpClient::new(&target, client.clone()).map_err(ServeError::Usage)?,
+                HttpClient::new(
+                    &target,
+                    client.clone(),
+                    profile.close_streams && o.target.streaming,
+                )
+                .map_err(ServeError::Usage)?,
             ),
         };
         let info = RunInfo {
