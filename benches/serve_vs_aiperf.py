@@ -74,6 +74,30 @@ def read_aiperf(path):
         return json.load(f)
 
 
+def perfgate_gap_ms(run_dir):
+    """Median time from a response's end to the next request's send, at concurrency 1 (the
+    client's own turnaround in a closed loop; its send lag)."""
+    path = os.path.join(run_dir, "perfgate-out", "requests-level0.jsonl")
+    if not os.path.exists(path):
+        return None
+    with open(path, encoding="utf-8") as f:
+        recs = sorted((json.loads(l) for l in f if l.strip()), key=lambda r: r["t_send_ns"])
+    gaps = [(b["t_send_ns"] - a["t_end_ns"]) / 1e6 for a, b in zip(recs, recs[1:])]
+    return statistics.median(gaps) if gaps else None
+
+
+def aiperf_gap_ms(run_dir):
+    """The same for AIPerf, from its per-request export (warmup left out)."""
+    path = os.path.join(run_dir, "aiperf", "profile_export.jsonl")
+    if not os.path.exists(path):
+        return None
+    with open(path, encoding="utf-8") as f:
+        meta = [json.loads(l)["metadata"] for l in f if l.strip()]
+    meta = sorted((m for m in meta if m.get("benchmark_phase") != "warmup"), key=lambda m: m["request_start_ns"])
+    gaps = [(b["request_start_ns"] - a["request_end_ns"]) / 1e6 for a, b in zip(meta, meta[1:])]
+    return statistics.median(gaps) if gaps else None
+
+
 def aiperf_value(doc, metric, stat):
     m = doc.get(metric)
     if m is None:
@@ -86,6 +110,8 @@ def fmt(v):
     if v is None:
         return "n/a"
     a = abs(v)
+    if float(v).is_integer():
+        return f"{v:,.0f}"
     if a >= 1000:
         return f"{v:,.0f}"
     if a >= 100:
@@ -114,16 +140,22 @@ def comparison(work, target):
     for level in sorted(os.listdir(base), key=lambda s: int(s.lstrip("c"))):
         runs = sorted(os.listdir(os.path.join(base, level)))
         pairs = []
+        gaps = []
         for run in runs:
             d = os.path.join(base, level, run)
             pg_path = os.path.join(d, "perfgate.jsonl")
             ai_path = os.path.join(d, "aiperf", "profile_export_aiperf.json")
             if os.path.exists(pg_path) and os.path.exists(ai_path):
                 pairs.append((read_perfgate(pg_path), read_aiperf(ai_path)))
+                gaps.append((perfgate_gap_ms(d), aiperf_gap_ms(d)))
         if not pairs:
             continue
         title = {"real": "llama-server (ci/llama-server-up.sh)", "mock": "serve-mock at zero delay"}[target]
-        print(f"\n{title}, concurrency {level.lstrip('c')}, {len(pairs)} runs: median (min–max)\n")
+        lagged = sum(1 for p, _ in pairs if p.get("perfgate", {}).get("self_check", {}).get("lagged"))
+        print(
+            f"\n{title}, concurrency {level.lstrip('c')}, {len(pairs)} runs: median (min–max); "
+            f"perfgate's self-check flagged its client as lagging (descheduled) in {lagged} of them\n"
+        )
         print("| figure | perfgate serve-bench | AIPerf | AIPerf vs perfgate (median of runs) |")
         print("|---|---|---|---|")
         for label, pg_key, (metric, stat) in FIGURES:
@@ -134,6 +166,10 @@ def comparison(work, target):
             if pg_key in ("completed", "failed"):
                 diff = "" if pg == ai else diff
             print(f"| {label} | {spread(pg)} | {spread(ai)} | {diff} |")
+        if level == "c1":
+            pg = [g for g, _ in gaps]
+            ai = [g for _, g in gaps]
+            print(f"| median gap from a response's end to the next send (ms; the client's turnaround) | {spread(pg)} | {spread(ai)} | |")
 
 
 def capacity(work):

@@ -105,6 +105,7 @@ start_mock() {
 stop_mock() { kill "$mock_pid" 2>/dev/null || true; wait "$mock_pid" 2>/dev/null || true; mock_pid=""; }
 
 # $1 url, $2 concurrency, $3 requests, $4 warmup, $5 output folder, $6 prompts name, $7.. extra
+# perfgate flags
 run_perfgate() {
   local url=$1 c=$2 n=$3 w=$4 dir=$5 name=$6; shift 6
   "${pin_client[@]}" "$PERFGATE" serve-bench --url "$url" --dataset "$WORK/$name.jsonl" \
@@ -112,8 +113,10 @@ run_perfgate() {
     --save-result "$dir/perfgate.jsonl" "$@" >"$dir/perfgate.log" 2>&1 \
     || { tail -n 20 "$dir/perfgate.log" >&2; log "perfgate serve-bench failed (log $dir/perfgate.log)"; exit 1; }
 }
+# $1 url, $2 concurrency, $3 requests, $4 warmup, $5 output folder, $6 prompts name, $7 model,
+# $8.. extra AIPerf flags
 run_aiperf() {
-  local url=$1 c=$2 n=$3 w=$4 dir=$5 name=$6 model=$7
+  local url=$1 c=$2 n=$3 w=$4 dir=$5 name=$6 model=$7; shift 7
   local args=(profile --model "$model" --url "$url" --endpoint-type completions --streaming
     --input-file "$WORK/$name-aiperf.jsonl" --custom-dataset-type single_turn
     --dataset-sampling-strategy sequential --concurrency "$c" --request-count "$n"
@@ -121,13 +124,17 @@ run_aiperf() {
     --use-server-token-count --tokenizer "$TOKENIZER" --random-seed 0 --ui-type none
     --no-server-metrics --no-gpu-telemetry --output-artifact-dir "$dir/aiperf")
   [ "$w" = 0 ] || args+=(--warmup-request-count "$w")
+  args+=("$@")
   "${pin_client[@]}" "$VENV/bin/aiperf" "${args[@]}" >"$dir/aiperf.log" 2>&1 \
     || { tail -n 30 "$dir/aiperf.log" >&2; log "aiperf failed (log $dir/aiperf.log)"; exit 1; }
 }
 
-# $1 target name (real|mock), $2 url, $3 model, $4.. extra perfgate flags
+# $1 target name (real|mock), $2 url, $3 model, $4 extra AIPerf flags (one word or ""), $5..
+# extra perfgate flags
 compare() {
-  local target=$1 url=$2 model=$3; shift 3
+  local target=$1 url=$2 model=$3 ai_extra=()
+  [ -z "$4" ] || read -r -a ai_extra <<<"$4"
+  shift 4
   local run c dir
   for run in $(seq "$runs"); do
     for c in "${concurrencies[@]}"; do
@@ -135,11 +142,11 @@ compare() {
       mkdir -p "$dir"
       log "$target concurrency $c run $run/$runs"
       if [ $((run % 2)) = 1 ]; then
-        run_perfgate "$url" "$c" "$requests" "$warmup" "$dir" prompts "$@"
-        run_aiperf "$url" "$c" "$requests" "$warmup" "$dir" prompts "$model"
+        run_perfgate "$url" "$c" "$requests" "$warmup" "$dir" prompts --output-dir "$dir/perfgate-out" "$@"
+        run_aiperf "$url" "$c" "$requests" "$warmup" "$dir" prompts "$model" "${ai_extra[@]}"
       else
-        run_aiperf "$url" "$c" "$requests" "$warmup" "$dir" prompts "$model"
-        run_perfgate "$url" "$c" "$requests" "$warmup" "$dir" prompts "$@"
+        run_aiperf "$url" "$c" "$requests" "$warmup" "$dir" prompts "$model" "${ai_extra[@]}"
+        run_perfgate "$url" "$c" "$requests" "$warmup" "$dir" prompts --output-dir "$dir/perfgate-out" "$@"
       fi
     done
   done
@@ -148,7 +155,11 @@ compare() {
 # --- (a) the real server -------------------------------------------------------------------------
 server_name=serve-vs-aiperf-$$
 real_url=$("${pin_server[@]}" ci/llama-server-up.sh --no-build --name "$server_name" --owner-pid $$)
-compare real "$real_url" tiny
+# llama-server closes the connection after every stream although it says keep-alive: reusing it
+# races the close (AIPerf: "Cannot write to closing transport", 2 of 64 requests at
+# concurrency 4 here). perfgate sends Connection: close to llama.cpp; AIPerf's equivalent is a
+# new connection per request.
+compare real "$real_url" tiny "--connection-reuse-strategy=never"
 ci/llama-server-down.sh --name "$server_name" >/dev/null 2>&1
 server_name=""
 
@@ -157,7 +168,7 @@ server_name=""
 # Connection: close (the mock keeps connections alive) and without per-chunk usage (AIPerf does
 # not ask for it either).
 start_mock
-compare mock "$mock_url" mock-model --server-kind sglang
+compare mock "$mock_url" mock-model "" --server-kind sglang
 
 # --- (c) client capacity: one-token answers at zero delay, 64 in flight ---------------------------
 if [ "$capacity" = 1 ]; then

@@ -136,8 +136,10 @@ enum Command {
     /// whatever --power reads. A power source that cannot be read is named with the reason,
     /// never made up.
     Telemetry(telemetry::TelemetryArgs),
-    /// Drive an OpenAI-compatible or Triton server: TTFT, TPOT, ITL, E2EL, throughput and,
-    /// with --accuracy, exact match, ROUGE and BLEU against reference outputs.
+    /// Drive an OpenAI-compatible or Triton server: TTFT, TPOT, ITL, E2EL, throughput, accuracy.
+    ///
+    /// Prints benchmark_serving's result block; --accuracy scores the generated texts against
+    /// the dataset's reference outputs (exact match, ROUGE-1/2/L, corpus BLEU).
     ///
     /// Exit status 0 when every measured request succeeded; 1 when requests failed (above
     /// --max-failure-ratio) or, with --fail-on-invalid, a level is invalid for gating; 2 for
