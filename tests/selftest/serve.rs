@@ -1291,7 +1291,7 @@ fn exit_codes_and_clear_messages() {
 }
 
 #[test]
-fn ctrl_c_writes_finished_requests_and_exits_130() {
+fn ctrl_c_writes_finished_requests_and_exits_128_plus_the_signal() {
     let mock = Mock::start(&["--ttft-ms", "50", "--itl-ms", "100"]);
     let dir = tempfile::tempdir().unwrap();
     let p = prompts_file(dir.path());
@@ -1338,6 +1338,32 @@ fn ctrl_c_writes_finished_requests_and_exits_130() {
     assert_eq!(saved["num_prompts"].as_u64().unwrap(), completed + 2);
     let lines = std::fs::read_to_string(out_dir.join("requests-level0.jsonl")).unwrap();
     assert_eq!(lines.lines().count() as u64, completed + 2);
+    // SIGTERM (a CI job cancelled) is the table's 128 + 15, with the same outputs written.
+    std::fs::remove_file(&result).unwrap();
+    let mut child = Command::new(PERFGATE)
+        .args(["serve-bench", "--url", &mock.http, "--input-data"])
+        .arg(&p)
+        .args([
+            "--osl",
+            "4",
+            "--concurrency",
+            "2",
+            "--num-prompts",
+            "40",
+            "--no-progress",
+            "--save-result",
+        ])
+        .arg(&result)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start perfgate");
+    std::thread::sleep(Duration::from_millis(1200));
+    let status = super::e2e::signal_and_wait(&mut child, libc::SIGTERM, Duration::from_secs(20));
+    assert_eq!(status.code(), Some(143));
+    let saved: Value =
+        serde_json::from_str(std::fs::read_to_string(&result).unwrap().trim()).unwrap();
+    assert_eq!(saved["perfgate"]["cancelled"], 2, "{saved}");
 }
 
 #[test]
