@@ -166,6 +166,11 @@ def comparison(work, target):
             if pg_key in ("completed", "failed"):
                 diff = "" if pg == ai else diff
             print(f"| {label} | {spread(pg)} | {spread(ai)} | {diff} |")
+        trace = [
+            sum(aiperf_value(a, m, "p50") or 0.0 for m in ("http_req_connecting", "http_req_sending"))
+            for _, a in pairs
+        ]
+        print(f"| AIPerf's own HTTP trace: connecting + sending the request (ms, medians; client time inside its TTFT) | | {spread(trace)} | |")
         if level == "c1":
             pg = [g for g, _ in gaps]
             ai = [g for _, g in gaps]
