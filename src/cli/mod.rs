@@ -138,7 +138,17 @@ enum Command {
     /// whatever --power reads. A power source that cannot be read is named with the reason,
     /// never made up.
     Telemetry(telemetry::TelemetryArgs),
-    /// Drive an OpenAI-compatible or Triton server: TTFT, TPOT, ITL, E2EL, throughput.
+    /// Drive an OpenAI-compatible or Triton server: TTFT, TPOT, ITL, E2EL, throughput, accuracy.
+    ///
+    /// Prints benchmark_serving's result block; --accuracy scores the generated texts against
+    /// the dataset's reference outputs (exact match, ROUGE-1/2/L, corpus BLEU).
+    ///
+    /// Exit status 0 when every measured request succeeded; 1 when requests failed (above
+    /// --max-failure-ratio) or, with --fail-on-invalid, a level is invalid for gating; 2 for
+    /// usage errors (options, dataset, tokenizer); 3 when the server could not be reached,
+    /// never became ready (--ready-timeout) or no request was measured; 4 when the outputs
+    /// could not be written; 130 on Ctrl-C and 143 on SIGTERM, after summarizing and writing
+    /// what finished.
     ServeBench(Box<serve_bench::ServeBenchArgs>),
     /// The same prompts through two servers (A/B), with the speed-up's confidence interval.
     Ab(Box<ab::AbArgs>),

@@ -1,15 +1,19 @@
 //! `perfgate serve-bench`: the clap shell over [`crate::serve::run`].
 //!
-//! Exit status: 0 when every measured request succeeded; 1 when any failed (above
-//! `--max-failure-ratio`), when the server could not be reached or never became ready, or, with
+//! Exit status, from perfgate's one table ([`super::exit`]): 0 when every measured request
+//! succeeded; 1 (a check failed) when requests failed (above `--max-failure-ratio`) or, with
 //! `--fail-on-invalid`, when a level is invalid for gating; 2 for usage errors (bad options, a
-//! bad dataset or tokenizer); 130 when stopped by Ctrl-C (finished requests are summarized and
-//! written first).
+//! bad dataset or tokenizer); 3 (could not measure) when the server could not be reached, never
+//! became ready, or no request was measured; 4 when perfgate could not write its outputs or
+//! start its runtime; 128+N when stopped by signal N (130: Ctrl-C, 143: SIGTERM; finished
+//! requests are summarized and written first).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use super::exit;
+use crate::serve::ServeError;
 use crate::serve::options::{
     Arrival, BenchOptions, DatasetSource, Endpoint, LoadLevel, LoadOptions, MetricOptions,
     OutputOptions, ServerKind, Slo, SloMetric, Stop, Target,
@@ -23,11 +27,8 @@ pub enum EndpointArg {
     TritonGrpc,
 }
 
+/// The flags of `perfgate serve-bench` (its help text is the `ServeBench` command's doc).
 #[derive(Debug, clap::Args)]
-#[command(
-    about = "Drive an OpenAI-compatible or Triton server and measure TTFT, TPOT, ITL, \
-                   E2EL and throughput (benchmark_serving's figures and text block)"
-)]
 pub struct ServeBenchArgs {
     /// Server base URL (http://host:port); for triton-grpc, the gRPC address.
     #[arg(long, value_name = "URL")]
@@ -116,8 +117,10 @@ pub struct ServeBenchArgs {
     /// Percentiles reported besides the median.
     #[arg(long, value_delimiter = ',', default_value = "90,95,99")]
     pub percentiles: Vec<f64>,
-    /// `--accuracy` scoring is wired by the accuracy module (reference outputs are kept).
-    #[arg(long, hide = true)]
+    /// Score each generated text against the dataset's reference output (prompt JSONL
+    /// `output`, ShareGPT's reply): exact match and ROUGE-1/2/L F1 per request, their means
+    /// and corpus BLEU per level (rouge-score's and sacrebleu's definitions).
+    #[arg(long)]
     pub accuracy: bool,
 
     /// Per-request JSONL, summary.csv, run.json, serve-bench.log, pareto.svg (sweeps).
@@ -340,12 +343,13 @@ pub fn options(a: &ServeBenchArgs) -> Result<BenchOptions, String> {
             ignore_eos: a.ignore_eos,
             max_send_lag: Duration::from_secs_f64(a.max_send_lag_ms.max(0.0) / 1e3),
             max_loop_lag: Duration::from_secs_f64(a.max_loop_lag_ms.max(0.0) / 1e3),
+            accuracy: a.accuracy,
         },
         outputs: OutputOptions {
             output_dir: a.output_dir.clone(),
             save_result: a.save_result.clone(),
             progress: !a.no_progress,
-            keep_text: a.keep_text || a.accuracy,
+            keep_text: a.keep_text,
         },
         client_threads: a.client_threads,
     })
@@ -394,7 +398,7 @@ pub fn run_cli(a: ServeBenchArgs) -> anyhow::Result<ExitCode> {
         Ok(r) => r,
         Err(e) => {
             eprintln!("serve-bench: error: {e}");
-            return Ok(ExitCode::from(if e.is_usage() { 2 } else { 1 }));
+            return Ok(exit::code(error_status(&e)));
         }
     };
     if report.interrupted {
@@ -402,7 +406,8 @@ pub fn run_cli(a: ServeBenchArgs) -> anyhow::Result<ExitCode> {
             "serve-bench: interrupted: {} level(s) summarized and written",
             report.levels.len()
         );
-        return Ok(ExitCode::from(130));
+        // The watchdog saw a signal, so the table's 128+N; SIGINT's if it is gone already.
+        return Ok(exit::code(exit::interrupted().unwrap_or(128 + 2)));
     }
     let total: u64 = report.levels.iter().map(|l| l.summary.total).sum();
     let failed: u64 = report.levels.iter().map(|l| l.summary.failed).sum();
@@ -413,7 +418,7 @@ pub fn run_cli(a: ServeBenchArgs) -> anyhow::Result<ExitCode> {
     };
     if total == 0 {
         eprintln!("serve-bench: no request was measured");
-        return Ok(ExitCode::from(1));
+        return Ok(exit::code(exit::TEST_FAILED));
     }
     if failed > 0 && ratio > a.max_failure_ratio {
         eprintln!(
@@ -421,7 +426,7 @@ pub fn run_cli(a: ServeBenchArgs) -> anyhow::Result<ExitCode> {
             ratio * 100.0,
             a.max_failure_ratio
         );
-        return Ok(ExitCode::from(1));
+        return Ok(exit::code(exit::GATE_FAILED));
     }
     let invalid = report
         .levels
@@ -433,10 +438,25 @@ pub fn run_cli(a: ServeBenchArgs) -> anyhow::Result<ExitCode> {
             "serve-bench: {invalid} level(s) invalid for gating (see INVALID FOR GATING above)"
         );
         if a.fail_on_invalid {
-            return Ok(ExitCode::from(1));
+            return Ok(exit::code(exit::GATE_FAILED));
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The status of a run that stopped with an error, by whose fault it is: the user's options or
+/// data (2), a server that could not be measured (3: the harness's "a test could not
+/// measure", so CI tells a dead server from a slow one), perfgate's own work (4).
+fn error_status(e: &ServeError) -> u8 {
+    match e {
+        ServeError::Usage(_)
+        | ServeError::Dataset(_)
+        | ServeError::DatasetLine { .. }
+        | ServeError::Read { .. }
+        | ServeError::Tokenizer { .. } => exit::USAGE,
+        ServeError::Unreachable { .. } | ServeError::NotReady { .. } => exit::TEST_FAILED,
+        ServeError::Write { .. } | ServeError::Runtime(_) => exit::INTERNAL,
+    }
 }
 
 /// Each distinct failure message once (with its count), and a hint where a 4xx names a field

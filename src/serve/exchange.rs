@@ -81,6 +81,7 @@ impl Exchange {
                 reference: out.reference,
                 server_timings: None,
                 avg_decoded_tokens_per_iter: None,
+                accuracy: None,
             },
             endpoint,
             text: String::new(),

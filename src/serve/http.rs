@@ -20,6 +20,9 @@ pub struct HttpClient {
     streaming: bool,
     stall: Duration,
     max_bytes: usize,
+    /// Send `Connection: close` (a server that closes after each response; see
+    /// `Profile::closes_streams`).
+    connection_close: bool,
 }
 
 /// The base URL without a trailing `/` or `/v1`.
@@ -81,7 +84,11 @@ pub fn describe(e: &reqwest::Error) -> String {
 }
 
 impl HttpClient {
-    pub fn new(target: &Target, client: reqwest::Client) -> Result<HttpClient, String> {
+    pub fn new(
+        target: &Target,
+        client: reqwest::Client,
+        connection_close: bool,
+    ) -> Result<HttpClient, String> {
         let url = endpoint_url(target);
         let url = reqwest::Url::parse(&url).map_err(|e| format!("bad URL {url}: {e}"))?;
         Ok(HttpClient {
@@ -91,6 +98,7 @@ impl HttpClient {
             streaming: target.streaming,
             stall: target.stall_timeout,
             max_bytes: target.max_response_bytes,
+            connection_close,
         })
     }
 
@@ -100,14 +108,15 @@ impl HttpClient {
         let t_send = clock.now();
         let request_id = out.request_id.clone();
         let mut ex = Exchange::new(out, self.endpoint, t_send);
-        let sent = self
+        let mut request = self
             .client
             .post(self.url.clone())
             .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .header("x-request-id", request_id)
-            .body(body)
-            .send()
-            .await;
+            .header("x-request-id", request_id);
+        if self.connection_close {
+            request = request.header(reqwest::header::CONNECTION, "close");
+        }
+        let sent = request.body(body).send().await;
         let t = clock.now();
         let mut resp = match sent {
             Ok(r) => r,

@@ -540,6 +540,35 @@ async fn collect(mut set: JoinSet<Vec<RequestRecord>>) -> Vec<RequestRecord> {
     all
 }
 
+/// Scores every completed request that has a reference output and its generated text (kept
+/// on each record) and returns the level's corpus figures, or a note saying why there are none.
+fn score_accuracy(
+    records: &mut [RequestRecord],
+) -> (Option<crate::accuracy::AccuracySummary>, Option<String>) {
+    let mut tally = crate::accuracy::AccuracyTally::new();
+    let mut unreferenced = 0u64;
+    for r in records.iter_mut().filter(|r| r.ok()) {
+        match (&r.text, &r.reference) {
+            (Some(text), Some(reference)) => r.accuracy = Some(tally.add(text, reference)),
+            _ => unreferenced += 1,
+        }
+    }
+    let note = (unreferenced > 0).then(|| {
+        format!(
+            "accuracy: {unreferenced} completed request(s) had no reference output and are not \
+             scored"
+        )
+    });
+    match tally.summary() {
+        Ok(summary) => (Some(summary), note),
+        // No pair at all (every request failed, or none had a reference): nothing to average.
+        Err(_) => (
+            None,
+            Some("accuracy: no completed request with a reference output to score".into()),
+        ),
+    }
+}
+
 /// Samples how late a 10 ms sleep wakes up until `stop` is set.
 async fn loop_lag(stop: Arc<AtomicBool>) -> Vec<f64> {
     let mut lags = Vec::new();
@@ -583,6 +612,14 @@ pub fn run(
     let mut dataset = load_dataset(o, tokenizer.as_ref())?;
     if dataset.samples.is_empty() {
         return Err(ServeError::Dataset("the dataset is empty".into()));
+    }
+    if o.metrics.accuracy && dataset.samples.iter().all(|s| s.reference.is_none()) {
+        return Err(ServeError::Usage(
+            "--accuracy scores the generated texts against reference outputs, and this \
+             dataset has none: give prompt JSONL with `output` keys (--input-data or --dataset) \
+             or ShareGPT"
+                .into(),
+        ));
     }
     let max_inflight: u64 = o
         .load
@@ -670,7 +707,12 @@ pub fn run(
         let transport = match grpc {
             Some(g) => Transport::Grpc(g),
             None => Transport::Http(
-                HttpClient::new(&target, client.clone()).map_err(ServeError::Usage)?,
+                HttpClient::new(
+                    &target,
+                    client.clone(),
+                    profile.closes_streams && o.target.streaming,
+                )
+                .map_err(ServeError::Usage)?,
             ),
         };
         let info = RunInfo {
@@ -870,6 +912,11 @@ async fn run_levels(
                 }
             }
         }
+        let (accuracy, accuracy_note) = if o.metrics.accuracy {
+            score_accuracy(&mut records)
+        } else {
+            (None, None)
+        };
         if !o.outputs.keep_text {
             for r in records.iter_mut() {
                 r.text = None;
@@ -890,7 +937,9 @@ async fn run_levels(
             loop_lag_ms: &loop_lag_ms,
             options: &o.metrics,
             server_metrics,
+            accuracy,
         });
+        notes.extend(accuracy_note);
         summary.notes = notes;
         let report = LevelReport {
             index: li,

@@ -294,6 +294,9 @@ pub struct MetricOptions {
     pub max_send_lag: Duration,
     /// Event-loop lag above this (p99 of a 10 ms ticker) flags the client as well.
     pub max_loop_lag: Duration,
+    /// Score each completed request's text against the dataset's reference output (exact
+    /// match, ROUGE-1/2/L F1) and each level as a corpus (their means, corpus BLEU).
+    pub accuracy: bool,
 }
 
 impl Default for MetricOptions {
@@ -304,6 +307,7 @@ impl Default for MetricOptions {
             ignore_eos: false,
             max_send_lag: Duration::from_millis(10),
             max_loop_lag: Duration::from_millis(10),
+            accuracy: false,
         }
     }
 }

@@ -213,6 +213,13 @@ fn perfgate_lines(s: &LevelSummary) -> String {
             "ok"
         }
     );
+    if let Some(a) = &s.accuracy {
+        let _ = writeln!(
+            out,
+            "perfgate: accuracy over {} requests with a reference: exact match {:.4}, rouge-1 f1 {:.4}, rouge-2 f1 {:.4}, rouge-l f1 {:.4}, corpus bleu {:.2}",
+            a.pairs, a.exact_match, a.rouge1, a.rouge2, a.rouge_l, a.bleu.score
+        );
+    }
     for n in &s.notes {
         let _ = writeln!(out, "perfgate: note: {n}");
     }
@@ -369,6 +376,7 @@ pub fn result_json(
         "valid": s.invalid.is_empty(),
         "invalid": s.invalid,
         "notes": s.notes,
+        "accuracy": s.accuracy,
     });
     o.insert("perfgate".into(), ext);
     Value::Object(o)
@@ -449,6 +457,12 @@ const CSV_COLUMNS: &[&str] = &[
     "send_lag_p99_ms",
     "client_lagged",
     "valid",
+    "accuracy_requests",
+    "exact_match",
+    "rouge1_f1",
+    "rouge2_f1",
+    "rougeL_f1",
+    "bleu",
 ];
 
 /// The CSV of every level so far.
@@ -464,7 +478,7 @@ pub fn summary_csv(levels: &[&LevelSummary]) -> Vec<u8> {
                 max_concurrency,
             } => (rate.to_string(), max_concurrency),
         };
-        let rec = vec![
+        let mut rec = vec![
             i.to_string(),
             conc.map_or(String::new(), |c| c.to_string()),
             rate,
@@ -494,6 +508,17 @@ pub fn summary_csv(levels: &[&LevelSummary]) -> Vec<u8> {
             s.self_check.lagged.to_string(),
             s.invalid.is_empty().to_string(),
         ];
+        match &s.accuracy {
+            Some(a) => rec.extend([
+                a.pairs.to_string(),
+                a.exact_match.to_string(),
+                a.rouge1.to_string(),
+                a.rouge2.to_string(),
+                a.rouge_l.to_string(),
+                a.bleu.score.to_string(),
+            ]),
+            None => rec.extend(std::iter::repeat_n(String::new(), 6)),
+        }
         let _ = w.write_record(&rec);
     }
     w.into_inner().unwrap_or_default()

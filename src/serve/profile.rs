@@ -28,7 +28,8 @@ pub struct Profile {
     /// The server closes the connection after each streamed response without saying so
     /// (llama.cpp's llama-server sends no `Connection: close`): a pooled connection is dead
     /// when the next request goes out on it, which then fails "connection closed before
-    /// message completed". Streamed requests to it each open their own connection.
+    /// message completed" (measured: 1 to 3 requests in 30 at concurrency 2 and 4). Streamed
+    /// requests to it each open their own connection and say `Connection: close`.
     pub closes_streams: bool,
 }
 

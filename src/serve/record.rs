@@ -124,6 +124,10 @@ pub struct RequestRecord {
     /// TensorRT-LLM's `avg_decoded_tokens_per_iter` (speculative decoding), if sent.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub avg_decoded_tokens_per_iter: Option<f64>,
+    /// With `--accuracy`: the generated text scored against `reference` (completed requests
+    /// with a reference only).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub accuracy: Option<crate::accuracy::PairScores>,
 }
 
 /// Per-request metrics (milliseconds; tokens per second for throughputs).
@@ -305,6 +309,7 @@ mod tests {
             reference: None,
             server_timings: None,
             avg_decoded_tokens_per_iter: None,
+            accuracy: None,
         }
     }
 

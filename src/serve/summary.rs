@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::options::{LoadLevel, MetricOptions, SloMetric};
 use super::record::{Derived, ErrorClass, OslSource, RequestRecord};
 use super::stats::{Summary, percentile_sorted};
+use crate::accuracy::AccuracySummary;
 
 /// What the client itself saw of its own timeliness.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -79,6 +80,9 @@ pub struct LevelSummary {
     pub cancelled: u64,
     /// Things noticed about the level (a failed metrics scrape).
     pub notes: Vec<String>,
+    /// With `--accuracy`: the scored requests as a corpus (None when not asked for or no
+    /// completed request had a reference output).
+    pub accuracy: Option<AccuracySummary>,
 }
 
 /// Inputs besides the records.
@@ -89,6 +93,8 @@ pub struct SummaryInput<'a> {
     pub loop_lag_ms: &'a [f64],
     pub options: &'a MetricOptions,
     pub server_metrics: BTreeMap<String, f64>,
+    /// The level's accuracy (scored by the run, which still holds the texts).
+    pub accuracy: Option<AccuracySummary>,
 }
 
 fn summaries(values: &[f64], qs: &[f64]) -> Summary {
@@ -335,5 +341,6 @@ pub fn summarize(input: SummaryInput<'_>) -> LevelSummary {
         invalid,
         cancelled,
         notes: Vec::new(),
+        accuracy: input.accuracy,
     }
 }

@@ -167,6 +167,7 @@ async fn answer(
             "inputs": req.inputs.iter().map(|i| i.name.clone()).collect::<Vec<_>>(),
             "max_tokens": max_tokens,
         }),
+        connection: None,
     };
     let a = &state.args;
     let mut generated = 0;

@@ -13,7 +13,8 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use crate::script::{
-    Emitter, Plan, State, Trace, body_stream, max_tokens, monotonic_ns, request_id, sse,
+    Emitter, Plan, State, Trace, body_stream, connection_header, max_tokens, monotonic_ns,
+    request_id, sse,
 };
 use crate::{Kind, RoleChunk, UsageMode};
 
@@ -225,6 +226,7 @@ async fn openai(state: Arc<State>, headers: HeaderMap, body: Bytes, chat: bool) 
         prompt_tokens,
         completion_tokens: plan.tokens,
         fields: v.clone(),
+        connection: connection_header(&headers),
     };
     let streaming = v.get("stream").and_then(Value::as_bool).unwrap_or(false);
     if !streaming {

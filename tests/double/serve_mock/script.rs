@@ -112,6 +112,7 @@ impl State {
                 "prompt_tokens": t.prompt_tokens,
                 "completion_tokens": t.completion_tokens,
                 "fields": t.fields,
+                "connection": t.connection,
             });
             if let Ok(mut f) = f.lock() {
                 let _ = writeln!(f, "{line}");
@@ -181,6 +182,8 @@ pub struct Trace {
     pub completion_tokens: u64,
     /// The request body: its JSON (HTTP) so tests can check what was asked.
     pub fields: Value,
+    /// The request's `Connection` header (HTTP), if it had one.
+    pub connection: Option<String>,
 }
 
 pub type Chunk = Result<Bytes, std::io::Error>;
@@ -245,6 +248,14 @@ pub fn max_tokens(body: &Value) -> u64 {
         .or_else(|| body.get("max_completion_tokens"))
         .and_then(Value::as_u64)
         .unwrap_or(16)
+}
+
+/// The `Connection` header as sent (a test checks who asks the server to close).
+pub fn connection_header(headers: &axum::http::HeaderMap) -> Option<String> {
+    headers
+        .get(axum::http::header::CONNECTION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
 }
 
 pub fn request_id(headers: &axum::http::HeaderMap) -> String {

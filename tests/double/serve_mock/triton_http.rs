@@ -12,7 +12,9 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use crate::openai::admit;
-use crate::script::{Emitter, Plan, State, Trace, body_stream, monotonic_ns, request_id, sse};
+use crate::script::{
+    Emitter, Plan, State, Trace, body_stream, connection_header, monotonic_ns, request_id, sse,
+};
 
 type St = AxState<Arc<State>>;
 
@@ -73,6 +75,7 @@ fn start(
         prompt_tokens: state.prompt_tokens(&v),
         completion_tokens: plan.tokens,
         fields: v.clone(),
+        connection: connection_header(headers),
     };
     Ok((plan, trace))
 }
