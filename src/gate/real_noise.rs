@@ -472,7 +472,10 @@ mod tests {
         assert_eq!(s.sessions[0].0, "h100-a");
         assert_eq!(s.sessions[0].1[11], 511.0);
         assert_eq!(s.len(), 12);
-        assert!(s.source.ends_with("(1 repetition(s) with failed requests skipped)"));
+        assert!(
+            s.source
+                .ends_with("(1 repetition(s) with failed requests skipped)")
+        );
         let e = NoiseSeries::parse_jsonl(&text, Path::new("a.jsonl"), "request_goodput")
             .expect_err("missing key");
         assert!(
