@@ -11,8 +11,8 @@
 # when a later one fails:
 #   sweep   the harness runs test_lists/gpu_transformers.txt (four concurrencies; NVML telemetry:
 #           energy per token, clocks, power, throttling; rooflines from the detected GPU)
-#   noise   one server, then `perfgate serve-bench` repeated NOISE_REPS times (same prompts) at one
-#           concurrency: the run-to-run series the gate's real-noise mode resamples
+#   noise   one server, then `perfgate serve-bench` repeated NOISE_REPS times (same prompts) at
+#           concurrency NOISE_CONC: the run-to-run series the gate's real-noise mode resamples
 #   power   on the same server, `perfgate sweep -p 128 512 -n 32 128 -pg 512,128 -r 3` with
 #           NVML power, temperature and clocks per repetition (POWER_S seconds at most)
 set -uo pipefail
@@ -21,8 +21,10 @@ OUT_DIR=${1:?usage: ci/gpu/serving.sh OUT_DIR}
 mkdir -p "$OUT_DIR"
 PG=${PERFGATE:-$PWD/.gpu/perfgate}
 NOISE_REPS=${NOISE_REPS:-30}
+NOISE_CONC=${NOISE_CONC:-32}
 # Env: TEST_LIST (the sweep's list), SWEEP_S, NOISE_S, POWER_S (seconds per stage), NOISE_REPS,
-# MODELS (where the model is made), PERFGATE (the perfgate binary).
+# NOISE_CONC (the noise level's concurrency, as many requests per repetition), MODELS (where the
+# model is made), PERFGATE (the perfgate binary).
 MODELS=${MODELS:-/tmp/models}
 log() { echo "== $(date +%T) $*"; }
 
@@ -69,7 +71,7 @@ bench 8 8 > "$OUT_DIR/noise-warmup.txt" 2>&1
 end=$((SECONDS + ${NOISE_S:-200}))
 for i in $(seq "$NOISE_REPS"); do
   [ $SECONDS -lt $end ] || break
-  bench 64 64 --save-result "$OUT_DIR/noise.jsonl" > "$OUT_DIR/noise-$i.txt" 2>&1 \
+  bench "$NOISE_CONC" "$NOISE_CONC" --save-result "$OUT_DIR/noise.jsonl" > "$OUT_DIR/noise-$i.txt" 2>&1 \
     || echo "repetition $i failed" >&2
 done
 

@@ -110,6 +110,11 @@ impl Rates {
     pub fn false_alarm(&self) -> f64 {
         self.false_alarms as f64 / self.null_nights.max(1) as f64
     }
+    /// The detection a method would score by alarming at random at its false-alarm rate: the
+    /// step night or the next alarms, `1 − (1 − FA)²`. A detection near it is luck.
+    pub fn chance_detection(&self) -> f64 {
+        1.0 - (1.0 - self.false_alarm()).powi(2)
+    }
     pub fn unknown_rate(&self) -> f64 {
         self.unknown as f64 / self.nights.max(1) as f64
     }
@@ -290,6 +295,9 @@ fn run_one(
         let last = step_night + 1;
         let mut level = 0.0;
         let mut history: Vec<Observation> = Vec::new();
+        // FAIL or IMPROVED nights waiting for the nights after them: (values, clean nights
+        // since).
+        let mut pending: Vec<(Vec<Observation>, usize)> = Vec::new();
         let mut daily_means: Vec<f64> = Vec::new();
         let mut stored_a = BASE_VALUE;
         let (mut ours_hit, mut a_hit, mut b_hit) = (false, false, false);
@@ -322,7 +330,7 @@ fn run_one(
             let mut reps: Vec<f64> = (0..sc.reps).map(|_| draw(rng)).collect();
             let night_mean = reps.iter().sum::<f64>() / reps.len() as f64;
             // As the history store does: a night the gate failed (or found improved) stays
-            // out of the history until someone accepts its level.
+            // out of the history until the nights after it clear it as a blip.
             let mut accepted = true;
             if night >= o.history {
                 let is_null = night < step_night;
@@ -361,11 +369,26 @@ fn run_one(
             }
             daily_means.push(night_mean);
             let night_index = night as i64;
+            let observations = reps.iter().map(|&value| Observation {
+                night: night_index,
+                value,
+            });
             if accepted {
-                history.extend(reps.iter().map(|&value| Observation {
-                    night: night_index,
-                    value,
-                }));
+                history.extend(observations);
+                // Each pending blip has one more clean night after it; with enough, it was
+                // noise and its values join the history.
+                for (_, clean) in pending.iter_mut() {
+                    *clean += 1;
+                }
+                let (done, wait): (Vec<_>, Vec<_>) = pending
+                    .drain(..)
+                    .partition(|(_, clean)| *clean >= stats::BLIP_CLEAR_NIGHTS);
+                pending = wait;
+                history.extend(done.into_iter().flat_map(|(obs, _)| obs));
+            } else {
+                // A second bad night: the earlier ones were not blips.
+                pending.clear();
+                pending.push((observations.collect(), 0));
             }
         }
         for (r, hit) in [
@@ -500,6 +523,20 @@ impl SimReport {
             worst(|r| r.upstream_a.false_alarm()),
             worst(|r| r.upstream_b.false_alarm())
         ));
+        // A "detection" no better than alarming at the false-alarm rate on either night.
+        if let Some(r) = self
+            .results
+            .iter()
+            .find(|r| r.scenario.reps == 3 && r.scenario.step == REAL_STEPS[0])
+        {
+            lines.push(format!(
+                "chance (alarming at the FA rate on the step night or the next, {:.0}% step, 3 reps): ours {:.1}%, upstream A {:.1}%, upstream B {:.1}%",
+                r.scenario.step * 100.0,
+                r.ours.chance_detection() * 100.0,
+                r.upstream_a.chance_detection() * 100.0,
+                r.upstream_b.chance_detection() * 100.0
+            ));
+        }
         lines
     }
 }

@@ -212,6 +212,17 @@ pub enum GateError {
     },
 }
 
+/// Tonight is only a FAIL (or IMPROVED) when fewer than this many nights of the history, the
+/// screened outliers included, were as far out on the same side: a bimodal or heavy-tailed
+/// case (a slow server start one night in ten, measured on real llama.cpp noise) keeps
+/// returning to such values, and the normal model that sets the threshold cannot see that.
+pub const RECURRING_NIGHTS: usize = 1;
+
+/// A FAIL or IMPROVED night followed by this many nights that were neither (nor INVALID or
+/// ENV_CHANGED) was a blip: its values join the history again as the noise they were (see
+/// [`crate::history::History::series`]). A regression keeps failing and stays out.
+pub const BLIP_CLEAR_NIGHTS: usize = 2;
+
 /// Should an UNKNOWN be rerun? Only an UNKNOWN, and only while the `--max-reruns` budget lasts:
 /// PASS, FAIL and IMPROVED are already decided, NEW has nothing to compare with.
 pub fn should_rerun(verdict: Verdict, reruns_done: u32, max_reruns: u32) -> bool {
@@ -362,7 +373,20 @@ fn from_history(
     let unstable = night_sd > p.unstable_scale;
 
     let unconfirmed = d > threshold && !agree;
-    let verdict = if unstable || unconfirmed {
+    // Nights of the history (screened outliers included) that were beyond the threshold on
+    // tonight's side and within tonight's own noise of it: a mode this case returns to.
+    let like_tonight = if d.abs() > threshold {
+        summaries
+            .iter()
+            .map(|s| worse * (s - center))
+            .filter(|di| di.abs() > threshold && di.signum() == d.signum())
+            .filter(|di| (di - d).abs() <= threshold)
+            .count()
+    } else {
+        0
+    };
+    let recurring = like_tonight >= RECURRING_NIGHTS;
+    let verdict = if unstable || unconfirmed || recurring {
         Verdict::Unknown
     } else if d > threshold {
         Verdict::Fail
@@ -410,6 +434,16 @@ fn from_history(
             } else {
                 "the repetitions disagree"
             }
+        ),
+        _ if recurring => format!(
+            "UNKNOWN: {like_tonight} night(s) of the history were {} as far out as this: a \
+             mode this case returns to (a slow start, a busy neighbour), not a new level; \
+             {what}",
+            if d > 0.0 {
+                "as slow, about"
+            } else {
+                "as fast, about"
+            },
         ),
         _ => format!("UNKNOWN: not enough evidence either way, rerun to decide; {what}"),
     };

@@ -40,6 +40,7 @@ use serde::Serialize;
 
 pub use records::CaseRecordRow;
 
+use crate::gate::stats::BLIP_CLEAR_NIGHTS;
 use crate::record::Observation;
 use crate::record::State;
 use crate::record::VerdictRecord;
@@ -541,11 +542,15 @@ impl History {
     /// - are not `exclude_run`,
     /// - have the given fingerprint (when one is given),
     /// - came after the series' latest acknowledged change point (see [`History::acknowledge`]),
-    /// - did not get an INVALID, ENV_CHANGED, FAIL or IMPROVED verdict for the series: those
-    ///   values describe a broken measurement, another environment, or a level nobody has
-    ///   accepted yet. A regression therefore keeps failing, night after night, until it is
-    ///   fixed or acknowledged (`perfgate baseline update --accept-regressions --history`);
-    ///   it is never absorbed into the history silently.
+    /// - did not get an INVALID or ENV_CHANGED verdict for the series (a broken measurement,
+    ///   another environment),
+    /// - did not get a FAIL or IMPROVED verdict, unless the next
+    ///   [`BLIP_CLEAR_NIGHTS`] verdict nights of the series were all PASS or UNKNOWN: then
+    ///   that night was a blip, noise the history must keep (leaving every alarming night out
+    ///   would narrow the noise the gate sees and raise its false alarms; measured on real
+    ///   llama.cpp noise, docs/design/statistics.md). A regression keeps failing, night after
+    ///   night, so it stays out until it is fixed or acknowledged (`perfgate baseline update
+    ///   --accept-regressions --history`); it is never absorbed into the history silently.
     pub fn series(&self, q: &SeriesQuery<'_>) -> Result<Vec<Observation>, HistoryError> {
         let path = &self.path;
         if q.max_nights == 0 {
@@ -564,7 +569,8 @@ impl History {
                     q.step,
                     q.exclude_run,
                     q.fingerprint,
-                    max_nights
+                    max_nights,
+                    BLIP_CLEAR_NIGHTS as i64
                 ],
                 |r| {
                     Ok(Observation {
@@ -673,7 +679,15 @@ nights AS (
                      WHERE perf_case_name = ?1 AND metric = ?2)
       AND NOT EXISTS (SELECT 1 FROM verdicts v
                       WHERE v.night = m.night AND v.perf_case_name = ?1 AND v.step = ?3
-                        AND v.metric = ?2 AND v.verdict IN ('INVALID', 'ENV_CHANGED', 'FAIL', 'IMPROVED'))
+                        AND v.metric = ?2
+                        AND (v.verdict IN ('INVALID', 'ENV_CHANGED')
+                             OR (v.verdict IN ('FAIL', 'IMPROVED')
+                                 AND (SELECT count(*) FROM (
+                                        SELECT w.verdict FROM verdicts w
+                                        WHERE w.perf_case_name = ?1 AND w.metric = ?2
+                                          AND w.step = ?3 AND w.night > v.night
+                                        ORDER BY w.night LIMIT ?7)
+                                      WHERE verdict IN ('PASS', 'UNKNOWN')) < ?7)))
     ORDER BY m.night DESC
     LIMIT ?6
 )
@@ -1011,18 +1025,22 @@ mod tests {
             .expect("explain");
         let plan: Vec<String> = stmt
             .query_map(
-                params!["p", "m", "s", "r", Option::<String>::None, 10],
+                params!["p", "m", "s", "r", Option::<String>::None, 10, 2],
                 |r| r.get::<_, String>(3),
             )
             .expect("query")
             .collect::<Result<_, _>>()
             .expect("rows");
         let plan = plan.join("\n");
-        // Only the small intermediate results (the series' case ids, its chosen nights) may be
-        // scanned; every table is searched through an index.
+        // Only the small intermediate results (the series' case ids, its chosen nights, the
+        // few verdict nights after a FAIL) may be scanned; every table is searched through an
+        // index.
         for line in plan.lines() {
             assert!(
-                !line.starts_with("SCAN") || line == "SCAN nights" || line == "SCAN keys",
+                !line.starts_with("SCAN")
+                    || line == "SCAN nights"
+                    || line == "SCAN keys"
+                    || line.starts_with("SCAN (subquery-"),
                 "a full scan in the series plan:\n{plan}"
             );
         }

@@ -151,6 +151,60 @@ fn one_outlying_repetition_does_not_fail_and_one_repetition_alone_is_unconfirmed
     assert!(!should_rerun(Verdict::Fail, 0, 2));
 }
 
+/// `history(100)` with nights 5 and 12 replaced by a mode at `factor` × 100 (a slow server
+/// start, say), three agreeing repetitions each.
+fn history_with_mode(factor: f64) -> Vec<Observation> {
+    history(100.0)
+        .into_iter()
+        .map(|o| match o.night {
+            5 | 12 => Observation {
+                value: o.value * factor,
+                ..o
+            },
+            _ => o,
+        })
+        .collect()
+}
+
+#[test]
+fn a_night_like_the_historys_own_outlier_nights_is_a_mode_not_a_regression() {
+    let p = params();
+    let tonight = [76.0, 76.5, 75.8];
+    // Never seen before: a regression.
+    let fresh = decide(&tonight, &history(100.0), HigherIsBetter, None, &p).expect("gate");
+    assert_eq!(fresh.verdict, Verdict::Fail, "{}", fresh.explanation);
+    // The history came here twice (its outlier nights, screened out of center and noise): a
+    // mode this case returns to.
+    let slow = history_with_mode(0.75);
+    let r = decide(&tonight, &slow, HigherIsBetter, None, &p).expect("gate");
+    assert_eq!(r.verdict, Verdict::Unknown, "{}", r.explanation);
+    assert!(
+        r.explanation
+            .contains("2 night(s) of the history were as slow"),
+        "{}",
+        r.explanation
+    );
+    assert!(matches!(
+        r.source,
+        BaselineSource::History { outliers: 2, .. }
+    ));
+    // Far beyond the mode is new again: those nights do not hide a worse level.
+    let worse = decide(&[50.0, 50.5, 49.8], &slow, HigherIsBetter, None, &p).expect("gate");
+    assert_eq!(worse.verdict, Verdict::Fail, "{}", worse.explanation);
+    // Nor does a mode on the other side: fast nights never excuse a slow one.
+    let fast = history_with_mode(1.0 / 0.75);
+    let r = decide(&tonight, &fast, HigherIsBetter, None, &p).expect("gate");
+    assert_eq!(r.verdict, Verdict::Fail, "{}", r.explanation);
+    // Improvements alike: a recurring fast mode is not IMPROVED.
+    let r = decide(&[133.0, 133.5, 132.8], &fast, HigherIsBetter, None, &p).expect("gate");
+    assert_eq!(r.verdict, Verdict::Unknown, "{}", r.explanation);
+    assert!(r.explanation.contains("as fast"), "{}", r.explanation);
+    // For a latency, the slow mode is the high one.
+    let r = decide(&[133.0, 133.5, 132.8], &fast, LowerIsBetter, None, &p).expect("gate");
+    assert_eq!(r.verdict, Verdict::Unknown, "{}", r.explanation);
+    assert!(r.explanation.contains("as slow"), "{}", r.explanation);
+}
+
 #[test]
 fn single_repetition_without_history_falls_back_to_the_baseline() {
     let b = StoredBaseline {

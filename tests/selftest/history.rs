@@ -259,6 +259,42 @@ fn the_series_keeps_only_comparable_earlier_nights() {
     );
 }
 
+/// A FAIL (or IMPROVED) night rejoins the series once the next two verdict nights of the
+/// series were PASS or UNKNOWN: it was a blip, and leaving it out would narrow the noise the
+/// gate sees. A regression keeps failing and stays out.
+#[test]
+fn a_blip_rejoins_the_series_after_two_clean_nights_and_a_regression_stays_out() {
+    let (_dir, path) = fresh();
+    let mut h = History::open(&path).expect("open");
+    night(&mut h, "n1", "A", &[100.0], Some(Verdict::Pass));
+    night(&mut h, "blip", "A", &[70.0], Some(Verdict::Fail));
+    night(&mut h, "n3", "A", &[101.0], Some(Verdict::Pass));
+    let series = |h: &History| values(&h.series(&query(None, "tonight", 10)).expect("series"));
+    // One clean night after it is not enough.
+    assert_eq!(series(&h), [100.0, 101.0]);
+    night(&mut h, "n4", "A", &[99.0], Some(Verdict::Unknown));
+    assert_eq!(series(&h), [100.0, 70.0, 101.0, 99.0]);
+
+    // A regression: two FAILs in a row are no blips, whatever follows (here a fix).
+    night(&mut h, "r1", "A", &[80.0], Some(Verdict::Fail));
+    night(&mut h, "r2", "A", &[81.0], Some(Verdict::Fail));
+    night(&mut h, "r3", "A", &[100.5], Some(Verdict::Pass));
+    assert_eq!(series(&h), [100.0, 70.0, 101.0, 99.0, 100.5]);
+    // An improvement is held back the same way, and the blip rule reads only this series'
+    // verdicts: another metric's clean nights do not clear it.
+    night(&mut h, "i1", "A", &[130.0], Some(Verdict::Improved));
+    let n = h.begin_run(&meta("i2", "A")).expect("begin");
+    assert!(n > 0);
+    h.record_measurements("i2", &[row(CASE, "OTHER", 1, 1.0, State::Valid)])
+        .expect("i2");
+    h.record_verdicts(&[VerdictRecord {
+        metric: "OTHER".into(),
+        ..verdict("i2", CASE, Verdict::Pass, true)
+    }])
+    .expect("verdicts");
+    assert_eq!(series(&h), [100.0, 70.0, 101.0, 99.0, 100.5]);
+}
+
 #[test]
 fn the_series_keeps_the_most_recent_nights_with_all_their_repetitions() {
     let (_dir, path) = fresh();

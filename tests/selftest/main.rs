@@ -26,6 +26,7 @@ mod llm_api;
 mod names;
 mod physics;
 mod power;
+mod real_noise;
 mod report;
 mod results;
 mod runner;
