@@ -269,6 +269,7 @@ pub enum GeneratorArg {
     mut_arg("nocapture", |a| a.help("Stream every benchmark's output to the terminal as well as to its perf.log")),
     mut_arg("test_threads", |a| a.help("Tests run at once (default 1: benchmarks on one GPU must not overlap; at most 256)")),
     mut_arg("include_ignored", |a| a.help("Also run tests the list marks SKIP")),
+    mut_arg("ignored", |a| a.help("Run only the tests the list marks SKIP")),
     after_help = "Test ids are upstream's: `<prefix>/perf/test_perf.py::test_perf[<name>]`. The libtest \
 flags select them: a FILTER substring, --exact, --skip, --list, --format json.\n\n\
 Exit status: 0 every test passed; 1 a gated verdict failed (FAIL or INVALID, or what --fail-on \
@@ -538,6 +539,7 @@ impl HarnessArgs {
             dry_run: self.dry_run,
             list_only: l.list,
             force_ignored: l.ignored || l.include_ignored,
+            only_ignored: l.ignored && !l.include_ignored,
             echo: l.nocapture,
             quiet: l.quiet
                 || l.list

@@ -78,6 +78,9 @@ pub fn run_with(mut args: HarnessArgs, registry: Registry) -> anyhow::Result<Out
         });
     }
     let (session, tests) = session::start(args.to_run(), registry)?;
+    // The session already chose the SKIP-marked tests for --ignored; libtest would drop them
+    // all, since it only learns that a test is ignored once it has run.
+    args.libtest.ignored = false;
     let session = Arc::new(session);
     let trials = tests
         .into_iter()

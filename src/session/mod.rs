@@ -41,6 +41,8 @@ pub struct RunOptions {
     pub list_only: bool,
     /// Run tests the list marks SKIP too (libtest's `--ignored` / `--include-ignored`).
     pub force_ignored: bool,
+    /// Run only the tests the list marks SKIP (libtest's `--ignored`).
+    pub only_ignored: bool,
     /// Stream every step's output to the terminal too.
     pub echo: bool,
     /// Print no summary (libtest's `--quiet`, `--format json`, `--list`).
@@ -219,6 +221,9 @@ pub fn start(
     check_lists(&collection)?;
     if let Some(re) = &regexp {
         collection.tests.retain(|t| re.is_match(&t.test_id));
+    }
+    if opts.only_ignored {
+        collection.tests.retain(|t| t.entry.markers.skip.is_some());
     }
     let run_id = match &opts.run_id {
         Some(id) => check_run_id(id)?,

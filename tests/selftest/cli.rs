@@ -62,6 +62,26 @@ fn lint_accepts_the_example_lists() {
     assert!(out.contains(" 0 error(s)"), "{out}");
 }
 
+/// `-F` and PERF_TEST_LIST name lists for `lint` as they do for `run`, beside or instead of
+/// the positional ones; with none at all it is a usage error.
+#[test]
+fn lint_reads_the_lists_of_dash_f_too() {
+    let (code, out, err) = perfgate(&["lint", "-F", "no/such/list.txt"]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("no/such/list.txt: error"), "{out}");
+    let (code, out, err) = perfgate(&[
+        "lint",
+        "test_lists/perf_test.txt",
+        "-F",
+        "test_lists/perf_db.yml,no/such/other.txt",
+    ]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("no/such/other.txt: error"), "{out}");
+    let (code, out, err) = perfgate(&["lint"]);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(err.contains("no test list to check"), "{err}");
+}
+
 #[test]
 fn lint_reports_missing_and_unreadable_lists() {
     let (code, out, _) = perfgate(&["lint", "no/such/list.txt"]);

@@ -136,6 +136,27 @@ pub(crate) fn run_with_status(
     )
 }
 
+/// libtest's meaning: `--ignored` runs only the tests the list marks SKIP, and
+/// `--include-ignored` runs them beside the others.
+#[test]
+fn ignored_runs_only_the_skipped_tests_and_include_ignored_runs_all() {
+    let list = "\
+llama_v3.1_8b-bench-pytorch-bfloat16-input_output_len:16,8-reqs:4
+llama_v3.1_8b-bench-pytorch-bfloat16-input_output_len:16,8-reqs:7 SKIP (not today)
+";
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (counts, text) = run(dir.path(), list, &[], &[]);
+    assert_eq!(counts, (1, 0, 1), "{text}");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (counts, text) = run(dir.path(), list, &["--ignored"], &[]);
+    assert_eq!(counts, (1, 0, 0), "{text}");
+    assert!(text.contains("reqs:7] ... ok"), "{text}");
+    assert!(!text.contains("reqs:4]"), "{text}");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (counts, text) = run(dir.path(), list, &["--include-ignored"], &[]);
+    assert_eq!(counts, (2, 0, 0), "{text}");
+}
+
 #[test]
 fn a_real_run_generates_datasets_writes_yaml_and_runs_the_benchmark() {
     let dir = tempfile::tempdir().expect("tempdir");
