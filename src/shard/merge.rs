@@ -295,7 +295,8 @@ pub struct MergeSummary {
 /// Files appended line by line; a CSV's header is written once (and must match).
 const CSV_FILES: &[&str] = &[
     crate::results::upstream::CSV_NAME,
-    "gpu_monitoring.csv",
+    crate::telemetry::GPU_MONITORING_NAME,
+    crate::telemetry::POWER_MONITORING_NAME,
     "session_properties.csv",
 ];
 const CONCAT_FILES: &[&str] = &[

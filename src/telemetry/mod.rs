@@ -55,8 +55,8 @@ use serde_json::{Map, Value};
 pub use clocks::{ClockLock, clock_target, restore_all_locked};
 pub use energy::{EnergyMethod, EnergyReport, RailEnergy, SourceEnergy};
 pub use files::{
-    GPU_MONITORING_COLUMNS, GpuMonitoringWriter, POWER_MONITORING_COLUMNS, PowerMonitoringWriter,
-    SESSION_COLUMNS, write_session_properties,
+    GPU_MONITORING_COLUMNS, GPU_MONITORING_NAME, GpuMonitoringWriter, POWER_MONITORING_COLUMNS,
+    POWER_MONITORING_NAME, PowerMonitoringWriter, SESSION_COLUMNS, write_session_properties,
 };
 pub use power::{
     Family, PowerChoice, PowerOptions, PowerSetup, PowerSource, Quantity, SYSFS_ROOT_ENV, Trace,

@@ -407,6 +407,17 @@ fn the_example_list_sharded_and_merged_equals_one_run() {
     );
     assert_eq!(report["shards"].as_array().map(Vec::len), Some(3));
 
+    // Sysfs power readings (a Jetson's rails, RAPL) of two shards: joined like the GPU
+    // samples, one header.
+    let header = perfgate::telemetry::POWER_MONITORING_COLUMNS.join(",");
+    for k in [1, 3] {
+        std::fs::write(
+            shard_dir(root, k).join("out/power_monitoring.csv"),
+            format!("{header}\nt{k},throughput,1,rapl,rapl,energy,package-0,J,2026-12-07T00:00:00Z,1,{k}.5\n"),
+        )
+        .expect("power_monitoring.csv");
+    }
+
     // Merge, shards given out of order.
     let merged = root.join("merged");
     let dirs: Vec<PathBuf> = [3, 1, 2]
@@ -418,6 +429,13 @@ fn the_example_list_sharded_and_merged_equals_one_run() {
     let (code, text) = perfgate(&args);
     assert_eq!(code, Some(0), "{text}");
     assert!(text.contains("every assigned test finished"), "{text}");
+    let power = std::fs::read_to_string(merged.join("power_monitoring.csv")).expect("merged");
+    assert_eq!(power.lines().next(), Some(header.as_str()), "{power}");
+    assert_eq!(power.lines().count(), 3, "{power}");
+    assert!(
+        power.contains(",3.5\n") && power.contains(",1.5\n"),
+        "{power}"
+    );
 
     assert_eq!(
         measured(&merged),
