@@ -12,7 +12,9 @@ use chrono::{DateTime, Datelike, FixedOffset, NaiveDateTime, Utc};
 use rusqlite::TransactionBehavior;
 use serde_json::{Map, Value};
 
-use super::{History, HistoryError, MeasurementRow, RunMeta, check_time, night_of, on};
+use super::{
+    CaseRecordRow, History, HistoryError, MeasurementRow, RunMeta, check_time, night_of, on,
+};
 use crate::gate::env::Fingerprint;
 use crate::provenance::Provenance;
 use crate::record::{CaseId, State};
@@ -28,6 +30,8 @@ pub struct ImportedRun {
     pub ended: Option<String>,
     pub measurements: Vec<MeasurementRow>,
     pub verdicts: Vec<VerdictRecord>,
+    /// The serving cases' upstream records (what the OpenSearch export joins in).
+    pub case_records: Vec<CaseRecordRow>,
     /// Why cases measured nothing (their reasons, each once): shown when a run has no metrics.
     pub reasons: Vec<String>,
 }
@@ -129,6 +133,7 @@ struct JsonlRun {
     /// The latest `time` (end) of its records.
     latest: Option<DateTime<FixedOffset>>,
     rows: Vec<MeasurementRow>,
+    case_records: Vec<CaseRecordRow>,
     reasons: Vec<String>,
 }
 
@@ -161,6 +166,7 @@ fn read_results_jsonl(path: &Path) -> anyhow::Result<ImportSource> {
                     earliest: None,
                     latest: None,
                     rows: Vec::new(),
+                    case_records: Vec::new(),
                     reasons: Vec::new(),
                 });
                 runs.last_mut().expect("just pushed")
@@ -183,6 +189,19 @@ fn read_results_jsonl(path: &Path) -> anyhow::Result<ImportSource> {
         }
         if let Some(t) = time("time", &r.time)? {
             run.latest = Some(run.latest.map_or(t, |e| e.max(t)));
+        }
+        if let Some(record) = &r.upstream_record
+            && !run
+                .case_records
+                .iter()
+                .any(|c| c.test_id == r.test_id && c.network_name == r.label && c.case == r.case)
+        {
+            run.case_records.push(CaseRecordRow {
+                test_id: r.test_id.clone(),
+                network_name: r.label.clone(),
+                case: r.case.clone(),
+                record: record.clone(),
+            });
         }
         if let Some(reason) = &r.reason
             && r.metric.is_none()
@@ -298,6 +317,7 @@ fn read_results_jsonl(path: &Path) -> anyhow::Result<ImportSource> {
             ended: run.latest.map(rfc3339),
             measurements: run.rows,
             verdicts: mine,
+            case_records: run.case_records,
             reasons: run.reasons,
         });
     }
@@ -461,6 +481,7 @@ fn read_upstream(path: &Path) -> anyhow::Result<ImportSource> {
         ended: latest.map(rfc3339),
         measurements,
         verdicts: Vec::new(),
+        case_records: Vec::new(),
         reasons: if rows.is_empty() {
             vec!["the file has no result rows".into()]
         } else {
@@ -624,6 +645,7 @@ impl History {
         let night = super::insert_run(&tx, path, meta, run.ended.as_deref())?;
         super::insert_measurements(&tx, path, night, &run.measurements)?;
         super::insert_verdicts(&tx, path, &run.verdicts, Some(night))?;
+        super::records::insert_case_records(&tx, path, night, &run.case_records)?;
         tx.commit().map_err(on(path, "cannot commit the import"))?;
         Ok(ImportOutcome::Imported { night })
     }

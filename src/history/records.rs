@@ -3,6 +3,8 @@
 //! "match_keys": [...]}`, as the serving backend planned it). The OpenSearch export joins it
 //! with the case's measurements and verdicts into the document upstream uploads.
 
+use std::path::Path;
+
 use rusqlite::{TransactionBehavior, params};
 use serde_json::Value;
 
@@ -28,45 +30,12 @@ impl History {
         rows: &[CaseRecordRow],
     ) -> Result<(), HistoryError> {
         let path = &self.path;
-        let mut texts = Vec::with_capacity(rows.len());
-        for row in rows {
-            if !row.record.is_object() {
-                return Err(invalid(
-                    path,
-                    format!(
-                        "{} [{}]: an upstream record must be a JSON object",
-                        row.test_id, row.network_name
-                    ),
-                ));
-            }
-            texts.push(row.record.to_string());
-        }
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(on(path, "cannot begin a write"))?;
         let night = night_of(&tx, path, run_id)?;
-        {
-            let mut insert = tx
-                .prepare_cached(
-                    "INSERT INTO case_records (night, test_id, network_name, case_dir, record)
-                     VALUES (?1, ?2, ?3, ?4, ?5)
-                     ON CONFLICT (night, test_id, network_name, case_dir)
-                     DO UPDATE SET record = excluded.record",
-                )
-                .map_err(on(path, "cannot prepare the case record insert"))?;
-            for (row, text) in rows.iter().zip(&texts) {
-                insert
-                    .execute(params![
-                        night,
-                        row.test_id,
-                        row.network_name,
-                        row.case.as_deref().unwrap_or(""),
-                        text
-                    ])
-                    .map_err(on(path, "cannot record a case's upstream record"))?;
-            }
-        }
+        insert_case_records(&tx, path, night, rows)?;
         tx.commit()
             .map_err(on(path, "cannot commit the case records"))
     }
@@ -164,4 +133,47 @@ impl History {
         }
         Ok(out)
     }
+}
+
+/// Stores case records of the run at `night` inside the caller's transaction; a record for the
+/// same case replaces the stored one.
+pub(super) fn insert_case_records(
+    tx: &rusqlite::Transaction<'_>,
+    path: &Path,
+    night: i64,
+    rows: &[CaseRecordRow],
+) -> Result<(), HistoryError> {
+    let mut texts = Vec::with_capacity(rows.len());
+    for row in rows {
+        if !row.record.is_object() {
+            return Err(invalid(
+                path,
+                format!(
+                    "{} [{}]: an upstream record must be a JSON object",
+                    row.test_id, row.network_name
+                ),
+            ));
+        }
+        texts.push(row.record.to_string());
+    }
+    let mut insert = tx
+        .prepare_cached(
+            "INSERT INTO case_records (night, test_id, network_name, case_dir, record)
+             VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (night, test_id, network_name, case_dir)
+             DO UPDATE SET record = excluded.record",
+        )
+        .map_err(on(path, "cannot prepare the case record insert"))?;
+    for (row, text) in rows.iter().zip(&texts) {
+        insert
+            .execute(params![
+                night,
+                row.test_id,
+                row.network_name,
+                row.case.as_deref().unwrap_or(""),
+                text
+            ])
+            .map_err(on(path, "cannot record a case's upstream record"))?;
+    }
+    Ok(())
 }

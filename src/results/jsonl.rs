@@ -119,6 +119,9 @@ pub fn records(case: &CaseResult, run_id: &str, env: &Value) -> Vec<Value> {
             lines.push(with(v, describe(&name)));
         }
     }
+    if let (Some(record), Some(Value::Object(first))) = (&case.upstream_record, lines.first_mut()) {
+        first.insert("upstream_record".into(), record.clone());
+    }
     lines
 }
 
@@ -164,6 +167,10 @@ pub struct Record {
     pub summary: Option<Value>,
     #[serde(default)]
     pub env: Value,
+    /// A serving case's upstream record (`{"fields", "match_keys"}`), on the case's first
+    /// line only.
+    #[serde(default)]
+    pub upstream_record: Option<Value>,
 }
 
 impl Record {

@@ -317,6 +317,22 @@ fn aggregated_perf_sanity_runs_each_server_for_its_clients() {
         "{}",
         docs[2]
     );
+    // results.jsonl carries the records too: the output directory imported into a fresh
+    // history exports the same documents.
+    let again = dir.path().join("again");
+    std::fs::create_dir_all(&again).expect("mkdir");
+    let import = std::process::Command::new(env!("CARGO_BIN_EXE_perfgate"))
+        .args(["history", "import", "--history"])
+        .arg(again.join("history.sqlite"))
+        .arg(&out)
+        .output()
+        .expect("perfgate runs");
+    assert!(
+        import.status.success(),
+        "{}",
+        String::from_utf8_lossy(&import.stderr)
+    );
+    assert_eq!(opensearch_documents(&again), docs);
     assert_clean(dir.path());
 }
 
