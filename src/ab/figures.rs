@@ -316,14 +316,6 @@ fn invalid_reasons(blocks: &[&LevelSummary], completed: u64) -> Vec<String> {
              although it was forced (ignore_eos): the server ignored it"
         ));
     }
-    let output = sum(|b| b.output_token_disagreement);
-    if output > 0 {
-        out.push(format!(
-            "{output} of {completed} requests: the server's output token count differs from the \
-             client tokenizer's (another tokenizer, or generated text that does not encode back \
-             to the same tokens)"
-        ));
-    }
     let prompt = sum(|b| b.prompt_token_disagreement);
     if prompt > 0 {
         out.push(format!(

@@ -347,6 +347,21 @@ fn report(
         ),
     };
     let mut notes = prompts.notes.clone();
+    for (side, label) in labels.iter().enumerate() {
+        let mine = blocks.iter().filter(|b| b.side == side);
+        let differ: u64 = mine
+            .clone()
+            .map(|b| b.summary.output_token_disagreement)
+            .sum();
+        let completed: u64 = mine.map(|b| b.summary.completed).sum();
+        if differ > 0 {
+            notes.push(format!(
+                "{label}: {differ} of {completed} requests: the server's output token count \
+                 differs from the client tokenizer's (another tokenizer, or generated text that \
+                 does not encode back to the same tokens); the server's is used"
+            ));
+        }
+    }
     if pairs.len() == 1 {
         notes.push(
             "one pair of blocks: the speed-up has no interval (give --blocks 2 or more)".into(),

@@ -940,6 +940,8 @@ async fn run_levels(
             accuracy,
         });
         notes.extend(accuracy_note);
+        // The level's own notes (the summary's) after the run's.
+        notes.append(&mut summary.notes);
         summary.notes = notes;
         let report = LevelReport {
             index: li,

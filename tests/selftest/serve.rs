@@ -779,7 +779,7 @@ fn a_huge_event_within_the_limit_is_read() {
 }
 
 #[test]
-fn forced_length_mismatch_and_token_disagreement_make_a_level_invalid() {
+fn a_forced_length_mismatch_makes_a_level_invalid_a_token_disagreement_is_a_note() {
     // The server stops at 3 tokens although 6 were forced.
     let mock = Mock::start(&["--eos-after", "3", "--ttft-ms", "10", "--itl-ms", "10"]);
     let dir = tempfile::tempdir().unwrap();
@@ -821,8 +821,13 @@ fn forced_length_mismatch_and_token_disagreement_make_a_level_invalid() {
     let s = bench(&o).levels[0].summary.clone();
     assert_eq!(s.output_token_disagreement, 2);
     assert!(
-        s.invalid.iter().any(|i| i.contains("client tokenizer")),
+        s.notes.iter().any(|i| i.contains("client tokenizer")),
         "{:?}",
+        s.notes
+    );
+    assert!(
+        s.invalid.is_empty(),
+        "the server's counts are used: {:?}",
         s.invalid
     );
     // A server that counts one prompt token more than the ids sent (ids: the count is exact).
