@@ -43,6 +43,12 @@
 //!   this case's detection threshold `max(floor, t·se)`: no regression this case can detect is
 //!   there. Requiring it below the floor itself would make a case whose noise exceeds the
 //!   floor UNKNOWN every night; its MDE says instead what it can and cannot catch.
+//! - A FAIL (or IMPROVED) needs tonight to be new: when a night of the history, the screened
+//!   outlier nights included, was beyond the threshold on the same side and within one
+//!   threshold of tonight, the case has a mode it returns to (a slow server start one night in
+//!   ten, as measured on a real llama.cpp server) that the normal model cannot see; UNKNOWN
+//!   ([`RECURRING_NIGHTS`]). A worse level than the mode, or a mode on the other side, still
+//!   fails.
 //! - **UNKNOWN** otherwise: not enough evidence either way; rerun (see [`should_rerun`]).
 //!
 //! The minimum detectable effect reported per case is `max(floor, t·se)`: a true change of that
@@ -213,9 +219,10 @@ pub enum GateError {
 }
 
 /// Tonight is only a FAIL (or IMPROVED) when fewer than this many nights of the history, the
-/// screened outliers included, were as far out on the same side: a bimodal or heavy-tailed
-/// case (a slow server start one night in ten, measured on real llama.cpp noise) keeps
-/// returning to such values, and the normal model that sets the threshold cannot see that.
+/// screened outliers included, were beyond the threshold on the same side and within one
+/// threshold of tonight: a bimodal or heavy-tailed case (a slow server start one night in ten,
+/// measured on real llama.cpp noise) keeps returning to such values, and the normal model that
+/// sets the threshold cannot see that.
 pub const RECURRING_NIGHTS: usize = 1;
 
 /// A FAIL or IMPROVED night followed by this many nights that were neither (nor INVALID or
@@ -374,7 +381,7 @@ fn from_history(
 
     let unconfirmed = d > threshold && !agree;
     // Nights of the history (screened outliers included) that were beyond the threshold on
-    // tonight's side and within tonight's own noise of it: a mode this case returns to.
+    // tonight's side and within one threshold of tonight: a mode this case returns to.
     let like_tonight = if d.abs() > threshold {
         summaries
             .iter()
@@ -436,14 +443,10 @@ fn from_history(
             }
         ),
         _ if recurring => format!(
-            "UNKNOWN: {like_tonight} night(s) of the history were {} as far out as this: a \
-             mode this case returns to (a slow start, a busy neighbour), not a new level; \
-             {what}",
-            if d > 0.0 {
-                "as slow, about"
-            } else {
-                "as fast, about"
-            },
+            "UNKNOWN: {like_tonight} night(s) of the history were about this {} (beyond the \
+             threshold, within it of tonight): a mode this case returns to (a slow start, a \
+             busy neighbour), not a new level; {what}",
+            if d > 0.0 { "slow" } else { "fast" },
         ),
         _ => format!("UNKNOWN: not enough evidence either way, rerun to decide; {what}"),
     };
