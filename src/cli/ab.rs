@@ -1,13 +1,14 @@
 //! `perfgate ab`: the clap shell over [`crate::ab::run`].
 //!
-//! Exit status: 0 when every request of both sides succeeded; 1 when one failed, or a server
-//! could not be reached or stopped answering (the finished blocks are written); 2 for usage
-//! errors; 130 when stopped by Ctrl-C (the finished blocks are written first).
+//! Exit status: 0 when every request of both sides succeeded; 1 when one failed; 3 when a
+//! server could not be reached or stopped answering (the finished blocks are written); 4 when
+//! the outputs could not be written; 2 for usage errors; 130 when stopped by Ctrl-C (the finished blocks are written first).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use super::exit;
 use crate::ab::{AbError, AbMode, AbOptions, AbWriter, Monitor, Side};
 use crate::serve::options::{DatasetSource, Endpoint, ServerKind, Target};
 use crate::telemetry::{PowerChoice, PowerOptions};
@@ -38,8 +39,9 @@ pub enum AbEndpoint {
         Files in --output-dir, rewritten after every block: benchmark_results.json (the \
         comparison), benchmark_results_<label>.json per side (_target and _speculative by \
         default: blocks and every request) and benchmark_results_gpu.json (the traces).\n\n\
-        Exit status: 0 every request succeeded; 1 a request failed, or a server could not be \
-        reached or stopped answering (finished blocks are written); 2 usage; 130 Ctrl-C \
+        Exit status: 0 every request succeeded; 1 a request failed; 3 a server could not be \
+        reached or stopped answering (finished blocks are written); 4 the outputs could not be \
+        written; 2 usage; 130 Ctrl-C \
         (finished blocks written first)."
 )]
 pub struct AbArgs {
@@ -211,8 +213,16 @@ pub fn options(a: &AbArgs) -> Result<AbOptions, AbError> {
     })
 }
 
+/// The one table's status of an error (src/cli/exit.rs): 2 usage, 4 an output that cannot be
+/// written, 3 a server that cannot be reached or used (nothing could be measured).
 fn status(e: &AbError) -> ExitCode {
-    ExitCode::from(if e.is_usage() { 2 } else { 1 })
+    ExitCode::from(if e.is_usage() {
+        exit::USAGE
+    } else if matches!(e, AbError::Write { .. }) {
+        exit::INTERNAL
+    } else {
+        exit::TEST_FAILED
+    })
 }
 
 /// Runs the command; every outcome is an exit status (errors are printed here).
@@ -229,7 +239,7 @@ pub fn run_cli(a: AbArgs) -> anyhow::Result<ExitCode> {
         Ok(w) => w,
         Err(e) => {
             eprintln!("ab: error: {e}");
-            return Ok(ExitCode::from(1));
+            return Ok(ExitCode::from(exit::INTERNAL));
         }
     };
     let report = match crate::ab::run(&opts, &mut writer) {
@@ -255,8 +265,13 @@ pub fn run_cli(a: AbArgs) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    if report.stopped.is_some() || failed > 0 {
-        return Ok(ExitCode::from(1));
+    // A server that stopped answering left tests unmeasured; failed requests are a check
+    // that failed.
+    if report.stopped.is_some() {
+        return Ok(ExitCode::from(exit::TEST_FAILED));
+    }
+    if failed > 0 {
+        return Ok(ExitCode::from(exit::GATE_FAILED));
     }
     Ok(ExitCode::SUCCESS)
 }

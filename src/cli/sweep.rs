@@ -1,8 +1,8 @@
 //! `perfgate sweep`: the clap shell over [`crate::sweep::run`].
 //!
-//! Exit status: 0 when every repetition of every test finished; 1 when a repetition failed,
-//! the server could not be reached or stopped answering (the finished tests are written); 2
-//! for usage errors (no test, a bad length, a test longer than the server's context); 130 when
+//! Exit status: 0 when every repetition of every test finished; 1 when a repetition failed;
+//! 3 when the server could not be reached or stopped answering (the finished tests are
+//! written); 4 when the outputs could not be written; 2 for usage errors (no test, a bad length, a test longer than the server's context); 130 when
 //! stopped by Ctrl-C (the finished tests, and the finished repetitions of the test it stopped,
 //! are written first).
 
@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use super::exit;
 use crate::serve::options::{Endpoint, ServerKind, Target};
 use crate::sweep::{Cooldown, StdoutFormat, SweepError, SweepOptions, SweepWriter};
 use crate::telemetry::{PowerChoice, PowerOptions};
@@ -53,8 +54,9 @@ pub enum OutputFormat {
         trt_bench_<ts>.jsonl, .csv and .md, trt_bench_tokens_per_s_<ts>.svg and \
         trt_power_<type>_p<P>_g<G>_<ts>.svg per test with a power reading. Standard output gets \
         the -o format.\n\n\
-        Exit status: 0 every repetition finished; 1 a repetition failed, or the server could \
-        not be reached or stopped answering (finished tests are written); 2 usage (no test, a \
+        Exit status: 0 every repetition finished; 1 a repetition failed; 3 the server could \
+        not be reached or stopped answering (finished tests are written); 4 the outputs could \
+        not be written; 2 usage (no test, a \
         bad length, a test longer than the server's context, named with the limit); 130 \
         Ctrl-C (finished tests and repetitions written first)."
 )]
@@ -219,8 +221,16 @@ pub fn options(a: &SweepArgs) -> Result<SweepOptions, SweepError> {
     })
 }
 
+/// The one table's status of an error (src/cli/exit.rs): 2 usage, 4 an output that cannot be
+/// written, 3 a server that cannot be reached or used (nothing could be measured).
 fn status(e: &SweepError) -> ExitCode {
-    ExitCode::from(if e.is_usage() { 2 } else { 1 })
+    ExitCode::from(if e.is_usage() {
+        exit::USAGE
+    } else if matches!(e, SweepError::Write { .. }) {
+        exit::INTERNAL
+    } else {
+        exit::TEST_FAILED
+    })
 }
 
 /// Runs the command; every outcome is an exit status (errors are printed here).
@@ -237,7 +247,7 @@ pub fn run_cli(a: SweepArgs) -> anyhow::Result<ExitCode> {
         Ok(w) => w,
         Err(e) => {
             eprintln!("sweep: error: {e}");
-            return Ok(ExitCode::from(1));
+            return Ok(ExitCode::from(exit::INTERNAL));
         }
     };
     let report = match crate::sweep::run(&opts, &mut writer) {
@@ -249,7 +259,7 @@ pub fn run_cli(a: SweepArgs) -> anyhow::Result<ExitCode> {
     };
     if let Err(e) = writer.finish() {
         eprintln!("sweep: error: {e}");
-        return Ok(ExitCode::from(1));
+        return Ok(ExitCode::from(exit::INTERNAL));
     }
     eprintln!(
         "sweep: {} of {} test(s) of {} ({} server at {}) in {}",
@@ -296,8 +306,13 @@ pub fn run_cli(a: SweepArgs) -> anyhow::Result<ExitCode> {
     if report.interrupted {
         return Ok(ExitCode::from(130));
     }
-    if report.stopped.is_some() || failed > 0 {
-        return Ok(ExitCode::from(1));
+    // A server that stopped answering left tests unmeasured; failed requests are a check
+    // that failed.
+    if report.stopped.is_some() {
+        return Ok(ExitCode::from(exit::TEST_FAILED));
+    }
+    if failed > 0 {
+        return Ok(ExitCode::from(exit::GATE_FAILED));
     }
     Ok(ExitCode::SUCCESS)
 }

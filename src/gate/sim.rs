@@ -504,14 +504,21 @@ impl SimReport {
     /// The real-noise table's reading: per step at 3 repetitions, who detects it, and the worst
     /// false-alarm rate of each method.
     pub fn real_lines(&self) -> Vec<String> {
+        // "ours x%, upstream A y%, upstream B z%" of one rate.
+        let three = |r: &ScenarioResult, f: fn(&Rates) -> f64| {
+            format!(
+                "ours {:.1}%, upstream A {:.1}%, upstream B {:.1}%",
+                f(&r.ours) * 100.0,
+                f(&r.upstream_a) * 100.0,
+                f(&r.upstream_b) * 100.0
+            )
+        };
         let mut lines = Vec::new();
         for r in self.results.iter().filter(|r| r.scenario.reps == 3) {
             lines.push(format!(
-                "{:.0}% step, 3 reps: ours {:.1}% detected, upstream A {:.1}%, upstream B {:.1}%",
+                "{:.0}% step, 3 reps: {} detected",
                 r.scenario.step * 100.0,
-                r.ours.detection() * 100.0,
-                r.upstream_a.detection() * 100.0,
-                r.upstream_b.detection() * 100.0
+                three(r, Rates::detection)
             ));
         }
         let worst =
@@ -530,11 +537,9 @@ impl SimReport {
             .find(|r| r.scenario.reps == 3 && r.scenario.step == REAL_STEPS[0])
         {
             lines.push(format!(
-                "chance (alarming at the FA rate on the step night or the next, {:.0}% step, 3 reps): ours {:.1}%, upstream A {:.1}%, upstream B {:.1}%",
+                "chance (alarming at the FA rate on the step night or the next, {:.0}% step, 3 reps): {}",
                 r.scenario.step * 100.0,
-                r.ours.chance_detection() * 100.0,
-                r.upstream_a.chance_detection() * 100.0,
-                r.upstream_b.chance_detection() * 100.0
+                three(r, Rates::chance_detection)
             ));
         }
         lines
