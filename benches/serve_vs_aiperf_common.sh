@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034,SC2154  # sets variables its callers read, reads ones they set
 # Sourced by benches/serve_vs_aiperf.sh and ci/gpu/aiperf.sh: what perfgate serve-bench and
 # NVIDIA AIPerf are given so that both send the same requests, and one run of each.
 #

@@ -35,7 +35,7 @@
 # python3 for the prompts). Exit status 0 when every run of both tools completed, 1 otherwise
 # (the table then shows the runs that did).
 set -uo pipefail
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../.." || exit 2
 ROOT=$PWD
 
 url="" model="" tokenizer="" kind="" out="" levels=8,32 requests="" isl=512 osl=128 warmup=4 runs=1 timeout_s=300
