@@ -1,17 +1,20 @@
-"""Helpers of benches/serve_vs_aiperf.sh (run with the AIPerf venv's Python, which has
-`tokenizers`).
+"""Helpers of benches/serve_vs_aiperf.sh and ci/gpu/aiperf.sh (run with AIPerf's Python, which
+has `tokenizers`).
 
-    serve_vs_aiperf.py prompts PERFGATE_DATASET TOKENIZER_JSON OUT_AIPERF_JSONL
-    serve_vs_aiperf.py table WORK_DIR
+    serve_vs_aiperf.py prompts PERFGATE_DATASET TOKENIZER_JSON OUT_AIPERF_JSONL [ids|text]
+    serve_vs_aiperf.py table WORK_DIR [TARGET=TITLE ...]
 
 `prompts` turns a perfgate/prepare_dataset JSONL (`input_ids`, `output_tokens`) into AIPerf's
-`single_turn` custom dataset: the same token ids go on the wire as the completions `prompt`
-(through the per-entry `extra` body fields, which AIPerf merges last), `output_length` is the
-same, and `text` (the ids decoded) is what AIPerf would otherwise send.
+`single_turn` custom dataset with the same `output_length`. `ids` (the default): the same token
+ids go on the wire as the completions `prompt` (through the per-entry `extra` body fields, which
+AIPerf merges last), and `text` (the ids decoded) is what AIPerf would otherwise send. `text`:
+for servers that take only a string prompt, `text` is the ids decoded exactly as perfgate
+decodes them for such a server (special tokens kept), so both send the same string.
 
-`table` reads what the shell script left in WORK_DIR and prints markdown tables of the figures
-both tools report, with their definitions mapped (docs/serve-bench.md, "Side by side with
-AIPerf").
+`table` reads what the shell scripts left in WORK_DIR (WORK_DIR/TARGET/cN/runR/ with
+perfgate.jsonl and aiperf/) and prints markdown tables of the figures both tools report, with
+their definitions mapped (docs/serve-bench.md, "Side by side with AIPerf"). Without TARGET=TITLE
+arguments the targets are benches/serve_vs_aiperf.sh's (`real`, `mock`, and its capacity run).
 """
 
 import json
@@ -40,8 +43,11 @@ def die(msg):
     sys.exit(1)
 
 
-def prompts(dataset, tokenizer_json, out):
+def prompts(dataset, tokenizer_json, out, mode="ids"):
     from tokenizers import Tokenizer
+
+    if mode not in ("ids", "text"):
+        die(f"prompt mode '{mode}': expected ids or text")
 
     tok = Tokenizer.from_file(tokenizer_json)
     n = 0
@@ -55,7 +61,11 @@ def prompts(dataset, tokenizer_json, out):
                 osl = int(r["output_tokens"])
             except (ValueError, KeyError, TypeError) as e:
                 die(f"{dataset}:{lineno}: expected input_ids and output_tokens ({e})")
-            o.write(json.dumps({"text": tok.decode(ids), "output_length": osl, "extra": {"prompt": ids}}) + "\n")
+            # perfgate's ids_to_text decodes with special tokens kept (src/serve/dataset.rs).
+            rec = {"text": tok.decode(ids, skip_special_tokens=False), "output_length": osl}
+            if mode == "ids":
+                rec["extra"] = {"prompt": ids}
+            o.write(json.dumps(rec) + "\n")
             n += 1
     if n == 0:
         die(f"{dataset}: no records")
@@ -131,9 +141,12 @@ def spread(values):
     return f"{fmt(med)} ({fmt(min(values))}–{fmt(max(values))})"
 
 
-def comparison(work, target):
-    """One table per concurrency of `target` (real or mock): medians over the runs, and the
-    median of the per-run differences (each run pairs the two tools back to back)."""
+TITLES = {"real": "llama-server (ci/llama-server-up.sh)", "mock": "serve-mock at zero delay"}
+
+
+def comparison(work, target, title):
+    """One table per concurrency of `target` (a folder of WORK_DIR): medians over the runs, and
+    the median of the per-run differences (each run pairs the two tools back to back)."""
     base = os.path.join(work, target)
     if not os.path.isdir(base):
         return
@@ -150,7 +163,6 @@ def comparison(work, target):
                 gaps.append((perfgate_gap_ms(d), aiperf_gap_ms(d)))
         if not pairs:
             continue
-        title = {"real": "llama-server (ci/llama-server-up.sh)", "mock": "serve-mock at zero delay"}[target]
         lagged = sum(1 for p, _ in pairs if p.get("perfgate", {}).get("self_check", {}).get("lagged"))
         print(
             f"\n{title}, concurrency {level.lstrip('c')}, {len(pairs)} runs: median (min–max); "
@@ -215,12 +227,18 @@ def capacity(work):
 
 
 def main():
-    if len(sys.argv) == 5 and sys.argv[1] == "prompts":
+    if len(sys.argv) in (5, 6) and sys.argv[1] == "prompts":
         prompts(*sys.argv[2:])
     elif len(sys.argv) == 3 and sys.argv[1] == "table":
-        comparison(sys.argv[2], "real")
-        comparison(sys.argv[2], "mock")
+        for target, title in TITLES.items():
+            comparison(sys.argv[2], target, title)
         capacity(sys.argv[2])
+    elif len(sys.argv) > 3 and sys.argv[1] == "table":
+        for arg in sys.argv[3:]:
+            target, sep, title = arg.partition("=")
+            if not sep or not target:
+                die(f"table: '{arg}': expected TARGET=TITLE")
+            comparison(sys.argv[2], target, title)
     else:
         die(__doc__)
 

@@ -11,8 +11,10 @@
 #
 # The same prompts for both: token ids from `perfgate dataset token-norm-dist` (seed 0), sent as
 # the completions `prompt` by both (AIPerf through its single_turn dataset's per-entry `extra`
-# body), the same max_tokens, `ignore_eos`, `cache_prompt: false`, `temperature: 0`, streaming,
-# a closed loop at each concurrency, the same warmup count. Token counts are the server's usage
+# body), the same max_tokens and the same fields for the server's kind (llama.cpp: `ignore_eos`,
+# `cache_prompt: false`, `temperature: 0`; benches/serve_vs_aiperf_common.sh, shared with
+# ci/gpu/aiperf.sh, which runs the same comparison against any running server), streaming, a
+# closed loop at each concurrency, the same warmup count. Token counts are the server's usage
 # for both (AIPerf --use-server-token-count). Each run pairs the two tools back to back (their
 # order alternates between runs); on a machine of several cores the server (or mock) gets core 1
 # and the clients core 0 (taskset), so neither client's CPU use slows the server.
@@ -60,8 +62,8 @@ if [ ! -x "$VENV/bin/aiperf" ] || [ "$("$VENV/bin/python" -c 'import importlib.m
   "$VENV/bin/python" -m pip install -q --disable-pip-version-check "aiperf==$AIPERF_VERSION" >>"$VENV.log" 2>&1 \
     || { tail -n 30 "$VENV.log" >&2; log "pip install aiperf==$AIPERF_VERSION failed (log $VENV.log)"; exit 1; }
 fi
-PY=$VENV/bin/python
-HELPER=$ROOT/benches/serve_vs_aiperf.py
+AIPERF_PYTHON=$VENV/bin/python
+AIPERF=("$VENV/bin/aiperf")
 
 cargo build --release --bin perfgate --bin serve-mock >&2
 PERFGATE=$ROOT/target/release/perfgate
@@ -75,14 +77,10 @@ fi
 
 rm -rf "$WORK"
 mkdir -p "$WORK"
-# --- the prompts ---------------------------------------------------------------------------------
-make_prompts() { # $1 = name, $2 = count, $3 = output length
-  "$PERFGATE" dataset --tokenizer "$TOKENIZER" --random-seed 0 --stdout token-norm-dist \
-    --num-requests "$2" --input-mean "$isl" --input-stdev 0 --output-mean "$3" --output-stdev 0 \
-    >"$WORK/$1.jsonl"
-  "$PY" "$HELPER" prompts "$WORK/$1.jsonl" "$TOKENIZER/tokenizer.json" "$WORK/$1-aiperf.jsonl"
-}
-make_prompts prompts $((requests + warmup)) "$osl"
+# --- the prompts, the runs: shared with ci/gpu/aiperf.sh ------------------------------------------
+# shellcheck source=benches/serve_vs_aiperf_common.sh
+. "$ROOT/benches/serve_vs_aiperf_common.sh"
+make_prompts prompts $((requests + warmup)) "$isl" "$osl" ids
 
 # Background processes of this script, stopped on every exit path.
 mock_pid="" server_name=""
@@ -104,37 +102,10 @@ start_mock() {
 }
 stop_mock() { kill "$mock_pid" 2>/dev/null || true; wait "$mock_pid" 2>/dev/null || true; mock_pid=""; }
 
-# $1 url, $2 concurrency, $3 requests, $4 warmup, $5 output folder, $6 prompts name, $7.. extra
-# perfgate flags
-run_perfgate() {
-  local url=$1 c=$2 n=$3 w=$4 dir=$5 name=$6; shift 6
-  "${pin_client[@]}" "$PERFGATE" serve-bench --url "$url" --dataset "$WORK/$name.jsonl" \
-    --concurrency "$c" --num-prompts "$n" --warmup "$w" --ignore-eos --no-progress \
-    --save-result "$dir/perfgate.jsonl" "$@" >"$dir/perfgate.log" 2>&1 \
-    || { tail -n 20 "$dir/perfgate.log" >&2; log "perfgate serve-bench failed (log $dir/perfgate.log)"; exit 1; }
-}
-# $1 url, $2 concurrency, $3 requests, $4 warmup, $5 output folder, $6 prompts name, $7 model,
-# $8.. extra AIPerf flags
-run_aiperf() {
-  local url=$1 c=$2 n=$3 w=$4 dir=$5 name=$6 model=$7; shift 7
-  local args=(profile --model "$model" --url "$url" --endpoint-type completions --streaming
-    --input-file "$WORK/$name-aiperf.jsonl" --custom-dataset-type single_turn
-    --dataset-sampling-strategy sequential --concurrency "$c" --request-count "$n"
-    --extra-inputs ignore_eos:true --extra-inputs cache_prompt:false --extra-inputs temperature:0
-    --use-server-token-count --tokenizer "$TOKENIZER" --random-seed 0 --ui-type none
-    --no-server-metrics --no-gpu-telemetry --output-artifact-dir "$dir/aiperf")
-  [ "$w" = 0 ] || args+=(--warmup-request-count "$w")
-  args+=("$@")
-  "${pin_client[@]}" "$VENV/bin/aiperf" "${args[@]}" >"$dir/aiperf.log" 2>&1 \
-    || { tail -n 30 "$dir/aiperf.log" >&2; log "aiperf failed (log $dir/aiperf.log)"; exit 1; }
-}
-
-# $1 target name (real|mock), $2 url, $3 model, $4 extra AIPerf flags (one word or ""), $5..
-# extra perfgate flags
+# $1 target name (real|mock), $2 url, $3 model, $4 server kind (serve_vs_aiperf_common.sh)
 compare() {
-  local target=$1 url=$2 model=$3 ai_extra=()
-  [ -z "$4" ] || read -r -a ai_extra <<<"$4"
-  shift 4
+  local target=$1 url=$2 model=$3 kind=$4
+  server_kind_flags "$kind" "$osl"
   local run c dir
   for run in $(seq "$runs"); do
     for c in "${concurrencies[@]}"; do
@@ -142,11 +113,11 @@ compare() {
       mkdir -p "$dir"
       log "$target concurrency $c run $run/$runs"
       if [ $((run % 2)) = 1 ]; then
-        run_perfgate "$url" "$c" "$requests" "$warmup" "$dir" prompts --output-dir "$dir/perfgate-out" "$@"
-        run_aiperf "$url" "$c" "$requests" "$warmup" "$dir" prompts "$model" "${ai_extra[@]}"
+        run_perfgate "$url" "$c" "$requests" "$warmup" "$dir" prompts "$model" --output-dir "$dir/perfgate-out" "${perfgate_kind_flags[@]}"
+        run_aiperf "$url" "$c" "$requests" "$warmup" "$dir" prompts "$model" "${aiperf_kind_flags[@]}"
       else
-        run_aiperf "$url" "$c" "$requests" "$warmup" "$dir" prompts "$model" "${ai_extra[@]}"
-        run_perfgate "$url" "$c" "$requests" "$warmup" "$dir" prompts --output-dir "$dir/perfgate-out" "$@"
+        run_aiperf "$url" "$c" "$requests" "$warmup" "$dir" prompts "$model" "${aiperf_kind_flags[@]}"
+        run_perfgate "$url" "$c" "$requests" "$warmup" "$dir" prompts "$model" --output-dir "$dir/perfgate-out" "${perfgate_kind_flags[@]}"
       fi
     done
   done
@@ -155,34 +126,31 @@ compare() {
 # --- (a) the real server -------------------------------------------------------------------------
 server_name=serve-vs-aiperf-$$
 real_url=$("${pin_server[@]}" ci/llama-server-up.sh --no-build --name "$server_name" --owner-pid $$)
-# llama-server closes the connection after every stream although it says keep-alive: reusing it
-# races the close (AIPerf: "Cannot write to closing transport", 2 of 64 requests at
-# concurrency 4 here). perfgate sends Connection: close to llama.cpp; AIPerf's equivalent is a
-# new connection per request.
-compare real "$real_url" tiny "--connection-reuse-strategy=never"
+compare real "$real_url" tiny llama-cpp
 ci/llama-server-down.sh --name "$server_name" >/dev/null 2>&1
 server_name=""
 
 # --- (b) serve-mock at zero delay: the same workload ---------------------------------------------
-# --server-kind sglang: token-id prompts and ignore_eos as for llama.cpp, without llama.cpp's
+# sglang's shape: token-id prompts and ignore_eos as for llama.cpp, without llama.cpp's
 # Connection: close (the mock keeps connections alive) and without per-chunk usage (AIPerf does
 # not ask for it either).
 start_mock
-compare mock "$mock_url" mock-model "" --server-kind sglang
+compare mock "$mock_url" mock-model sglang
 
 # --- (c) client capacity: one-token answers at zero delay, 64 in flight ---------------------------
 if [ "$capacity" = 1 ]; then
-  make_prompts capacity 256 1
+  make_prompts capacity 256 "$isl" 1 ids
+  server_kind_flags sglang 1
   dir=$WORK/capacity
   mkdir -p "$dir"
   TIMEFORMAT='%R %U %S'
   log "capacity: perfgate, $cap_requests requests"
-  { time run_perfgate "$mock_url" 64 "$cap_requests" 0 "$dir" capacity --server-kind sglang ; } 2>"$dir/perfgate.time"
+  { time run_perfgate "$mock_url" 64 "$cap_requests" 0 "$dir" capacity mock-model "${perfgate_kind_flags[@]}" ; } 2>"$dir/perfgate.time"
   log "capacity: AIPerf, $ai_cap_requests requests"
-  { time run_aiperf "$mock_url" 64 "$ai_cap_requests" 0 "$dir" capacity mock-model ; } 2>"$dir/aiperf.time"
+  { time run_aiperf "$mock_url" 64 "$ai_cap_requests" 0 "$dir" capacity mock-model "${aiperf_kind_flags[@]}" ; } 2>"$dir/aiperf.time"
 fi
 stop_mock
 
 echo "# perfgate serve-bench vs AIPerf $AIPERF_VERSION; $(nproc) cores ($(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -n1)), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "# workload: ISL $isl OSL $osl token-id prompts, ignore_eos, streaming completions, $requests requests + $warmup warmup per level"
-"$PY" "$HELPER" table "$WORK"
+"$AIPERF_PYTHON" "$SVA_HELPER" table "$WORK"
