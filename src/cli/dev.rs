@@ -41,7 +41,7 @@ pub struct BenchNamesArgs {
     #[arg(long, default_value_t = 10_000)]
     pub count: usize,
     /// Target wall time in milliseconds.
-    #[arg(long, default_value_t = 200.0)]
+    #[arg(long, default_value_t = 150.0)]
     pub target_ms: f64,
 }
 
