@@ -10,6 +10,7 @@ use crate::config::{self, NameError, PerfName};
 use crate::models::ModelConfigs;
 use crate::plan::TestPlan;
 use crate::testlist::{self, Diagnostic, LoadOptions, System, TestEntry};
+use crate::textutil::clip;
 
 /// What to collect, and how its plans are made.
 #[derive(Debug, Clone)]
@@ -292,7 +293,7 @@ impl CollectOptions {
             if let Err(e) = &t.name {
                 diagnostics.push(Diagnostic::error(
                     t.entry.source.clone(),
-                    format!("`{}`: {e}", t.entry.raw),
+                    format!("`{}`: {e}", clip(&t.entry.raw)),
                 ));
             }
         }

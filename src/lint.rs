@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use crate::collect::CollectOptions;
 use crate::llm_api::RuleWarningKind;
 use crate::testlist::{Diagnostic, Severity, Source};
+use crate::textutil::clip;
 
 pub struct LintReport {
     pub diagnostics: Vec<Diagnostic>,
@@ -71,20 +72,20 @@ pub fn lint(common: &CollectOptions) -> anyhow::Result<LintReport> {
         for reason in t.plan.iter().flat_map(|p| &p.skipped) {
             diagnostics.push(Diagnostic::warning(
                 src.clone(),
-                format!("`{}`: skipped when run: {reason}", t.entry.raw),
+                format!("`{}`: skipped when run: {reason}", clip(&t.entry.raw)),
             ));
         }
         for reason in t.plan.iter().flat_map(|p| &p.blocked) {
             diagnostics.push(Diagnostic::error(
                 src.clone(),
-                format!("`{}`: cannot run: {reason}", t.entry.raw),
+                format!("`{}`: cannot run: {reason}", clip(&t.entry.raw)),
             ));
         }
         let canonical = name.canonical();
         match by_canonical.get(&canonical) {
             Some(first) => diagnostics.push(Diagnostic::warning(
                 src.clone(),
-                format!("`{}` is the same configuration as the test at {first} (both are `{canonical}`)", t.entry.raw),
+                format!("`{}` is the same configuration as the test at {first} (both are `{canonical}`)", clip(&t.entry.raw)),
             )),
             None => {
                 by_canonical.insert(canonical, src);

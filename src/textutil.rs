@@ -210,6 +210,35 @@ pub fn closest<'a>(
     scored.into_iter().take(max).map(|(_, c)| c).collect()
 }
 
+/// A value from the user as an error message quotes it: whole up to [`CLIP_CHARS`] characters,
+/// else its start and end around the number of bytes left out, so a 2 MB name in a list gives a
+/// one-line error instead of 2 MB of output.
+pub fn clip(value: &str) -> std::borrow::Cow<'_, str> {
+    const HEAD: usize = 120;
+    const TAIL: usize = 40;
+    if value.chars().count() <= CLIP_CHARS {
+        return std::borrow::Cow::Borrowed(value);
+    }
+    let head_end = value
+        .char_indices()
+        .nth(HEAD)
+        .map_or(value.len(), |(i, _)| i);
+    let tail_start = value
+        .char_indices()
+        .rev()
+        .nth(TAIL - 1)
+        .map_or(head_end, |(i, _)| i.max(head_end));
+    std::borrow::Cow::Owned(format!(
+        "{}…[{} bytes]…{}",
+        &value[..head_end],
+        tail_start - head_end,
+        &value[tail_start..]
+    ))
+}
+
+/// The longest value [`clip`] quotes whole.
+pub const CLIP_CHARS: usize = 200;
+
 /// A directory or file name derived from a test id: readable, stable, and safe for shells and
 /// filesystems. Keeps `[A-Za-z0-9._-]`, maps `:`, `,`, `+` and everything else to `_`, never
 /// yields `.`/`..` or a leading dot or dash, and bounds the length (long names keep a hash
@@ -394,6 +423,24 @@ pub fn aligned<const N: usize>(rows: &[[String; N]], right: &[usize]) -> String 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn clip_keeps_short_values_and_shortens_long_ones_at_char_boundaries() {
+        assert_eq!(clip("short"), "short");
+        let exact = "é".repeat(CLIP_CHARS);
+        assert_eq!(clip(&exact), exact.as_str());
+        let long = format!(
+            "{}{}{}",
+            "a".repeat(120),
+            "é".repeat(1_000_000),
+            "z".repeat(40)
+        );
+        let c = clip(&long);
+        assert_eq!(
+            c,
+            format!("{}…[2000000 bytes]…{}", "a".repeat(120), "z".repeat(40))
+        );
+    }
 
     #[test]
     fn python_float_repr() {

@@ -12,6 +12,7 @@ use super::args::CommonArgs;
 use crate::backend::Registry;
 use crate::config::{self, PerfName, TestFunction};
 use crate::testlist;
+use crate::textutil::clip;
 
 #[derive(Clone, Copy, ValueEnum)]
 pub enum Format {
@@ -199,7 +200,7 @@ pub fn run_plan(a: PlanArgs) -> anyhow::Result<ExitCode> {
             }
             Format::Text => match (&parsed, &plan) {
                 (Ok(_), Some(p)) => writeln!(out, "{}", p.render())?,
-                (Err(e), _) => writeln!(out, "test      {raw}\nerror     {e}\n")?,
+                (Err(e), _) => writeln!(out, "test      {}\nerror     {e}\n", clip(raw))?,
                 _ => {}
             },
         }
@@ -239,7 +240,7 @@ pub fn test_name(id: &str) -> anyhow::Result<(TestFunction, String)> {
 pub fn run_estimate(a: EstimateArgs) -> anyhow::Result<ExitCode> {
     let raw = raw_name(&a.name)?;
     let raw = raw.as_str();
-    let name = config::parse(raw).map_err(|e| anyhow::anyhow!("`{raw}`: {e}"))?;
+    let name = config::parse(raw).map_err(|e| anyhow::anyhow!("`{}`: {e}", clip(raw)))?;
     let PerfName::Standard(cfg) = &name else {
         anyhow::bail!("`{raw}` is not a trtllm-bench test; no physical limits");
     };
@@ -249,7 +250,7 @@ pub fn run_estimate(a: EstimateArgs) -> anyhow::Result<ExitCode> {
         .gpu_type(common.system()?.as_ref(), &configs)
         .unwrap_or_else(|| "H100_SXM".to_string());
     let roofs = crate::physics::rooflines(&configs, cfg, &gpu)
-        .map_err(|e| anyhow::anyhow!("`{raw}`: {e}"))?;
+        .map_err(|e| anyhow::anyhow!("`{}`: {e}", clip(raw)))?;
     let mut out = std::io::stdout().lock();
     match a.format {
         Format::Text => {
@@ -269,7 +270,7 @@ pub fn run_estimate(a: EstimateArgs) -> anyhow::Result<ExitCode> {
 pub fn run_config(a: ConfigArgs) -> anyhow::Result<ExitCode> {
     let raw = raw_name(&a.name)?;
     let raw = raw.as_str();
-    let name = config::parse(raw).map_err(|e| anyhow::anyhow!("`{raw}`: {e}"))?;
+    let name = config::parse(raw).map_err(|e| anyhow::anyhow!("`{}`: {e}", clip(raw)))?;
     let PerfName::Standard(cfg) = &name else {
         anyhow::bail!("`{raw}` is not a trtllm-bench test; it has no extra LLM API YAML");
     };

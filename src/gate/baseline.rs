@@ -29,6 +29,7 @@ use std::path::{Path, PathBuf};
 use super::stats::StoredBaseline;
 use crate::record::VerdictRecord;
 use crate::record::metric::{Direction, METRICS, MetricDef, Unit, metric};
+use crate::textutil::clip;
 
 /// Upstream's `base_perf.csv` columns, in upstream's order. All are required.
 pub const UPSTREAM_COLUMNS: [&str; 7] = [
@@ -252,7 +253,10 @@ fn unknown_metric_message(name: &str) -> String {
             format!(" (did you mean `{}`?)", close.join("`, `"))
         }
     };
-    format!("metric_type `{name}` is not in the metric table{suggestion}")
+    format!(
+        "metric_type `{}` is not in the metric table{suggestion}",
+        clip(name)
+    )
 }
 
 impl BaselineRow {
@@ -363,15 +367,15 @@ impl BaselineRow {
             None => out.push(format!(
                 "perf_case_name `{}`: expected \
                  `<prefix>/perf/test_perf.py::test_perf_metric_<type>[<label>]`",
-                self.perf_case_name
+                clip(&self.perf_case_name)
             )),
             Some(parts) => {
                 if def.is_some() && !parts.metric.eq_ignore_ascii_case(&self.metric_type) {
                     out.push(format!(
                         "metric_type `{}` does not match perf_case_name's `test_perf_metric_{}`: \
                          expected metric_type `{}`",
-                        self.metric_type,
-                        parts.metric,
+                        clip(&self.metric_type),
+                        clip(&parts.metric),
                         parts.metric.to_ascii_uppercase()
                     ));
                 }

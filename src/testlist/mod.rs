@@ -8,6 +8,7 @@ mod markers;
 mod plain;
 mod testdb;
 
+use crate::textutil::clip;
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -236,7 +237,10 @@ fn dedup(list: &mut TestList) {
         if let Some(at) = first.get(&key) {
             list.diagnostics.push(Diagnostic::warning(
                 e.source.clone(),
-                format!("`{}` is listed again (first at {at}); it runs once", e.raw),
+                format!(
+                    "`{}` is listed again (first at {at}); it runs once",
+                    clip(&e.raw)
+                ),
             ));
         } else {
             first.insert(key, e.source.clone());
@@ -282,7 +286,7 @@ pub fn parse_test_id(id: &str) -> Result<Option<ParsedId>, String> {
     if let Some((at, c)) = id.char_indices().find(|(_, c)| c.is_control()) {
         return Err(format!(
             "`{}`: the test id contains the control character {c:?} at column {}",
-            id.escape_debug(),
+            clip(&id.escape_debug().to_string()),
             id[..at].chars().count() + 1
         ));
     }
@@ -291,7 +295,8 @@ pub fn parse_test_id(id: &str) -> Result<Option<ParsedId>, String> {
             Some((p, rest)) if !p.is_empty() => (Some(p.to_string()), rest),
             _ => {
                 return Err(format!(
-                    "`{id}`: expected `full:<prefix>/perf/test_perf.py::test_perf[...]`"
+                    "`{}`: expected `full:<prefix>/perf/test_perf.py::test_perf[...]`",
+                    clip(id)
                 ));
             }
         },
@@ -306,10 +311,13 @@ pub fn parse_test_id(id: &str) -> Result<Option<ParsedId>, String> {
             continue;
         };
         let Some(name) = inner.strip_suffix(']') else {
-            return Err(format!("`{id}`: the test id has no closing `]`"));
+            return Err(format!("`{}`: the test id has no closing `]`", clip(id)));
         };
         if name.contains('[') || name.contains(']') {
-            return Err(format!("`{id}`: unbalanced brackets in the test id"));
+            return Err(format!(
+                "`{}`: unbalanced brackets in the test id",
+                clip(id)
+            ));
         }
         return Ok(Some((prefix, function, name.to_string())));
     }

@@ -309,6 +309,13 @@ fn every_bad_row_is_named_with_file_and_line() {
         "{}",
         &e[..200]
     );
+    // ... and the message quotes its start and end, not 2 MB.
+    assert!(
+        e.len() < 1000 && e.contains("…[1999840 bytes]…"),
+        "{} bytes: {}",
+        e.len(),
+        &e[..e.len().min(400)]
+    );
     let bad =
         upstream_row("TOKEN_THROUGHPUT", "1").replace(",TOKEN_THROUGHPUT,", ",token_throughput,");
     let e = row_err(&bad);

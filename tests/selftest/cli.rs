@@ -62,6 +62,67 @@ fn lint_accepts_the_example_lists() {
     assert!(out.contains(" 0 error(s)"), "{out}");
 }
 
+/// Issue 20 item 9: a test-db list's conditions with nothing to check them against (no GPU
+/// detected: here telemetry is off) refuse the run, naming --system; with a system they
+/// select the tests.
+#[test]
+fn test_db_conditions_without_a_system_refuse_the_run_and_name_system() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("out");
+    let out = out.to_str().expect("utf8");
+    let base = [
+        "run",
+        "--test-list",
+        "test_lists/perf_db.yml",
+        "--dry-run",
+        "--no-telemetry",
+        "--tokenizer",
+        "tests/fixtures/tokenizers/deepseek",
+        "--output-dir",
+        out,
+    ];
+    let (code, stdout, err) = perfgate(&base);
+    assert_eq!(code, 2, "{stdout}{err}");
+    assert!(
+        err.contains("no NVIDIA GPU was detected") && err.contains("--system"),
+        "{err}"
+    );
+    let mut with = base.to_vec();
+    with.extend([
+        "--system-set",
+        "gpu=H100_PCIe",
+        "--system-set",
+        "system_gpu_count=1",
+    ]);
+    let (code, stdout, err) = perfgate(&with);
+    assert_eq!(code, 0, "{stdout}{err}");
+}
+
+/// A 2 MB name in a list is refused at once, with a one-line error that quotes its start and
+/// end (issue 20 item 2), by `lint` and `plan --names-from`.
+#[test]
+fn a_two_megabyte_name_gets_a_short_error_at_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let list = dir.path().join("long.txt");
+    std::fs::write(
+        &list,
+        format!(
+            "{}-bench-pytorch-float8-input_output_len:128,128\n",
+            "x".repeat(2_000_000)
+        ),
+    )
+    .expect("write");
+    let path = list.to_str().expect("utf8");
+    for args in [vec!["lint", path], vec!["plan", "--names-from", path]] {
+        let (code, out, err) = perfgate(&args);
+        assert_eq!(code, 1, "{args:?}");
+        let text = out + &err;
+        assert!(text.len() < 2000, "{args:?}: {} bytes", text.len());
+        assert!(text.contains("names are at most 4096 bytes"), "{text}");
+        assert!(text.contains("bytes]…"), "{text}");
+    }
+}
+
 /// `-F` and PERF_TEST_LIST name lists for `lint` as they do for `run`, beside or instead of
 /// the positional ones; with none at all it is a usage error.
 #[test]

@@ -518,7 +518,7 @@ llama_v3.1_8b-bench-pytorch-bfloat16-input_output_len:16,8-reqs:6
         .arg(dir.path().join("cache"))
         .env("FAKE_BENCH_MODE", "spawn-child,hang")
         .env("FAKE_BENCH_MODE_FOR", "llama_v3.2_1b")
-        .stdout(std::process::Stdio::null())
+        .stdout(std::fs::File::create(dir.path().join("stdout")).expect("stdout file"))
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("perfgate starts");
@@ -546,6 +546,23 @@ llama_v3.1_8b-bench-pytorch-bfloat16-input_output_len:16,8-reqs:6
     assert!(
         crate::runner::gone_within(worker, Duration::from_secs(10)),
         "the benchmark's worker {worker} survived Ctrl-C"
+    );
+
+    // The interrupted test's failure says why once, with the log's tail once (issue 20 item
+    // 11: both were printed twice).
+    let printed = std::fs::read_to_string(dir.path().join("stdout")).expect("stdout");
+    let failure = printed
+        .split("---- ")
+        .find(|s| s.contains("llama_v3.2_1b"))
+        .unwrap_or_default();
+    assert_eq!(
+        failure.matches("interrupted by SIGINT").count(),
+        1,
+        "{printed}"
+    );
+    assert!(
+        failure.matches("last lines of the log").count() <= 1,
+        "{printed}"
     );
 
     let xml = junit_valid(dir.path());
