@@ -375,7 +375,7 @@ impl BaselineRow {
                         "metric_type `{}` does not match perf_case_name's `test_perf_metric_{}`: \
                          expected metric_type `{}`",
                         clip(&self.metric_type),
-                        clip(&parts.metric),
+                        clip(parts.metric),
                         parts.metric.to_ascii_uppercase()
                     ));
                 }
