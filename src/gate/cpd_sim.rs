@@ -16,7 +16,8 @@
 use std::time::{Duration, Instant};
 
 use super::cpd::{CpdParams, change_points};
-use super::sim::{self, Rng};
+use super::rng::Rng;
+use super::sim;
 
 /// Steps start at least this many nights from either end.
 pub const STEP_MARGIN: usize = 10;

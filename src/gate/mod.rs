@@ -3,7 +3,8 @@
 //! - [`stats`]: the noise-aware verdict (PASS / FAIL / UNKNOWN) over repetitions and history,
 //!   and upstream's fixed-threshold check for `--gate upstream`.
 //! - [`sim`]: simulated nightly histories to measure detection and false-alarm rates
-//!   (`perfgate bench-gate`).
+//!   (`perfgate bench-gate`), on synthetic noise or on real series ([`real_noise`]: read,
+//!   described and resampled); [`rng`] is their seeded random numbers.
 //! - [`validity`]: the checks before any statistics (counts, invariants, physics) that make a
 //!   measurement INVALID.
 //! - [`env`]: the environment fingerprint; a different one makes a comparison ENV_CHANGED.
@@ -23,6 +24,7 @@ pub mod cpd_sim;
 pub mod env;
 pub mod evaluate;
 pub mod real_noise;
+pub mod rng;
 pub mod significance;
 pub mod sim;
 pub mod stats;

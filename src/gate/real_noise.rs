@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 
 use crate::textutil;
 
-use super::sim::Rng;
+use super::rng::Rng;
 
 /// The repetitions of one or more sessions, as read from a file.
 #[derive(Debug, Clone)]

@@ -6,7 +6,7 @@ use std::process::Command;
 
 use perfgate::gate::changes::{self, Status};
 use perfgate::gate::cpd::CpdParams;
-use perfgate::gate::sim::Rng;
+use perfgate::gate::rng::Rng;
 use perfgate::history::{History, MeasurementRow, RunMeta};
 use perfgate::record::State;
 use perfgate::record::Verdict;

@@ -2,7 +2,7 @@
 //! t distribution right.
 
 use perfgate::gate::cpd::{self, CpdParams, change_points};
-use perfgate::gate::sim::Rng;
+use perfgate::gate::rng::Rng;
 
 /// `n` points around `base` with `cv` relative Gaussian noise; `steps` are (first index,
 /// relative change) applied from that index on.
