@@ -23,6 +23,18 @@ pub const USAGE: u8 = 2;
 pub const TEST_FAILED: u8 = 3;
 pub const INTERNAL: u8 = 4;
 
+/// A command's error as a status: 2 for the user's mistake, 4 when its own outputs could not
+/// be written, else 3 (a server or benchmark that could not be measured).
+pub fn of_error(usage: bool, cannot_write: bool) -> ExitCode {
+    ExitCode::from(if usage {
+        USAGE
+    } else if cannot_write {
+        INTERNAL
+    } else {
+        TEST_FAILED
+    })
+}
+
 /// 128 + the signal, when the run was interrupted.
 pub fn interrupted() -> Option<u8> {
     crate::runner::signals::interrupted().map(|s| (128 + s).clamp(0, 255) as u8)

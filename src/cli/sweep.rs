@@ -221,16 +221,9 @@ pub fn options(a: &SweepArgs) -> Result<SweepOptions, SweepError> {
     })
 }
 
-/// The one table's status of an error (src/cli/exit.rs): 2 usage, 4 an output that cannot be
-/// written, 3 a server that cannot be reached or used (nothing could be measured).
+/// The one table's status of an error (src/cli/exit.rs).
 fn status(e: &SweepError) -> ExitCode {
-    ExitCode::from(if e.is_usage() {
-        exit::USAGE
-    } else if matches!(e, SweepError::Write { .. }) {
-        exit::INTERNAL
-    } else {
-        exit::TEST_FAILED
-    })
+    exit::of_error(e.is_usage(), matches!(e, SweepError::Write { .. }))
 }
 
 /// Runs the command; every outcome is an exit status (errors are printed here).
