@@ -632,3 +632,27 @@ crate::cli::value_enum!(crate::telemetry::PowerChoice {
     Auto => "auto": "every source this machine has",
     None => "none": "nothing is sampled",
 });
+
+/// Which history file: `--history`, or the one in the output directory.
+#[derive(clap::Args)]
+pub struct HistoryLocation {
+    /// The history file [default: `<output-dir>/history.sqlite`].
+    #[arg(long, env = "PERF_HISTORY", value_name = "PATH")]
+    pub history: Option<PathBuf>,
+    /// The output directory whose history.sqlite is used when --history is not given.
+    #[arg(
+        long,
+        short = 'O',
+        env = "PERF_OUTPUT_DIR",
+        default_value = "perf-output"
+    )]
+    pub output_dir: PathBuf,
+}
+
+impl HistoryLocation {
+    pub fn path(&self) -> PathBuf {
+        self.history
+            .clone()
+            .unwrap_or_else(|| crate::history::default_path(&self.output_dir))
+    }
+}

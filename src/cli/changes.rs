@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::ValueEnum;
 
-use super::history::HistoryLocation;
+use super::args::HistoryLocation;
 use crate::history::History;
 use crate::history::regressions::{
     ChangeRow, blame_text, change_rows, pct, render_markdown, resolve_run, summary,

@@ -22,7 +22,7 @@ pub struct CompareArgs {
     /// The one compared with A, named the same ways.
     pub b: String,
     #[command(flatten)]
-    pub location: super::history::HistoryLocation,
+    pub location: super::args::HistoryLocation,
     #[arg(long, value_enum, default_value = "table")]
     pub format: CompareFormat,
     /// Write to this file (atomically) instead of standard output.

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 pub struct DashboardArgs {
     /// Which history (the same defaults as `gate`, `history` and `compare`).
     #[command(flatten)]
-    pub location: super::history::HistoryLocation,
+    pub location: super::args::HistoryLocation,
     /// The site's directory (created; files in it are replaced) [default:
     /// `<output-dir>/dashboard`].
     #[arg(long)]

@@ -6,34 +6,11 @@ use std::process::ExitCode;
 
 use clap::ValueEnum;
 
-use crate::history::{History, default_path};
+use super::args::HistoryLocation;
+use crate::history::History;
 use crate::record::Verdict;
 use crate::record::VerdictRecord;
 use crate::textutil::aligned;
-
-/// Which history file: `--history`, or the one in the output directory.
-#[derive(clap::Args)]
-pub struct HistoryLocation {
-    /// The history file [default: `<output-dir>/history.sqlite`].
-    #[arg(long, env = "PERF_HISTORY", value_name = "PATH")]
-    pub history: Option<PathBuf>,
-    /// The output directory whose history.sqlite is used when --history is not given.
-    #[arg(
-        long,
-        short = 'O',
-        env = "PERF_OUTPUT_DIR",
-        default_value = "perf-output"
-    )]
-    pub output_dir: PathBuf,
-}
-
-impl HistoryLocation {
-    pub fn path(&self) -> PathBuf {
-        self.history
-            .clone()
-            .unwrap_or_else(|| default_path(&self.output_dir))
-    }
-}
 
 #[derive(Clone, Copy, ValueEnum)]
 pub enum GateFormat {
