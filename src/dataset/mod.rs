@@ -35,6 +35,7 @@ mod pipeline;
 mod progress;
 pub mod prompts;
 pub mod records;
+mod sampler;
 pub mod spec;
 pub mod synthetic;
 pub mod tokenizer;
@@ -43,12 +44,13 @@ pub use cache::{VocabIdentity, cache_key};
 pub use error::DatasetError;
 pub use for_plan::{DatasetRequest, PlannedDataset, default_cache_dir, generate_for_plan};
 pub use records::OutputFormat;
+pub use sampler::TokenSampler;
 pub use spec::{
     LengthDist, MAX_REQUEST_TOKENS, MAX_REQUESTS, MAX_VOCAB, SyntheticSpec, TaskIds, validate,
     validate_vocab,
 };
 pub use synthetic::{
-    DatasetSummary, TokenSampler, write_synthetic, write_synthetic_as, write_synthetic_file,
+    DatasetSummary, write_synthetic, write_synthetic_as, write_synthetic_file,
     write_synthetic_file_as,
 };
 pub use tokenizer::{EosPolicy, Vocab};

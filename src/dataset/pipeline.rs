@@ -4,7 +4,7 @@
 
 use std::sync::mpsc;
 
-use super::synthetic::TokenSampler;
+use super::sampler::TokenSampler;
 
 /// About 1 MiB of ids: large enough to make hand-offs rare, small enough to stay in cache.
 const BATCH_IDS: usize = 1 << 18;
