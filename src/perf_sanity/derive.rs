@@ -7,7 +7,7 @@
 
 use serde_json::{Map, Value, json};
 
-use super::schema::{Aggregated, Disaggregated};
+use super::schema::{Aggregated, Disaggregated, env_dict};
 use crate::config::{DisaggMode, SanityId, SanityKind};
 use crate::llm_api::pyyaml::to_pyyaml_unsorted;
 use crate::textutil::py_float_repr;
@@ -99,21 +99,6 @@ pub const UPSTREAM_MAXIMIZE: [&str; 8] = [
 
 /// Upstream's `REGRESSION_METRICS` (plus `d_al` when a client decodes speculatively).
 pub const UPSTREAM_REGRESSION: [&str; 2] = ["d_token_throughput", "d_total_token_throughput"];
-
-/// Upstream's `to_env_dict`: whitespace-separated words, `K=V` split at the first `=`, other
-/// words dropped.
-pub fn env_dict(env: &str) -> Vec<(String, String)> {
-    let mut out: Vec<(String, String)> = Vec::new();
-    for word in env.split_whitespace() {
-        if let Some((k, v)) = word.split_once('=') {
-            match out.iter_mut().find(|(key, _)| key == k) {
-                Some(e) => e.1 = v.to_string(),
-                None => out.push((k.to_string(), v.to_string())),
-            }
-        }
-    }
-    out
-}
 
 /// Python's `os.path.join(a, b)` for two parts.
 pub fn py_join(a: &str, b: &str) -> String {

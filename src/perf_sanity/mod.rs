@@ -17,10 +17,10 @@ pub use derive::{
     AUTH_KEY_PLACEHOLDER, AUTH_KEY_SENTINEL, CLIENT_MATCH_KEYS, CONFIG_SERVER_MATCH_KEYS, Client,
     DisaggSettings, EXCLUDED_KEYS, Expanded, METRIC_FIELDS, RunType, SCENARIO_SERVER_MATCH_KEYS,
     Server, UPSTREAM_MAXIMIZE, UPSTREAM_REGRESSION, aggregated_record, disagg_server_config,
-    disaggregated_record, env_dict, expand_aggregated, expand_disaggregated, gpu_type, py_join,
-    py_str, with_auth_placeholder,
+    disaggregated_record, expand_aggregated, expand_disaggregated, gpu_type, py_join, py_str,
+    with_auth_placeholder,
 };
-pub use schema::{Aggregated, ClientSection, Content, Disaggregated, ServerSection};
+pub use schema::{Aggregated, ClientSection, Content, Disaggregated, ServerSection, env_dict};
 
 use crate::config::SanityId;
 use crate::testlist::{Diagnostic, Severity, Source};

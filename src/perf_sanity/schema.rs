@@ -455,7 +455,7 @@ impl Checker<'_> {
                 );
             }
         }
-        if let Some(v) = super::derive::env_dict(env)
+        if let Some(v) = env_dict(env)
             .iter()
             .find(|(k, _)| k == "TLLM_SPEC_DECODE_FORCE_NUM_ACCEPTED_TOKENS")
             .map(|(_, v)| v)
@@ -716,4 +716,19 @@ impl Checker<'_> {
             auth_key,
         })
     }
+}
+
+/// Upstream's `to_env_dict`: whitespace-separated words, `K=V` split at the first `=`, other
+/// words dropped.
+pub fn env_dict(env: &str) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for word in env.split_whitespace() {
+        if let Some((k, v)) = word.split_once('=') {
+            match out.iter_mut().find(|(key, _)| key == k) {
+                Some(e) => e.1 = v.to_string(),
+                None => out.push((k.to_string(), v.to_string())),
+            }
+        }
+    }
+    out
 }
