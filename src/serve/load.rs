@@ -667,6 +667,12 @@ pub fn run(
         let probed = super::probe::identify(&client, &o.target).await?;
         let profile = Profile::of(probed.kind);
         let mut notes = probed.notes.clone();
+        // The measurement never reuses a probe's connection: a server may close one after
+        // answering (transformers serve's `/v1/models` raises without a Hugging Face cache, and
+        // uvicorn then drops the connection), and the first request sent on it fails with
+        // "connection closed before message completed" (1 of 16 requests of every repetition
+        // on an H200, until this).
+        client = build_client(&o.target, pool).map_err(ServeError::Usage)?;
         if profile.closes_streams && o.target.streaming && grpc.is_none() {
             client = build_client(&o.target, 0).map_err(ServeError::Usage)?;
             notes.push(format!(

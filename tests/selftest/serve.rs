@@ -1828,3 +1828,87 @@ fn accuracy_scores_each_request_and_each_level() {
         "{stdout}"
     );
 }
+
+/// A proxy in front of `upstream` that drops a connection when a POST arrives on it after a GET
+/// did: what a server that closes a probe's connection looks like to a client that pools it
+/// (transformers serve's `/v1/models` raises without a Hugging Face cache and uvicorn drops
+/// the connection). Returns the proxy's URL and how many connections it dropped.
+fn dropping_proxy(upstream: &str) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::{Read, Write};
+    use std::net::{TcpListener, TcpStream};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let target = upstream.trim_start_matches("http://").to_string();
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let dropped = Arc::new(AtomicUsize::new(0));
+    let count = dropped.clone();
+    std::thread::spawn(move || {
+        for client in listener.incoming().flatten() {
+            let Ok(server) = TcpStream::connect(&target) else {
+                continue;
+            };
+            let count = count.clone();
+            let (mut c_read, mut s_write) = (
+                client.try_clone().expect("clone"),
+                server.try_clone().expect("clone"),
+            );
+            let (mut s_read, mut c_write) = (server, client);
+            // Server to client, until either side closes.
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut s_read, &mut c_write);
+                let _ = c_write.shutdown(std::net::Shutdown::Both);
+            });
+            std::thread::spawn(move || {
+                let got = AtomicBool::new(false);
+                let mut buf = [0u8; 65536];
+                loop {
+                    let n = match c_read.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => n,
+                    };
+                    let chunk = &buf[..n];
+                    if chunk.starts_with(b"GET ") {
+                        got.store(true, Ordering::SeqCst);
+                    } else if chunk.starts_with(b"POST ") && got.load(Ordering::SeqCst) {
+                        count.fetch_add(1, Ordering::SeqCst);
+                        let _ = c_read.shutdown(std::net::Shutdown::Both);
+                        let _ = s_write.shutdown(std::net::Shutdown::Both);
+                        break;
+                    }
+                    if s_write.write_all(chunk).is_err() {
+                        break;
+                    }
+                }
+                let _ = s_write.shutdown(std::net::Shutdown::Write);
+            });
+        }
+    });
+    (url, dropped)
+}
+
+/// The measurement never sends a request on a connection the probes used: a server that
+/// closes such a connection (seen on an H200 with transformers serve: 1 of 16 requests failed
+/// in every repetition) costs no request.
+#[test]
+fn requests_never_reuse_a_probes_connection() {
+    let mock = Mock::start(&["--ttft-ms", "5", "--itl-ms", "1"]);
+    let (url, dropped) = dropping_proxy(&mock.http);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let o = options(
+        &url,
+        Endpoint::Completions,
+        prompts(dir.path(), 4),
+        LoadLevel::Concurrency(4),
+        16,
+    );
+    let report = bench(&o);
+    let s = &report.levels[0].summary;
+    assert_eq!(s.failed, 0, "{:?}", s.errors);
+    assert_eq!(s.completed, 16);
+    assert_eq!(
+        dropped.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "a request went out on a probe's connection"
+    );
+}

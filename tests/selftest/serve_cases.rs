@@ -451,6 +451,31 @@ fn generic_engine_names_run_their_recipe() {
             && client.contains("--server-kind llama.cpp"),
         "{client}"
     );
+    // llama.cpp takes token-id prompts, so the server's prompt count must be exactly the ids
+    // sent; transformers serve takes text, which re-tokenizes to a few tokens more or less
+    // (measured on an H200), so no input total is expected of it.
+    let expect = |p: &TestPlan| {
+        p.cases[0]
+            .steps
+            .iter()
+            .find_map(|s| s.expect.as_ref())
+            .and_then(|e| e.input_len)
+    };
+    assert_eq!(expect(&p), Some(128));
+    let text = plan_name(
+        "random_llama_1b-serve-transformers-streaming-bfloat16-input_output_len:512,128-reqs:4-con:1",
+        &opts,
+    );
+    assert!(text.blocked.is_empty(), "{:?}", text.blocked);
+    assert_eq!(expect(&text), None);
+    assert_eq!(
+        text.cases[0]
+            .steps
+            .iter()
+            .find_map(|s| s.expect.as_ref())
+            .and_then(|e| e.output_len),
+        Some(128)
+    );
     // A recipe command given for the run replaces the recipe's.
     let mut o = opts.clone();
     o.serve

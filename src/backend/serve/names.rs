@@ -26,6 +26,8 @@ use crate::config::{Backend as Flow, CaseSpec, DataType, PerfConfig};
 use crate::perf_sanity::{Client, Server, aggregated_record};
 use crate::plan::{CasePlan, Readiness, Step, TestPlan};
 use crate::record::Expectations;
+use crate::serve::options::{Endpoint, ServerKind};
+use crate::serve::profile::Profile;
 use crate::textutil::{py_float_repr, safe_file_name};
 
 pub(super) fn plan(r: &PlanRequest, cfg: &PerfConfig) -> TestPlan {
@@ -235,6 +237,9 @@ pub(super) fn plan(r: &PlanRequest, cfg: &PerfConfig) -> TestPlan {
     };
     let multi = cases.len() > 1;
     let sweep = cfg.concurrencies.len() > 1;
+    let sends_ids = recipe.endpoint == "completions"
+        && ServerKind::parse(&recipe.client_kind)
+            .is_some_and(|k| Profile::of(k).sends_ids(Endpoint::Completions));
     let metrics = client::metrics(false);
     // Cases of one server run together (the executor shares a group's server only between
     // consecutive cases); a stable sort keeps the name's order within each server.
@@ -252,7 +257,10 @@ pub(super) fn plan(r: &PlanRequest, cfg: &PerfConfig) -> TestPlan {
         let concurrency = spec.concurrency.unwrap_or(cfg.num_reqs);
         let expect = Expectations {
             num_requests: Some(cfg.num_reqs),
-            input_len: Some(spec.input_len),
+            // The server counts exactly the prompt tokens sent only when they are token ids;
+            // decoded text re-tokenizes to a few tokens more or less (measured on
+            // `transformers serve`: +2.7 a request at ISL 512).
+            input_len: sends_ids.then_some(spec.input_len),
             output_len: Some(osl),
             max_concurrency: Some(concurrency),
         };
