@@ -87,6 +87,10 @@ pub struct BenchGateArgs {
     /// one session).
     #[arg(long, default_value = "output_throughput", requires = "noise")]
     pub noise_key: String,
+    /// Keep `*.jsonl` repetitions that had failed requests (skipped by default): for a series
+    /// whose every repetition lost the same requests to one fault.
+    #[arg(long, requires = "noise")]
+    pub noise_keep_failed: bool,
 }
 
 #[derive(clap::Args)]
@@ -158,7 +162,7 @@ pub fn run_bench_gate(a: BenchGateArgs) -> anyhow::Result<ExitCode> {
     let series = a
         .noise
         .iter()
-        .map(|p| NoiseSeries::load(p, &a.noise_key))
+        .map(|p| NoiseSeries::load(p, &a.noise_key, a.noise_keep_failed))
         .collect::<Result<Vec<_>, _>>()?;
     if let Some(series) = NoiseSeries::combine(series) {
         let report = sim::run_real(options, &series, &a.noise_metric)?;

@@ -56,11 +56,12 @@ pub enum NoiseError {
 pub const MIN_SESSION_LEN: usize = 10;
 
 impl NoiseSeries {
-    /// A CSV file, or a `*.jsonl` file of save-result lines read at `key`.
-    pub fn load(path: &Path, key: &str) -> Result<NoiseSeries, NoiseError> {
+    /// A CSV file, or a `*.jsonl` file of save-result lines read at `key` (`keep_failed`: see
+    /// [`NoiseSeries::parse_jsonl`]).
+    pub fn load(path: &Path, key: &str, keep_failed: bool) -> Result<NoiseSeries, NoiseError> {
         let text = textutil::read_text(path)?;
         if path.extension().is_some_and(|e| e == "jsonl") {
-            Self::parse_jsonl(&text, path, key)
+            Self::parse_jsonl(&text, path, key, keep_failed)
         } else {
             Self::parse(&text, path)
         }
@@ -68,10 +69,17 @@ impl NoiseSeries {
 
     /// `serve-bench --save-result` lines: one session, the value of `key` on each line. A line
     /// with failed requests is not a measurement of the same workload and is skipped (the
-    /// source says how many were).
-    pub fn parse_jsonl(text: &str, path: &Path, key: &str) -> Result<NoiseSeries, NoiseError> {
+    /// source says how many were), unless `keep_failed`: for a series whose every repetition
+    /// lost the same requests to one fault, the repetitions still measure one workload.
+    pub fn parse_jsonl(
+        text: &str,
+        path: &Path,
+        key: &str,
+        keep_failed: bool,
+    ) -> Result<NoiseSeries, NoiseError> {
         let mut values = Vec::new();
         let mut skipped = 0;
+        let mut kept = 0;
         for (i, line) in text.lines().enumerate() {
             if line.trim().is_empty() {
                 continue;
@@ -84,8 +92,11 @@ impl NoiseSeries {
             let v: serde_json::Value = serde_json::from_str(line)
                 .map_err(|e| bad(format!("expected a JSON object per line: {e}")))?;
             if v.get("failed").and_then(serde_json::Value::as_u64) > Some(0) {
-                skipped += 1;
-                continue;
+                if !keep_failed {
+                    skipped += 1;
+                    continue;
+                }
+                kept += 1;
             }
             let x = v
                 .get(key)
@@ -107,6 +118,12 @@ impl NoiseSeries {
         if skipped > 0 {
             series.source = format!(
                 "{} ({skipped} repetition(s) with failed requests skipped)",
+                series.source
+            );
+        }
+        if kept > 0 {
+            series.source = format!(
+                "{} ({kept} repetition(s) with failed requests kept)",
                 series.source
             );
         }
@@ -466,8 +483,13 @@ mod tests {
         let line = |x: f64| format!("{{\"duration\": 1.0, \"output_throughput\": {x}}}\n");
         let mut text: String = (0..12).map(|i| line(500.0 + i as f64)).collect();
         text.push_str("{\"failed\": 2, \"output_throughput\": 9.0}\n");
-        let s = NoiseSeries::parse_jsonl(&text, Path::new("dir/h100-a.jsonl"), "output_throughput")
-            .expect("parses");
+        let s = NoiseSeries::parse_jsonl(
+            &text,
+            Path::new("dir/h100-a.jsonl"),
+            "output_throughput",
+            false,
+        )
+        .expect("parses");
         assert_eq!(s.sessions.len(), 1);
         assert_eq!(s.sessions[0].0, "h100-a");
         assert_eq!(s.sessions[0].1[11], 511.0);
@@ -476,7 +498,16 @@ mod tests {
             s.source
                 .ends_with("(1 repetition(s) with failed requests skipped)")
         );
-        let e = NoiseSeries::parse_jsonl(&text, Path::new("a.jsonl"), "request_goodput")
+        // Kept when asked: every repetition of a series lost the same requests to one fault.
+        let kept = NoiseSeries::parse_jsonl(&text, Path::new("a.jsonl"), "output_throughput", true)
+            .expect("parses");
+        assert_eq!(kept.len(), 13);
+        assert_eq!(kept.sessions[0].1[12], 9.0);
+        assert!(
+            kept.source
+                .ends_with("(1 repetition(s) with failed requests kept)")
+        );
+        let e = NoiseSeries::parse_jsonl(&text, Path::new("a.jsonl"), "request_goodput", false)
             .expect_err("missing key");
         assert!(
             e.to_string()
