@@ -5,6 +5,7 @@
 //! re-parse.
 
 mod canonical;
+mod case_yaml;
 mod error;
 mod parse;
 mod sanity;
@@ -12,11 +13,12 @@ mod slot;
 mod sweep;
 pub mod sweep_tests;
 
+pub use case_yaml::case_form;
 pub use error::{NameError, NameErrorKind};
 pub use parse::{MAX_NAME_BYTES, parse, parse_test};
 pub use sanity::{DisaggMode, SanityId, SanityKind, parse_sanity};
 pub use slot::Slot;
-pub use sweep::{AbName, Placement, SweepName, case_form};
+pub use sweep::{AbName, Placement, SweepName};
 pub use sweep_tests::{SweepTest, TestType};
 
 use serde::Serialize;

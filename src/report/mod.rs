@@ -32,6 +32,7 @@
 
 mod eras;
 mod json;
+mod label;
 mod logline;
 mod scan;
 mod serve;

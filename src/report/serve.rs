@@ -6,7 +6,7 @@
 //! Labels are compared ignoring case: vLLM writes `Total token throughput`, TensorRT-LLM
 //! `Total Token throughput` (upstream's case-sensitive regex misses vLLM's spelling).
 
-use super::eras::{ALL, LabelDef, failed, scaled};
+use super::label::{ALL, LabelDef, failed, scaled};
 
 const fn s(label: &'static str, metrics: &'static [&'static str]) -> LabelDef {
     scaled(label, metrics, ALL, 0)

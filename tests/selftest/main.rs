@@ -22,6 +22,7 @@ mod gate_verdicts;
 mod history;
 mod history_io;
 mod junit_xsd;
+mod layering;
 mod llm_api;
 mod names;
 mod physics;
