@@ -28,7 +28,8 @@ PG=${PERFGATE:-$PWD/.gpu/perfgate}
 NOISE_REPS=${NOISE_REPS:-30}
 NOISE_CONC=${NOISE_CONC:-32}
 # Env: STAGES, TEST_LIST (the sweep's list), SWEEP_S, NOISE_S, AIPERF_S, POWER_S (seconds per
-# stage), NOISE_REPS,
+# stage), NOISE_REPS, AIPERF_RUNS (runs per level of the aiperf stage, each pairing the two
+# tools back to back; default 1),
 # NOISE_CONC (the noise level's concurrency, as many requests per repetition), MODELS (where the
 # model is made), PERFGATE (the perfgate binary).
 MODELS=${MODELS:-/tmp/models}
@@ -98,7 +99,7 @@ if stage aiperf && [ -d .gpu/aiperf-whl ]; then
   AIPERF_PY=python3 PERFGATE="$PG" timeout "${AIPERF_S:-200}" ci/gpu/aiperf.sh \
     --url "http://127.0.0.1:$port" --model "$MODELS/random-llama-1b" \
     --tokenizer "$MODELS/random-llama-1b" --server-kind transformers --out "$OUT_DIR/aiperf" \
-    --timeout 90 2>&1 | tail -30
+    --runs "${AIPERF_RUNS:-1}" --timeout 90 2>&1 | tail -30
 fi
 
 if stage power; then
