@@ -481,6 +481,7 @@ fn measure(
             m.duration = m.ended.duration_since(started).unwrap_or_default();
             m.state = State::Failed;
             m.reason = Some(e.to_string());
+            read_after_exit(&mut m, runner, reader, step, &e);
             return m;
         }
     };
@@ -519,6 +520,46 @@ fn measure(
         ));
     }
     m
+}
+
+/// A measured step that exited non-zero after printing its report (serve-bench exits 1 when a
+/// request failed, its result block printed) is still read: the failure keeps the figures and
+/// says what the report says went wrong, before the exit status.
+fn read_after_exit(
+    m: &mut Measurement,
+    runner: &Runner,
+    reader: &Reader,
+    step: &Step,
+    e: &crate::runner::StepError,
+) {
+    let crate::runner::StepError::Process(crate::runner::ProcessError::Exit { log_range, .. }) = e
+    else {
+        return;
+    };
+    if step.phase != Phase::Measure {
+        return;
+    }
+    let Some(backend) = reader.registry.get(step.backend) else {
+        return;
+    };
+    let output = StepOutput {
+        log: runner.log_path(),
+        log_range: log_range.clone(),
+        duration: m.duration,
+    };
+    let Ok(reading) = backend.read(step, &output) else {
+        return;
+    };
+    if reading.metrics.is_empty() {
+        return;
+    }
+    let exit = m.reason.take().unwrap_or_default();
+    judge(m, reading, &step.required);
+    m.state = State::Failed;
+    m.reason = Some(match m.reason.take() {
+        Some(problems) => format!("{problems}; {exit}"),
+        None => exit,
+    });
 }
 
 /// Adds a step's GPU telemetry to its measurement: the summary as metrics, what could not be

@@ -95,6 +95,8 @@ pub enum ProcessError {
         code: i32,
         fatal: Option<String>,
         tail: String,
+        /// What it printed, in the log (a client that exits 1 after its report is still read).
+        log_range: std::ops::Range<u64>,
     },
     #[error("`{program}` was killed by signal {signal} ({}){}\n{tail}", signal_name(*signal), fatal_note(fatal))]
     Signal {
@@ -322,6 +324,7 @@ pub fn run(
                 code,
                 fatal,
                 tail: tail(log_path),
+                log_range: start_offset..end_offset,
             });
         }
     } else if let Some(signal) = status.signal() {

@@ -650,3 +650,70 @@ fn ctrl_c_mid_case_stops_the_servers() {
     );
     assert_clean(dir.path());
 }
+
+/// A fault in one test's server or client fails that test with the reason; the list's other
+/// tests run and pass, and no server is left running.
+#[test]
+fn a_fault_fails_its_own_test_and_the_others_run() {
+    let list = "perf/test_perf_sanity.py::test_e2e[aggr-tiny_serving-tiny_tp1]\n\
+                perf/test_perf_sanity.py::test_e2e[aggr-tiny_serving-tiny_tp2_mtp]\n";
+    let only_tp1 = ("FAKE_SERVE_FOR", "aggr.tiny_tp1.yml");
+    // tiny_tp1's server never gets ready.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (counts, text) = run(
+        dir.path(),
+        list,
+        &["--ready-timeout", "2"],
+        &[only_tp1, ("FAKE_SERVE_FAULT", "never-ready")],
+    );
+    assert_eq!(counts, (1, 1, 0), "{text}");
+    assert!(
+        text.contains("aggr-tiny_serving-tiny_tp1")
+            && text.contains("the server service was not ready after 2 s"),
+        "{text}"
+    );
+    let results = jsonl(&dir.path().join("out/results.jsonl"));
+    assert!(
+        results
+            .iter()
+            .any(|r| r.to_string().contains("tiny_tp2_mtp-con2_iter4")),
+        "the second test's case ran: {results:?}"
+    );
+    assert_clean(dir.path());
+
+    // perfgate's own client reports failed requests against tiny_tp1's server.
+    let d2 = tempfile::tempdir().expect("tempdir");
+    let (counts, text) = run(
+        d2.path(),
+        list,
+        &[],
+        &[only_tp1, ("FAKE_SERVE_FAULT", "fail-every:3")],
+    );
+    assert_eq!(counts, (1, 1, 0), "{text}");
+    // serve-bench exits 1 after its block: the block is still read, so the failure says how
+    // many requests failed (then the exit status) and keeps the figures, which are not gated.
+    assert!(
+        text.contains(
+            "client (repetition 1): 2 request(s) failed; the client printed `!FAILED REQUESTS!`"
+        ) && text.contains("fake-serve-client` exited with status 1"),
+        "{text}"
+    );
+    let results = jsonl(&d2.path().join("out/results.jsonl"));
+    let tp1: Vec<_> = results
+        .iter()
+        .filter(|r| r.to_string().contains("tiny_tp1-con2_iter4"))
+        .filter(|r| r["metric"] == "TOTAL_OUTPUT_THROUGHPUT")
+        .collect();
+    assert!(
+        tp1.iter()
+            .any(|r| r["value"].as_f64().is_some_and(|v| v > 0.0)),
+        "{results:?}"
+    );
+    let gate = jsonl(&d2.path().join("out/gate.jsonl"));
+    assert!(
+        !gate.iter().any(|r| r.to_string().contains("tiny_tp1")
+            && matches!(r["verdict"].as_str(), Some("PASS" | "NEW"))),
+        "{gate:?}"
+    );
+    assert_clean(d2.path());
+}

@@ -693,3 +693,161 @@ fn a_sweep_whose_rules_differ_by_concurrency_gets_a_server_per_config() {
             .all(|c| c.group.as_deref() == Some("server"))
     );
 }
+
+fn perfgate(args: &[&str], env: &[(&str, &Path)], cwd: &Path) -> std::process::Output {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_perfgate"));
+    cmd.args(args)
+        .current_dir(cwd)
+        .env_remove("AGG_CONFIG_FOLDER")
+        .env_remove("DISAGG_CONFIG_FOLDER")
+        .env_remove("PERF_SANITY_DIR")
+        .env_remove("PERF_CLIENT");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("perfgate")
+}
+
+fn planned_cases(out: &std::process::Output) -> Vec<String> {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(v["blocked"], Value::Null, "{v}");
+    strings(&v["cases"])
+}
+
+/// Upstream's `AGG_CONFIG_FOLDER` / `DISAGG_CONFIG_FOLDER` pick the config folders (absolute,
+/// or relative to the source root), and `perfgate lint` checks the configs a list's ids read:
+/// unknown keys at their lines, selections naming servers the config does not have.
+#[test]
+fn config_folders_follow_upstreams_variables_and_lint_checks_them() {
+    let root = fixture("");
+    let local = fixture("local");
+    let agg = "perf/test_perf_sanity.py::test_e2e[aggr-tiny_serving-tiny_tp1]";
+    let plan = |llm_root: &Path, env: &[(&str, &Path)]| {
+        perfgate(
+            &[
+                "plan",
+                "--format",
+                "json",
+                "--models-root",
+                "/models",
+                "--llm-root",
+                llm_root.to_str().expect("utf-8"),
+                agg,
+            ],
+            env,
+            &root,
+        )
+    };
+    // Not in upstream's default folder: blocked, naming the ways to set the folders.
+    let out = plan(&fixture("llm_root"), &[]);
+    let v: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert!(
+        v["blocked"][0].as_str().is_some_and(
+            |b| b.contains("no such perf-sanity config") && b.contains("AGG_CONFIG_FOLDER")
+        ),
+        "{v}"
+    );
+    // Absolute, and relative to the source root.
+    let want = ["tiny_tp1-con2_iter4", "tiny_tp1-con4_iter2"];
+    let abs = local.join("aggregated");
+    assert_eq!(
+        planned_cases(&plan(
+            Path::new("/nonexistent"),
+            &[("AGG_CONFIG_FOLDER", &abs)]
+        )),
+        want
+    );
+    assert_eq!(
+        planned_cases(&plan(
+            &root,
+            &[("AGG_CONFIG_FOLDER", Path::new("local/aggregated"))]
+        )),
+        want
+    );
+    let disagg = local.join("disaggregated");
+    let out = perfgate(
+        &[
+            "plan",
+            "--format",
+            "json",
+            "--models-root",
+            "/models",
+            "--llm-root",
+            "/nonexistent",
+            "perf/test_perf_sanity.py::test_e2e[disagg-e2e-tiny_disagg]",
+        ],
+        &[("DISAGG_CONFIG_FOLDER", &disagg)],
+        &root,
+    );
+    assert_eq!(
+        planned_cases(&out),
+        [
+            "e2e-tiny_disagg-con2_iter2_isl32_osl16",
+            "e2e-tiny_disagg-con4_iter2_isl32_osl16"
+        ]
+    );
+
+    // lint, through the variable and through --perf-sanity-dir.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let folder = dir.path().join("ps/aggregated");
+    std::fs::create_dir_all(&folder).expect("mkdir");
+    let yaml = "metadata:\n  model_name: m\nhardware:\n  gpus_per_node: 8\nserver_configs:\n  - name: a\n    tensor_parallel_sise: 2\n    client_configs:\n      - name: c\n        concurency: 2\n        isl: 8\n        osl: 8\n";
+    std::fs::write(folder.join("bad.yaml"), yaml).expect("write");
+    std::fs::write(
+        dir.path().join("list.txt"),
+        "perf/test_perf_sanity.py::test_e2e[aggr-bad-a]\nperf/test_perf_sanity.py::test_e2e[aggr-bad-b]\n",
+    )
+    .expect("write");
+    let out = perfgate(
+        &["lint", "list.txt"],
+        &[("AGG_CONFIG_FOLDER", &folder)],
+        dir.path(),
+    );
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    let file = folder.join("bad.yaml");
+    let file = file.to_string_lossy();
+    assert!(
+        text.contains(&format!("{file}:10: error: server_configs[0].client_configs[0].concurency: unknown key; did you mean `concurrency`?")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "{file}:7: warning: server_configs[0].tensor_parallel_sise"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains("list.txt:1: error: `aggr-bad-a`: cannot run"),
+        "{text}"
+    );
+    // With the key fixed, the one selection of a server the config lacks is what remains.
+    std::fs::write(
+        folder.join("bad.yaml"),
+        yaml.replace("concurency", "concurrency"),
+    )
+    .expect("write");
+    let out = perfgate(
+        &["lint", "list.txt", "--perf-sanity-dir", "ps"],
+        &[],
+        dir.path(),
+    );
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("list.txt:2: error: `aggr-bad-b`: cannot run: ps/aggregated/bad.yaml: the selection names server(s) the config does not have: `b`; `b` → `a`?"),
+        "{text}"
+    );
+    assert!(!text.contains("list.txt:1:"), "{text}");
+    assert!(
+        text.contains("2 test(s) checked: 1 error(s), 1 warning(s)"),
+        "{text}"
+    );
+}
