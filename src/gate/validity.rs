@@ -151,9 +151,19 @@ fn serving(metrics: &BTreeMap<String, f64>, expect: Option<&Expectations>) -> Ve
                 continue;
             };
             let implied = count / d;
-            // The duration's rounding (half a hundredth of a second) and the rate's own.
-            let slack = implied * (0.005 / d) + 0.005;
-            if (rate - implied).abs() > IDENTITY_TOLERANCE * implied.abs() + slack {
+            // The printed duration is the true one rounded to a hundredth of a second, so the
+            // true rate lies between count / (d + 0.005) and count / (d - 0.005): on a run of
+            // a few hundredths that is a wide range, not a small slack around count / d. The
+            // rate's own rounding (0.005) and the identity tolerance come on top.
+            let lo = count / (d + 0.005);
+            let hi = if d > 0.005 {
+                count / (d - 0.005)
+            } else {
+                f64::INFINITY
+            };
+            let low_limit = lo * (1.0 - IDENTITY_TOLERANCE) - 0.005;
+            let high_limit = hi * (1.0 + IDENTITY_TOLERANCE) + 0.005;
+            if rate < low_limit || rate > high_limit {
                 evidence.push(format!(
                     "{metric} {rate:.2}/s is not {what} {count} / duration {d:.2} s = \
                      {implied:.2}/s (off by {:.1}%)",

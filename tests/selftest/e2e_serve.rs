@@ -717,3 +717,135 @@ fn a_fault_fails_its_own_test_and_the_others_run() {
     );
     assert_clean(d2.path());
 }
+
+/// A serving case faster than the GPU allows is INVALID, not a pass: the fake server decodes
+/// an 8 B model in about 2 ms a token, below the H100's memory-bandwidth floor for it.
+#[test]
+fn a_serving_result_beyond_physics_is_invalid() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (counts, text) = run(
+        dir.path(),
+        &format!("{SERVE_NAME}\n"),
+        &["--test-prefix", "H100_80GB_HBM3"],
+        &[],
+    );
+    assert_eq!(counts, (0, 1, 0), "{text}");
+    assert!(
+        text.contains("gate: INVALID TOTAL_OUTPUT_THROUGHPUT"),
+        "{text}"
+    );
+    let gate = jsonl(&dir.path().join("out/gate.jsonl"));
+    assert!(!gate.is_empty());
+    assert!(gate.iter().all(|r| r["verdict"] == "INVALID"), "{gate:?}");
+    let evidence: Vec<String> = gate[0]["evidence"]
+        .as_array()
+        .expect("evidence")
+        .iter()
+        .filter_map(|e| e.as_str().map(str::to_string))
+        .collect();
+    // Each bound with its numbers: throughput above the ceiling, TPOT and TTFT below the floor.
+    for (metric, bound) in [
+        ("TOTAL_OUTPUT_THROUGHPUT = ", "above the ceiling of"),
+        ("MEDIAN_OUTPUT_TOKEN_TIME = ", "below the minimum of 4.79"),
+        ("MEDIAN_FIRST_TOKEN_TIME = ", "below the minimum of 4.79"),
+    ] {
+        assert!(
+            evidence
+                .iter()
+                .any(|e| e.contains(metric) && e.contains(bound)),
+            "{metric}{bound}: {evidence:?}"
+        );
+    }
+    let ttft = gate
+        .iter()
+        .find(|r| r["metric"] == "MEDIAN_FIRST_TOKEN_TIME")
+        .expect("TTFT verdict");
+    assert!(
+        ttft["roofline_pct"].as_f64().is_some_and(|p| p > 110.0),
+        "{ttft}"
+    );
+    assert_clean(dir.path());
+}
+
+/// The two partial layouts of a disaggregated config run end to end: `ctx_only` serves the
+/// context workers' config aggregated (one server, no disaggregated front), `gen_only` starts
+/// the workers and the disaggregated server as `e2e` does.
+#[test]
+fn ctx_only_and_gen_only_run_their_servers() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let list = "perf/test_perf_sanity.py::test_e2e[aggr-ctx_only-tiny_disagg]\n\
+                perf/test_perf_sanity.py::test_e2e[disagg-gen_only-tiny_disagg]\n";
+    let (counts, text) = run(dir.path(), list, &[], &[]);
+    assert_eq!(counts, (2, 0, 0), "{text}");
+    let out = dir.path().join("out");
+    let ctx = std::fs::read_to_string(out.join("aggr-ctx_only-tiny_disagg/perf.log")).expect("log");
+    assert_eq!(ctx.matches("server service ready at").count(), 1, "{ctx}");
+    assert!(
+        !ctx.contains("ctx_0 service") && !ctx.contains("disaggregated -c"),
+        "{ctx}"
+    );
+    // One output token a request: TTFT and the throughputs are measured and gated; TPOT and
+    // ITL are not measurements (the block prints 0) and are neither kept nor gated.
+    let results = jsonl(&out.join("results.jsonl"));
+    assert!(
+        results.iter().any(
+            |r| r["warnings"]
+                .as_array()
+                .is_some_and(|w| w
+                    .iter()
+                    .any(|w| w.as_str().is_some_and(|w| w
+                        .starts_with("4 output token(s) for 4 request(s): nothing was decoded"))))
+        ),
+        "{results:?}"
+    );
+    let gate = jsonl(&out.join("gate.jsonl"));
+    let verdicts = |case: &str| -> Vec<(String, String, bool)> {
+        gate.iter()
+            .filter(|r| r.to_string().contains(case))
+            .map(|r| {
+                (
+                    r["metric"].as_str().unwrap_or_default().to_string(),
+                    r["verdict"].as_str().unwrap_or_default().to_string(),
+                    r["gated"] == true,
+                )
+            })
+            .collect()
+    };
+    let ctx_v = verdicts("ctx_only-tiny_disagg-con2");
+    assert!(!ctx_v.is_empty(), "{gate:?}");
+    assert!(ctx_v.iter().all(|(_, v, _)| v == "NEW"), "{ctx_v:?}");
+    assert!(
+        ctx_v
+            .iter()
+            .all(|(m, _, _)| !m.contains("OUTPUT_TOKEN_TIME") && !m.contains("INTER_TOKEN")),
+        "{ctx_v:?}"
+    );
+    let gated: Vec<&str> = ctx_v.iter().filter(|v| v.2).map(|v| v.0.as_str()).collect();
+    assert_eq!(
+        gated,
+        [
+            "TOTAL_OUTPUT_THROUGHPUT",
+            "TOTAL_TOKEN_THROUGHPUT",
+            "MEDIAN_FIRST_TOKEN_TIME"
+        ],
+        "{ctx_v:?}"
+    );
+    // gen_only: the workers and the disaggregated server, and TPOT gated.
+    let gen_log =
+        std::fs::read_to_string(out.join("disagg-gen_only-tiny_disagg/perf.log")).expect("log");
+    for label in ["ctx_0", "gen_0", "server"] {
+        assert!(
+            gen_log.contains(&format!("{label} service ready at"))
+                && gen_log.contains(&format!("{label} service stopped")),
+            "{label}: {gen_log}"
+        );
+    }
+    let gen_v = verdicts("gen_only-tiny_disagg");
+    assert!(
+        gen_v
+            .iter()
+            .any(|(m, v, g)| m == "MEDIAN_OUTPUT_TOKEN_TIME" && v == "NEW" && *g),
+        "{gen_v:?}"
+    );
+    assert_clean(dir.path());
+}

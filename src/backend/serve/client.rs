@@ -32,9 +32,27 @@ pub(crate) const SERVING_METRICS: [&str; 16] = [
 /// The acceptance length (`d_al`), reported and required with speculative decoding.
 pub(crate) const ACCEPTANCE: &str = "AVG_DECODED_TOKENS_PER_ITER";
 
-/// The metrics a serving case records, and requires of its client.
-pub(crate) fn metrics(speculative: bool) -> Vec<&'static str> {
-    let mut m = SERVING_METRICS.to_vec();
+/// The figures of a block that measure decoding: the gaps between output tokens. A request of
+/// one output token has none (TPOT's `(E2EL - TTFT) / (OSL - 1)` is undefined; the block
+/// prints 0), so a case whose requests ask for one token (perf-sanity's `ctx_only`) neither
+/// records nor gates them.
+pub(crate) const DECODE_METRICS: [&str; 6] = [
+    "INTER_TOKEN_TIME",
+    "MEDIAN_INTER_TOKEN_TIME",
+    "P99_INTER_TOKEN_TIME",
+    "OUTPUT_TOKEN_TIME",
+    "MEDIAN_OUTPUT_TOKEN_TIME",
+    "P99_OUTPUT_TOKEN_TIME",
+];
+
+/// The metrics a serving case records, and requires of its client; `osl` is the output
+/// length its requests ask for.
+pub(crate) fn metrics(speculative: bool, osl: i64) -> Vec<&'static str> {
+    let mut m: Vec<&str> = SERVING_METRICS
+        .iter()
+        .copied()
+        .filter(|k| osl > 1 || !DECODE_METRICS.contains(k))
+        .collect();
     if speculative {
         m.push(ACCEPTANCE);
     }
@@ -42,14 +60,17 @@ pub(crate) fn metrics(speculative: bool) -> Vec<&'static str> {
 }
 
 /// Gated by default for serving: output and total token throughput (upstream's regression
-/// metrics), the median TTFT and TPOT, and the acceptance length when speculative.
-pub(crate) fn gated(speculative: bool) -> Vec<&'static str> {
+/// metrics), the median TTFT and TPOT (when requests decode), and the acceptance length when
+/// speculative.
+pub(crate) fn gated(speculative: bool, osl: i64) -> Vec<&'static str> {
     let mut g = vec![
         "TOTAL_OUTPUT_THROUGHPUT",
         "TOTAL_TOKEN_THROUGHPUT",
         "MEDIAN_FIRST_TOKEN_TIME",
-        "MEDIAN_OUTPUT_TOKEN_TIME",
     ];
+    if osl > 1 {
+        g.push("MEDIAN_OUTPUT_TOKEN_TIME");
+    }
     if speculative {
         g.push(ACCEPTANCE);
     }

@@ -163,5 +163,25 @@ fn read(_step: &Step, output: &StepOutput) -> anyhow::Result<Reading> {
     }
     reading.missing_hint = Some("the serving benchmark's result block does not have them".into());
     reading.metrics = r.metrics;
+    // No request generated a second token: there was no decoding to time, and the block's
+    // zeros for TPOT and ITL are not measurements.
+    let count = |k: &str| reading.metrics.get(k).copied();
+    if let (Some(done), Some(out)) = (count("NUM_REQUESTS"), count("TOTAL_OUTPUT_TOKENS"))
+        && done > 0.0
+        && out <= done
+    {
+        let dropped: Vec<&str> = client::DECODE_METRICS
+            .iter()
+            .copied()
+            .filter(|k| reading.metrics.remove(*k).is_some())
+            .collect();
+        if !dropped.is_empty() {
+            reading.warnings.push(format!(
+                "{out} output token(s) for {done} request(s): nothing was decoded, so {} are not \
+                 measurements and are not kept",
+                dropped.join(", ")
+            ));
+        }
+    }
     Ok(reading)
 }

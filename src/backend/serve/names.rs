@@ -240,7 +240,6 @@ pub(super) fn plan(r: &PlanRequest, cfg: &PerfConfig) -> TestPlan {
     let sends_ids = recipe.endpoint == "completions"
         && ServerKind::parse(&recipe.client_kind)
             .is_some_and(|k| Profile::of(k).sends_ids(Endpoint::Completions));
-    let metrics = client::metrics(false);
     // Cases of one server run together (the executor shares a group's server only between
     // consecutive cases); a stable sort keeps the name's order within each server.
     let mut order: Vec<(usize, CaseSpec)> = server_of.iter().copied().zip(cases).collect();
@@ -254,6 +253,7 @@ pub(super) fn plan(r: &PlanRequest, cfg: &PerfConfig) -> TestPlan {
             dir.clone()
         };
         let osl = spec.output_len.unwrap_or(1);
+        let metrics = client::metrics(false, i64::from(osl));
         let concurrency = spec.concurrency.unwrap_or(cfg.num_reqs);
         let expect = Expectations {
             num_requests: Some(cfg.num_reqs),
@@ -338,7 +338,7 @@ pub(super) fn plan(r: &PlanRequest, cfg: &PerfConfig) -> TestPlan {
             } else {
                 format!("{SERVER}.{k}")
             }),
-            gated: client::gated(false),
+            gated: client::gated(false, i64::from(osl)),
             upstream_record: Some(upstream_record(
                 cfg,
                 recipe_name,

@@ -153,7 +153,7 @@ impl Ctx<'_> {
             output_len: fixed.then(|| u32::try_from(client.osl).ok()).flatten(),
             max_concurrency: u32::try_from(client.concurrency).ok(),
         };
-        let required = client::metrics(client.spec_decoding);
+        let required = client::metrics(client.spec_decoding, client.osl);
         match self.so.client {
             ClientChoice::Upstream => {
                 if client.use_nv_sa_benchmark {
@@ -320,10 +320,10 @@ fn aggregated(ctx: &Ctx, tp: &mut TestPlan, servers: &[(Server, Vec<Client>)]) {
                 },
                 dir: ctx.case_dir(multi, &label),
                 steps: vec![step.clone(), client_step],
-                metrics: client::metrics(c.spec_decoding),
+                metrics: client::metrics(c.spec_decoding, c.osl),
                 roofline: ctx.roofline(server, c, &label),
                 group: Some(format!("server.{idx}")),
-                gated: client::gated(c.spec_decoding),
+                gated: client::gated(c.spec_decoding, c.osl),
                 upstream_record: Some(json!({"fields": fields, "match_keys": keys})),
             });
         }
@@ -479,10 +479,10 @@ fn disaggregated(
             },
             dir: ctx.case_dir(multi, &label),
             steps: case_steps,
-            metrics: client::metrics(client.spec_decoding),
+            metrics: client::metrics(client.spec_decoding, client.osl),
             roofline: None,
             group: Some("disaggregated".into()),
-            gated: client::gated(client.spec_decoding),
+            gated: client::gated(client.spec_decoding, client.osl),
             upstream_record: Some(json!({"fields": fields, "match_keys": keys})),
         });
     }
