@@ -1493,3 +1493,69 @@ fn ab_sharegpt_prompts_and_vllm_acceptance_from_its_metrics() {
     assert!(results["a"]["acceptance"].is_null());
     assert_eq!(a.prompts(), b.prompts(), "the same prompts to both sides");
 }
+
+#[test]
+fn ab_tensorrt_llm_acceptance_length_from_its_final_choice() {
+    let a = Mock::start(&["--kind", "trtllm"]);
+    let b = Mock::start(&["--kind", "trtllm", "--avg-decoded", "2.75"]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("out");
+    let o = perfgate(
+        &[
+            "ab",
+            "--a",
+            &a.url,
+            "--b",
+            &b.url,
+            "--tokenizer",
+            &tokenizer(),
+            "--isl",
+            "8",
+            "--osl",
+            "8",
+            "--num-prompts",
+            "4",
+            "--blocks",
+            "2",
+            "--warmup",
+            "0",
+            "--ignore-eos",
+            "--output-dir",
+            out.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let (results, sides, _) = check_ab_files(&out, ["target", "speculative"]);
+    // TensorRT-LLM reports no drafted/accepted counts, only the tokens decoded per step.
+    assert_eq!(
+        results["b"]["acceptance"],
+        serde_json::json!({
+            "rate": null,
+            "drafted": null,
+            "accepted": null,
+            "acceptance_length": 2.75,
+            "source": "TensorRT-LLM avg_decoded_tokens_per_iter"
+        })
+    );
+    assert!(results["a"]["acceptance"].is_null(), "{}", results["a"]);
+    let per_request = |side: &Value| -> Vec<Value> {
+        side["requests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["avg_decoded_tokens_per_iter"].clone())
+            .collect()
+    };
+    assert_eq!(per_request(&sides[0]), vec![Value::Null; 4]);
+    assert_eq!(per_request(&sides[1]), vec![serde_json::json!(2.75); 4]);
+    let console = String::from_utf8_lossy(&o.stdout);
+    let line = console
+        .lines()
+        .find(|l| l.trim_start().starts_with("acceptance"))
+        .unwrap_or_else(|| panic!("no acceptance row: {console}"));
+    assert!(
+        line.contains("not reported") && line.contains("2.75 tokens/step"),
+        "{line}"
+    );
+}
