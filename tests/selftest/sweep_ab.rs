@@ -61,6 +61,16 @@ impl Mock {
         let _ = self.child.wait();
     }
 
+    /// Every request the mock answered, in the order they ended: `request_id`,
+    /// `arrival_ns` and `events` (`t_ns`) on CLOCK_MONOTONIC.
+    fn trace(&self) -> Vec<Value> {
+        std::fs::read_to_string(&self.trace)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("a trace line"))
+            .collect()
+    }
+
     /// The prompts the mock received (each request's `prompt` field), sorted.
     fn prompts(&self) -> Vec<String> {
         let text = std::fs::read_to_string(&self.trace).unwrap_or_default();
@@ -632,6 +642,128 @@ fn sweep_bad_input_is_an_exit_status_and_a_message() {
     // The one table: a server that cannot be reached is a test that could not measure.
     assert_eq!(o.status.code(), Some(3), "{}", text(&o));
     assert!(text(&o).contains("cannot reach the server"), "{}", text(&o));
+}
+
+/// CLOCK_REALTIME minus CLOCK_MONOTONIC (ns): turns the mock's trace times into the sweep
+/// files' clock (ns since the Unix epoch) to within microseconds.
+fn unix_minus_monotonic_ns() -> i128 {
+    let read = |clock| {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: clock_gettime writes into the timespec we own.
+        unsafe { libc::clock_gettime(clock, &mut ts) };
+        i128::from(ts.tv_sec) * 1_000_000_000 + i128::from(ts.tv_nsec)
+    };
+    let mono = read(libc::CLOCK_MONOTONIC);
+    read(libc::CLOCK_REALTIME) - mono
+}
+
+/// A trace request's arrival and its last event, on the Unix clock.
+fn arrival_and_end_unix(t: &Value, offset: i128) -> (i128, i128) {
+    let arrival = i128::from(t["arrival_ns"].as_u64().expect("arrival_ns")) + offset;
+    let end = t["events"]
+        .as_array()
+        .and_then(|e| e.last())
+        .and_then(|e| e["t_ns"].as_u64())
+        .expect("events");
+    (arrival, i128::from(end) + offset)
+}
+
+/// The requests of a sweep's run as the mock saw them, split by test: (warm-up, measured).
+fn requests_by_test(
+    mock: &Mock,
+    tests: usize,
+    warmup: usize,
+    reps: usize,
+) -> Vec<(Vec<Value>, Vec<Value>)> {
+    let trace = mock.trace();
+    assert_eq!(trace.len(), tests * (warmup + reps), "{trace:?}");
+    trace
+        .chunks(warmup + reps)
+        .map(|c| {
+            let (w, m) = c.split_at(warmup);
+            for t in w {
+                assert!(
+                    t["request_id"].as_str().unwrap().contains("-warmup-"),
+                    "{t}"
+                );
+            }
+            for t in m {
+                assert!(
+                    !t["request_id"].as_str().unwrap().contains("-warmup-"),
+                    "{t}"
+                );
+            }
+            (w.to_vec(), m.to_vec())
+        })
+        .collect()
+}
+
+#[test]
+fn sweep_warm_up_requests_are_sent_and_kept_out_of_the_samples() {
+    // 8 tokens 5 ms apart: a request takes at least 35 ms, so a warm-up taken for a
+    // repetition would be off by far more than the clocks' conversion.
+    let mock = Mock::start(&["--kind", "llamacpp", "--itl-ms", "5"]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("out");
+    let o = perfgate(
+        &[
+            "sweep",
+            "--url",
+            &mock.url,
+            "--tokenizer",
+            &tokenizer(),
+            "-n",
+            "8",
+            "-pg",
+            "4,8",
+            "-r",
+            "3",
+            "--warmup",
+            "2",
+            "--power",
+            "none",
+            "-o",
+            "json",
+            "--output-dir",
+            out.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let tests = check_sweep_files(&out, 3);
+    assert_eq!(tests.len(), 2);
+    // 2 tests × (2 warm-ups + 3 repetitions) reached the server, the warm-ups first.
+    let by_test = requests_by_test(&mock, 2, 2, 3);
+    let offset = unix_minus_monotonic_ns();
+    let slack = 1_000_000; // 1 ms for the clocks' conversion
+    for (t, (warmups, measured)) in tests.iter().zip(&by_test) {
+        let samples = t["samples_ns"].as_array().unwrap();
+        assert_eq!(samples.len(), 3, "{t}");
+        let data = read_json(&out.join(t["data_file"].as_str().unwrap()));
+        let reps = data["time"]["repetitions"].as_array().unwrap();
+        let indices: Vec<u64> = reps.iter().filter_map(|r| r["index"].as_u64()).collect();
+        assert_eq!(indices, [0, 1, 2]);
+        let start = i128::from(data["time"]["test_start_ns"].as_u64().unwrap());
+        // The warm-ups ended before the first repetition began...
+        for w in warmups {
+            let (_, end) = arrival_and_end_unix(w, offset);
+            assert!(end < start + slack, "warm-up {w} ends after {start}");
+        }
+        // ...and each repetition is one measured request: it arrived within the
+        // repetition's start and end, and its last token went out before the end.
+        for (r, m) in reps.iter().zip(measured) {
+            let (a, b) = (
+                i128::from(r["start_ns"].as_u64().unwrap()),
+                i128::from(r["end_ns"].as_u64().unwrap()),
+            );
+            let (arrival, end) = arrival_and_end_unix(m, offset);
+            assert!(a - slack <= arrival && end <= b + slack, "{r} vs {m}");
+            assert!(r["duration_ns"].as_u64().unwrap() >= 35_000_000, "{r}");
+        }
+    }
 }
 
 /// Starts a sweep of four generation tests against `mock`, waits for its first finished test
