@@ -766,6 +766,73 @@ fn sweep_warm_up_requests_are_sent_and_kept_out_of_the_samples() {
     }
 }
 
+#[test]
+fn sweep_fixed_cooldown_pauses_between_tests() {
+    let mock = Mock::start(&["--kind", "llamacpp"]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("out");
+    let o = perfgate(
+        &[
+            "sweep",
+            "--url",
+            &mock.url,
+            "--tokenizer",
+            &tokenizer(),
+            "-p",
+            "8",
+            "-n",
+            "4",
+            "-pg",
+            "8,4",
+            "-r",
+            "2",
+            "--cooldown",
+            "300ms",
+            "--power",
+            "none",
+            "-o",
+            "json",
+            "--output-dir",
+            out.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let tests = check_sweep_files(&out, 2);
+    assert_eq!(tests.len(), 3);
+    let window = |t: &Value| {
+        let data = read_json(&out.join(t["data_file"].as_str().unwrap()));
+        (
+            data["time"]["test_start_ns"].as_u64().unwrap(),
+            data["time"]["test_end_ns"].as_u64().unwrap(),
+        )
+    };
+    for pair in tests.windows(2) {
+        let gap = window(&pair[1]).0 - window(&pair[0]).1;
+        assert!(gap >= 300_000_000, "{gap} ns between tests");
+    }
+    // The pause is between tests, before the next test's warm-up, never inside a test: at
+    // the server, 300 ms pass between a test's last request and the next test's first.
+    let by_test = requests_by_test(&mock, 3, 1, 2);
+    for (i, (warmups, measured)) in by_test.iter().enumerate() {
+        let requests: Vec<&Value> = warmups.iter().chain(measured).collect();
+        for pair in requests.windows(2) {
+            let (_, end) = arrival_and_end_unix(pair[0], 0);
+            let (next, _) = arrival_and_end_unix(pair[1], 0);
+            assert!(next - end < 300_000_000, "no pause inside test {i}");
+        }
+        if let Some((next, _)) = by_test.get(i + 1) {
+            let (_, end) = arrival_and_end_unix(measured.last().unwrap(), 0);
+            let (arrival, _) = arrival_and_end_unix(&next[0], 0);
+            assert!(
+                arrival - end >= 300_000_000,
+                "{} ns after test {i}",
+                arrival - end
+            );
+        }
+    }
+}
+
 /// Starts a sweep of four generation tests against `mock`, waits for its first finished test
 /// (its JSON line), then does `then`; returns the exit status, stderr and the output dir.
 fn interrupted_sweep(
