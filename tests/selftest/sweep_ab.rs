@@ -583,6 +583,18 @@ fn sweep_bad_input_is_an_exit_status_and_a_message() {
         (&["-p", "0", "-n", "0"], 2, "no test to run"),
         (&["-pg", "512"], 2, "expected PROMPT,GENERATION"),
         (&["-pg", "512,x"], 2, "expected a whole number"),
+        (
+            &["-pg", "512,128,3"],
+            2,
+            "-pg `512,128,3`: expected PROMPT,GENERATION",
+        ),
+        (&["-pg", "-5,3"], 2, "-pg `-5`: a length cannot be negative"),
+        (
+            &["-pg", "8,4", "-5,3", "-r", "2"],
+            2,
+            "-pg `-5`: a length cannot be negative",
+        ),
+        (&["-pg"], 2, "a value is required for '--pg <P,G>...'"),
         (&["-pg", "512,0"], 2, "both lengths must be at least 1"),
         (&["-p", "-5"], 2, "cannot be negative"),
         (&["-n", "99999999999"], 2, "more than any server takes"),
