@@ -975,7 +975,9 @@ const SIDE_FIGURE_KEYS: [&str; 23] = [
     "invalid",
 ];
 
-fn check_ab_files(out: &Path, labels: [&str; 2]) -> (Value, [Value; 2], Value) {
+/// The four files of an A/B against their layout (docs/guide/sweep-ab.md); the results, the
+/// two side files and the GPU file. Also used by the real A/B (sweep_ab_real).
+pub(crate) fn check_ab_files(out: &Path, labels: [&str; 2]) -> (Value, [Value; 2], Value) {
     assert_eq!(
         files(out),
         set(&[
