@@ -428,4 +428,64 @@ mod tests {
         );
         assert_eq!(metric_sum(&m, "vllm:other"), None);
     }
+
+    /// A streamed request as serve-bench records it; `decoded` is the final choice's
+    /// `avg_decoded_tokens_per_iter`.
+    fn trtllm_record(index: u64, decoded: Option<f64>, failed: bool) -> RequestRecord {
+        RequestRecord {
+            index,
+            request_id: format!("r{index}"),
+            sample: index as usize,
+            t_due_ns: 0,
+            t_send_ns: 1_000_000,
+            t_headers_ns: Some(2_000_000),
+            t_first_event_ns: Some(3_000_000),
+            content: Vec::new(),
+            t_end_ns: 40_000_000,
+            http_status: Some(200),
+            error: failed.then(|| crate::serve::record::RequestError {
+                class: crate::serve::record::ErrorClass::Disconnected,
+                message: "connection reset".into(),
+            }),
+            prompt_tokens_client: Some(128),
+            prompt_ids: true,
+            output_tokens_client: None,
+            usage: crate::serve::record::Usage::default(),
+            requested_output_tokens: 64,
+            finish_reason: (!failed).then(|| "length".into()),
+            text: None,
+            reference: None,
+            server_timings: None,
+            avg_decoded_tokens_per_iter: decoded,
+            accuracy: None,
+        }
+    }
+
+    #[test]
+    fn tensorrt_llm_acceptance_length_is_the_mean_over_finished_requests() {
+        // 2.0, 4.0 and 1.5 tokens a step: a mean of 2.5 (not the first, last or median
+        // value); a request that failed after reporting 9.0 and one that reported nothing are
+        // left out.
+        let records = [
+            trtllm_record(0, Some(2.0), false),
+            trtllm_record(1, Some(4.0), false),
+            trtllm_record(2, Some(9.0), true),
+            trtllm_record(3, None, false),
+            trtllm_record(4, Some(1.5), false),
+        ];
+        let refs: Vec<&RequestRecord> = records.iter().collect();
+        assert_eq!(
+            acceptance(&refs, &[]),
+            Some(Acceptance {
+                rate: None,
+                drafted: None,
+                accepted: None,
+                acceptance_length: Some(2.5),
+                source: "TensorRT-LLM avg_decoded_tokens_per_iter".into(),
+            })
+        );
+        // Nothing reported: no acceptance at all.
+        let plain = [trtllm_record(0, None, false)];
+        assert_eq!(acceptance(&[&plain[0]], &[]), None);
+    }
 }

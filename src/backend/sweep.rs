@@ -588,3 +588,138 @@ fn read_ab(step: &Step) -> anyhow::Result<Reading> {
     }
     Ok(reading)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What `perfgate sweep -o jsonl` printed for `pp8+tg16` against serve-mock with a
+    /// scripted NVML reading of 250 W (`energy_j` 15.95 J over 48 tokens).
+    const SWEEP_LINE: &str = r#"{"test_type":"both","n_prompt":8,"n_gen":16,"n_tokens":24,"repetitions":2,"completed":2,"failed":0,"avg_ns":31875469,"stddev_ns":838079,"avg_ts":753.1904444179324,"stddev_ts":19.803105342893616,"samples_ns":[31282857,32468080],"samples_ts":[767.1933544944441,739.1875343414208],"avg_ttft_ns":1315548,"prompt_tokens_sent":8,"gen_tokens_requested":16,"energy_measured":true,"energy_j":15.951328322280443,"joules_per_token":0.33231934004750924,"avg_power_w":249.97949903579328,"energy_sources":[{"source":"nvml","joules":15.951328322280443,"mean_w":249.97949903579328,"method":"counter"}],"energy_note":null,"power_sources":["nvml"],"data_file":"trt_data_both_p8_g16_20261207_070007.json","model":"mock-model","server_url":"http://127.0.0.1:43581","server_kind":"llama.cpp","endpoint":"completions","timestamp":"2026-12-07T07:00:07.580Z","errors":{},"interrupted":false,"notes":[]}"#;
+
+    /// The step's output is its part of the test's log: `text`, between what a step before
+    /// and a step after it wrote (`around`).
+    fn read_log(text: &str, around: &str) -> Reading {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = dir.path().join("test.log");
+        std::fs::write(&log, format!("{around}{text}{around}")).expect("log");
+        let output = StepOutput {
+            log: &log,
+            log_range: around.len() as u64..(around.len() + text.len()) as u64,
+            duration: Duration::from_secs(1),
+        };
+        read_sweep(&output).expect("read")
+    }
+
+    fn metrics(pairs: &[(&str, f64)]) -> BTreeMap<String, f64> {
+        pairs.iter().map(|(k, v)| (k.to_string(), *v)).collect()
+    }
+
+    #[test]
+    fn a_sweep_line_with_energy_gives_joules_per_token_and_mean_power() {
+        // Another step's line in the same log is not this step's.
+        let other = SWEEP_LINE.replace("0.33231934004750924", "9.9") + "\n";
+        let r = read_log(&format!("sweep: pp8+tg16 2/2\n{SWEEP_LINE}\n"), &other);
+        assert_eq!(
+            r.metrics,
+            metrics(&[
+                ("SWEEP_TOKENS_PER_SECOND", 753.1904444179324),
+                ("SWEEP_TIME", 31_875_469.0 / 1e6),
+                ("SWEEP_TTFT", 1_315_548.0 / 1e6),
+                ("SWEEP_JOULES_PER_TOKEN", 0.33231934004750924),
+                ("SWEEP_POWER_MEAN", 249.97949903579328),
+            ])
+        );
+        assert!(r.problems.is_empty() && r.warnings.is_empty(), "{r:?}");
+    }
+
+    #[test]
+    fn a_sweep_line_without_energy_has_no_energy_metrics_and_says_why() {
+        let note = "energy not measured: no power source (--power none)";
+        let line = SWEEP_LINE
+            .replace("\"energy_measured\":true", "\"energy_measured\":false")
+            .replace("\"energy_j\":15.951328322280443", "\"energy_j\":null")
+            .replace(
+                "\"joules_per_token\":0.33231934004750924",
+                "\"joules_per_token\":null",
+            )
+            .replace("\"avg_power_w\":249.97949903579328", "\"avg_power_w\":null")
+            .replace(
+                "\"energy_note\":null",
+                &format!("\"energy_note\":\"{note}\""),
+            );
+        let r = read_log(&format!("{line}\n"), "");
+        assert_eq!(
+            r.metrics.keys().collect::<Vec<_>>(),
+            ["SWEEP_TIME", "SWEEP_TOKENS_PER_SECOND", "SWEEP_TTFT"]
+        );
+        assert_eq!(r.warnings, [note]);
+        assert!(r.problems.is_empty(), "{r:?}");
+    }
+
+    /// `benchmark_results.json` of `perfgate ab --gpu-monitor` against two serve-mocks
+    /// (B drafting, half accepted) with a scripted NVML reading of 250 W, cut to what the
+    /// reader looks at. The speed-ups are cut to 15 digits: serde_json, without its
+    /// `float_roundtrip` feature, reads some 17-digit numbers one unit in the last place off.
+    const AB_RESULTS: &str = r#"{
+        "a": {"label": "target", "failed": 0, "invalid": [], "acceptance": null,
+              "output_throughput": 499.585679545106, "e2el_ms": {"median": 15.7553975},
+              "gpu": {"measured": ["nvml"], "energy_j": 131.0920000000001,
+                      "mean_power_w": 249.99780928673457, "joules_per_output_token": 4.096625000000003}},
+        "b": {"label": "speculative", "failed": 0, "invalid": [],
+              "acceptance": {"rate": 0.5, "drafted": 32, "accepted": 16, "acceptance_length": null,
+                             "source": "llama.cpp timings (draft_n, draft_n_accepted)"},
+              "output_throughput": 491.0933770471918, "e2el_ms": {"median": 16.012521},
+              "gpu": {"measured": ["nvml"], "energy_j": 132.23800000000006,
+                      "mean_power_w": 250.00134511983748, "joules_per_output_token": 4.132437500000002}},
+        "comparison": {
+            "speedup": {"estimate": 0.982987715055938, "ci_low": 0.6493295270888438,
+                        "ci_high": 1.488096271061283, "confidence": 0.95, "pairs": 2},
+            "latency_speedup": {"estimate": 0.983236645506362}},
+        "complete": true, "stopped": null, "interrupted": false
+    }"#;
+
+    fn read_results(text: &str) -> Reading {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("benchmark_results.json");
+        std::fs::write(&path, text).expect("results");
+        read_ab(&measure(AB_STEP, Vec::new(), vec![path], Vec::new())).expect("read")
+    }
+
+    #[test]
+    fn ab_results_with_energy_give_each_sides_joules_per_token() {
+        let r = read_results(AB_RESULTS);
+        assert_eq!(
+            r.metrics,
+            metrics(&[
+                ("AB_SPEEDUP", 0.982987715055938),
+                ("AB_SPEEDUP_CI_LOW", 0.6493295270888438),
+                ("AB_SPEEDUP_CI_HIGH", 1.488096271061283),
+                ("AB_LATENCY_SPEEDUP", 0.983236645506362),
+                ("AB_ACCEPTANCE_RATE", 0.5),
+                ("AB_A_OUTPUT_THROUGHPUT", 499.585679545106),
+                ("AB_B_OUTPUT_THROUGHPUT", 491.0933770471918),
+                ("AB_A_MEDIAN_E2E_LATENCY", 15.7553975),
+                ("AB_B_MEDIAN_E2E_LATENCY", 16.012521),
+                ("AB_A_JOULES_PER_TOKEN", 4.096625000000003),
+                ("AB_B_JOULES_PER_TOKEN", 4.132437500000002),
+            ])
+        );
+        assert!(r.problems.is_empty() && r.warnings.is_empty(), "{r:?}");
+    }
+
+    #[test]
+    fn ab_results_without_energy_have_no_joules_per_token() {
+        // Monitoring on but no power source on the machine: null, not zero.
+        let mut v: Value = serde_json::from_str(AB_RESULTS).expect("JSON");
+        for side in ["a", "b"] {
+            v[side]["gpu"] = serde_json::json!({"measured": [], "energy_j": null,
+                "mean_power_w": null, "joules_per_output_token": null,
+                "not_measured": ["nvml: no NVIDIA driver"]});
+        }
+        let r = read_results(&v.to_string());
+        assert!(!r.metrics.contains_key("AB_A_JOULES_PER_TOKEN"), "{r:?}");
+        assert!(!r.metrics.contains_key("AB_B_JOULES_PER_TOKEN"), "{r:?}");
+        assert_eq!(r.metrics.len(), 9, "{:?}", r.metrics);
+    }
+}

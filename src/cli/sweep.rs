@@ -135,23 +135,54 @@ pub struct SweepArgs {
 }
 
 /// llama-bench spells the combined tests `-pg`, which is not a one-letter flag: after `sweep`,
-/// a `-pg` word is read as `--pg`.
+/// a `-pg` word is read as `--pg`. Each of its values is passed attached (`--pg=512,128`), so
+/// that a negative pair (`-pg -5,3`) reaches perfgate's own check instead of being taken for
+/// an unknown flag (clap's `allow_hyphen_values` would also take the flags after the pairs,
+/// `-r 3`, for pairs).
 pub fn rewrite_args(args: Vec<OsString>) -> Vec<OsString> {
     let is_sweep = args.get(1).is_some_and(|a| a == "sweep");
     if !is_sweep {
         return args;
     }
-    args.into_iter()
-        .map(|a| {
-            if a == "-pg" {
-                OsString::from("--pg")
-            } else if let Some(rest) = a.to_str().and_then(|s| s.strip_prefix("-pg=")) {
-                OsString::from(format!("--pg={rest}"))
-            } else {
-                a
+    // A value of -pg: not a flag, or a negative number (as -p and -n take them).
+    let is_value = |s: &str| {
+        s.strip_prefix('-')
+            .is_none_or(|rest| rest.starts_with(|c: char| c.is_ascii_digit()))
+    };
+    let mut out = Vec::with_capacity(args.len());
+    // After -pg: its words are values; `bare` is a -pg with none yet.
+    let mut in_pg = false;
+    let mut bare = false;
+    for a in args {
+        let text = a.to_str();
+        if matches!(text, Some("-pg" | "--pg")) {
+            if bare {
+                out.push(OsString::from("--pg"));
             }
-        })
-        .collect()
+            (in_pg, bare) = (true, true);
+            continue;
+        }
+        if let Some(rest) = text.and_then(|s| s.strip_prefix("-pg=").or(s.strip_prefix("--pg="))) {
+            out.push(OsString::from(format!("--pg={rest}")));
+            (in_pg, bare) = (true, false);
+            continue;
+        }
+        if let Some(value) = text.filter(|s| in_pg && is_value(s)) {
+            out.push(OsString::from(format!("--pg={value}")));
+            bare = false;
+            continue;
+        }
+        if bare {
+            // clap says that -pg needs a value.
+            out.push(OsString::from("--pg"));
+        }
+        (in_pg, bare) = (false, false);
+        out.push(a);
+    }
+    if bare {
+        out.push(OsString::from("--pg"));
+    }
+    out
 }
 
 fn lengths(values: &[String], flag: &str) -> Result<Vec<u64>, SweepError> {
@@ -318,8 +349,23 @@ mod tests {
     fn pg_is_read_as_a_long_flag_after_sweep_only() {
         let args = |v: &[&str]| v.iter().map(OsString::from).collect::<Vec<_>>();
         assert_eq!(
-            rewrite_args(args(&["perfgate", "sweep", "-pg", "512,128", "-pg=8,8"])),
-            args(&["perfgate", "sweep", "--pg", "512,128", "--pg=8,8"])
+            rewrite_args(args(&[
+                "perfgate", "sweep", "-pg", "512,128", "1024,256", "-r", "3", "-pg=8,8", "--pg",
+                "-5,3", "-p", "-5", "--pg"
+            ])),
+            args(&[
+                "perfgate",
+                "sweep",
+                "--pg=512,128",
+                "--pg=1024,256",
+                "-r",
+                "3",
+                "--pg=8,8",
+                "--pg=-5,3",
+                "-p",
+                "-5",
+                "--pg"
+            ])
         );
         assert_eq!(
             rewrite_args(args(&["perfgate", "plan", "-pg"])),

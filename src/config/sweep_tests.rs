@@ -140,9 +140,10 @@ pub fn parse_length(text: &str, flag: &str) -> Result<u64, String> {
 
 /// `P,G` of `-pg`: both at least 1.
 pub fn parse_pg(text: &str) -> Result<(u64, u64), String> {
-    let Some((p, g)) = text.split_once(',') else {
+    let [p, g] = text.split(',').collect::<Vec<_>>()[..] else {
         return Err(format!(
-            "-pg `{text}`: expected PROMPT,GENERATION (two lengths and a comma, e.g. 512,128)"
+            "-pg `{text}`: expected PROMPT,GENERATION (two lengths and a comma, e.g. 512,128; \
+             several pairs as separate values: -pg 512,128 1024,256)"
         ));
     };
     let (p, g) = (parse_length(p, "-pg")?, parse_length(g, "-pg")?);
@@ -229,6 +230,15 @@ mod tests {
         for bad in ["512", "512;128", "512,", ",128", "0,128", "512,0", "a,b"] {
             assert!(parse_pg(bad).is_err(), "{bad}");
         }
+        assert_eq!(
+            parse_pg("512,128,3").unwrap_err(),
+            "-pg `512,128,3`: expected PROMPT,GENERATION (two lengths and a comma, e.g. \
+             512,128; several pairs as separate values: -pg 512,128 1024,256)"
+        );
+        assert_eq!(
+            parse_pg("-5,3").unwrap_err(),
+            "-pg `-5`: a length cannot be negative"
+        );
         assert!(
             parse_pg("512,0")
                 .unwrap_err()

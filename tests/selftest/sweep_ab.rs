@@ -61,6 +61,16 @@ impl Mock {
         let _ = self.child.wait();
     }
 
+    /// Every request the mock answered, in the order they ended: `request_id`,
+    /// `arrival_ns` and `events` (`t_ns`) on CLOCK_MONOTONIC.
+    fn trace(&self) -> Vec<Value> {
+        std::fs::read_to_string(&self.trace)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("a trace line"))
+            .collect()
+    }
+
     /// The prompts the mock received (each request's `prompt` field), sorted.
     fn prompts(&self) -> Vec<String> {
         let text = std::fs::read_to_string(&self.trace).unwrap_or_default();
@@ -573,6 +583,18 @@ fn sweep_bad_input_is_an_exit_status_and_a_message() {
         (&["-p", "0", "-n", "0"], 2, "no test to run"),
         (&["-pg", "512"], 2, "expected PROMPT,GENERATION"),
         (&["-pg", "512,x"], 2, "expected a whole number"),
+        (
+            &["-pg", "512,128,3"],
+            2,
+            "-pg `512,128,3`: expected PROMPT,GENERATION",
+        ),
+        (&["-pg", "-5,3"], 2, "-pg `-5`: a length cannot be negative"),
+        (
+            &["-pg", "8,4", "-5,3", "-r", "2"],
+            2,
+            "-pg `-5`: a length cannot be negative",
+        ),
+        (&["-pg"], 2, "a value is required for '--pg <P,G>...'"),
         (&["-pg", "512,0"], 2, "both lengths must be at least 1"),
         (&["-p", "-5"], 2, "cannot be negative"),
         (&["-n", "99999999999"], 2, "more than any server takes"),
@@ -632,6 +654,195 @@ fn sweep_bad_input_is_an_exit_status_and_a_message() {
     // The one table: a server that cannot be reached is a test that could not measure.
     assert_eq!(o.status.code(), Some(3), "{}", text(&o));
     assert!(text(&o).contains("cannot reach the server"), "{}", text(&o));
+}
+
+/// CLOCK_REALTIME minus CLOCK_MONOTONIC (ns): turns the mock's trace times into the sweep
+/// files' clock (ns since the Unix epoch) to within microseconds.
+fn unix_minus_monotonic_ns() -> i128 {
+    let read = |clock| {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: clock_gettime writes into the timespec we own.
+        unsafe { libc::clock_gettime(clock, &mut ts) };
+        i128::from(ts.tv_sec) * 1_000_000_000 + i128::from(ts.tv_nsec)
+    };
+    let mono = read(libc::CLOCK_MONOTONIC);
+    read(libc::CLOCK_REALTIME) - mono
+}
+
+/// A trace request's arrival and its last event, on the Unix clock.
+fn arrival_and_end_unix(t: &Value, offset: i128) -> (i128, i128) {
+    let arrival = i128::from(t["arrival_ns"].as_u64().expect("arrival_ns")) + offset;
+    let end = t["events"]
+        .as_array()
+        .and_then(|e| e.last())
+        .and_then(|e| e["t_ns"].as_u64())
+        .expect("events");
+    (arrival, i128::from(end) + offset)
+}
+
+/// The requests of a sweep's run as the mock saw them, split by test: (warm-up, measured).
+fn requests_by_test(
+    mock: &Mock,
+    tests: usize,
+    warmup: usize,
+    reps: usize,
+) -> Vec<(Vec<Value>, Vec<Value>)> {
+    let trace = mock.trace();
+    assert_eq!(trace.len(), tests * (warmup + reps), "{trace:?}");
+    trace
+        .chunks(warmup + reps)
+        .map(|c| {
+            let (w, m) = c.split_at(warmup);
+            for t in w {
+                assert!(
+                    t["request_id"].as_str().unwrap().contains("-warmup-"),
+                    "{t}"
+                );
+            }
+            for t in m {
+                assert!(
+                    !t["request_id"].as_str().unwrap().contains("-warmup-"),
+                    "{t}"
+                );
+            }
+            (w.to_vec(), m.to_vec())
+        })
+        .collect()
+}
+
+#[test]
+fn sweep_warm_up_requests_are_sent_and_kept_out_of_the_samples() {
+    // 8 tokens 5 ms apart: a request takes at least 35 ms, so a warm-up taken for a
+    // repetition would be off by far more than the clocks' conversion.
+    let mock = Mock::start(&["--kind", "llamacpp", "--itl-ms", "5"]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("out");
+    let o = perfgate(
+        &[
+            "sweep",
+            "--url",
+            &mock.url,
+            "--tokenizer",
+            &tokenizer(),
+            "-n",
+            "8",
+            "-pg",
+            "4,8",
+            "-r",
+            "3",
+            "--warmup",
+            "2",
+            "--power",
+            "none",
+            "-o",
+            "json",
+            "--output-dir",
+            out.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let tests = check_sweep_files(&out, 3);
+    assert_eq!(tests.len(), 2);
+    // 2 tests × (2 warm-ups + 3 repetitions) reached the server, the warm-ups first.
+    let by_test = requests_by_test(&mock, 2, 2, 3);
+    let offset = unix_minus_monotonic_ns();
+    let slack = 1_000_000; // 1 ms for the clocks' conversion
+    for (t, (warmups, measured)) in tests.iter().zip(&by_test) {
+        let samples = t["samples_ns"].as_array().unwrap();
+        assert_eq!(samples.len(), 3, "{t}");
+        let data = read_json(&out.join(t["data_file"].as_str().unwrap()));
+        let reps = data["time"]["repetitions"].as_array().unwrap();
+        let indices: Vec<u64> = reps.iter().filter_map(|r| r["index"].as_u64()).collect();
+        assert_eq!(indices, [0, 1, 2]);
+        let start = i128::from(data["time"]["test_start_ns"].as_u64().unwrap());
+        // The warm-ups ended before the first repetition began...
+        for w in warmups {
+            let (_, end) = arrival_and_end_unix(w, offset);
+            assert!(end < start + slack, "warm-up {w} ends after {start}");
+        }
+        // ...and each repetition is one measured request: it arrived within the
+        // repetition's start and end, and its last token went out before the end.
+        for (r, m) in reps.iter().zip(measured) {
+            let (a, b) = (
+                i128::from(r["start_ns"].as_u64().unwrap()),
+                i128::from(r["end_ns"].as_u64().unwrap()),
+            );
+            let (arrival, end) = arrival_and_end_unix(m, offset);
+            assert!(a - slack <= arrival && end <= b + slack, "{r} vs {m}");
+            assert!(r["duration_ns"].as_u64().unwrap() >= 35_000_000, "{r}");
+        }
+    }
+}
+
+#[test]
+fn sweep_fixed_cooldown_pauses_between_tests() {
+    let mock = Mock::start(&["--kind", "llamacpp"]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("out");
+    let o = perfgate(
+        &[
+            "sweep",
+            "--url",
+            &mock.url,
+            "--tokenizer",
+            &tokenizer(),
+            "-p",
+            "8",
+            "-n",
+            "4",
+            "-pg",
+            "8,4",
+            "-r",
+            "2",
+            "--cooldown",
+            "300ms",
+            "--power",
+            "none",
+            "-o",
+            "json",
+            "--output-dir",
+            out.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let tests = check_sweep_files(&out, 2);
+    assert_eq!(tests.len(), 3);
+    let window = |t: &Value| {
+        let data = read_json(&out.join(t["data_file"].as_str().unwrap()));
+        (
+            data["time"]["test_start_ns"].as_u64().unwrap(),
+            data["time"]["test_end_ns"].as_u64().unwrap(),
+        )
+    };
+    for pair in tests.windows(2) {
+        let gap = window(&pair[1]).0 - window(&pair[0]).1;
+        assert!(gap >= 300_000_000, "{gap} ns between tests");
+    }
+    // The pause is between tests, before the next test's warm-up, never inside a test: at
+    // the server, 300 ms pass between a test's last request and the next test's first.
+    let by_test = requests_by_test(&mock, 3, 1, 2);
+    for (i, (warmups, measured)) in by_test.iter().enumerate() {
+        let requests: Vec<&Value> = warmups.iter().chain(measured).collect();
+        for pair in requests.windows(2) {
+            let (_, end) = arrival_and_end_unix(pair[0], 0);
+            let (next, _) = arrival_and_end_unix(pair[1], 0);
+            assert!(next - end < 300_000_000, "no pause inside test {i}");
+        }
+        if let Some((next, _)) = by_test.get(i + 1) {
+            let (_, end) = arrival_and_end_unix(measured.last().unwrap(), 0);
+            let (arrival, _) = arrival_and_end_unix(&next[0], 0);
+            assert!(
+                arrival - end >= 300_000_000,
+                "{} ns after test {i}",
+                arrival - end
+            );
+        }
+    }
 }
 
 /// Starts a sweep of four generation tests against `mock`, waits for its first finished test
@@ -764,7 +975,9 @@ const SIDE_FIGURE_KEYS: [&str; 23] = [
     "invalid",
 ];
 
-fn check_ab_files(out: &Path, labels: [&str; 2]) -> (Value, [Value; 2], Value) {
+/// The four files of an A/B against their layout (docs/guide/sweep-ab.md); the results, the
+/// two side files and the GPU file. Also used by the real A/B (sweep_ab_real).
+pub(crate) fn check_ab_files(out: &Path, labels: [&str; 2]) -> (Value, [Value; 2], Value) {
     assert_eq!(
         files(out),
         set(&[
@@ -1492,4 +1705,70 @@ fn ab_sharegpt_prompts_and_vllm_acceptance_from_its_metrics() {
     assert!((acc["rate"].as_f64().unwrap() - 0.5).abs() <= 0.02, "{acc}");
     assert!(results["a"]["acceptance"].is_null());
     assert_eq!(a.prompts(), b.prompts(), "the same prompts to both sides");
+}
+
+#[test]
+fn ab_tensorrt_llm_acceptance_length_from_its_final_choice() {
+    let a = Mock::start(&["--kind", "trtllm"]);
+    let b = Mock::start(&["--kind", "trtllm", "--avg-decoded", "2.75"]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("out");
+    let o = perfgate(
+        &[
+            "ab",
+            "--a",
+            &a.url,
+            "--b",
+            &b.url,
+            "--tokenizer",
+            &tokenizer(),
+            "--isl",
+            "8",
+            "--osl",
+            "8",
+            "--num-prompts",
+            "4",
+            "--blocks",
+            "2",
+            "--warmup",
+            "0",
+            "--ignore-eos",
+            "--output-dir",
+            out.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let (results, sides, _) = check_ab_files(&out, ["target", "speculative"]);
+    // TensorRT-LLM reports no drafted/accepted counts, only the tokens decoded per step.
+    assert_eq!(
+        results["b"]["acceptance"],
+        serde_json::json!({
+            "rate": null,
+            "drafted": null,
+            "accepted": null,
+            "acceptance_length": 2.75,
+            "source": "TensorRT-LLM avg_decoded_tokens_per_iter"
+        })
+    );
+    assert!(results["a"]["acceptance"].is_null(), "{}", results["a"]);
+    let per_request = |side: &Value| -> Vec<Value> {
+        side["requests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["avg_decoded_tokens_per_iter"].clone())
+            .collect()
+    };
+    assert_eq!(per_request(&sides[0]), vec![Value::Null; 4]);
+    assert_eq!(per_request(&sides[1]), vec![serde_json::json!(2.75); 4]);
+    let console = String::from_utf8_lossy(&o.stdout);
+    let line = console
+        .lines()
+        .find(|l| l.trim_start().starts_with("acceptance"))
+        .unwrap_or_else(|| panic!("no acceptance row: {console}"));
+    assert!(
+        line.contains("not reported") && line.contains("2.75 tokens/step"),
+        "{line}"
+    );
 }

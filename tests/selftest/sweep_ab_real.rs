@@ -187,7 +187,7 @@ fn real_sweep_of_llama_server() {
     );
 }
 
-/// `perfgate ab` of `a` against `b`; the results.
+/// `perfgate ab` of `a` against `b`, its four files checked against their layout; the results.
 fn ab(a: &str, b: &str, out: &Path) -> Value {
     let o = perfgate(&[
         "ab",
@@ -210,7 +210,55 @@ fn ab(a: &str, b: &str, out: &Path) -> Value {
         out.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", text(&o));
-    read_json(&out.join("benchmark_results.json"))
+    // Every file in the layout the mock's A/B is checked against.
+    let (results, sides, gpu) = super::sweep_ab::check_ab_files(out, ["target", "speculative"]);
+    let positions = |v: &Value| -> Vec<u64> {
+        v["blocks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|b| b["position"].as_u64())
+            .collect()
+    };
+    assert_eq!(positions(&sides[0]), [0, 3], "A B, then B A");
+    assert_eq!(positions(&sides[1]), [1, 2]);
+    for side in &sides {
+        let requests = side["requests"].as_array().unwrap();
+        assert_eq!(requests.len(), 6);
+        for r in requests {
+            assert_eq!(
+                (r["prompt_tokens"].as_u64(), r["output_tokens"].as_u64()),
+                (Some(32), Some(32)),
+                "{r}"
+            );
+        }
+    }
+    // The acceptance is the speculative side's requests' draft counts added.
+    let added = |key: &str| -> u64 {
+        sides[1]["requests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r[key].as_u64().unwrap_or_else(|| panic!("{key}: {r}")))
+            .sum()
+    };
+    let acc = &results["b"]["acceptance"];
+    assert_eq!(acc["drafted"].as_u64(), Some(added("draft_n")), "{acc}");
+    assert_eq!(
+        acc["accepted"].as_u64(),
+        Some(added("draft_n_accepted")),
+        "{acc}"
+    );
+    assert!(
+        sides[0]["requests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["draft_n"].is_null()),
+        "no draft on the target side"
+    );
+    assert_eq!(gpu["monitored"], false);
+    results
 }
 
 #[test]
