@@ -202,12 +202,37 @@ fn max_opt(a: Option<f64>, b: Option<f64>) -> Option<f64> {
     }
 }
 
-/// What the recordings of a side's blocks add up to; `output_tokens` of the side for J/token.
-pub fn gpu_figures(
-    recordings: &[(&Recording, f64)],
-    setup: &PowerSetup,
-    output_tokens: u64,
-) -> GpuFigures {
+/// One block's telemetry for [`gpu_figures`]: the recording cut to the block's requests (first
+/// send to last end; [`Recording::between`] keeps one reading on each side of it), the block's
+/// output tokens, and that window's length in seconds.
+pub struct BlockWindow {
+    pub recording: Recording,
+    pub output_tokens: f64,
+    pub seconds: f64,
+}
+
+impl BlockWindow {
+    /// `None` for a block without a recording or without a request.
+    pub fn of(block: &BlockRun) -> Option<BlockWindow> {
+        let rec = block.recording.as_ref()?;
+        if block.records.is_empty() {
+            return None;
+        }
+        let (from, to) = (block.start_ns(), block.end_ns());
+        let unix = |ns: u64| std::time::UNIX_EPOCH + std::time::Duration::from_nanos(ns);
+        Some(BlockWindow {
+            recording: rec.between(unix(from), unix(to)),
+            output_tokens: block.summary.total_output_tokens as f64,
+            seconds: to.saturating_sub(from) as f64 / 1e9,
+        })
+    }
+}
+
+/// What the windows of a side's blocks add up to; `output_tokens` of the side for J/token.
+/// A block's energy is each source's mean power over the readings that cover its requests
+/// times the requests' own time, as a sweep's test: not the block's set-up (probes, the
+/// tokenizer, the first reading's wait) nor the readings' overhang at each end.
+pub fn gpu_figures(windows: &[BlockWindow], setup: &PowerSetup, output_tokens: u64) -> GpuFigures {
     let mut by_source: BTreeMap<PowerSource, Option<f64>> = BTreeMap::new();
     let mut seconds = 0.0;
     let mut peak_power = None;
@@ -217,24 +242,20 @@ pub fn gpu_figures(
     let mut util_n = 0usize;
     let mut samples = 0usize;
     let mut problems: Vec<String> = Vec::new();
-    for (rec, tokens) in recordings {
-        let energy = rec.energy(Some(*tokens));
+    for w in windows {
+        let rec = &w.recording;
+        let energy = rec.energy(Some(w.output_tokens));
         for s in &energy.sources {
             let entry = by_source.entry(s.source).or_insert(Some(0.0));
-            *entry = match (*entry, s.joules) {
-                (Some(total), Some(j)) => Some(total + j),
+            *entry = match (*entry, s.mean_w) {
+                (Some(total), Some(watts)) => Some(total + watts * w.seconds),
                 _ => None,
             };
         }
-        let summary = rec.summary(Some(*tokens));
-        // The time the energy covers: its readings' span (the recording itself starts a
-        // little before its first reading and ends a little after its last).
-        seconds += energy
-            .sources
-            .iter()
-            .filter(|s| s.joules.is_some())
-            .map(|s| s.seconds)
-            .fold(0.0, f64::max);
+        let summary = rec.summary(Some(w.output_tokens));
+        if energy.sources.iter().any(|s| s.mean_w.is_some()) {
+            seconds += w.seconds;
+        }
         samples += summary.samples;
         peak_power = max_opt(peak_power, summary.power_w.as_ref().map(|m| m.max));
         peak_mem = max_opt(peak_mem, summary.mem_used_gib.as_ref().map(|m| m.max));

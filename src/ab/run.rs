@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::error::AbError;
-use super::figures::{BlockRun, SideFigures, SideInfo, gpu_figures, side_figures};
+use super::figures::{BlockRun, BlockWindow, SideFigures, SideInfo, gpu_figures, side_figures};
 use super::options::{AbMode, AbOptions};
 use super::stats::{Ratio, paired_ratio};
 use crate::gate::significance::{Delta, Sample, compare};
@@ -292,11 +292,9 @@ fn report(
         let mine: Vec<&BlockRun> = blocks.iter().filter(|b| b.side == side).collect();
         let output_tokens: u64 = mine.iter().map(|b| b.summary.total_output_tokens).sum();
         let gpu = power.as_ref().map(|setup| {
-            let recs: Vec<(&crate::telemetry::Recording, f64)> = mine
-                .iter()
-                .filter_map(|b| Some((b.recording.as_ref()?, b.summary.total_output_tokens as f64)))
-                .collect();
-            gpu_figures(&recs, setup, output_tokens)
+            let windows: Vec<BlockWindow> =
+                mine.iter().filter_map(|b| BlockWindow::of(b)).collect();
+            gpu_figures(&windows, setup, output_tokens)
         });
         side_figures(
             SideInfo {

@@ -1206,6 +1206,14 @@ fn ab_time_mode_with_energy_while_each_side_runs() {
         let tokens = results[side]["generated_tokens"].as_f64().unwrap();
         assert!(tokens > 0.0);
         assert!((f(&g["joules_per_output_token"]) - f(&g["energy_j"]) / tokens).abs() < 1e-9);
+        // The energy is the requests' own time at the readings' mean power: not the blocks'
+        // set-up nor the readings' overhang (which made a 0.06 s block count 0.5 s).
+        let (secs, duration) = (f(&g["seconds"]), f(&results[side]["duration_s"]));
+        assert!(secs <= duration && secs > 0.9 * duration, "{g} {duration}");
+        assert!(
+            (f(&g["energy_j"]) / (200.0 * secs) - 1.0).abs() < 0.02,
+            "{g}"
+        );
         assert_eq!(results[side]["blocks"], 2);
     }
     assert_eq!(gpu["monitored"], true);
