@@ -659,8 +659,8 @@ mod tests {
 
     /// `benchmark_results.json` of `perfgate ab --gpu-monitor` against two serve-mocks
     /// (B drafting, half accepted) with a scripted NVML reading of 250 W, cut to what the
-    /// reader looks at. The speed-ups are cut to 15 digits: serde_json, without its
-    /// `float_roundtrip` feature, reads some 17-digit numbers one unit in the last place off.
+    /// reader looks at. The speed-up has all 17 digits: serde_json's `float_roundtrip` reads
+    /// them back exactly (without it, this one came back one unit in the last place off).
     const AB_RESULTS: &str = r#"{
         "a": {"label": "target", "failed": 0, "invalid": [], "acceptance": null,
               "output_throughput": 499.585679545106, "e2el_ms": {"median": 15.7553975},
@@ -673,7 +673,7 @@ mod tests {
               "gpu": {"measured": ["nvml"], "energy_j": 132.23800000000006,
                       "mean_power_w": 250.00134511983748, "joules_per_output_token": 4.132437500000002}},
         "comparison": {
-            "speedup": {"estimate": 0.982987715055938, "ci_low": 0.6493295270888438,
+            "speedup": {"estimate": 0.9829877150559385, "ci_low": 0.6493295270888438,
                         "ci_high": 1.488096271061283, "confidence": 0.95, "pairs": 2},
             "latency_speedup": {"estimate": 0.983236645506362}},
         "complete": true, "stopped": null, "interrupted": false
@@ -692,7 +692,7 @@ mod tests {
         assert_eq!(
             r.metrics,
             metrics(&[
-                ("AB_SPEEDUP", 0.982987715055938),
+                ("AB_SPEEDUP", 0.9829877150559385),
                 ("AB_SPEEDUP_CI_LOW", 0.6493295270888438),
                 ("AB_SPEEDUP_CI_HIGH", 1.488096271061283),
                 ("AB_LATENCY_SPEEDUP", 0.983236645506362),
