@@ -8,14 +8,15 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// A file operation that failed, naming the file.
+/// A file operation that failed, naming the file. The I/O error is part of the message, not a
+/// `source`: an error chain (`{:#}`) would print it a second time.
 #[derive(Debug, thiserror::Error)]
 pub enum FsError {
-    #[error("{}: cannot {what}: {source}", path.display())]
+    #[error("{}: cannot {what}: {cause}", path.display())]
     Io {
         path: PathBuf,
         what: &'static str,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("{}: the path has no file name", .0.display())]
     NoFileName(PathBuf),
@@ -31,11 +32,11 @@ pub enum FsError {
 }
 
 impl FsError {
-    fn io(path: &Path, what: &'static str, source: std::io::Error) -> FsError {
+    fn io(path: &Path, what: &'static str, cause: std::io::Error) -> FsError {
         FsError::Io {
             path: path.to_path_buf(),
             what,
-            source,
+            cause,
         }
     }
 }
@@ -173,5 +174,19 @@ mod tests {
         assert_eq!(std::fs::read_to_string(&path).expect("read"), "a,b\n");
         let e = open_csv_appending(&path, &["a", "c"]).expect_err("other header");
         assert!(e.to_string().contains(":1: the header is `a,b`"), "{e}");
+    }
+
+    #[test]
+    fn an_io_error_is_said_once_in_an_error_chain() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("r.csv");
+        std::fs::create_dir(&path).expect("a directory where the file goes");
+        let e = anyhow::Error::from(open_csv_appending(&path, &["a"]).expect_err("a directory"));
+        let chain = format!("{e:#}");
+        assert_eq!(chain.matches("Is a directory").count(), 1, "{chain}");
+        assert!(
+            chain.starts_with(&format!("{}: cannot ", path.display())),
+            "{chain}"
+        );
     }
 }

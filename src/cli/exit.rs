@@ -59,3 +59,34 @@ pub fn of_run(counts: FailureCounts, other_failed: u64) -> u8 {
 pub fn code(status: u8) -> ExitCode {
     ExitCode::from(status)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn counts(gate: usize, test: usize, internal: usize) -> FailureCounts {
+        FailureCounts {
+            gate,
+            test,
+            internal,
+        }
+    }
+
+    #[test]
+    fn a_run_that_failed_in_several_ways_gets_the_highest_status() {
+        assert_eq!(of_run(counts(0, 0, 0), 0), OK);
+        assert_eq!(of_run(counts(2, 0, 0), 0), GATE_FAILED);
+        assert_eq!(of_run(counts(2, 1, 0), 0), TEST_FAILED);
+        assert_eq!(of_run(counts(2, 1, 1), 0), INTERNAL);
+        assert_eq!(of_run(counts(0, 1, 0), 0), TEST_FAILED);
+        // A failure the session did not classify (a panic caught by the framework) is ours.
+        assert_eq!(of_run(counts(1, 1, 0), 1), INTERNAL);
+    }
+
+    #[test]
+    fn a_commands_error_is_usage_before_write_before_measurement() {
+        assert_eq!(of_error(true, true), ExitCode::from(USAGE));
+        assert_eq!(of_error(false, true), ExitCode::from(INTERNAL));
+        assert_eq!(of_error(false, false), ExitCode::from(TEST_FAILED));
+    }
+}

@@ -130,6 +130,29 @@ fn docs_cli_reference_is_every_commands_help() {
     check_generated(CLI_PAGE, generated.trim_end_matches('\n'));
 }
 
+/// `perfgate --help` lists what a user runs: the self-benchmarks are under `perfgate dev`.
+#[test]
+fn top_level_help_lists_user_commands_and_the_benchmarks_live_under_dev() {
+    let top = subcommands(&help(&[]));
+    assert!(top.iter().all(|c| !c.starts_with("bench")), "{top:?}");
+    for c in [
+        "run",
+        "lint",
+        "plan",
+        "gate",
+        "serve-bench",
+        "sweep",
+        "ab",
+        "dev",
+    ] {
+        assert!(top.iter().any(|t| t == c), "{c} missing: {top:?}");
+    }
+    let dev = subcommands(&help(&["dev".to_string()]));
+    for c in ["bench-names", "bench-gate"] {
+        assert!(dev.iter().any(|t| t == c), "{c} missing under dev: {dev:?}");
+    }
+}
+
 #[test]
 fn docs_metric_reference_is_the_metric_table() {
     let cell = |s: &str| s.replace('|', "\\|");
