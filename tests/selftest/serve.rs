@@ -1087,9 +1087,25 @@ fn dataset_formats() {
     std::fs::write(&custom, "{\"input\": {\"messages\": [{\"role\": \"system\", \"content\": \"\"}, {\"role\": \"user\", \"content\": \"hello world\"}], \"max_tokens\": 3}}\n").unwrap();
     let share = dir.path().join("sharegpt.json");
     std::fs::write(&share, r#"[{"conversations": [{"from": "human", "value": "hi there"}, {"from": "gpt", "value": "the the"}]}, {"conversations": [{"from": "human", "value": "alone"}]}]"#).unwrap();
+    // ShareGPT as JSON Lines, one conversation a line.
+    let share_lines = dir.path().join("sharegpt.jsonl");
+    std::fs::write(&share_lines, "{\"conversations\": [{\"from\": \"human\", \"value\": \"hi there\"}, {\"from\": \"gpt\", \"value\": \"the the\"}]}\n{\"conversations\": [{\"from\": \"human\", \"value\": \"again\"}, {\"from\": \"gpt\", \"value\": \"the\"}]}\n").unwrap();
+    // trtllm-bench's dataset lines, as prepare_dataset writes them (token ids) and as its
+    // docs show them (a prompt).
+    let ids = dir.path().join("ids.jsonl");
+    std::fs::write(&ids, "{\"task_id\":0,\"input_ids\":[863,22056,25603,11943],\"output_tokens\":6}\n{\"task_id\":1,\"input_ids\":[14480,13598],\"output_tokens\":6}\n").unwrap();
+    let prompts = dir.path().join("prompts.jsonl");
+    std::fs::write(&prompts, "{\"task_id\": 1, \"prompt\": \"Generate a response to the following: hello\", \"output_tokens\": 5}\n").unwrap();
+    // prepare_dataset's workload document (pretty-printed, `output_len`).
+    let workload = dir.path().join("workload.json");
+    std::fs::write(&workload, "{\n  \"metadata\": {\"workload_type\": \"token-norm-dist\"},\n  \"samples\": [\n    {\"input_ids\": [863, 22056, 25603], \"output_len\": 4}\n  ]\n}\n").unwrap();
     let cases = [
         (custom, None, 3u64, "trtllm_custom"),
         (share, None, 2, "sharegpt"),
+        (share_lines, None, 2, "sharegpt"),
+        (ids, None, 6, "prepare_dataset"),
+        (prompts, None, 5, "prepare_dataset"),
+        (workload, None, 4, "prepare_dataset"),
     ];
     for (path, osl, want_osl, format) in cases {
         let mut o = options(
@@ -1108,7 +1124,7 @@ fn dataset_formats() {
         );
         let r = &report.levels[0].records[0];
         assert!(r.ok(), "{:?}", r.error);
-        assert_eq!(r.requested_output_tokens, want_osl, "{format}");
+        assert_eq!(r.requested_output_tokens, want_osl, "{}", report.info.dataset);
     }
 }
 
