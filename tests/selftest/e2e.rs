@@ -589,6 +589,52 @@ llama_v3.1_8b-bench-pytorch-bfloat16-input_output_len:16,8-reqs:6
     );
 }
 
+/// The command perf.log and results.jsonl show is the one that ran, with the library path as
+/// the child got it (the user's own entries kept); commands.sh writes it so that pasting it in
+/// another shell gives the same.
+#[test]
+fn the_logged_command_is_what_ran_with_the_users_library_path() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let list = "llama_v3.1_8b-bench-pytorch-bfloat16-input_output_len:16,8-reqs:4\n";
+    let (counts, text) = run(
+        dir.path(),
+        list,
+        &["--trtllm-lib-dir", "/opt/trtllm/lib"],
+        &[("LD_LIBRARY_PATH", "/usr/local/cuda/lib64")],
+    );
+    assert_eq!(counts, (1, 0, 0), "{text}");
+    let bench_dir = std::path::Path::new(BENCH)
+        .parent()
+        .expect("dir")
+        .display()
+        .to_string();
+    let ran = format!(
+        "LD_LIBRARY_PATH=/opt/trtllm/lib:{bench_dir}:/usr/local/cuda/lib64 {BENCH} --model="
+    );
+    let case = dir
+        .path()
+        .join("out/llama_v3.1_8b-bench-pytorch-bfloat16-input_output_len_16_8-reqs_4");
+    let log = std::fs::read_to_string(case.join("perf.log")).expect("perf.log");
+    assert!(
+        log.contains(&format!("$ PYTHONUNBUFFERED=1 {ran}")),
+        "{log}"
+    );
+    let commands: Vec<String> = jsonl(dir.path())
+        .iter()
+        .filter_map(|r| r["command"].as_str().map(str::to_string))
+        .filter(|c| c.contains("throughput"))
+        .collect();
+    assert!(!commands.is_empty());
+    assert!(commands.iter().all(|c| c.contains(&ran)), "{commands:?}");
+    let sh = std::fs::read_to_string(case.join("commands.sh")).expect("commands.sh");
+    assert!(
+        sh.contains(&format!(
+            "LD_LIBRARY_PATH=\"/opt/trtllm/lib:{bench_dir}${{LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}}\""
+        )),
+        "{sh}"
+    );
+}
+
 #[test]
 fn the_exit_status_says_what_failed() {
     let list = "llama_v3.1_8b-bench-pytorch-bfloat16-input_output_len:16,8-reqs:4\n";

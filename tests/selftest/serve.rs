@@ -1124,7 +1124,11 @@ fn dataset_formats() {
         );
         let r = &report.levels[0].records[0];
         assert!(r.ok(), "{:?}", r.error);
-        assert_eq!(r.requested_output_tokens, want_osl, "{}", report.info.dataset);
+        assert_eq!(
+            r.requested_output_tokens, want_osl,
+            "{}",
+            report.info.dataset
+        );
     }
 }
 
