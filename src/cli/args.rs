@@ -143,6 +143,25 @@ pub struct ServeArgs {
     /// upstream's `socket.gethostname()`).
     #[arg(long, env = "PERF_SERVE_HOST", value_name = "HOST")]
     pub serve_host: Option<String>,
+    /// The hosts of this job, this one first, for a disaggregated test that needs more GPUs
+    /// than a node has: its workers are placed across them and started there with srun
+    /// (default: the SLURM allocation's nodes, `scontrol show hostnames`, when it has several).
+    #[arg(
+        long,
+        env = "PERF_SERVE_NODES",
+        value_name = "HOST,...",
+        value_delimiter = ','
+    )]
+    pub serve_nodes: Vec<String>,
+    /// What starts a worker on another node of the job; words split on spaces.
+    #[arg(
+        long,
+        env = "PERF_SRUN",
+        default_value = "srun",
+        value_name = "CMD",
+        value_parser = command
+    )]
+    pub srun_cmd: String,
     /// Seconds a server may take to become ready (default: upstream's 3600 for trtllm-serve,
     /// or its TRTLLM_TEST_*_SERVER_READY_TIMEOUT variables; a recipe's own for other engines).
     #[arg(long, env = "PERF_READY_TIMEOUT", value_name = "SECONDS")]
@@ -224,8 +243,46 @@ impl ServeArgs {
             ready_timeout: self.ready_timeout.map(Duration::from_secs),
             upstream_ready_timeouts: (upstream("AGG"), upstream("DISAGG")),
             gpu_type: "unsupported".into(),
+            nodes: if self.serve_nodes.is_empty() {
+                slurm_nodes(&env)
+            } else {
+                self.serve_nodes.clone()
+            },
+            srun_cmd: words(&self.srun_cmd),
         }
     }
+}
+
+/// The nodes of the SLURM allocation this runs in, the batch host first, when it has more than
+/// one (`scontrol show hostnames` expands `SLURM_JOB_NODELIST`); empty otherwise, or when the
+/// list cannot be expanded (a disaggregated test that needs them then says so).
+fn slurm_nodes(env: &impl Fn(&str) -> Option<String>) -> Vec<String> {
+    let several = env("SLURM_JOB_NUM_NODES")
+        .or_else(|| env("SLURM_NNODES"))
+        .and_then(|n| n.trim().parse::<u32>().ok())
+        .is_some_and(|n| n > 1);
+    let Some(list) = env("SLURM_JOB_NODELIST").filter(|_| several) else {
+        return Vec::new();
+    };
+    let Ok(out) = std::process::Command::new("scontrol")
+        .args(["show", "hostnames", &list])
+        .output()
+    else {
+        return Vec::new();
+    };
+    let mut nodes: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    // The batch step runs on the allocation's first node; put this host first if it is
+    // another one.
+    if let Some(me) = env("SLURMD_NODENAME")
+        && let Some(i) = nodes.iter().position(|n| *n == me)
+    {
+        let mine = nodes.remove(i);
+        nodes.insert(0, mine);
+    }
+    nodes
 }
 
 /// A command line of at least one word.

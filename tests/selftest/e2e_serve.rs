@@ -849,3 +849,76 @@ fn ctx_only_and_gen_only_run_their_servers() {
     );
     assert_clean(dir.path());
 }
+
+/// A disaggregated test larger than a node runs across the job's nodes: the generation worker
+/// is started "on the second node" through srun (a double that records its options and runs
+/// the command here), binds and reports that node's name, and stops with the case.
+#[test]
+fn a_disaggregated_test_runs_its_workers_across_nodes_through_srun() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let srun = dir.path().join("srun");
+    std::fs::write(
+        &srun,
+        "#!/bin/sh\n# srun double: records its options, then runs the command on this host.\n\
+         while [ $# -gt 0 ]; do case \"$1\" in --*) echo \"$1\" >> \"$SRUN_LOG\"; shift;; *) break;; esac; done\n\
+         exec \"$@\"\n",
+    )
+    .expect("srun double");
+    std::fs::set_permissions(&srun, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod");
+    let srun_log = dir.path().join("srun.log");
+    let list = "perf/test_perf_sanity.py::test_e2e[disagg-e2e-tiny_disagg_two_nodes]\n";
+    // On one node it cannot run, and says how to give it two.
+    let one = tempfile::tempdir().expect("tempdir");
+    let (counts, text) = run(one.path(), list, &[], &[]);
+    assert_eq!(counts, (0, 1, 0), "{text}");
+    assert!(
+        text.contains("on 2 nodes of 1") && text.contains("--serve-nodes"),
+        "{text}"
+    );
+    // Two nodes: this one and `localhost` (the double runs it here).
+    let (counts, text) = run(
+        dir.path(),
+        list,
+        &[
+            "--serve-nodes",
+            "127.0.0.1,localhost",
+            "--srun-cmd",
+            srun.to_str().expect("utf-8"),
+        ],
+        &[("SRUN_LOG", srun_log.to_str().expect("utf-8"))],
+    );
+    assert_eq!(counts, (1, 0, 0), "{text}");
+    let log = std::fs::read_to_string(
+        dir.path()
+            .join("out/disagg-e2e-tiny_disagg_two_nodes/perf.log"),
+    )
+    .expect("perf.log");
+    assert!(
+        log.contains(&format!(
+            "{} --nodes=1 --ntasks=1 --nodelist=localhost --overlap --kill-on-bad-exit=1 env CUDA_VISIBLE_DEVICES=0 {SERVE} ",
+            srun.display()
+        )),
+        "{log}"
+    );
+    for label in ["ctx_0", "gen_0", "server"] {
+        assert!(
+            log.contains(&format!("{label} service stopped")),
+            "{label}: {log}"
+        );
+    }
+    assert!(log.contains("gen_0 service ready at localhost:"), "{log}");
+    assert!(log.contains("ctx_0 service ready at 127.0.0.1:"), "{log}");
+    let recorded = std::fs::read_to_string(&srun_log).expect("srun log");
+    assert_eq!(
+        recorded.lines().collect::<Vec<_>>(),
+        [
+            "--nodes=1",
+            "--ntasks=1",
+            "--nodelist=localhost",
+            "--overlap",
+            "--kill-on-bad-exit=1"
+        ]
+    );
+    assert_clean(dir.path());
+}

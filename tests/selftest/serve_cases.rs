@@ -292,20 +292,72 @@ fn perf_sanity_mistakes_block_the_test() {
         "{:?}",
         p.blocked
     );
-    // A disaggregated layout that needs more than a node is planned and blocked, saying why.
-    let p = plan_sanity(
-        "disagg-e2e-b200_deepseek-r1-fp4_1k1k_con1_ctx1_dep4_gen1_tep8_eplb0_mtp3_ccb-NIXL",
-        &opts,
-        &configs,
-    );
+    // A disaggregated layout that needs more than a node is planned and, on one node, blocked
+    // saying how to give it the nodes it needs.
+    let b200 = "disagg-e2e-b200_deepseek-r1-fp4_1k1k_con1_ctx1_dep4_gen1_tep8_eplb0_mtp3_ccb-NIXL";
+    let p = plan_sanity(b200, &opts, &configs);
     assert!(
-        p.blocked
-            .iter()
-            .any(|b| b.contains("need 12 GPUs") && b.contains("not supported by perfgate yet")),
+        p.blocked.iter().any(|b| b.contains("need 12 GPUs")
+            && b.contains("on 2 nodes of 8")
+            && b.contains("this job has one")
+            && b.contains("--serve-nodes")),
         "{:?}",
         p.blocked
     );
     assert_eq!(p.cases.len(), 1);
+    assert_eq!(p.gpus, Some(12));
+}
+
+/// Across the nodes of a job: the context worker (4 GPUs) on this node, the generation worker
+/// (8 GPUs) started on the second node by srun with its GPUs, each binding and reporting its
+/// own node's name; the disaggregated server and the client run here.
+#[test]
+fn a_disaggregated_test_larger_than_a_node_places_its_workers_across_the_jobs_nodes() {
+    let llm_root = fixture("llm_root");
+    let mut opts = options(&llm_root, ClientChoice::Perfgate);
+    opts.serve.nodes = vec!["node-a".into(), "node-b".into()];
+    let configs = ModelConfigs::embedded();
+    let b200 = "disagg-e2e-b200_deepseek-r1-fp4_1k1k_con1_ctx1_dep4_gen1_tep8_eplb0_mtp3_ccb-NIXL";
+    let p = plan_sanity(b200, &opts, &configs);
+    assert!(p.blocked.is_empty(), "{:?}", p.blocked);
+    let steps = &p.cases[0].steps;
+    let labels: Vec<&str> = steps.iter().map(|s| s.label).collect();
+    assert_eq!(labels, ["ctx_0", "gen_0", "server", "client"]);
+    let (ctx0, gen0) = (&steps[0], &steps[1]);
+    let host_of = |s: &Step| {
+        s.argv
+            .iter()
+            .position(|a| a == "--host")
+            .map(|i| s.argv[i + 1].clone())
+    };
+    // This node's worker runs as on one node (upstream's NUMA binding kept).
+    assert_eq!(ctx0.argv[..3], ["numactl", "-m 0,1", "trtllm-serve"]);
+    assert_eq!(host_of(ctx0).as_deref(), Some("node-a"));
+    assert_eq!(env_map(ctx0)["CUDA_VISIBLE_DEVICES"], "0,1,2,3");
+    assert_eq!(
+        gen0.argv[..8],
+        [
+            "srun",
+            "--nodes=1",
+            "--ntasks=1",
+            "--nodelist=node-b",
+            "--overlap",
+            "--kill-on-bad-exit=1",
+            "env",
+            "CUDA_VISIBLE_DEVICES=0,1,2,3,4,5,6,7"
+        ]
+    );
+    assert_eq!(gen0.argv[8..11], ["numactl", "-m 0,1", "trtllm-serve"]);
+    assert_eq!(host_of(gen0).as_deref(), Some("node-b"));
+    assert!(!env_map(gen0).contains_key("CUDA_VISIBLE_DEVICES"));
+    // Three nodes' worth of workers on a job of two is refused with the count.
+    opts.serve.nodes = vec!["node-a".into()];
+    let p = plan_sanity(b200, &opts, &configs);
+    assert!(
+        p.blocked.iter().any(|b| b.contains("2 nodes")),
+        "{:?}",
+        p.blocked
+    );
 }
 
 #[test]

@@ -69,6 +69,11 @@ pub struct Options {
     pub upstream_ready_timeouts: (Option<u64>, Option<u64>),
     /// The GPU type upstream's records name (`b200`, `h200`, ..., `unsupported`).
     pub gpu_type: String,
+    /// The hosts of this job, this one first: a disaggregated test that needs more GPUs than a
+    /// node has places its workers across them (`--serve-nodes`, else a SLURM allocation's).
+    pub nodes: Vec<String>,
+    /// What starts a worker on another node of the job (`srun`; words split on spaces).
+    pub srun_cmd: Vec<String>,
 }
 
 impl Default for Options {
@@ -88,6 +93,8 @@ impl Default for Options {
             ready_timeout: None,
             upstream_ready_timeouts: (None, None),
             gpu_type: "unsupported".into(),
+            nodes: Vec::new(),
+            srun_cmd: vec!["srun".into()],
         }
     }
 }

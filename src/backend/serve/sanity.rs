@@ -331,6 +331,32 @@ fn aggregated(ctx: &Ctx, tp: &mut TestPlan, servers: &[(Server, Vec<Client>)]) {
 }
 
 /// `0,1,2` for GPUs `from..from+n`.
+/// Each worker's (node, first GPU on it), in order: the first node with room for it (its GPUs
+/// are consecutive on one node). `Err` when a worker needs more GPUs than a node has.
+fn place_workers(sizes: &[i64], per_node: i64) -> Result<Vec<(usize, i64)>, String> {
+    let mut used: Vec<i64> = Vec::new();
+    let mut places = Vec::with_capacity(sizes.len());
+    for &size in sizes {
+        if size > per_node {
+            return Err(format!(
+                "a worker of {size} GPUs is larger than a node of {per_node} \
+                 (hardware.gpus_per_node): one worker across nodes (MPI) is not supported by \
+                 perfgate"
+            ));
+        }
+        let on = match used.iter().position(|u| u + size <= per_node) {
+            Some(i) => i,
+            None => {
+                used.push(0);
+                used.len() - 1
+            }
+        };
+        places.push((on, used[on]));
+        used[on] += size;
+    }
+    Ok(places)
+}
+
 fn gpu_list(from: i64, n: i64) -> String {
     (from..from + n)
         .map(|g| g.to_string())
@@ -363,14 +389,55 @@ fn disaggregated(
     let needed = n_ctx * c.gpus + n_gen * g.gpus;
     tp.gpus = u32::try_from(needed).ok();
     let node = c.gpus_per_node.max(g.gpus_per_node);
-    if needed > node {
-        tp.blocked.push(format!(
-            "the workers need {needed} GPUs ({n_ctx} x {} for context, {n_gen} x {} for \
-             generation) and a node has {node} (hardware.gpus_per_node): multi-node \
-             disaggregated runs (upstream's SLURM roles) are not supported by perfgate yet",
-            c.gpus, g.gpus
-        ));
-    }
+    let sizes: Vec<i64> = std::iter::repeat_n(c.gpus, usize::try_from(n_ctx).unwrap_or(0))
+        .chain(std::iter::repeat_n(
+            g.gpus,
+            usize::try_from(n_gen).unwrap_or(0),
+        ))
+        .collect();
+    // On one node the workers take its GPUs in order; a layout larger than a node is placed
+    // across the job's nodes, or planned as on one node and blocked when the job lacks them.
+    let one_node: Vec<(usize, i64)> = sizes
+        .iter()
+        .scan(0, |next, &n| {
+            let first = *next;
+            *next += n;
+            Some((0, first))
+        })
+        .collect();
+    let mut across = false;
+    let places = if needed <= node {
+        one_node
+    } else {
+        match place_workers(&sizes, node) {
+            Err(why) => {
+                tp.blocked.push(why);
+                one_node
+            }
+            Ok(places) => {
+                let nodes_used = places.iter().map(|p| p.0 + 1).max().unwrap_or(1);
+                if ctx.so.nodes.len() >= nodes_used {
+                    across = true;
+                    places
+                } else {
+                    tp.blocked.push(format!(
+                        "the workers need {needed} GPUs ({n_ctx} x {} for context, {n_gen} x {} \
+                         for generation) on {nodes_used} nodes of {node} \
+                         (hardware.gpus_per_node), and this job has {}: run it in a SLURM \
+                         allocation of {nodes_used} nodes (`perfgate slurm submit` asks for \
+                         one) or name the hosts with --serve-nodes",
+                        c.gpus,
+                        g.gpus,
+                        match ctx.so.nodes.len() {
+                            0 | 1 => "one".to_string(),
+                            n => n.to_string(),
+                        }
+                    ));
+                    one_node
+                }
+            }
+        }
+    };
     let model_path = ctx.model_path(&c.model_name);
     let hostnames = ctx.dir.join("hostnames-local-0");
     let key = settings
@@ -378,7 +445,7 @@ fn disaggregated(
         .clone()
         .unwrap_or_else(|| AUTH_KEY_PLACEHOLDER.to_string());
     let mut steps: Vec<Step> = Vec::new();
-    let mut next_gpu = 0;
+    let mut places = places.into_iter();
     let mut ctx_urls = Vec::new();
     let mut gen_urls = Vec::new();
     for (role, server, n, labels) in [
@@ -400,20 +467,41 @@ fn disaggregated(
                 &file.path.to_string_lossy(),
                 settings.numa_bind,
             );
+            let (on, first_gpu) = places.next().unwrap_or((0, 0));
+            // Across nodes every worker binds its own node's name, which it reports.
+            let host = if across {
+                ctx.so.nodes[on].clone()
+            } else {
+                ctx.so.hostname.clone()
+            };
             argv.extend([
                 "--host".into(),
-                ctx.so.hostname.clone(),
+                host.clone(),
                 "--port".into(),
                 "0".into(),
                 "--report_addr".into(),
                 addr.to_string_lossy().into_owned(),
             ]);
+            let gpus = gpu_list(first_gpu, server.gpus);
             let mut env = server.env();
-            env.push((
-                "CUDA_VISIBLE_DEVICES".into(),
-                gpu_list(next_gpu, server.gpus),
-            ));
-            next_gpu += server.gpus;
+            if on == 0 {
+                env.push(("CUDA_VISIBLE_DEVICES".into(), gpus));
+            } else {
+                // Started on its node by srun (which passes this environment on); `env` sets
+                // the GPUs after SLURM has set its own for the step.
+                let mut remote = ctx.so.srun_cmd.clone();
+                remote.extend([
+                    "--nodes=1".into(),
+                    "--ntasks=1".into(),
+                    format!("--nodelist={host}"),
+                    "--overlap".into(),
+                    "--kill-on-bad-exit=1".into(),
+                    "env".into(),
+                    format!("CUDA_VISIBLE_DEVICES={gpus}"),
+                ]);
+                remote.extend(argv);
+                argv = remote;
+            }
             if role == "CTX" {
                 ctx_urls.push(format!("{{{label}.addr}}"));
             } else {
