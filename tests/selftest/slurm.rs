@@ -1,8 +1,9 @@
 //! `perfgate slurm submit` against a real SLURM cluster brought up on this machine by
 //! ci/slurm-local-up.sh (2 fake GPUs). One test, so that nothing else competes for the cluster:
 //! refusals before submitting, a sharded run with a TIMEOUT, the requeue that completes it (the
-//! merge equal to an unsharded run), and Ctrl-C cancelling the jobs (without accounting, so
-//! progress comes from squeue + scontrol).
+//! merge equal to an unsharded run), Ctrl-C cancelling the jobs (without accounting, so
+//! progress comes from squeue + scontrol), and a disaggregated test's worker started on another
+//! node with the real srun.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -403,6 +404,74 @@ fn slurm_submit_shards_follows_times_out_requeues_merges_and_cancels() {
         assert_eq!(s["state"], "CANCELLED", "{slurm:#}\n{text}");
     }
     assert_eq!(squeue_active(), "", "jobs left after the cancel");
+
+    // A disaggregated test larger than a node, its generation worker started on "the other
+    // node" by the real srun (a step of its own on this one-node cluster): it gets ready,
+    // serves the case, and is gone with it, its step included.
+    let node = Command::new("sinfo")
+        .args(["-h", "-N", "-o", "%N"])
+        .output()
+        .expect("sinfo");
+    let node = String::from_utf8_lossy(&node.stdout)
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_string();
+    assert!(!node.is_empty(), "sinfo names no node");
+    let disagg = tmp.join("disagg");
+    std::fs::create_dir_all(&disagg).expect("mkdir");
+    let list = disagg.join("list.txt");
+    std::fs::write(
+        &list,
+        "perf/test_perf_sanity.py::test_e2e[disagg-e2e-tiny_disagg_two_nodes]\n",
+    )
+    .expect("list");
+    let serve = env!("CARGO_BIN_EXE_fake-trtllm-serve");
+    let mut args: Vec<String> = vec![
+        "run".into(),
+        "--test-list".into(),
+        list.display().to_string(),
+        "--output-dir".into(),
+        disagg.join("out").display().to_string(),
+        format!("--trtllm-serve-cmd={serve}"),
+        format!(
+            "--serve-bench-cmd={}",
+            env!("CARGO_BIN_EXE_fake-serve-client")
+        ),
+        format!(
+            "--perf-sanity-dir={}",
+            repo("tests/fixtures/perf_sanity/local").display()
+        ),
+        "--serve-host=127.0.0.1".into(),
+        format!("--serve-nodes={node},{node}"),
+        "--srun-cmd=srun".into(),
+    ];
+    args.extend(run_options(&disagg));
+    let (code, text) = perfgate(&args, &[]);
+    assert_eq!(code, 0, "{text}");
+    let log = std::fs::read_to_string(disagg.join("out/disagg-e2e-tiny_disagg_two_nodes/perf.log"))
+        .expect("perf.log");
+    assert!(
+        log.contains(&format!(
+            "srun --nodes=1 --ntasks=1 --nodelist={node} --overlap"
+        )) && log.contains(&format!("gen_0 service ready at {node}:"))
+            && log.contains("gen_0 service stopped"),
+        "{log}"
+    );
+    assert_eq!(
+        squeue_active(),
+        "",
+        "the worker's srun step outlived its case"
+    );
+    let left: Vec<String> = std::fs::read_dir("/proc")
+        .expect("/proc")
+        .flatten()
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .filter(|c| c.contains(serve) && c.contains(&disagg.display().to_string()))
+        .collect();
+    assert!(left.is_empty(), "left running: {left:?}");
     eprintln!(
         "slurm selftest: the TIMEOUT run took {:.1} s",
         timeout_run.as_secs_f64()
