@@ -264,16 +264,14 @@ fn slurm_nodes(env: &impl Fn(&str) -> Option<String>) -> Vec<String> {
     let Some(list) = env("SLURM_JOB_NODELIST").filter(|_| several) else {
         return Vec::new();
     };
-    let Ok(out) = std::process::Command::new("scontrol")
-        .args(["show", "hostnames", &list])
-        .output()
-    else {
+    let argv = ["scontrol", "show", "hostnames", &list].map(str::to_string);
+    let Ok(out) = crate::runner::process::capture(&argv, Duration::from_secs(30)) else {
         return Vec::new();
     };
-    let mut nodes: Vec<String> = String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .map(str::to_string)
-        .collect();
+    if !out.success() {
+        return Vec::new();
+    }
+    let mut nodes: Vec<String> = out.stdout.split_whitespace().map(str::to_string).collect();
     // The batch step runs on the allocation's first node; put this host first if it is
     // another one.
     if let Some(me) = env("SLURMD_NODENAME")

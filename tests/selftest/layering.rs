@@ -386,6 +386,43 @@ fn the_module_graph_has_no_circles() {
     );
 }
 
+/// DESIGN.md's "only places": the runner is the only module that starts processes, the
+/// history the only one that talks to SQLite, the serve client the only one that speaks
+/// HTTP/gRPC to a server (product code; comments and test modules left out).
+#[test]
+fn processes_sqlite_and_http_each_have_one_home() {
+    let mut files = BTreeMap::new();
+    read_tree(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+        "",
+        &mut files,
+    );
+    for (what, needles, home) in [
+        ("starts a process", &["Command::new"][..], "runner/"),
+        ("talks to SQLite", &["rusqlite"][..], "history/"),
+        (
+            "speaks HTTP/gRPC",
+            &["reqwest", "tonic::", "hyper::"][..],
+            "serve/",
+        ),
+    ] {
+        let outside: Vec<&String> = files
+            .iter()
+            .filter(|(rel, text)| {
+                !rel.starts_with(home) && {
+                    let code = product_text(text);
+                    needles.iter().any(|n| code.contains(n))
+                }
+            })
+            .map(|(rel, _)| rel)
+            .collect();
+        assert!(
+            outside.is_empty(),
+            "only src/{home} {what}, but so do: {outside:?}"
+        );
+    }
+}
+
 #[test]
 fn the_checker_finds_circles_between_modules_and_between_siblings() {
     let tree = |files: &[(&str, &str)]| -> BTreeMap<String, String> {
