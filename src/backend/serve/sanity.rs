@@ -330,7 +330,6 @@ fn aggregated(ctx: &Ctx, tp: &mut TestPlan, servers: &[(Server, Vec<Client>)]) {
     }
 }
 
-/// `0,1,2` for GPUs `from..from+n`.
 /// Each worker's (node, first GPU on it), in order: the first node with room for it (its GPUs
 /// are consecutive on one node). `Err` when a worker needs more GPUs than a node has.
 fn place_workers(sizes: &[i64], per_node: i64) -> Result<Vec<(usize, i64)>, String> {
@@ -357,6 +356,7 @@ fn place_workers(sizes: &[i64], per_node: i64) -> Result<Vec<(usize, i64)>, Stri
     Ok(places)
 }
 
+/// `0,1,2` for GPUs `from..from+n`.
 fn gpu_list(from: i64, n: i64) -> String {
     (from..from + n)
         .map(|g| g.to_string())
@@ -469,10 +469,9 @@ fn disaggregated(
             );
             let (on, first_gpu) = places.next().unwrap_or((0, 0));
             // Across nodes every worker binds its own node's name, which it reports.
-            let host = if across {
-                ctx.so.nodes[on].clone()
-            } else {
-                ctx.so.hostname.clone()
+            let host = match ctx.so.nodes.get(on) {
+                Some(node) if across => node.clone(),
+                _ => ctx.so.hostname.clone(),
             };
             argv.extend([
                 "--host".into(),
