@@ -27,8 +27,7 @@ const AB_KEYS: [&str; 9] = [
     "draft", "isl", "osl", "reqs", "bs", "blocks", "gpus", "place", "power",
 ];
 
-/// How the servers of an A/B share the GPUs (`place:`; the assignment is
-/// [`crate::plan::placement`]'s).
+/// How the servers of an A/B share the GPUs (`place:`; the plan's placement assigns them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Placement {

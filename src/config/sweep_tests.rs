@@ -1,6 +1,6 @@
 //! The tests of a sweep: prompt-only (`-p`), generation-only (`-n`) and combined (`-pg P,G`),
 //! as llama.cpp's `llama-bench` defines them, with their names and how they are sent. Shared
-//! by `perfgate sweep`'s flags and the sweep test names ([`super::SweepName`]); errors are the
+//! by `perfgate sweep`'s flags and the sweep test names (`SweepName`); errors are the
 //! sentence to show.
 
 use serde::{Deserialize, Serialize};

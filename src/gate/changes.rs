@@ -122,7 +122,7 @@ pub fn is_worse(change_pct: f64, direction: Direction) -> bool {
 }
 
 /// Confirms, clears or leaves pending the provisional regression of the run at `run_night`.
-/// `points` is the series, oldest night first (the one [`crate::history::History`] gives).
+/// `points` is the series, oldest night first (as the history store gives it).
 pub fn assess(
     points: &[SeriesPoint],
     run_night: i64,

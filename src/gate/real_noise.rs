@@ -1,10 +1,10 @@
 //! Real run-to-run noise for the gate's evaluation (`perfgate dev bench-gate --noise FILE`).
 //!
-//! The simulated table ([`super::sim`]) draws log-normal noise with a few synthetic outliers.
-//! Real engines are not that tidy: the first repetition after a server start is slow
-//! (warm-up), a machine runs a few percent faster than its neighbour, a clock dip makes one
-//! repetition bimodal. This module reads repetitions measured on real machines and lets the
-//! same simulation draw its noise from them instead.
+//! The simulated table (the `sim` module, which uses this one) draws log-normal noise with a
+//! few synthetic outliers. Real engines are not that tidy: the first repetition after a server
+//! start is slow (warm-up), a machine runs a few percent faster than its neighbour, a clock dip
+//! makes one repetition bimodal. This module reads repetitions measured on real machines and
+//! lets the same simulation draw its noise from them instead.
 //!
 //! **The files.** Either CSV with a header row `session,value` (more columns are allowed and
 //! ignored; `#` lines are comments, for how the series was measured), or `perfgate

@@ -1,7 +1,7 @@
 //! Two runs side by side (`perfgate compare`): per case, step and metric the median of each
 //! side's repetitions, the change, whether it is better or worse by the metric's direction, and
 //! whether it is more than noise. Plain data in and out; loading and rendering live in
-//! [`crate::compare`].
+//! `perfgate compare`'s own module, above the gate.
 //!
 //! **Significance.** With at least 2 repetitions on both sides: Welch's t-test (unequal
 //! variances, Welch–Satterthwaite degrees of freedom) on the logarithms of the values, since

@@ -226,8 +226,8 @@ pub enum GateError {
 pub const RECURRING_NIGHTS: usize = 1;
 
 /// A FAIL or IMPROVED night followed by this many nights that were neither (nor INVALID or
-/// ENV_CHANGED) was a blip: its values join the history again as the noise they were (see
-/// [`crate::history::History::series`]). A regression keeps failing and stays out.
+/// ENV_CHANGED) was a blip: its values join the history again as the noise they were (the
+/// history store's series query applies it). A regression keeps failing and stays out.
 pub const BLIP_CLEAR_NIGHTS: usize = 2;
 
 /// Should an UNKNOWN be rerun? Only an UNKNOWN, and only while the `--max-reruns` budget lasts:

@@ -1,6 +1,6 @@
 //! What one test will do, as plain data: its cases, each case's steps (files to write, argv to
-//! run, services to keep alive, metrics to expect), and why it cannot run. A backend
-//! ([`crate::backend`]) fills it in from a parsed name, the catalog and the options; nothing
+//! run, services to keep alive, metrics to expect), and why it cannot run. A backend (the
+//! layer above) fills it in from a parsed name, the catalog and the options; nothing
 //! here touches the filesystem or starts a process, so `--dry-run`, `perfgate plan` and most
 //! tests read plans without running anything.
 //!

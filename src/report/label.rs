@@ -1,6 +1,6 @@
 //! One `Label: value` line of a report section, as a table entry: the metrics it sets, its unit
-//! shift, the eras its wording belongs to. Both the trtllm-bench tables ([`super::eras`]) and
-//! the serving block's ([`super::serve`]) are written with these constructors.
+//! shift, the eras its wording belongs to. Both the trtllm-bench tables (`eras`) and the
+//! serving block's (`serve`) are written with these constructors, above this module.
 
 /// Era bits: a report starts as "any era" and each piece of evidence narrows the set.
 pub(crate) const A: u8 = 1;

@@ -1,8 +1,8 @@
 //! The module graph points one way (docs/design/architecture.md): no two modules of the crate,
 //! and no two files of one module, use each other, directly or around a longer circle.
 //!
-//! Read from the product code's own `crate::` and `super::` paths (`use` trees and inline
-//! paths; comments and `#[cfg(test)]` modules left out). An edge between two files counts at
+//! Read from the product code's own `crate::` and `super::` paths (`use` trees, inline paths
+//! and doc-comment links; other comments and `#[cfg(test)]` modules left out). An edge between two files counts at
 //! the level where their module paths part: `src/config/parse.rs` → `src/config/sweep.rs` is
 //! an edge between the siblings `parse` and `sweep` of `config`; `src/gate/stats.rs` →
 //! `src/record/metric.rs` one between the crate's modules `gate` and `record`. A module's own
@@ -57,6 +57,12 @@ fn product_text(text: &str) -> String {
                 .is_some_and(|next| next.trim_start().starts_with("mod "))
         {
             break;
+        }
+        // A doc comment's paths are links rustdoc resolves: they count. Other comments do not.
+        if let Some(doc) = t.strip_prefix("///").or_else(|| t.strip_prefix("//!")) {
+            out.push_str(doc);
+            out.push('\n');
+            continue;
         }
         if t.starts_with("//") {
             continue;
@@ -453,7 +459,7 @@ fn the_checker_finds_circles_between_modules_and_between_siblings() {
     assert_eq!(found.len(), 1, "{found:?}");
     assert!(found[0].starts_with("c: p -> q -> p"), "{found:?}");
     // Children using their front, the front re-exporting them, `super::super` into another
-    // module, and paths in comments and in the test module (which would close a circle
+    // module, and paths in plain comments and in the test module (which would close a circle
     // `p -> q -> p` if they counted): no circle.
     let found = circles(&tree(&[
         ("lib.rs", "pub mod c;\npub mod d;\n"),
@@ -463,11 +469,19 @@ fn the_checker_finds_circles_between_modules_and_between_siblings() {
         ),
         (
             "c/p.rs",
-            "use super::Base; // super::q::x\n/// [`super::q::y`]\nfn u() { let s = \"http://x\"; }\n\
+            "use super::Base; // super::q::x\n// see super::q::y\nfn u() { let s = \"http://x\"; }\n\
              fn v() { super::super::d::w(); }\n#[cfg(test)]\nmod tests { use super::super::q::*; }\n",
         ),
         ("c/q.rs", "use super::{Base, p::Thing};\n"),
         ("d.rs", "fn w() {}\n"),
     ]));
     assert!(found.is_empty(), "{found:?}");
+    // A doc comment's link is a path rustdoc resolves: it closes a circle like code does.
+    let found = circles(&tree(&[
+        ("lib.rs", "pub mod c;\npub mod d;\n"),
+        ("c.rs", "//! Loaded by [`crate::d::load`].\npub struct T;\n"),
+        ("d.rs", "pub fn load() -> crate::c::T { crate::c::T }\n"),
+    ]));
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(found[0].starts_with("the crate: c -> d -> c"), "{found:?}");
 }
