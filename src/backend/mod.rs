@@ -64,6 +64,17 @@ pub struct StepOutput<'a> {
     pub duration: Duration,
 }
 
+impl StepOutput<'_> {
+    /// The step's part of the log, buffered for a parser.
+    pub fn reader(&self) -> std::io::Result<std::io::BufReader<std::io::Take<std::fs::File>>> {
+        use std::io::{Read, Seek, SeekFrom};
+        let mut f = std::fs::File::open(self.log)?;
+        f.seek(SeekFrom::Start(self.log_range.start))?;
+        let len = self.log_range.end.saturating_sub(self.log_range.start);
+        Ok(std::io::BufReader::with_capacity(1 << 20, f.take(len)))
+    }
+}
+
 /// Metrics read from a step's output, and what is wrong with it.
 #[derive(Debug, Clone, Default)]
 pub struct Reading {

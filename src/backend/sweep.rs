@@ -23,7 +23,7 @@ use crate::config::{AbName, CaseSpec, PerfName, SweepName};
 use crate::models::ModelConfigs;
 use crate::models::servers::ServerRecipe;
 use crate::plan::placement::{self, Placement};
-use crate::plan::{CasePlan, Phase, Readiness, ServiceSpec, Step, TestPlan};
+use crate::plan::{CasePlan, Phase, Readiness, Step, TestPlan};
 use crate::textutil::safe_file_name;
 
 /// The id its steps carry.
@@ -165,27 +165,18 @@ fn server(
         .serve
         .ready_timeout
         .unwrap_or(Duration::from_secs(recipe.ready_timeout_s));
-    Ok(Step {
-        phase: Phase::Service,
+    Ok(Step::service(
+        ID,
         label,
-        backend: ID,
         argv,
         env,
-        dataset: None,
-        outputs: Vec::new(),
-        files: Vec::new(),
-        stdout_to: None,
-        required: Vec::new(),
-        service: Some(ServiceSpec {
-            ready: Readiness::Http {
-                url: format!("http://127.0.0.1:{{port}}{}", recipe.ready_path),
-            },
-            ready_timeout: timeout,
-            log,
-        }),
-        expect: None,
-        title: None,
-    })
+        Vec::new(),
+        Readiness::Http {
+            url: format!("http://127.0.0.1:{{port}}{}", recipe.ready_path),
+        },
+        timeout,
+        log,
+    ))
 }
 
 /// The perfgate command of the measured step (the serving backend's `--serve-bench-cmd`).
@@ -462,12 +453,9 @@ fn plan_ab(r: &PlanRequest, a: &AbName) -> TestPlan {
 }
 
 fn log_slice(output: &StepOutput) -> anyhow::Result<String> {
-    use std::io::{Read, Seek, SeekFrom};
-    let mut f = std::fs::File::open(output.log)?;
-    f.seek(SeekFrom::Start(output.log_range.start))?;
-    let len = output.log_range.end.saturating_sub(output.log_range.start);
+    use std::io::Read;
     let mut bytes = Vec::new();
-    f.take(len).read_to_end(&mut bytes)?;
+    output.reader()?.read_to_end(&mut bytes)?;
     Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 

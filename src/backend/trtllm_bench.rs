@@ -6,8 +6,6 @@
 //!
 //! The only module that knows trtllm-bench's flags.
 
-use std::fs::File;
-use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use super::common::{Model, case_dir_name, dataset_step, flag_path, llm_api_file, model_dir};
@@ -370,10 +368,7 @@ fn read(step: &Step, output: &StepOutput) -> anyhow::Result<Reading> {
         Phase::Measure => step.outputs.first().map(PathBuf::as_path),
         _ => None,
     };
-    let mut f = File::open(output.log)?;
-    f.seek(SeekFrom::Start(output.log_range.start))?;
-    let len = output.log_range.end.saturating_sub(output.log_range.start);
-    let text = report::parse_reader(BufReader::with_capacity(1 << 20, f.take(len)))?;
+    let text = report::parse_reader(output.reader()?)?;
     let json = match json {
         Some(path) if path.exists() => {
             let s = std::fs::read_to_string(path)

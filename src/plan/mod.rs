@@ -124,6 +124,45 @@ fn ser_secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error>
 }
 
 impl Step {
+    /// A service step of `backend`: started in the background, ready as `ready` says, kept
+    /// alive for the case's measure steps. A report-address file is also an output (an earlier
+    /// run's is removed before it starts).
+    #[allow(clippy::too_many_arguments)]
+    pub fn service(
+        backend: &'static str,
+        label: &'static str,
+        argv: Vec<String>,
+        env: Vec<(String, String)>,
+        files: Vec<PlannedFile>,
+        ready: Readiness,
+        ready_timeout: Duration,
+        log: PathBuf,
+    ) -> Step {
+        let outputs = match &ready {
+            Readiness::ReportFile { path, .. } => vec![path.clone()],
+            _ => Vec::new(),
+        };
+        Step {
+            phase: Phase::Service,
+            label,
+            backend,
+            argv,
+            env,
+            dataset: None,
+            outputs,
+            files,
+            stdout_to: None,
+            required: Vec::new(),
+            service: Some(ServiceSpec {
+                ready,
+                ready_timeout,
+                log,
+            }),
+            expect: None,
+            title: None,
+        }
+    }
+
     /// The command as a line that can be pasted into a shell. A value naming an inherited
     /// variable (`$LD_LIBRARY_PATH`) is left for the shell to expand, as the runner expands it.
     pub fn command_line(&self) -> String {

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::{CLIENT, ID, Options};
-use crate::plan::{Phase, PlannedFile, Readiness, ServiceSpec, Step};
+use crate::plan::{Phase, PlannedFile, Readiness, Step};
 use crate::record::Expectations;
 
 /// The sixteen figures of the `benchmark_serving` block upstream records (and fails without),
@@ -210,29 +210,7 @@ pub(crate) fn service_step(
     ready_timeout: Duration,
     log: PathBuf,
 ) -> Step {
-    let outputs = match &ready {
-        Readiness::ReportFile { path, .. } => vec![path.clone()],
-        _ => Vec::new(),
-    };
-    Step {
-        phase: Phase::Service,
-        label,
-        backend: ID,
-        argv,
-        env,
-        dataset: None,
-        outputs,
-        files,
-        stdout_to: None,
-        required: Vec::new(),
-        service: Some(ServiceSpec {
-            ready,
-            ready_timeout,
-            log,
-        }),
-        expect: None,
-        title: None,
-    }
+    Step::service(ID, label, argv, env, files, ready, ready_timeout, log)
 }
 
 /// Upstream's clients run unbuffered (`benchmark_env.setdefault("PYTHONUNBUFFERED", "1")`).

@@ -17,8 +17,6 @@ mod names;
 mod sanity;
 
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -141,10 +139,7 @@ impl Backend for Serve {
 /// The client's output: one `benchmark_serving` block. A failed request, a failure marker, no
 /// block or several are problems (any failed request fails the case).
 fn read(_step: &Step, output: &StepOutput) -> anyhow::Result<Reading> {
-    let mut f = File::open(output.log)?;
-    f.seek(SeekFrom::Start(output.log_range.start))?;
-    let len = output.log_range.end.saturating_sub(output.log_range.start);
-    let r = report::parse_reader(BufReader::with_capacity(1 << 20, f.take(len)))?;
+    let r = report::parse_reader(output.reader()?)?;
     let mut reading = Reading {
         warnings: r.warnings,
         ..Reading::default()
