@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use rusqlite::{TransactionBehavior, params};
+use rusqlite::params;
 
 use super::{History, HistoryError, invalid, night_of, on};
 
@@ -24,18 +24,15 @@ impl History {
                 ),
             ));
         }
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(on(path, "cannot begin a write"))?;
-        let night = night_of(&tx, path, run_id)?;
-        tx.execute(
-            "INSERT INTO case_durations (test_id, night, seconds) VALUES (?1, ?2, ?3)
-             ON CONFLICT (test_id, night) DO UPDATE SET seconds = excluded.seconds",
-            params![test_id, night, seconds],
-        )
-        .map_err(on(path, "cannot record a duration"))?;
-        tx.commit().map_err(on(path, "cannot commit a duration"))
+        self.write_to_run(run_id, "cannot commit a duration", |tx, path, night| {
+            tx.execute(
+                "INSERT INTO case_durations (test_id, night, seconds) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (test_id, night) DO UPDATE SET seconds = excluded.seconds",
+                params![test_id, night, seconds],
+            )
+            .map(|_| ())
+            .map_err(on(path, "cannot record a duration"))
+        })
     }
 
     /// The latest stored duration of every test id, leaving out the run `exclude_run` (the

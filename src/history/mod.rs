@@ -426,12 +426,13 @@ impl History {
             .map_err(on(path, "cannot commit the end of the run"))
     }
 
-    /// Stores measurements of a begun run in one transaction: all land or none. A row for the
-    /// same case, step, metric and repetition replaces the stored one (a rerun of a repetition).
-    pub fn record_measurements(
+    /// Runs `write` on the night of the begun run `run_id`, in one immediate transaction: all
+    /// of it lands or none. `commit` is the error's words when the commit fails.
+    pub(crate) fn write_to_run(
         &mut self,
         run_id: &str,
-        rows: &[MeasurementRow],
+        commit: &str,
+        write: impl FnOnce(&rusqlite::Transaction<'_>, &Path, i64) -> Result<(), HistoryError>,
     ) -> Result<(), HistoryError> {
         let path = &self.path;
         let tx = self
@@ -439,9 +440,22 @@ impl History {
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(on(path, "cannot begin a write"))?;
         let night = night_of(&tx, path, run_id)?;
-        insert_measurements(&tx, path, night, rows)?;
-        tx.commit()
-            .map_err(on(path, "cannot commit the measurements"))
+        write(&tx, path, night)?;
+        tx.commit().map_err(on(path, commit))
+    }
+
+    /// Stores measurements of a begun run in one transaction: all land or none. A row for the
+    /// same case, step, metric and repetition replaces the stored one (a rerun of a repetition).
+    pub fn record_measurements(
+        &mut self,
+        run_id: &str,
+        rows: &[MeasurementRow],
+    ) -> Result<(), HistoryError> {
+        self.write_to_run(
+            run_id,
+            "cannot commit the measurements",
+            |tx, path, night| insert_measurements(tx, path, night, rows),
+        )
     }
 
     /// A run's measurements, in the order of case, step, metric and repetition.

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use rusqlite::{TransactionBehavior, params};
+use rusqlite::params;
 use serde_json::Value;
 
 use super::{History, HistoryError, invalid, night_of, on};
@@ -29,15 +29,11 @@ impl History {
         run_id: &str,
         rows: &[CaseRecordRow],
     ) -> Result<(), HistoryError> {
-        let path = &self.path;
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(on(path, "cannot begin a write"))?;
-        let night = night_of(&tx, path, run_id)?;
-        insert_case_records(&tx, path, night, rows)?;
-        tx.commit()
-            .map_err(on(path, "cannot commit the case records"))
+        self.write_to_run(
+            run_id,
+            "cannot commit the case records",
+            |tx, path, night| insert_case_records(tx, path, night, rows),
+        )
     }
 
     /// The upstream records of a run, by the night index, in case order.
