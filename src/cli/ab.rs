@@ -2,7 +2,8 @@
 //!
 //! Exit status: 0 when every request of both sides succeeded; 1 when one failed; 3 when a
 //! server could not be reached or stopped answering (the finished blocks are written); 4 when
-//! the outputs could not be written; 2 for usage errors; 130 when stopped by Ctrl-C (the finished blocks are written first).
+//! the outputs could not be written; 2 for usage errors; 128+N when stopped by signal N (130:
+//! Ctrl-C, 143: SIGTERM; the finished blocks are written first).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -23,8 +24,7 @@ pub enum AbEndpoint {
 
 #[derive(Debug, clap::Args)]
 #[command(
-    about = "The same prompts through two servers (A/B: e.g. a target model alone and with a \
-             draft model), interleaved in blocks, compared with the speed-up's confidence interval",
+    about = "The same prompts through two servers (A/B), with the speed-up's confidence interval",
     long_about = "The same prompts through two servers (A/B: e.g. a target model alone and with \
         a draft model for speculative decoding), interleaved in blocks (A B, B A, A B, ...) so \
         drift hits both alike. Batch mode sends a fixed prompt set (--num-prompts) to each side, \
@@ -41,7 +41,7 @@ pub enum AbEndpoint {
         default: blocks and every request) and benchmark_results_gpu.json (the traces).\n\n\
         Exit status: 0 every request succeeded; 1 a request failed; 3 a server could not be \
         reached or stopped answering (finished blocks are written); 4 the outputs could not be \
-        written; 2 usage; 130 Ctrl-C \
+        written; 2 usage; 128+N signal N, 130 Ctrl-C \
         (finished blocks written first)."
 )]
 pub struct AbArgs {
@@ -248,7 +248,8 @@ pub fn run_cli(a: AbArgs) -> anyhow::Result<ExitCode> {
         eprintln!("ab: stopped: {why}; the finished blocks are written");
     }
     if report.interrupted {
-        return Ok(ExitCode::from(130));
+        // The table's 128+N for the signal seen (143 for SIGTERM), as serve-bench exits.
+        return Ok(exit::code(exit::interrupted().unwrap_or(128 + 2)));
     }
     let failed: u64 = report.figures.iter().map(|f| f.failed).sum();
     if failed > 0 {

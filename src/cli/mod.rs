@@ -150,9 +150,9 @@ enum Command {
     /// could not be written; 130 on Ctrl-C and 143 on SIGTERM, after summarizing and writing
     /// what finished.
     ServeBench(Box<serve_bench::ServeBenchArgs>),
-    /// The same prompts through two servers (A/B), with the speed-up's confidence interval.
+    // Their about and long help (the files they write, their exit statuses) are the argument
+    // structs' own: a doc comment here would replace the long help with one line.
     Ab(Box<ab::AbArgs>),
-    /// Prompt/generation length sweep with power, temperature and clocks (llama-bench's tests).
     Sweep(Box<sweep::SweepArgs>),
     /// perfgate's own benchmarks (start-up, parsing, the gate, change points, the dashboard).
     #[command(subcommand)]

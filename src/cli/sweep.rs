@@ -2,9 +2,10 @@
 //!
 //! Exit status: 0 when every repetition of every test finished; 1 when a repetition failed;
 //! 3 when the server could not be reached or stopped answering (the finished tests are
-//! written); 4 when the outputs could not be written; 2 for usage errors (no test, a bad length, a test longer than the server's context); 130 when
-//! stopped by Ctrl-C (the finished tests, and the finished repetitions of the test it stopped,
-//! are written first).
+//! written); 4 when the outputs could not be written; 2 for usage errors (no test, a bad
+//! length, a test longer than the server's context); 128+N when stopped by signal N (130:
+//! Ctrl-C, 143: SIGTERM; the finished tests, and the finished repetitions of the test it
+//! stopped, are written first).
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -39,8 +40,8 @@ pub enum OutputFormat {
 
 #[derive(Debug, clap::Args)]
 #[command(
-    about = "Prompt/generation length sweep of a server, each test repeated and timed, with \
-             power, temperature and clocks sampled during every repetition",
+    about = "Prompt/generation length sweep with power, temperature and clocks (llama-bench's \
+             tests)",
     long_about = "Prompt/generation length sweep of a server (llama-bench's tests: -p prompt \
         only, -n generation only, -pg P,G both), each test repeated (-r) after a warm-up and \
         timed to the nanosecond, with power, temperature and clocks sampled during every \
@@ -57,8 +58,8 @@ pub enum OutputFormat {
         Exit status: 0 every repetition finished; 1 a repetition failed; 3 the server could \
         not be reached or stopped answering (finished tests are written); 4 the outputs could \
         not be written; 2 usage (no test, a \
-        bad length, a test longer than the server's context, named with the limit); 130 \
-        Ctrl-C (finished tests and repetitions written first)."
+        bad length, a test longer than the server's context, named with the limit); 128+N \
+        signal N, 130 Ctrl-C (finished tests and repetitions written first)."
 )]
 pub struct SweepArgs {
     /// Server base URL (http://host:port).
@@ -328,7 +329,8 @@ pub fn run_cli(a: SweepArgs) -> anyhow::Result<ExitCode> {
         );
     }
     if report.interrupted {
-        return Ok(ExitCode::from(130));
+        // The table's 128+N for the signal seen (143 for SIGTERM), as serve-bench exits.
+        return Ok(exit::code(exit::interrupted().unwrap_or(128 + 2)));
     }
     // A server that stopped answering left tests unmeasured; failed requests are a check
     // that failed.
