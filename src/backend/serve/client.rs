@@ -5,32 +5,24 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::{CLIENT, ID, Options};
+use crate::perf_sanity::METRIC_FIELDS;
 use crate::plan::{Phase, PlannedFile, Readiness, Step};
 use crate::record::Expectations;
 
 /// The sixteen figures of the `benchmark_serving` block upstream records (and fails without),
-/// by perfgate name, in upstream's order.
-pub(crate) const SERVING_METRICS: [&str; 16] = [
-    "SEQ_THROUGHPUT",
-    "TOTAL_OUTPUT_THROUGHPUT",
-    "TOTAL_TOKEN_THROUGHPUT",
-    "USER_THROUGHPUT",
-    "FIRST_TOKEN_TIME",
-    "MEDIAN_FIRST_TOKEN_TIME",
-    "P99_FIRST_TOKEN_TIME",
-    "INTER_TOKEN_TIME",
-    "MEDIAN_INTER_TOKEN_TIME",
-    "P99_INTER_TOKEN_TIME",
-    "OUTPUT_TOKEN_TIME",
-    "MEDIAN_OUTPUT_TOKEN_TIME",
-    "P99_OUTPUT_TOKEN_TIME",
-    "AVG_REQUEST_LATENCY",
-    "MEDIAN_INFERENCE_TIME",
-    "P99_INFERENCE_TIME",
-];
+/// by perfgate name, in upstream's order: [`METRIC_FIELDS`] less its last, `d_al`.
+pub(crate) const SERVING_METRICS: [&str; 16] = {
+    let mut names = [""; 16];
+    let mut i = 0;
+    while i < names.len() {
+        names[i] = METRIC_FIELDS[i].1;
+        i += 1;
+    }
+    names
+};
 
 /// The acceptance length (`d_al`), reported and required with speculative decoding.
-pub(crate) const ACCEPTANCE: &str = "AVG_DECODED_TOKENS_PER_ITER";
+pub(crate) const ACCEPTANCE: &str = METRIC_FIELDS[16].1;
 
 /// The figures of a block that measure decoding: the gaps between output tokens. A request of
 /// one output token has none (TPOT's `(E2EL - TTFT) / (OSL - 1)` is undefined; the block
