@@ -13,7 +13,7 @@ use serde_json::Value;
 const MOCK: &str = env!("CARGO_BIN_EXE_serve-mock");
 const PERFGATE: &str = env!("CARGO_BIN_EXE_perfgate");
 
-fn tokenizer() -> String {
+pub(crate) fn tokenizer() -> String {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/tokenizers/tiny-bpe")
         .display()
@@ -90,7 +90,7 @@ impl Drop for Mock {
     }
 }
 
-fn perfgate(args: &[&str], env: &[(&str, &str)]) -> Output {
+pub(crate) fn perfgate(args: &[&str], env: &[(&str, &str)]) -> Output {
     Command::new(PERFGATE)
         .args(args)
         .env_remove("PERFGATE_FAKE_NVML")
@@ -100,7 +100,7 @@ fn perfgate(args: &[&str], env: &[(&str, &str)]) -> Output {
         .expect("perfgate runs")
 }
 
-fn text(o: &Output) -> String {
+pub(crate) fn text(o: &Output) -> String {
     format!(
         "status {:?}\nstdout:\n{}\nstderr:\n{}",
         o.status.code(),
@@ -109,7 +109,7 @@ fn text(o: &Output) -> String {
     )
 }
 
-fn read_json(path: &Path) -> Value {
+pub(crate) fn read_json(path: &Path) -> Value {
     let t = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_json::from_str(&t).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }

@@ -8,21 +8,16 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 use serde_json::Value;
+
+use crate::sweep_ab::{perfgate, read_json, text, tokenizer};
 
 const PERFGATE: &str = env!("CARGO_BIN_EXE_perfgate");
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn tokenizer() -> String {
-    repo()
-        .join("tests/fixtures/tokenizers/tiny-bpe")
-        .display()
-        .to_string()
 }
 
 /// A llama-server started by ci/llama-server-up.sh for this test process (its watchdog stops
@@ -68,56 +63,36 @@ impl Drop for LlamaServer {
     }
 }
 
-fn perfgate(args: &[&str]) -> Output {
-    Command::new(PERFGATE)
-        .args(args)
-        .env_remove("PERFGATE_FAKE_NVML")
-        .env_remove("PERFGATE_SYSFS_ROOT")
-        .output()
-        .expect("perfgate runs")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-fn read_json(path: &Path) -> Value {
-    let t = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    serde_json::from_str(&t).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
 #[test]
 fn real_sweep_of_llama_server() {
     let server = LlamaServer::up("sweep", &["--parallel", "1", "--ctx", "1024"]);
     let dir = tempfile::tempdir().expect("tempdir");
     let out = dir.path().join("out");
-    let o = perfgate(&[
-        "sweep",
-        "--url",
-        &server.url,
-        "--tokenizer",
-        &tokenizer(),
-        "-p",
-        "32",
-        "128",
-        "-n",
-        "16",
-        "-pg",
-        "64,16",
-        "-r",
-        "3",
-        "--power",
-        "auto",
-        "-o",
-        "json",
-        "--output-dir",
-        out.to_str().unwrap(),
-    ]);
+    let o = perfgate(
+        &[
+            "sweep",
+            "--url",
+            &server.url,
+            "--tokenizer",
+            &tokenizer(),
+            "-p",
+            "32",
+            "128",
+            "-n",
+            "16",
+            "-pg",
+            "64,16",
+            "-r",
+            "3",
+            "--power",
+            "auto",
+            "-o",
+            "json",
+            "--output-dir",
+            out.to_str().unwrap(),
+        ],
+        &[],
+    );
     assert!(o.status.success(), "{}", text(&o));
     // -o json: the summary array on standard output, as in the file.
     let printed: Value = serde_json::from_slice(&o.stdout).expect("JSON on stdout");
@@ -168,17 +143,20 @@ fn real_sweep_of_llama_server() {
     }
     // A test longer than the slot's context is refused before anything is sent, naming the
     // limit llama-server gives in /props.
-    let o = perfgate(&[
-        "sweep",
-        "--url",
-        &server.url,
-        "--tokenizer",
-        &tokenizer(),
-        "-p",
-        "2000",
-        "--output-dir",
-        out.to_str().unwrap(),
-    ]);
+    let o = perfgate(
+        &[
+            "sweep",
+            "--url",
+            &server.url,
+            "--tokenizer",
+            &tokenizer(),
+            "-p",
+            "2000",
+            "--output-dir",
+            out.to_str().unwrap(),
+        ],
+        &[],
+    );
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     let t = text(&o);
     assert!(
@@ -189,26 +167,29 @@ fn real_sweep_of_llama_server() {
 
 /// `perfgate ab` of `a` against `b`, its four files checked against their layout; the results.
 fn ab(a: &str, b: &str, out: &Path) -> Value {
-    let o = perfgate(&[
-        "ab",
-        "--a",
-        a,
-        "--b",
-        b,
-        "--tokenizer",
-        &tokenizer(),
-        "--isl",
-        "32",
-        "--osl",
-        "32",
-        "--num-prompts",
-        "6",
-        "--blocks",
-        "2",
-        "--ignore-eos",
-        "--output-dir",
-        out.to_str().unwrap(),
-    ]);
+    let o = perfgate(
+        &[
+            "ab",
+            "--a",
+            a,
+            "--b",
+            b,
+            "--tokenizer",
+            &tokenizer(),
+            "--isl",
+            "32",
+            "--osl",
+            "32",
+            "--num-prompts",
+            "6",
+            "--blocks",
+            "2",
+            "--ignore-eos",
+            "--output-dir",
+            out.to_str().unwrap(),
+        ],
+        &[],
+    );
     assert!(o.status.success(), "{}", text(&o));
     // Every file in the layout the mock's A/B is checked against.
     let (results, sides, gpu) = super::sweep_ab::check_ab_files(out, ["target", "speculative"]);
