@@ -17,6 +17,7 @@ use crate::history::regressions::resolve_run;
 use crate::record::State;
 use crate::record::metric;
 use crate::results::jsonl;
+use crate::textutil::xml_escape;
 
 /// The series one row compares: the case (its canonical label, and its directory when a name
 /// expands into several cases), the step and the metric. The test prefix (GPU) is left out so
@@ -364,13 +365,6 @@ pub fn render_markdown(c: &Comparison) -> String {
     s
 }
 
-fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
 /// One page, no scripts, no external resources: it opens the same offline and in a CI
 /// artifact viewer.
 pub fn render_html(c: &Comparison) -> String {
@@ -386,12 +380,12 @@ th{background:#f0f0f0}\ncode{font-size:13px}\n</style></head><body>\n<h1>perfgat
     let _ = writeln!(
         s,
         "<p><b>A:</b> {}<br><b>B:</b> {}</p>",
-        html_escape(&c.a),
-        html_escape(&c.b)
+        xml_escape(&c.a),
+        xml_escape(&c.b)
     );
     s.push_str("<table>\n<tr>");
     for h in HEADERS {
-        let _ = write!(s, "<th>{}</th>", html_escape(h));
+        let _ = write!(s, "<th>{}</th>", xml_escape(h));
     }
     s.push_str("</tr>\n");
     for r in &c.rows {
@@ -409,11 +403,11 @@ th{background:#f0f0f0}\ncode{font-size:13px}\n</style></head><body>\n<h1>perfgat
         let _ = write!(s, "<tr class=\"{class}\">");
         for (i, cell) in cells.iter().enumerate() {
             if (3..=5).contains(&i) {
-                let _ = write!(s, "<td class=\"num\">{}</td>", html_escape(cell));
+                let _ = write!(s, "<td class=\"num\">{}</td>", xml_escape(cell));
             } else if i == 0 {
-                let _ = write!(s, "<td><code>{}</code></td>", html_escape(cell));
+                let _ = write!(s, "<td><code>{}</code></td>", xml_escape(cell));
             } else {
-                let _ = write!(s, "<td>{}</td>", html_escape(cell));
+                let _ = write!(s, "<td>{}</td>", xml_escape(cell));
             }
         }
         s.push_str("</tr>\n");
@@ -428,13 +422,13 @@ th{background:#f0f0f0}\ncode{font-size:13px}\n</style></head><body>\n<h1>perfgat
             let _ = writeln!(
                 s,
                 "<li><code>{}</code> {} {}</li>",
-                html_escape(&k.case_text()),
-                html_escape(&k.step),
-                html_escape(&k.metric)
+                xml_escape(&k.case_text()),
+                xml_escape(&k.step),
+                xml_escape(&k.metric)
             );
         }
         s.push_str("</ul>\n");
     }
-    let _ = writeln!(s, "<p>{}</p>\n</body></html>", html_escape(FOOTNOTE));
+    let _ = writeln!(s, "<p>{}</p>\n</body></html>", xml_escape(FOOTNOTE));
     s
 }

@@ -270,6 +270,29 @@ pub fn safe_file_name(id: &str) -> String {
     out
 }
 
+/// Text safe in XML and HTML content and in double-quoted attribute values (JUnit, SVG, the
+/// compare page).
+pub fn xml_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// A chart axis's tick label: whole numbers from 100, one decimal from 1, three below, `0`
+/// for zero.
+pub fn axis_tick(v: f64) -> String {
+    if v == 0.0 {
+        "0".to_string()
+    } else if v.abs() >= 100.0 {
+        format!("{v:.0}")
+    } else if v.abs() >= 1.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.3}")
+    }
+}
+
 /// SHA-256 of `bytes`, lowercase hex.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::{Digest, Sha256};
@@ -547,6 +570,19 @@ mod tests {
             // b's quoted field spans lines 3 and 4, so c is on line 5.
             assert_eq!(lines, [2, 3, 5], "{text:?}");
         }
+    }
+
+    #[test]
+    fn markup_is_escaped_and_ticks_read_at_their_scale() {
+        assert_eq!(
+            xml_escape(r#"a<b & "c">"#),
+            "a&lt;b &amp; &quot;c&quot;&gt;"
+        );
+        let ticks: Vec<String> = [0.0, 0.1234, 12.34, 1234.5, -250.0]
+            .into_iter()
+            .map(axis_tick)
+            .collect();
+        assert_eq!(ticks, ["0", "0.123", "12.3", "1234", "-250"]);
     }
 
     #[test]

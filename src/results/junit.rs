@@ -14,6 +14,7 @@ use std::time::{Duration, SystemTime};
 use quick_junit::{NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestSuite};
 
 use crate::record::CaseResult;
+use crate::textutil::xml_escape;
 
 #[derive(Debug, Clone)]
 pub enum Outcome {
@@ -186,7 +187,7 @@ pub fn join_reports(suite: &str, parts: &[ReportParts]) -> String {
     let time: f64 = parts.iter().map(|p| p.time).sum();
     let mut xml = format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"{}\" tests=\"{}\" failures=\"{}\" errors=\"{}\" time=\"{time:.3}\">\n",
-        quick_xml_escape(suite),
+        xml_escape(suite),
         sum(|p| p.tests),
         sum(|p| p.failures),
         sum(|p| p.errors),
@@ -199,13 +200,6 @@ pub fn join_reports(suite: &str, parts: &[ReportParts]) -> String {
     }
     xml.push_str("</testsuites>\n");
     xml
-}
-
-fn quick_xml_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }
 
 /// `xml` with its `<testsuites ...>` start tag replaced by `root`. quick-junit always writes a

@@ -13,6 +13,7 @@ use super::load::{LevelReport, RunInfo};
 use super::options::LoadLevel;
 use super::stats::{Summary, pname};
 use super::summary::LevelSummary;
+use crate::textutil::{axis_tick, xml_escape};
 
 fn row(out: &mut String, label: &str, value: impl std::fmt::Display) {
     let _ = writeln!(out, "{:<40} {:<10}", label, value.to_string());
@@ -549,13 +550,6 @@ pub fn pareto_frontier(points: &[(f64, f64)]) -> Vec<usize> {
         .collect()
 }
 
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
 /// A self-contained SVG: one point per level, the frontier joined and marked. Hand-written:
 /// one scatter with two axes does not need a plotting library's dependencies.
 pub fn pareto_svg(levels: &[&LevelSummary], title: &str) -> String {
@@ -576,7 +570,7 @@ pub fn pareto_svg(levels: &[&LevelSummary], title: &str) -> String {
         out,
         r#"<text x="{}" y="24" text-anchor="middle" font-size="15">{}</text>"#,
         w / 2.0,
-        esc(title)
+        xml_escape(title)
     );
     // Axes with five ticks each.
     let _ = writeln!(
@@ -595,10 +589,10 @@ pub fn pareto_svg(levels: &[&LevelSummary], title: &str) -> String {
             r#"<text x="{:.1}" y="{}" text-anchor="middle">{}</text><text x="{}" y="{:.1}" text-anchor="end">{}</text>"#,
             sx(fx),
             h - mb + 18.0,
-            tick(fx),
+            axis_tick(fx),
             ml - 6.0,
             sy(fy) + 4.0,
-            tick(fy)
+            axis_tick(fy)
         );
     }
     let _ = writeln!(
@@ -635,7 +629,7 @@ pub fn pareto_svg(levels: &[&LevelSummary], title: &str) -> String {
             sy(p.1),
             if on { 6 } else { 4 },
             if on { "#d62728" } else { "#1f77b4" },
-            esc(&format!(
+            xml_escape(&format!(
                 "{}: {:.1} tok/s/user, {:.1} tok/s{}",
                 s.level.label(),
                 p.0,
@@ -644,7 +638,7 @@ pub fn pareto_svg(levels: &[&LevelSummary], title: &str) -> String {
             )),
             sx(p.0) + 8.0,
             sy(p.1) - 6.0,
-            esc(&s.level.label())
+            xml_escape(&s.level.label())
         );
     }
     let _ = writeln!(
@@ -655,16 +649,6 @@ pub fn pareto_svg(levels: &[&LevelSummary], title: &str) -> String {
     );
     out.push_str("</svg>\n");
     out
-}
-
-fn tick(v: f64) -> String {
-    if v >= 100.0 {
-        format!("{v:.0}")
-    } else if v >= 1.0 {
-        format!("{v:.1}")
-    } else {
-        format!("{v:.3}")
-    }
 }
 
 /// Writes each finished level: text block to `print`, save-result line, per-request JSONL,

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::results::junit::{self, JunitCase, JunitWriter, Outcome};
 use crate::shard::{RECORD_FILE, ShardRecord, ShardSpec};
+use crate::textutil::xml_escape;
 
 /// What the SLURM helper leaves in a shard's directory when the job ended.
 pub const SLURM_STATE_FILE: &str = "slurm_state.json";
@@ -386,18 +387,10 @@ fn merge_concat(shards: &[ShardDir], name: &str) -> Result<Option<(String, usize
     Ok((n > 0).then_some((out, n)))
 }
 
-/// The escaped form of a test id inside a `name="..."` attribute.
-fn xml_attr(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
 /// Takes the test suite of `test_id` (this writer puts each test in a suite of its own) out of
 /// a report's parts, with its counts.
 fn remove_suite(p: &mut junit::ReportParts, test_id: &str) {
-    let open = format!("<testsuite name=\"{}\"", xml_attr(test_id));
+    let open = format!("<testsuite name=\"{}\"", xml_escape(test_id));
     let Some(start) = p.body.find(&open) else {
         return;
     };

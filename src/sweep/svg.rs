@@ -8,29 +8,11 @@ use std::fmt::Write as _;
 use super::result::{TestOutcome, TestSummary};
 use super::spec::TestType;
 use crate::telemetry::Quantity;
+use crate::textutil::{axis_tick, xml_escape};
 
 const COLORS: [&str; 8] = [
     "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf",
 ];
-
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
-fn tick(v: f64) -> String {
-    if v == 0.0 {
-        "0".to_string()
-    } else if v.abs() >= 100.0 {
-        format!("{v:.0}")
-    } else if v.abs() >= 1.0 {
-        format!("{v:.1}")
-    } else {
-        format!("{v:.3}")
-    }
-}
 
 /// A frame: title, axes with five ticks each, axis labels; `sx`/`sy` map data to pixels.
 struct Frame {
@@ -64,7 +46,7 @@ impl Frame {
             f.out,
             r#"<text x="{}" y="24" text-anchor="middle" font-size="15">{}</text>"#,
             (ML + W - MR) / 2.0,
-            esc(title)
+            xml_escape(title)
         );
         let _ = writeln!(
             f.out,
@@ -80,10 +62,10 @@ impl Frame {
                 r#"<text x="{:.1}" y="{}" text-anchor="middle">{}</text><text x="{}" y="{:.1}" text-anchor="end">{}</text>"#,
                 f.sx(fx),
                 H - MB + 18.0,
-                tick(fx),
+                axis_tick(fx),
                 ML - 6.0,
                 f.sy(fy) + 4.0,
-                tick(fy)
+                axis_tick(fy)
             );
         }
         let _ = writeln!(
@@ -91,13 +73,13 @@ impl Frame {
             r#"<text x="{}" y="{}" text-anchor="middle">{}</text>"#,
             (ML + W - MR) / 2.0,
             H - 16.0,
-            esc(x_label)
+            xml_escape(x_label)
         );
         let mid = (MT + H - MB) / 2.0;
         let _ = writeln!(
             f.out,
             r#"<text x="18" y="{mid}" text-anchor="middle" transform="rotate(-90 18 {mid})">{}</text>"#,
-            esc(y_label)
+            xml_escape(y_label)
         );
         f
     }
@@ -119,7 +101,7 @@ impl Frame {
             y - 10.0,
             x + 18.0,
             y,
-            esc(label)
+            xml_escape(label)
         );
     }
 
@@ -183,7 +165,7 @@ pub fn tokens_per_second(tests: &[&TestSummary]) -> String {
                 r#"<line x1="{x:.1}" y1="{:.1}" x2="{x:.1}" y2="{:.1}" stroke="{color}"/><circle cx="{x:.1}" cy="{y:.1}" r="4" fill="{color}"><title>{}</title></circle>"#,
                 f.sy((m - sd).max(0.0)),
                 f.sy(m + sd),
-                esc(&format!("{}: {m:.2} ± {sd:.2} tokens/s", s.label()))
+                xml_escape(&format!("{}: {m:.2} ± {sd:.2} tokens/s", s.label()))
             );
         }
         f.legend(i, color, name);
