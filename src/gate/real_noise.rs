@@ -27,6 +27,7 @@ use std::path::{Path, PathBuf};
 use crate::textutil;
 
 use super::rng::Rng;
+use super::stats::{mean, median, sd};
 
 /// The repetitions of one or more sessions, as read from a file.
 #[derive(Debug, Clone)]
@@ -267,7 +268,11 @@ impl NoiseSeries {
         }
         let within = (ss / dof.max(1) as f64).sqrt();
         let means: Vec<f64> = logs.iter().map(|s| mean(s)).collect();
-        let between = if means.len() > 1 { sd(&means) } else { 0.0 };
+        let between = if means.len() > 1 {
+            sd(&means, mean(&means))
+        } else {
+            0.0
+        };
         // Outliers: beyond 4 robust scales (1.4826·MAD) of the session's median, as the gate
         // screens them.
         let mut outliers = 0;
@@ -388,29 +393,6 @@ impl Resampler {
         let x = s[c.pos % s.len()];
         c.pos = (c.pos + 1) % s.len();
         x
-    }
-}
-
-fn mean(v: &[f64]) -> f64 {
-    v.iter().sum::<f64>() / v.len().max(1) as f64
-}
-
-fn sd(v: &[f64]) -> f64 {
-    let m = mean(v);
-    (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (v.len().max(2) - 1) as f64).sqrt()
-}
-
-fn median(v: &[f64]) -> f64 {
-    let mut s = v.to_vec();
-    s.sort_by(f64::total_cmp);
-    let n = s.len();
-    if n == 0 {
-        return f64::NAN;
-    }
-    if n % 2 == 1 {
-        s[n / 2]
-    } else {
-        (s[n / 2 - 1] + s[n / 2]) / 2.0
     }
 }
 

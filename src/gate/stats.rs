@@ -696,18 +696,19 @@ fn pct(log_ratio: f64) -> f64 {
     (log_ratio.exp() - 1.0) * 100.0
 }
 
-fn mean(v: &[f64]) -> f64 {
+pub(crate) fn mean(v: &[f64]) -> f64 {
     v.iter().sum::<f64>() / v.len().max(1) as f64
 }
 
-fn sd(v: &[f64], m: f64) -> f64 {
+/// Sample standard deviation around `m` (0 below two values).
+pub(crate) fn sd(v: &[f64], m: f64) -> f64 {
     if v.len() < 2 {
         return 0.0;
     }
     (v.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / (v.len() - 1) as f64).sqrt()
 }
 
-fn median(v: &[f64]) -> f64 {
+pub(crate) fn median(v: &[f64]) -> f64 {
     let mut w = v.to_vec();
     median_in_place(&mut w)
 }
