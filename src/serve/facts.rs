@@ -3,13 +3,12 @@
 //! against that limit before it sends anything, so a prompt longer than the server's context
 //! is refused with the limit named instead of failing (or being cut short) mid-sweep.
 
-use std::time::Duration;
-
 use serde::Serialize;
 
 use super::error::ServeError;
 use super::http::{base_url, build_client};
 use super::options::{ServerKind, Target};
+use super::probe::get_json;
 
 /// The longest sequence (prompt + generated tokens) one request may have, and where the
 /// server said so.
@@ -32,19 +31,6 @@ pub struct ServerFacts {
     pub slots: Option<u64>,
     /// How the model and kind were found.
     pub notes: Vec<String>,
-}
-
-async fn get_json(client: &reqwest::Client, url: &str) -> Option<serde_json::Value> {
-    let r = client
-        .get(url)
-        .timeout(Duration::from_secs(10))
-        .send()
-        .await
-        .ok()?;
-    if !r.status().is_success() {
-        return None;
-    }
-    serde_json::from_slice(&r.bytes().await.ok()?).ok()
 }
 
 /// The context limit in a llama.cpp `/props` or a `/v1/models` answer.
@@ -81,8 +67,12 @@ pub fn server_facts(target: &Target) -> Result<ServerFacts, ServeError> {
         super::probe::wait_ready(&client, None, target).await?;
         let probed = super::probe::identify(&client, target).await?;
         let base = base_url(&target.url);
-        let props = get_json(&client, &format!("{base}/props")).await;
-        let models = get_json(&client, &format!("{base}/v1/models")).await;
+        let props = get_json(&client, &format!("{base}/props"))
+            .await
+            .map(|(v, _)| v);
+        let models = get_json(&client, &format!("{base}/v1/models"))
+            .await
+            .map(|(v, _)| v);
         Ok(ServerFacts {
             model: probed.model,
             kind: probed.kind,

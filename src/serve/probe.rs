@@ -103,7 +103,10 @@ pub async fn wait_ready(
     }
 }
 
-async fn get_json(client: &reqwest::Client, url: &str) -> Option<(serde_json::Value, String)> {
+pub(super) async fn get_json(
+    client: &reqwest::Client,
+    url: &str,
+) -> Option<(serde_json::Value, String)> {
     let r = client
         .get(url)
         .timeout(Duration::from_secs(10))
